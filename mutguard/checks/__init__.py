@@ -1,0 +1,118 @@
+"""The check catalogue: each check is one function with its metadata beside it.
+
+    @check(id="eks.endpoint.public_unrestricted", title=..., severity=..., ...)
+    def endpoint_public_unrestricted(cluster: EksCluster) -> Outcome | Iterable[Outcome] | None:
+        ...
+
+A check returns PASS, FAIL (with the attack-graph edges its mistake opens) or UNKNOWN (with the
+reason, and the assumption MUT makes instead); None means it does not apply to this cluster. A
+check that raises becomes an ERROR finding naming the cluster: it never becomes a PASS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mutguard.models import Area, CheckMetadata, Maturity, Provider, Severity, Status
+from mutguard.mut import Edge, Start, StartKind
+
+# Adding a check module means adding it here; adding a check to a module touches only the module.
+CHECK_MODULES = ("mutguard.checks.eks", "mutguard.checks.rbac")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    detail: str
+    resource: str | None = None
+    edges: tuple[Edge, ...] = ()
+    starts: tuple[Start, ...] = ()
+    assumption: str | None = None
+    assumption_affects: tuple[StartKind, ...] = tuple(StartKind)
+
+
+def passed(detail: str, resource: str | None = None) -> Outcome:
+    return Outcome(Status.PASS, detail, resource)
+
+
+def failed(
+    detail: str,
+    resource: str | None = None,
+    edges: Iterable[Edge] = (),
+    starts: Iterable[Start] = (),
+) -> Outcome:
+    return Outcome(Status.FAIL, detail, resource, tuple(edges), tuple(starts))
+
+
+def unknown(
+    reason: str,
+    resource: str | None = None,
+    assumption: str | None = None,
+    affects: Iterable[StartKind] = tuple(StartKind),
+) -> Outcome:
+    """Cannot decide. `assumption` is what MUT assumes instead (it goes into mut_basis) and
+    `affects` the starting points whose MUT therefore becomes an upper bound."""
+    return Outcome(
+        Status.UNKNOWN, reason, resource, assumption=assumption, assumption_affects=tuple(affects)
+    )
+
+
+CheckResult = Outcome | Iterable[Outcome] | None
+
+
+@dataclass(frozen=True)
+class Check:
+    meta: CheckMetadata
+    run: Callable[[Any], CheckResult]
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def check(
+    *,
+    id: str,
+    title: str,
+    severity: Severity,
+    area: Area,
+    maturity: Maturity,
+    providers: Iterable[Provider],
+    rationale: str,
+    remediation: dict[Provider, str],
+    references: Iterable[str],
+) -> Callable[[Callable[[Any], CheckResult]], Callable[[Any], CheckResult]]:
+    meta = CheckMetadata(
+        id=id,
+        title=title,
+        severity=severity,
+        area=area,
+        maturity=maturity,
+        providers=list(providers),
+        rationale=rationale,
+        remediation=remediation,
+        references=list(references),
+    )
+    missing = set(meta.providers) - set(meta.remediation)
+    if missing:
+        raise ValueError(f"check {id}: no remediation for {sorted(missing)}")
+
+    def register(func: Callable[[Any], CheckResult]) -> Callable[[Any], CheckResult]:
+        if id in _REGISTRY:
+            raise ValueError(f"check id {id} is registered twice")
+        _REGISTRY[id] = Check(meta, func)
+        return func
+
+    return register
+
+
+def catalogue(provider: Provider | None = None) -> list[Check]:
+    """Every registered check (for one provider if given), ordered by id."""
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
+    checks = sorted(_REGISTRY.values(), key=lambda c: c.meta.id)
+    if provider is None:
+        return checks
+    return [c for c in checks if provider in c.meta.providers]

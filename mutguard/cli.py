@@ -1,0 +1,265 @@
+"""The `mutguard` command line.
+
+Exit codes: 0 scanned, no gate tripped; 1 a gate (--fail-on, --max-mut) tripped; 2 usage error or
+nothing could be scanned; 3 scanned, but some account, region or cluster could not be read.
+Heavy modules are imported inside the commands so that `mutguard --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mutguard import __version__
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+FORMATS = ("table", "json", "sarif", "markdown")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+log = logging.getLogger("mutguard")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _add_aws_options(parser: argparse.ArgumentParser) -> None:
+    aws = parser.add_argument_group("AWS (--provider aws)")
+    aws.add_argument(
+        "--regions",
+        type=_csv,
+        default=(),
+        help="comma-separated; default: the account's enabled regions",
+    )
+    aws.add_argument(
+        "--role-arn",
+        action="append",
+        default=[],
+        dest="role_arns",
+        help="role to assume; repeat for several, or use {account} with --accounts",
+    )
+    aws.add_argument(
+        "--accounts",
+        type=_csv,
+        default=(),
+        help="comma-separated account ids for a --role-arn template",
+    )
+    aws.add_argument("--external-id", help="external id required by the roles' trust policy")
+    aws.add_argument("--profile", help="AWS profile for the base credentials")
+    aws.add_argument("--concurrency", type=int, default=16, help="parallel API calls (default 16)")
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("-o", "--output", type=Path, help="write the report to FILE")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        help="exit 1 if any FAIL finding has this severity or worse",
+    )
+    parser.add_argument(
+        "--max-mut",
+        type=int,
+        metavar="N",
+        help="exit 1 if any cluster's lowest MUT (internet, workload or credential) is N or less",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mutguard",
+        description="Measure how many mistakes stand between an attacker and cluster-admin.",
+        epilog="Exit codes: 0 ok, 1 gate tripped, 2 usage or input error, 3 partial scan errors.",
+    )
+    parser.add_argument("--version", action="version", version=f"mutguard {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan = commands.add_parser("scan", help="scan live clusters or an offline snapshot")
+    source = scan.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--snapshot", type=Path, metavar="DIR", help="a cluster directory or a directory of them"
+    )
+    source.add_argument("--provider", choices=("aws",), help="scan the live cloud")
+    _add_aws_options(scan)
+    _add_output_options(scan)
+
+    snapshot = commands.add_parser("snapshot", help="save live clusters as a snapshot directory")
+    snapshot.add_argument("--provider", choices=("aws",), required=True)
+    snapshot.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    _add_aws_options(snapshot)
+
+    checks = commands.add_parser("checks", help="list the check catalogue")
+    checks.add_argument("--format", choices=("table", "json"), default="table")
+    checks.add_argument("--provider", choices=("eks", "gke", "aks", "kubernetes"))
+
+    demo = commands.add_parser("demo", help="scan the bundled example clusters")
+    _add_output_options(demo)
+    return parser
+
+
+def _aws_options(args: argparse.Namespace):
+    from mutguard.providers.eks_live import AwsOptions
+
+    if args.concurrency < 1:
+        raise _usage("--concurrency must be at least 1")
+    return AwsOptions(
+        regions=args.regions,
+        role_arns=tuple(args.role_arns),
+        accounts=args.accounts,
+        external_id=args.external_id,
+        profile=args.profile,
+        concurrency=args.concurrency,
+    )
+
+
+def _usage(message: str) -> Exception:
+    from mutguard.errors import InputError
+
+    return InputError(message)
+
+
+def _live_items(args: argparse.Namespace) -> Iterable:
+    """Clusters from the live cloud, with a progress bar when stderr is a terminal."""
+    from mutguard import providers
+
+    collect = providers.live(args.provider).collect
+    options = _aws_options(args)
+    if not sys.stderr.isatty():
+        return list(collect(options))
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("reading clusters", total=None)
+        return list(
+            collect(options, lambda done, known: progress.update(task, completed=done, total=known))
+        )
+
+
+def _scan(items: Iterable, args: argparse.Namespace) -> int:
+    from mutguard.models import Severity, Status
+    from mutguard.render import render
+    from mutguard.scan import build_report
+
+    report = build_report(items, datetime.now(UTC))
+    if args.output:
+        args.output.write_text(render(report, args.format), encoding="utf-8")
+    else:
+        color = args.format == "table" and sys.stdout.isatty()
+        sys.stdout.write(render(report, args.format, color=color))
+
+    if args.fail_on:
+        threshold = Severity(args.fail_on).rank
+        if any(
+            f.status is Status.FAIL and f.severity.rank >= threshold
+            for c in report.clusters
+            for f in c.findings
+        ):
+            return EXIT_GATE
+    if args.max_mut is not None:
+        for cluster in report.clusters:
+            values = [
+                v
+                for v in (cluster.mut, cluster.mut_workload, cluster.mut_credential)
+                if v is not None
+            ]
+            if values and min(values) <= args.max_mut:
+                return EXIT_GATE
+    if report.errors or any(c.errors for c in report.clusters):
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    if args.snapshot is not None:
+        from mutguard.providers import snapshot
+
+        return _scan(snapshot.read(args.snapshot), args)
+    return _scan(_live_items(args), args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from mutguard.providers import snapshot
+
+    demo_dir = Path(str(resources.files("mutguard") / "demo"))
+    return _scan(snapshot.read(demo_dir), args)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from mutguard.models import ScanError
+    from mutguard.providers import snapshot
+
+    failed = False
+    for item in _live_items(args):
+        if isinstance(item, ScanError):
+            print(f"error {item.scope}: {item.message}", file=sys.stderr)
+            failed = True
+            continue
+        written = snapshot.write(item, args.output)
+        failed = failed or bool(item.errors)
+        print(f"wrote {written}")
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    import json
+
+    from mutguard.checks import catalogue
+    from mutguard.models import Provider
+
+    checks = catalogue(Provider(args.provider) if args.provider else None)
+    if args.format == "json":
+        data = [c.meta.model_dump(mode="json") for c in checks]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mutguard checks ({len(checks)})")
+    for column in ("id", "severity", "area", "maturity", "providers", "title"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        m = c.meta
+        table.add_row(
+            m.id,
+            m.severity.value,
+            m.area.value,
+            m.maturity.value,
+            ",".join(p.value for p in m.providers),
+            m.title,
+        )
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    return EXIT_OK
+
+
+COMMANDS = {"scan": cmd_scan, "demo": cmd_demo, "snapshot": cmd_snapshot, "checks": cmd_checks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from mutguard.errors import InputError
+
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        print(f"mutguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"mutguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

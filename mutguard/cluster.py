@@ -1,0 +1,121 @@
+"""What the checks read: one cluster's posture, parsed from the raw documents an adapter collected.
+
+Adapters (live or snapshot) hand over a ClusterSource: the raw JSON documents of the snapshot
+layout in DESIGN.md, so a live scan and an offline scan of the same data are the same scan.
+Each provider parses cluster.json into its Cluster subclass; the in-cluster documents (rbac.json,
+probe.json) are parsed here because they do not depend on the cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mutguard.errors import InputError
+from mutguard.models import Provider
+from mutguard.rbac import RbacPolicy
+
+CLUSTER_DOC = "cluster.json"
+RBAC_DOC = "rbac.json"
+WORKLOADS_DOC = "workloads.json"
+PROBE_DOC = "probe.json"
+ERRORS_DOC = "errors.json"
+
+T = TypeVar("T")
+
+
+@dataclass
+class ClusterSource:
+    """The raw documents of one cluster, keyed by snapshot file name, and why any could not be read.
+
+    `provider`, `name`, `location` and `account` are known before cluster.json is parsed (from the
+    listing or the directory), so a cluster whose description fails is still reported by name.
+    """
+
+    provider: Provider
+    name: str
+    location: str = ""
+    account: str = ""
+    documents: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+
+class EndpointAccess(BaseModel):
+    """Who can reach the API server over the network."""
+
+    model_config = ConfigDict(frozen=True)
+
+    public: bool
+    private: bool
+    public_cidrs: list[str] = Field(default_factory=list)
+
+
+class Probe(BaseModel):
+    """probe.json: did the API server answer GET /version and GET /api without credentials."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    anonymous_version: bool
+    anonymous_api: bool
+
+
+class Cluster(BaseModel):
+    """The provider-neutral part of a cluster's posture; providers subclass it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    provider: Provider
+    name: str
+    location: str
+    account: str
+    arn_or_id: str
+    version: str | None = None
+    observed_at: datetime
+    endpoint: EndpointAccess | None = None
+    probe: Probe | None = None
+    rbac: RbacPolicy | None = None
+    collection_errors: dict[str, str] = Field(default_factory=dict)
+    origin: str = ""
+
+    def missing(self, document: str) -> str:
+        """Why a document is absent, for UNKNOWN results: the error or 'not collected'."""
+        return self.collection_errors.get(document, f"{document} was not collected")
+
+
+def parse_optional(
+    source: ClusterSource, errors: dict[str, str], document: str, parse: Callable[[Any], T]
+) -> T | None:
+    """Parse an optional document; a malformed one is recorded in errors and read as absent,
+    so its checks say UNKNOWN with the reason while the rest of the cluster is still assessed."""
+    raw = source.documents.get(document)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except InputError as exc:
+        errors[document] = str(exc)
+        return None
+
+
+def _parse_probe(raw: Any) -> Probe:
+    try:
+        return Probe.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(
+            f"{PROBE_DOC}: expected {{anonymous_version: bool, anonymous_api: bool}}"
+        ) from exc
+
+
+def parse_common(source: ClusterSource, errors: dict[str, str]) -> dict[str, Any]:
+    """Fields every provider's Cluster takes from the in-cluster documents."""
+    return {
+        "probe": parse_optional(source, errors, PROBE_DOC, _parse_probe),
+        "rbac": parse_optional(source, errors, RBAC_DOC, RbacPolicy.from_kubectl),
+        "collection_errors": errors,
+        "origin": source.origin,
+    }

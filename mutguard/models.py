@@ -1,0 +1,189 @@
+"""The report contract (DESIGN.md, schema_version 1) and the values it is built from.
+
+The JSON report, the publishers' messages and schemas/report.schema.json are all this module's
+models serialised with aliases; renaming or removing a field bumps SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mutguard import __version__
+
+SCHEMA_VERSION = "1"
+
+
+class Provider(StrEnum):
+    EKS = "eks"
+    GKE = "gke"
+    AKS = "aks"
+    KUBERNETES = "kubernetes"
+
+
+class Status(StrEnum):
+    PASS = "PASS"  # noqa: S105 - a check status, not a password
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+    ERROR = "ERROR"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: lets callers sort and compare against --fail-on."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class Area(StrEnum):
+    NETWORK = "network"
+    AUTHENTICATION = "authentication"
+    PRIVILEGED_ACCESS = "privileged_access"
+    GITOPS = "gitops"
+    WORKLOADS = "workloads"
+    DATA_PROTECTION = "data_protection"
+    LOGGING = "logging"
+    LIFECYCLE = "lifecycle"
+
+
+GRADED_AREAS = (
+    Area.NETWORK,
+    Area.AUTHENTICATION,
+    Area.PRIVILEGED_ACCESS,
+    Area.GITOPS,
+    Area.WORKLOADS,
+)
+
+
+class Maturity(StrEnum):
+    CRAWL = "crawl"
+    WALK = "walk"
+    RUN = "run"
+
+
+class Grade(StrEnum):
+    """An area's grade; `unknown` when no check of the area could decide anything."""
+
+    UNKNOWN = "unknown"
+    NONE = "none"
+    CRAWL = "crawl"
+    WALK = "walk"
+    RUN = "run"
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored, so a report written by a newer mutguard still loads.
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CheckMetadata(_Model):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+    title: str
+    severity: Severity
+    area: Area
+    maturity: Maturity
+    providers: list[Provider]
+    rationale: str
+    remediation: dict[Provider, str]
+    references: list[str]
+
+
+class Finding(_Model):
+    check_id: str
+    status: Status
+    severity: Severity
+    title: str
+    area: Area
+    resource: str
+    detail: str
+    remediation: str
+    mut_gain: int | None = Field(
+        default=None,
+        description="FAIL only: how much the lowest affected MUT rises when this one finding is "
+        "fixed (0 when another mistake still opens the same path).",
+    )
+    mut_gain_from: list[str] = Field(
+        default_factory=list,
+        description="Which starting points (internet, workload, credential) the fix raises.",
+    )
+
+
+class AttackPath(_Model):
+    from_: str = Field(
+        alias="from", description="internet | workload:<ns>/<pod> | credential:<what>"
+    )
+    mut: int
+    steps: list[str]
+
+
+class MaturityGrades(_Model):
+    network: Grade
+    authentication: Grade
+    privileged_access: Grade
+    gitops: Grade
+    workloads: Grade
+
+
+class ClusterReport(_Model):
+    name: str
+    provider: Provider
+    location: str
+    account: str
+    arn_or_id: str
+    mut: int | None = Field(
+        description="From the internet; null when the cluster could not be read"
+    )
+    mut_workload: int | None
+    mut_credential: int | None
+    mut_upper_bound: list[str] = Field(
+        default_factory=list,
+        description="Which of mut, mut_workload, mut_credential rest on an assumption (see "
+        "mut_basis) because a barrier could not be read: those are upper bounds, not facts.",
+    )
+    mut_basis: list[str]
+    paths: list[AttackPath]
+    maturity: MaturityGrades
+    findings: list[Finding]
+    errors: list[str]
+
+
+class ToolInfo(_Model):
+    name: str = "mutguard"
+    version: str = __version__
+
+
+class ScanError(_Model):
+    """A failure above any one cluster: an account not assumed, a region not listed."""
+
+    scope: str = Field(description="provider:account[:region], e.g. eks:123456789012:eu-west-1")
+    message: str
+
+
+class Report(_Model):
+    schema_version: str = SCHEMA_VERSION
+    tool: ToolInfo = Field(default_factory=ToolInfo)
+    generated_at: datetime
+    clusters: list[ClusterReport]
+    errors: list[ScanError] = Field(default_factory=list)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(by_alias=True, indent=indent)

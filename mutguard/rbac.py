@@ -1,0 +1,273 @@
+"""Kubernetes RBAC as the API server's RBAC authorizer reads it.
+
+Input is `kubectl get clusterroles,clusterrolebindings,roles,rolebindings -A -o json` (a v1 List).
+Rule matching follows the authorizer exactly: `*` in verbs, apiGroups and resources; `*/sub` and
+`res/sub` for subresources; resourceNames narrowing; nonResourceURLs with a trailing `*` prefix.
+Aggregated ClusterRoles take the rules of every ClusterRole their selectors match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mutguard.errors import InputError
+
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
+AUTHENTICATED_GROUP = "system:authenticated"
+MASTERS_GROUP = "system:masters"
+
+ROLE_KINDS = ("ClusterRole", "Role")
+BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    verbs: frozenset[str]
+    api_groups: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    resource_names: frozenset[str] = frozenset()
+    non_resource_urls: frozenset[str] = frozenset()
+
+    def allows(self, verb: str, group: str, resource: str, subresource: str = "") -> bool:
+        """Whether this rule allows `verb` on every object of group/resource[/subresource]."""
+        if self.resource_names:
+            return False
+        return self.allows_named(verb, group, resource, subresource)
+
+    def allows_named(self, verb: str, group: str, resource: str, subresource: str = "") -> bool:
+        """Whether this rule allows `verb` on at least some objects (resourceNames ignored)."""
+        if not ("*" in self.verbs or verb in self.verbs):
+            return False
+        if not ("*" in self.api_groups or group in self.api_groups):
+            return False
+        combined = f"{resource}/{subresource}" if subresource else resource
+        return (
+            "*" in self.resources
+            or combined in self.resources
+            or (bool(subresource) and f"*/{subresource}" in self.resources)
+        )
+
+    def allows_url(self, verb: str, url: str) -> bool:
+        if not ("*" in self.verbs or verb in self.verbs):
+            return False
+        return any(
+            pattern == url or (pattern.endswith("*") and url.startswith(pattern[:-1]))
+            for pattern in self.non_resource_urls
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    kind: str  # User | Group | ServiceAccount
+    name: str
+    namespace: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "ServiceAccount":
+            return f"ServiceAccount {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    kind: str
+    name: str
+    namespace: str
+    rules: tuple[Rule, ...]
+    labels: Mapping[str, str]
+    aggregation: (
+        tuple[Mapping[str, Any], ...] | None
+    )  # clusterRoleSelectors, None if not aggregated
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    kind: str
+    name: str
+    namespace: str
+    role_kind: str
+    role_name: str
+    subjects: tuple[Subject, ...]
+
+    @property
+    def cluster_wide(self) -> bool:
+        return self.kind == "ClusterRoleBinding"
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+def _strings(value: Any, where: str) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InputError(f"{where}: expected a list of strings, got {value!r}")
+    return frozenset(value)
+
+
+def _rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: a rule must be an object")
+    return Rule(
+        verbs=_strings(raw.get("verbs"), f"{where}.verbs"),
+        api_groups=_strings(raw.get("apiGroups"), f"{where}.apiGroups"),
+        resources=_strings(raw.get("resources"), f"{where}.resources"),
+        resource_names=_strings(raw.get("resourceNames"), f"{where}.resourceNames"),
+        non_resource_urls=_strings(raw.get("nonResourceURLs"), f"{where}.nonResourceURLs"),
+    )
+
+
+def _label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or ():
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or ()
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise InputError(f"aggregationRule: unknown label selector operator {operator!r}")
+    return True
+
+
+class RbacPolicy:
+    """All roles and bindings of one cluster, indexed for the questions the checks ask."""
+
+    def __init__(self, roles: Iterable[Role], bindings: Iterable[Binding]) -> None:
+        self.roles: dict[tuple[str, str, str], Role] = {
+            (role.kind, role.namespace, role.name): role for role in roles
+        }
+        self.bindings: list[Binding] = list(bindings)
+        self._aggregated: dict[str, tuple[Rule, ...]] = {}
+
+    @classmethod
+    def from_kubectl(cls, document: Any) -> RbacPolicy:
+        if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+            raise InputError("rbac.json: expected a kubectl List with an 'items' array")
+        roles: list[Role] = []
+        bindings: list[Binding] = []
+        for index, item in enumerate(document["items"]):
+            if not isinstance(item, dict):
+                raise InputError(f"rbac.json: items[{index}] is not an object")
+            kind = item.get("kind")
+            metadata = item.get("metadata") or {}
+            name = metadata.get("name")
+            where = f"rbac.json: {kind} {name or f'items[{index}]'}"
+            if kind not in ROLE_KINDS + BINDING_KINDS:
+                continue  # other kinds are not RBAC; a mixed List is fine
+            if not isinstance(name, str):
+                raise InputError(f"{where}: metadata.name is missing")
+            namespace = metadata.get("namespace") or ""
+            if kind in ROLE_KINDS:
+                roles.append(_parse_role(item, kind, name, namespace, where))
+            else:
+                bindings.append(_parse_binding(item, kind, name, namespace, where))
+        return cls(roles, bindings)
+
+    def rules_of(self, binding: Binding) -> tuple[Rule, ...] | None:
+        """The rules a binding grants, or None when its role does not exist (grants nothing)."""
+        if binding.role_kind == "ClusterRole":
+            role = self.roles.get(("ClusterRole", "", binding.role_name))
+        else:
+            role = self.roles.get(("Role", binding.namespace, binding.role_name))
+        if role is None:
+            return None
+        if role.aggregation is None:
+            return role.rules
+        if role.name not in self._aggregated:
+            self._aggregated[role.name] = self._aggregate(role)
+        return self._aggregated[role.name]
+
+    def _aggregate(self, role: Role) -> tuple[Rule, ...]:
+        rules = list(role.rules)
+        for other in self.roles.values():
+            if other.kind != "ClusterRole" or other is role:
+                continue
+            if any(_label_selector_matches(sel, other.labels) for sel in role.aggregation or ()):
+                rules.extend(other.rules)
+        return tuple(dict.fromkeys(rules))
+
+    def bindings_for(self, kind: str, name: str) -> Iterator[Binding]:
+        """Bindings whose subjects include the given user or group."""
+        for binding in self.bindings:
+            if any(s.kind == kind and s.name == name for s in binding.subjects):
+                yield binding
+
+
+def _parse_role(item: dict, kind: str, name: str, namespace: str, where: str) -> Role:
+    rules_raw = item.get("rules") or []
+    if not isinstance(rules_raw, list):
+        raise InputError(f"{where}: rules must be a list")
+    aggregation = None
+    if kind == "ClusterRole" and item.get("aggregationRule"):
+        selectors = item["aggregationRule"].get("clusterRoleSelectors") or []
+        aggregation = tuple(selectors)
+    return Role(
+        kind=kind,
+        name=name,
+        namespace=namespace if kind == "Role" else "",
+        rules=tuple(_rule(rule, f"{where}.rules[{i}]") for i, rule in enumerate(rules_raw)),
+        labels=(item.get("metadata") or {}).get("labels") or {},
+        aggregation=aggregation,
+    )
+
+
+def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str) -> Binding:
+    role_ref = item.get("roleRef")
+    if not isinstance(role_ref, dict) or role_ref.get("kind") not in ROLE_KINDS:
+        raise InputError(f"{where}: roleRef must name a ClusterRole or Role")
+    subjects = []
+    for i, raw in enumerate(item.get("subjects") or []):
+        if not isinstance(raw, dict) or raw.get("kind") not in ("User", "Group", "ServiceAccount"):
+            raise InputError(f"{where}.subjects[{i}]: kind must be User, Group or ServiceAccount")
+        subjects.append(Subject(raw["kind"], str(raw.get("name", "")), raw.get("namespace") or ""))
+    return Binding(
+        kind=kind,
+        name=name,
+        namespace=namespace if kind == "RoleBinding" else "",
+        role_kind=role_ref["kind"],
+        role_name=str(role_ref.get("name", "")),
+        subjects=tuple(subjects),
+    )
+
+
+def admin_powers(rules: Iterable[Rule]) -> list[str]:
+    """The admin-equivalent powers a set of rules holds when granted cluster-wide.
+
+    Admin-equivalent (DESIGN.md): read every secret, run privileged pods on any node, or
+    escalate / bind / impersonate to get there.
+    """
+    rules = tuple(rules)
+
+    def can(verb: str, group: str, resource: str, sub: str = "") -> bool:
+        return any(rule.allows(verb, group, resource, sub) for rule in rules)
+
+    if can("*", "*", "*"):
+        return ["every verb on every resource"]  # implies every power below
+    powers = []
+    if any(can(verb, "", "secrets") for verb in ("get", "list", "watch")):
+        powers.append("read every secret")
+    if can("create", "", "pods"):
+        powers.append("create pods in any namespace (privileged, with any service account)")
+    for resource in ("clusterroles", "roles"):
+        for verb in ("escalate", "bind"):
+            if can(verb, "rbac.authorization.k8s.io", resource):
+                powers.append(f"{verb} {resource} (grant itself any permission)")
+    for resource in ("users", "groups", "serviceaccounts"):
+        if can("impersonate", "", resource):
+            powers.append(f"impersonate {resource} (act as system:masters or any admin)")
+    if can("get", "", "nodes", "proxy") or can("create", "", "nodes", "proxy"):
+        powers.append("nodes/proxy (run commands in any pod through the kubelet)")
+    return powers

@@ -1,0 +1,197 @@
+"""Turn collected clusters into reports: parse, run the catalogue, compute MUT and grades.
+
+Nothing here raises for one cluster's bad data: a cluster that cannot be parsed becomes a report
+with its error, a check that crashes becomes an ERROR finding, and the other clusters go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from mutguard import providers
+from mutguard.checks import Check, Outcome, catalogue
+from mutguard.cluster import CLUSTER_DOC, Cluster, ClusterSource
+from mutguard.errors import InputError
+from mutguard.models import (
+    GRADED_AREAS,
+    AttackPath,
+    ClusterReport,
+    Finding,
+    Grade,
+    Maturity,
+    MaturityGrades,
+    Report,
+    ScanError,
+    Status,
+)
+from mutguard.mut import Contribution, MutResult, StartKind, compute
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_ASSUMPTION = (
+    "workloads: not read; assumed a compromised pod holds one ordinary service-account token and "
+    "cannot reach its node"
+)
+_MUT_FIELDS = {
+    StartKind.INTERNET: "mut",
+    StartKind.WORKLOAD: "mut_workload",
+    StartKind.CREDENTIAL: "mut_credential",
+}
+_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.UNKNOWN: 2, Status.PASS: 3}
+_LEVELS = (Maturity.CRAWL, Maturity.WALK, Maturity.RUN)
+
+
+def evaluate(source: ClusterSource, observed_at: datetime) -> ClusterReport:
+    """One cluster's report; never raises for the cluster's own data."""
+    if CLUSTER_DOC not in source.documents:
+        return _error_report(source, source.errors.get(CLUSTER_DOC, f"{CLUSTER_DOC} missing"))
+    try:
+        cluster = providers.parser(source.provider).parse(source, observed_at)
+    except InputError as exc:
+        return _error_report(source, f"cluster {source.name}: {exc}")
+    return assess(cluster)
+
+
+def assess(cluster: Cluster) -> ClusterReport:
+    checks = catalogue(cluster.provider)
+    results = [(check, outcome) for check in checks for outcome in _run(check, cluster)]
+
+    findings: list[Finding] = []
+    contributions: list[Contribution] = []
+    assumptions: list[str] = []
+    bounded: set[StartKind] = {StartKind.WORKLOAD}  # workloads are not read yet
+    for index, (check, outcome) in enumerate(results):
+        meta = check.meta
+        findings.append(
+            Finding(
+                check_id=meta.id,
+                status=outcome.status,
+                severity=meta.severity,
+                title=meta.title,
+                area=meta.area,
+                resource=outcome.resource or cluster.arn_or_id,
+                detail=outcome.detail,
+                remediation=meta.remediation[cluster.provider],
+                mut_gain=0 if outcome.status is Status.FAIL else None,
+            )
+        )
+        if outcome.edges or outcome.starts:
+            contributions.append(Contribution(index, outcome.edges, outcome.starts))
+        if outcome.assumption:
+            assumptions.append(outcome.assumption)
+            bounded.update(outcome.assumption_affects)
+
+    result = compute(contributions)
+    for index, gains in result.gains.items():
+        if gains:
+            findings[index].mut_gain = max(gains.values())
+            findings[index].mut_gain_from = [kind.value for kind in gains]
+
+    basis = [*dict.fromkeys(assumptions), WORKLOAD_ASSUMPTION]
+    if cluster.rbac is not None:
+        basis.append(f"authorization: read from RBAC ({len(cluster.rbac.bindings)} bindings)")
+
+    return ClusterReport(
+        name=cluster.name,
+        provider=cluster.provider,
+        location=cluster.location,
+        account=cluster.account,
+        arn_or_id=cluster.arn_or_id,
+        **{field: result.mut(kind) for kind, field in _MUT_FIELDS.items()},
+        mut_upper_bound=[_MUT_FIELDS[kind] for kind in StartKind if kind in bounded],
+        mut_basis=basis,
+        paths=_paths(result),
+        maturity=_grades(results),
+        findings=sorted(findings, key=_finding_order),
+        errors=[f"{doc}: {why}" for doc, why in sorted(cluster.collection_errors.items())],
+    )
+
+
+def _run(check: Check, cluster: Cluster) -> list[Outcome]:
+    try:
+        produced = check.run(cluster)
+        if produced is None:
+            return []
+        return [produced] if isinstance(produced, Outcome) else list(produced)
+    except Exception as exc:  # a crashing check must not hide the other checks or clusters
+        log.warning("check %s failed on cluster %s: %r", check.meta.id, cluster.name, exc)
+        return [Outcome(Status.ERROR, f"check failed on cluster {cluster.name}: {exc!r}")]
+
+
+def _paths(result: MutResult) -> list[AttackPath]:
+    return [
+        AttackPath(from_=route.start.label, mut=route.mut, steps=route.steps())
+        for kind in StartKind
+        if (route := result.routes.get(kind)) is not None
+    ]
+
+
+def _check_status(outcomes: Iterable[Outcome]) -> Status:
+    return min((o.status for o in outcomes), key=_STATUS_ORDER.__getitem__)
+
+
+def _grades(results: list[tuple[Check, Outcome]]) -> MaturityGrades:
+    by_check: dict[str, tuple[Check, list[Outcome]]] = {}
+    for check, outcome in results:
+        by_check.setdefault(check.meta.id, (check, []))[1].append(outcome)
+    grades = {}
+    for area in GRADED_AREAS:
+        grade = Grade.UNKNOWN
+        for level in _LEVELS:
+            statuses = [
+                _check_status(outcomes)
+                for check, outcomes in by_check.values()
+                if check.meta.area is area and check.meta.maturity is level
+            ]
+            if not statuses:
+                break
+            if Status.FAIL in statuses:
+                grade = Grade.NONE if level is Maturity.CRAWL else grade
+                break
+            if any(status is not Status.PASS for status in statuses):
+                break
+            grade = Grade(level.value)
+        grades[area.value] = grade
+    return MaturityGrades(**grades)
+
+
+def _finding_order(finding: Finding) -> tuple:
+    return (
+        _STATUS_ORDER[finding.status],
+        -(finding.mut_gain or 0),
+        -finding.severity.rank,
+        finding.check_id,
+        finding.resource,
+    )
+
+
+def _error_report(source: ClusterSource, message: str) -> ClusterReport:
+    log.warning("cluster %s could not be assessed: %s", source.name, message)
+    return ClusterReport(
+        name=source.name,
+        provider=source.provider,
+        location=source.location,
+        account=source.account,
+        arn_or_id=source.name,
+        mut=None,
+        mut_workload=None,
+        mut_credential=None,
+        mut_basis=[],
+        paths=[],
+        maturity=MaturityGrades(**dict.fromkeys((a.value for a in GRADED_AREAS), Grade.UNKNOWN)),
+        findings=[],
+        errors=[message],
+    )
+
+
+def build_report(items: Iterable[ClusterSource | ScanError], generated_at: datetime) -> Report:
+    clusters: list[ClusterReport] = []
+    errors: list[ScanError] = []
+    for item in items:
+        if isinstance(item, ScanError):
+            errors.append(item)
+        else:
+            clusters.append(evaluate(item, generated_at))
+    return Report(generated_at=generated_at, clusters=clusters, errors=errors)

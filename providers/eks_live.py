@@ -1,0 +1,256 @@
+"""Live EKS collection with boto3: every cluster of every region of every account, read-only.
+
+Accounts, regions and clusters are read in parallel by one bounded thread pool (boto3 clients
+are thread-safe, sessions are not, so clients are made under a lock and shared). Throttling is
+retried by botocore's adaptive mode. A failing account or region becomes a ScanError naming it; a
+failing cluster becomes a ClusterSource with the error, so the other clusters still report.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mutguard import __version__
+from mutguard.cluster import CLUSTER_DOC, ClusterSource
+from mutguard.errors import InputError
+from mutguard.models import Provider, ScanError
+from mutguard.providers.eks import ACCESS_ENTRIES_DOC, IDENTITY_PROVIDERS_DOC
+
+ACCOUNT_PLACEHOLDER = "{account}"
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    regions: tuple[str, ...] = ()
+    role_arns: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    external_id: str | None = None
+    profile: str | None = None
+    concurrency: int = 16
+    max_attempts: int = 8
+
+
+Item = ClusterSource | ScanError
+Task = Callable[[], tuple[list["Task"], list[Item]]]
+
+
+def aws_error(exc: Exception, action: str) -> str:
+    """A one-line reason naming the API action; AWS error messages carry no secrets."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{action}: {error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+    return f"{action}: {exc}"
+
+
+def jsonable(value: Any) -> Any:
+    """A boto3 response as the AWS CLI prints it: timestamps as ISO 8601, no ResponseMetadata."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def role_arns(options: AwsOptions) -> list[str]:
+    """The roles to assume: templates expanded over --accounts, literal ARNs as given."""
+    arns = []
+    for arn in options.role_arns:
+        if ACCOUNT_PLACEHOLDER in arn:
+            if not options.accounts:
+                raise InputError(f"--role-arn {arn} has {ACCOUNT_PLACEHOLDER} but no --accounts")
+            arns.extend(arn.replace(ACCOUNT_PLACEHOLDER, account) for account in options.accounts)
+        else:
+            arns.append(arn)
+    if options.accounts and not options.role_arns:
+        raise InputError("--accounts needs --role-arn with {account} in it")
+    for arn in arns:
+        if not ROLE_ARN.match(arn):
+            raise InputError(
+                f"--role-arn {arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            )
+    return arns
+
+
+class _Account:
+    """One account's session and its clients, shared by the pool's threads."""
+
+    def __init__(self, session: boto3.Session, account: str, config: Config) -> None:
+        self.session = session
+        self.account = account
+        self._config = config
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service, region_name=region, config=self._config
+                )
+            return self._clients[key]
+
+
+class EksCollector:
+    def __init__(self, options: AwsOptions, session: boto3.Session | None = None) -> None:
+        self.options = options
+        self.base = session or boto3.Session(profile_name=options.profile)
+        self.home_region = self.base.region_name or "us-east-1"
+        self.config = Config(
+            retries={"mode": "adaptive", "total_max_attempts": options.max_attempts},
+            max_pool_connections=options.concurrency,
+            connect_timeout=10,
+            read_timeout=30,
+            user_agent_extra=f"mutguard/{__version__}",
+        )
+        self._base_lock = threading.Lock()
+
+    def collect(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[Item]:
+        """Yield each cluster (or error) as soon as it is read; on_progress(done, known)."""
+        arns = role_arns(self.options)
+        initial: list[Task] = [self._account_task(arn) for arn in arns] or [
+            self._account_task(None)
+        ]
+        done = 0
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="mutguard") as pool:
+            pending: set[Future] = {pool.submit(task) for task in initial}
+            known = len(pending)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    follow_ups, items = future.result()
+                    pending |= {pool.submit(task) for task in follow_ups}
+                    known += len(follow_ups)
+                    done += 1
+                    if on_progress:
+                        on_progress(done, known)
+                    yield from items
+
+    def _base_client(self, service: str) -> Any:
+        with self._base_lock:
+            return self.base.client(service, region_name=self.home_region, config=self.config)
+
+    def _account_task(self, role_arn: str | None) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            scope = f"eks:{role_arn.split(':')[4]}" if role_arn else "eks:current-account"
+            action = f"sts:AssumeRole {role_arn}" if role_arn else "sts:GetCallerIdentity"
+            try:
+                account = self._open_account(role_arn)
+                scope, action = f"eks:{account.account}", "ec2:DescribeRegions"
+                regions = list(self.options.regions) or self._enabled_regions(account)
+            except AWS_ERRORS as exc:
+                return [], [ScanError(scope=scope, message=aws_error(exc, action))]
+            return [self._region_task(account, region) for region in regions], []
+
+        return run
+
+    def _open_account(self, role_arn: str | None) -> _Account:
+        if role_arn is None:
+            identity = self._base_client("sts").get_caller_identity()
+            return _Account(self.base, identity["Account"], self.config)
+        params = {"RoleArn": role_arn, "RoleSessionName": "mutguard"}
+        if self.options.external_id:
+            params["ExternalId"] = self.options.external_id
+        credentials = self._base_client("sts").assume_role(**params)["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.home_region,
+        )
+        return _Account(session, role_arn.split(":")[4], self.config)
+
+    def _enabled_regions(self, account: _Account) -> list[str]:
+        regions = account.client("ec2", self.home_region).describe_regions()["Regions"]
+        return sorted(region["RegionName"] for region in regions)
+
+    def _region_task(self, account: _Account, region: str) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            try:
+                paginator = account.client("eks", region).get_paginator("list_clusters")
+                names = [name for page in paginator.paginate() for name in page["clusters"]]
+            except AWS_ERRORS as exc:
+                scope = f"eks:{account.account}:{region}"
+                return [], [ScanError(scope=scope, message=aws_error(exc, "eks:ListClusters"))]
+            return [self._cluster_task(account, region, name) for name in names], []
+
+        return run
+
+    def _cluster_task(self, account: _Account, region: str, name: str) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            return [], [read_cluster(account.client("eks", region), account.account, region, name)]
+
+        return run
+
+
+def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSource:
+    """Every document mutguard reads for one cluster; each failure is recorded, not raised."""
+    source = ClusterSource(
+        Provider.EKS, name, region, account, origin=f"aws:{account}:{region}:{name}"
+    )
+    try:
+        described = jsonable(eks.describe_cluster(name=name))
+    except AWS_ERRORS as exc:
+        source.errors[CLUSTER_DOC] = aws_error(exc, f"eks:DescribeCluster {name}")
+        return source
+    source.documents[CLUSTER_DOC] = described
+    mode = (described.get("cluster", {}).get("accessConfig") or {}).get("authenticationMode")
+    if mode != "CONFIG_MAP":  # access entries do not exist in CONFIG_MAP mode
+        try:
+            source.documents[ACCESS_ENTRIES_DOC] = _access_entries(eks, name)
+        except AWS_ERRORS as exc:
+            source.errors[ACCESS_ENTRIES_DOC] = aws_error(exc, "eks:ListAccessEntries")
+    try:
+        source.documents[IDENTITY_PROVIDERS_DOC] = _identity_providers(eks, name)
+    except AWS_ERRORS as exc:
+        source.errors[IDENTITY_PROVIDERS_DOC] = aws_error(exc, "eks:ListIdentityProviderConfigs")
+    return source
+
+
+def _access_entries(eks: Any, name: str) -> list[dict]:
+    entries = []
+    pages = eks.get_paginator("list_access_entries").paginate(clusterName=name)
+    for principal in (arn for page in pages for arn in page["accessEntries"]):
+        entry = jsonable(eks.describe_access_entry(clusterName=name, principalArn=principal))
+        policies = eks.get_paginator("list_associated_access_policies").paginate(
+            clusterName=name, principalArn=principal
+        )
+        entry["associatedAccessPolicies"] = [
+            jsonable(policy) for page in policies for policy in page["associatedAccessPolicies"]
+        ]
+        entries.append(entry)
+    return entries
+
+
+def _identity_providers(eks: Any, name: str) -> list[dict]:
+    configs = []
+    pages = eks.get_paginator("list_identity_provider_configs").paginate(clusterName=name)
+    for config in (c for page in pages for c in page["identityProviderConfigs"]):
+        configs.append(
+            jsonable(
+                eks.describe_identity_provider_config(
+                    clusterName=name, identityProviderConfig=config
+                )
+            )
+        )
+    return configs
+
+
+def collect(
+    options: AwsOptions, on_progress: Callable[[int, int], None] | None = None
+) -> Iterator[Item]:
+    return EksCollector(options).collect(on_progress)

@@ -1,0 +1,151 @@
+"""Tiny, real-looking inputs for tests: `aws eks describe-cluster` output and kubectl Lists."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mutguard.cluster import ClusterSource
+from mutguard.models import ClusterReport, Provider
+from mutguard.scan import evaluate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BOOTSTRAP_RBAC = FIXTURES / "kubernetes-bootstrap-rbac"
+OBSERVED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+
+
+def describe_cluster(
+    name: str = "prod",
+    *,
+    version: str = "1.34",
+    public: bool = True,
+    private: bool = False,
+    cidrs: list[str] | None = None,
+    mode: str | None = "API",
+    bootstrap_admin: bool | None = False,
+    secrets_key: str | None = None,
+    log_types: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """`aws eks describe-cluster --output json` for one cluster, as the CLI prints it."""
+    cluster: dict[str, Any] = {
+        "name": name,
+        "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{name}",
+        "createdAt": "2025-01-01T10:00:00.000000+00:00",
+        "version": version,
+        "endpoint": f"https://EXAMPLE.gr7.{REGION}.eks.amazonaws.com",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
+        "resourcesVpcConfig": {
+            "subnetIds": ["subnet-0123456789abcdef0"],
+            "securityGroupIds": [],
+            "vpcId": "vpc-0123456789abcdef0",
+            "endpointPublicAccess": public,
+            "endpointPrivateAccess": private,
+            "publicAccessCidrs": cidrs if cidrs is not None else (["0.0.0.0/0"] if public else []),
+        },
+        "logging": {"clusterLogging": [{"types": list(log_types), "enabled": True}]},
+        "identity": {"oidc": {"issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/EXAMPLE"}},
+        "status": "ACTIVE",
+        "platformVersion": "eks.5",
+    }
+    if mode is not None:
+        cluster["accessConfig"] = {
+            "authenticationMode": mode,
+            "bootstrapClusterCreatorAdminPermissions": bootstrap_admin,
+        }
+    if secrets_key:
+        cluster["encryptionConfig"] = [
+            {"resources": ["secrets"], "provider": {"keyArn": secrets_key}}
+        ]
+    return {"cluster": cluster}
+
+
+@cache
+def bootstrap_items(featuregates: bool = False) -> tuple[dict, ...]:
+    """The Kubernetes bootstrap RBAC policy (roles and bindings of a new cluster)."""
+    items: list[dict] = []
+    for path in sorted(BOOTSTRAP_RBAC.glob("*.yaml")):
+        if path.stem.endswith("-featuregates") == featuregates:
+            items += yaml.safe_load(path.read_text())["items"]
+    return tuple(items)
+
+
+def rbac_list(*extra: dict, bootstrap: bool = True) -> dict[str, Any]:
+    """`kubectl get clusterroles,clusterrolebindings,roles,rolebindings -A -o json`."""
+    items = [copy.deepcopy(i) for i in bootstrap_items()] if bootstrap else []
+    return {"apiVersion": "v1", "kind": "List", "items": items + list(extra)}
+
+
+def cluster_role_binding(name: str, role: str, *subjects: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}
+            for kind, subject in subjects
+        ],
+    }
+
+
+def cluster_role(
+    name: str, *rules: dict, labels: dict | None = None, aggregate: list | None = None
+):
+    role: dict[str, Any] = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": labels or {}},
+        "rules": list(rules),
+    }
+    if aggregate is not None:
+        role["aggregationRule"] = {"clusterRoleSelectors": aggregate}
+        role["rules"] = None
+    return role
+
+
+def access_entry(principal: str, *policies: tuple[str, str]) -> dict[str, Any]:
+    """describe-access-entry merged with list-associated-access-policies for one principal."""
+    return {
+        "accessEntry": {
+            "clusterName": "prod",
+            "principalArn": principal,
+            "kubernetesGroups": [],
+            "type": "STANDARD",
+            "username": principal,
+        },
+        "associatedAccessPolicies": [
+            {
+                "policyArn": f"arn:aws:eks::aws:cluster-access-policy/{policy}",
+                "accessScope": {"type": scope, "namespaces": [] if scope == "cluster" else ["app"]},
+            }
+            for policy, scope in policies
+        ],
+    }
+
+
+def source(cluster_json: dict, **documents: Any) -> ClusterSource:
+    """A ClusterSource; keyword names map to files: rbac -> rbac.json, access_entries -> ..."""
+    docs = {"cluster.json": cluster_json}
+    docs.update({f"{key.replace('_', '-')}.json": value for key, value in documents.items()})
+    return ClusterSource(Provider.EKS, cluster_json["cluster"]["name"], documents=docs)
+
+
+def assess(cluster_json: dict, **documents: Any) -> ClusterReport:
+    return evaluate(source(cluster_json, **documents), OBSERVED_AT)
+
+
+def finding(report: ClusterReport, check_id: str, resource: str | None = None):
+    matches = [
+        f
+        for f in report.findings
+        if f.check_id == check_id and (resource is None or f.resource == resource)
+    ]
+    assert len(matches) == 1, f"{check_id}: {matches}"
+    return matches[0]

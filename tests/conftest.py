@@ -1,0 +1,35 @@
+"""Shared fixtures: real local servers that real SDK clients talk to over 127.0.0.1."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers.aws import AwsFakes, aws_env
+from servers.eks_gap import EksGapServer
+from servers.moto import MotoServer
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto_server for the session: it takes about a second to start."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[AwsFakes]:
+    """A clean moto, a fresh EksGapServer in front of it, and an environment that uses both."""
+    moto_server.reset()
+    with EksGapServer(moto_server.url) as eks_gap:
+        env = aws_env(moto_server.url, eks_gap.url, tmp_path)
+        # Drop every AWS_* variable first (profiles, session tokens, CA bundles, retry modes,
+        # per-service endpoints) so nothing from the developer's machine changes the result.
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield AwsFakes(moto=moto_server, eks_gap=eks_gap, env=env)

@@ -1,0 +1,606 @@
+"""The EKS APIs moto_server lacks, in the real rest-json wire format; everything else is proxied.
+
+botocore reaches this server through AWS_ENDPOINT_URL_EKS. Access entries, their associated
+access policies and OIDC identity provider configs are answered from an in-memory registry that
+the test fills; every other request (ListClusters, DescribeCluster, ...) is forwarded unchanged
+to the upstream moto_server. Routes follow botocore's EKS service model (2017-11-01).
+
+Known simplification: the registry is keyed by (region, cluster) only, not by account, because
+the account behind an access key is known only to moto.
+"""
+
+import contextlib
+import copy
+import http.client
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socket import SHUT_RDWR, socket
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+Json = dict[str, Any]
+
+# The server-side page size cap: small, so that a handful of registered items already forces
+# botocore's paginator through several pages.
+DEFAULT_PAGE_SIZE = 2
+UPSTREAM_TIMEOUT_SECONDS = 60.0
+
+# SigV4: "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/eks/aws4_request, ..."
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
+
+# Hop-by-hop headers describe one TCP connection, not the message, so they are never forwarded.
+# (A response's Content-Length is also set afresh: the body is re-sent whole, never chunked.)
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+class ApiError(Exception):
+    """An AWS rest-json error: status, `x-amzn-ErrorType` header and {"message": ...} body."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(f"{status} {error_type}: {message}")
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, "ResourceNotFoundException", message)
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "InvalidParameterException", message)
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    error_type: str
+    message: str
+    remaining: int | None  # None: answer every matching request, forever
+    headers: dict[str, str]
+    region: str | None
+
+    def matches(self, method: str, path: str, region: str | None) -> bool:
+        return (
+            self.method in ("*", method)
+            and self.path.fullmatch(path) is not None
+            and self.region in (None, region)
+        )
+
+
+@dataclass
+class _AccessEntry:
+    entry: Json
+    policies: list[Json]
+
+
+def _page(items: Sequence[Any], query: Mapping[str, str], page_size: int) -> tuple[list[Any], Json]:
+    """Slice one page; the token is the offset of the next item, opaque to botocore."""
+    try:
+        start = int(query.get("nextToken") or 0)
+        max_results = int(query.get("maxResults") or page_size)
+    except ValueError as err:
+        raise _invalid(f"Invalid paging parameter: {err}") from None
+    if not 0 <= start <= len(items):
+        raise _invalid("The nextToken is invalid.")
+    if not 1 <= max_results <= 100:
+        raise _invalid("maxResults must be between 1 and 100.")
+    end = start + min(max_results, page_size)
+    token: Json = {"nextToken": str(end)} if end < len(items) else {}
+    return list(items[start:end]), token
+
+
+class _Registry:
+    """What the test registered, per (region, cluster); all methods are thread-safe."""
+
+    def __init__(self, page_size: int) -> None:
+        self._page_size = page_size
+        self._lock = threading.Lock()
+        self._access: dict[tuple[str, str], dict[str, _AccessEntry]] = {}
+        self._oidc: dict[tuple[str, str], dict[str, Json]] = {}
+
+    def add_access_entry(
+        self, region: str, cluster: str, entry: Mapping[str, Any], policies: Sequence[Json]
+    ) -> None:
+        if "principalArn" not in entry:
+            raise ValueError("an access entry needs a principalArn")
+        # Copies, so that later edits by the test cannot change what was registered.
+        stored = _AccessEntry(copy.deepcopy(dict(entry)), copy.deepcopy(list(policies)))
+        stored.entry.setdefault("clusterName", cluster)
+        with self._lock:
+            self._access.setdefault((region, cluster), {})[entry["principalArn"]] = stored
+
+    def add_oidc_config(self, region: str, cluster: str, oidc: Mapping[str, Any]) -> None:
+        if "identityProviderConfigName" not in oidc:
+            raise ValueError("an OIDC config needs an identityProviderConfigName")
+        stored = copy.deepcopy(dict(oidc))
+        stored.setdefault("clusterName", cluster)
+        stored.setdefault("status", "ACTIVE")
+        with self._lock:
+            self._oidc.setdefault((region, cluster), {})[oidc["identityProviderConfigName"]] = (
+                stored
+            )
+
+    # Route handlers share one signature: (region, path parameters, query, body) -> response.
+
+    def list_access_entries(
+        self, region: str, args: Sequence[str], query: Mapping[str, str], body: bytes
+    ) -> Json:
+        (cluster,) = args
+        with self._lock:
+            records = list(self._access.get((region, cluster), {}).values())
+        wanted_policy = query.get("associatedPolicyArn")
+        if wanted_policy:
+            records = [
+                r for r in records if any(p["policyArn"] == wanted_policy for p in r.policies)
+            ]
+        page, token = _page([r.entry["principalArn"] for r in records], query, self._page_size)
+        return {"accessEntries": page, **token}
+
+    def describe_access_entry(
+        self, region: str, args: Sequence[str], query: Mapping[str, str], body: bytes
+    ) -> Json:
+        cluster, principal = args
+        return {"accessEntry": self._access_entry(region, cluster, principal).entry}
+
+    def list_associated_access_policies(
+        self, region: str, args: Sequence[str], query: Mapping[str, str], body: bytes
+    ) -> Json:
+        cluster, principal = args
+        policies = self._access_entry(region, cluster, principal).policies
+        page, token = _page(policies, query, self._page_size)
+        return {
+            "clusterName": cluster,
+            "principalArn": principal,
+            "associatedAccessPolicies": page,
+            **token,
+        }
+
+    def list_identity_provider_configs(
+        self, region: str, args: Sequence[str], query: Mapping[str, str], body: bytes
+    ) -> Json:
+        (cluster,) = args
+        with self._lock:
+            names = list(self._oidc.get((region, cluster), {}))
+        page, token = _page(names, query, self._page_size)
+        return {"identityProviderConfigs": [{"type": "oidc", "name": n} for n in page], **token}
+
+    def describe_identity_provider_config(
+        self, region: str, args: Sequence[str], query: Mapping[str, str], body: bytes
+    ) -> Json:
+        (cluster,) = args
+        try:
+            wanted = json.loads(body or b"{}")["identityProviderConfig"]
+            kind, name = wanted["type"], wanted["name"]
+        except (ValueError, KeyError, TypeError):
+            raise _invalid("identityProviderConfig with type and name is required.") from None
+        with self._lock:
+            oidc = self._oidc.get((region, cluster), {}).get(name)
+        if kind != "oidc" or oidc is None:
+            raise _not_found(f"Identity provider config {kind}/{name} not found in {cluster}.")
+        return {"identityProviderConfig": {"oidc": oidc}}
+
+    def _access_entry(self, region: str, cluster: str, principal: str) -> _AccessEntry:
+        with self._lock:
+            record = self._access.get((region, cluster), {}).get(principal)
+        if record is None:
+            raise _not_found(f"No access entry for {principal} in cluster {cluster}.")
+        return record
+
+
+_Route = Callable[[_Registry, str, Sequence[str], Mapping[str, str], bytes], Json]
+
+# Matched against the raw path: botocore percent-encodes the principal ARN's "/" as %2F, so
+# splitting on "/" before unquoting keeps the ARN in one segment.
+_ROUTES: list[tuple[str, re.Pattern[str], _Route]] = [
+    ("GET", re.compile(r"/clusters/([^/]+)/access-entries"), _Registry.list_access_entries),
+    (
+        "GET",
+        re.compile(r"/clusters/([^/]+)/access-entries/([^/]+)"),
+        _Registry.describe_access_entry,
+    ),
+    (
+        "GET",
+        re.compile(r"/clusters/([^/]+)/access-entries/([^/]+)/access-policies"),
+        _Registry.list_associated_access_policies,
+    ),
+    (
+        "GET",
+        re.compile(r"/clusters/([^/]+)/identity-provider-configs"),
+        _Registry.list_identity_provider_configs,
+    ),
+    (
+        "POST",
+        re.compile(r"/clusters/([^/]+)/identity-provider-configs/describe"),
+        _Registry.describe_identity_provider_config,
+    ),
+]
+
+
+def _find_route(method: str, path: str) -> tuple[_Route, list[str]] | None:
+    for route_method, pattern, handler in _ROUTES:
+        match = pattern.fullmatch(path)
+        if route_method == method and match:
+            return handler, [unquote(g) for g in match.groups()]
+    return None
+
+
+def _json_default(value: object) -> object:
+    # Tests may register datetimes; EKS sends timestamps as epoch seconds.
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass
+class _UpstreamResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class _UpstreamPool:
+    """Keep-alive connections to the upstream, one per request in flight, reused when allowed.
+
+    werkzeug (moto) answers "Connection: close", so today each request opens a connection;
+    the pool still avoids serialising concurrent clients on one shared connection.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"upstream must be an http:// URL, got {url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._closed = False
+
+    def exchange(
+        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> _UpstreamResponse:
+        conn, reused = self._checkout()
+        try:
+            try:
+                response, keep = self._send(conn, method, target, headers, body)
+            except ConnectionError:
+                if not reused:
+                    raise
+                # The upstream closed an idle keep-alive connection before reading the request,
+                # so it is safe to send it once more on a fresh connection.
+                conn.close()
+                conn = self._connect()
+                response, keep = self._send(conn, method, target, headers, body)
+        except BaseException:
+            conn.close()
+            raise
+        if keep:
+            self._checkin(conn)
+        else:
+            conn.close()
+        return response
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self._host, self._port, timeout=UPSTREAM_TIMEOUT_SECONDS)
+
+    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    @staticmethod
+    def _send(
+        conn: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[_UpstreamResponse, bool]:
+        # putrequest/putheader rather than request(): request() would add its own Host and
+        # Accept-Encoding headers, while the upstream must see the client's (SigV4 signs Host).
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders(body or None)
+        raw = conn.getresponse()
+        data = raw.read()
+        response = _UpstreamResponse(raw.status, raw.reason, raw.getheaders(), data)
+        return response, not raw.will_close
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer (daemon threads) that remembers open client sockets for stop()."""
+
+    # socketserver's default listen backlog of 5 drops the SYNs of a burst of 16 new clients;
+    # the kernel retries them after 1 s and 3 s, which looks exactly like serialised requests.
+    request_queue_size = 128
+
+    def __init__(self, gap: "EksGapServer") -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.gap = gap
+        self.sockets_lock = threading.Lock()
+        self.open_sockets: set[socket] = set()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps botocore's pooled connections alive; every response sets Content-Length.
+    protocol_version = "HTTP/1.1"
+    server: _HttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.sockets_lock:
+                self.server.open_sockets.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keeps pytest output clean; tests query requests_seen() instead
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
+    def _handle(self) -> None:
+        gap = self.server.gap
+        if gap.latency_seconds > 0:
+            time.sleep(gap.latency_seconds)
+        body = self._read_body()
+        if body is None:
+            return
+        target = urlsplit(self.path)
+        match = _CREDENTIAL_SCOPE.search(self.headers.get("Authorization", ""))
+        region = match.group(1) if match else None
+        fault = gap._note_request(self.command, target.path, region)
+        if fault is not None:
+            self._send_error(ApiError(fault.status, fault.error_type, fault.message), fault.headers)
+            return
+        route = _find_route(self.command, target.path)
+        if route is None:
+            self._forward(body)
+            return
+        handler, args = route
+        try:
+            if region is None:
+                raise ApiError(403, "MissingAuthenticationTokenException", "Missing SigV4 scope.")
+            query = {k: v[0] for k, v in parse_qs(target.query, keep_blank_values=True).items()}
+            result = handler(gap._registry, region, args, query, body)
+        except ApiError as err:
+            self._send_error(err)
+            return
+        self._send_json(200, result)
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # botocore always sends Content-Length for EKS; refusing beats hanging on a read.
+            self.close_connection = True
+            self._send_error(ApiError(411, "LengthRequired", "Chunked bodies are not supported."))
+            return None
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _send_error(self, err: ApiError, headers: Mapping[str, str] | None = None) -> None:
+        extra = {"x-amzn-ErrorType": err.error_type, **(headers or {})}
+        self._send_json(err.status, {"message": err.message}, extra)
+
+    def _send_json(
+        self, status: int, payload: Json, headers: Mapping[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload, default=_json_default).encode()
+        self.send_response(status)
+        # Headers given by the caller (e.g. a fault's) replace these defaults, never duplicate them.
+        default = {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}
+        for name, value in {**default, **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _forward(self, body: bytes) -> None:
+        gap = self.server.gap
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED]
+        try:
+            upstream = gap._upstream.exchange(self.command, self.path, headers, body)
+        except OSError as err:
+            self._send_error(ApiError(502, "BadGateway", f"upstream {gap.upstream_url}: {err}"))
+            return
+        # send_response_only: upstream's own Server and Date headers are forwarded as they are.
+        self.send_response_only(upstream.status, upstream.reason)
+        length = str(len(upstream.body))
+        for name, value in upstream.headers:
+            lowered = name.lower()
+            if lowered == "content-length" and self.command == "HEAD":
+                length = value  # a HEAD answer has no body but announces the GET's length
+            elif lowered != "content-length" and lowered not in _NOT_FORWARDED:
+                self.send_header(name, value)
+        self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(upstream.body)
+
+
+class EksGapServer:
+    """Serves the EKS APIs moto lacks from a registry and forwards the rest to `upstream_url`.
+
+    `latency_seconds` (settable at any time) delays every request, to model real API latency.
+    `page_size` caps every list page, whatever maxResults asks for.
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        latency_seconds: float = 0.0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self.upstream_url = upstream_url
+        self.latency_seconds = latency_seconds
+        self._registry = _Registry(page_size)
+        self._upstream = _UpstreamPool(upstream_url)
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._seen: Counter[tuple[str, str]] = Counter()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("EksGapServer is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            raise RuntimeError("EksGapServer is already started")
+        self._httpd = _HttpServer(self)
+        # A short poll interval keeps stop() (shutdown waits for one poll) fast in every test.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="eks-gap",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        # Handler threads idle on keep-alive connections until the client hangs up; shutting
+        # their sockets ends them now instead of when the test's boto3 clients are collected.
+        with httpd.sockets_lock:
+            open_sockets = list(httpd.open_sockets)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):  # already closed by the client
+                sock.shutdown(SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._upstream.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def add_access_entry(
+        self,
+        region: str,
+        cluster: str,
+        entry: Mapping[str, Any],
+        policies: Sequence[Json] = (),
+    ) -> None:
+        """Register an AccessEntry and its AssociatedAccessPolicy list (replaces same ARN)."""
+        self._registry.add_access_entry(region, cluster, entry, policies)
+
+    def add_oidc_config(self, region: str, cluster: str, oidc: Mapping[str, Any]) -> None:
+        """Register an OidcIdentityProviderConfig; clusterName and status ACTIVE are defaulted."""
+        self._registry.add_oidc_config(region, cluster, oidc)
+
+    def add_fault(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        error_type: str,
+        message: str,
+        times: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Answer matching requests with an AWS rest-json error, `times` times (None: always).
+
+        `method` may be "*"; `path_regex` must fully match the raw (percent-encoded) path
+        without the query string. Faults apply to forwarded requests as well, and the first
+        registered fault that matches wins.
+        """
+        fault = _Fault(
+            method=method.upper(),
+            path=re.compile(path_regex),
+            status=status,
+            error_type=error_type,
+            message=message,
+            remaining=times,
+            headers=dict(headers or {}),
+            region=region,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def requests_seen(self, method: str, path_regex: str) -> int:
+        """Requests received (faulted ones included) whose raw path fully matches `path_regex`."""
+        pattern = re.compile(path_regex)
+        with self._lock:
+            seen = list(self._seen.items())
+        return sum(
+            count
+            for (seen_method, path), count in seen
+            if method.upper() in ("*", seen_method) and pattern.fullmatch(path)
+        )
+
+    def _note_request(self, method: str, path: str, region: str | None) -> _Fault | None:
+        """Count the request and consume the fault that answers it, if any."""
+        with self._lock:
+            self._seen[method, path] += 1
+            for fault in self._faults:
+                if fault.matches(method, path, region) and fault.remaining != 0:
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    return fault
+        return None

@@ -1,0 +1,147 @@
+"""The command line: the demo, every output format, CI gates and exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mutguard.cli import EXIT_GATE, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+
+from builders import FIXTURES, describe_cluster
+
+MUTGUARD = [sys.executable, "-m", "mutguard.cli"]
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def demo_report():
+    done = subprocess.run(
+        [*MUTGUARD, "demo", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    return {c["name"]: c for c in json.loads(done.stdout)["clusters"]}
+
+
+def fixes(cluster):
+    return [(f["check_id"], f["mut_gain"]) for f in cluster["findings"] if f["mut_gain"]]
+
+
+def test_demo_mut_values(demo_report):
+    assert {
+        name: (c["mut"], c["mut_workload"], c["mut_credential"]) for name, c in demo_report.items()
+    } == {
+        "payments-legacy": (0, 1, 1),
+        "shop-staging": (1, 2, 1),
+        "shop-prod": (2, 2, 1),
+        "platform-core": (3, 2, 3),
+    }
+
+
+def test_demo_top_fixes_by_mut_gain(demo_report):
+    assert fixes(demo_report["payments-legacy"]) == [
+        ("eks.auth.anonymous", 2),
+        ("eks.endpoint.public_unrestricted", 1),
+        ("rbac.anonymous_admin", 1),
+    ]
+    assert fixes(demo_report["shop-staging"])[0] == ("eks.endpoint.public_unrestricted", 1)
+    assert ("eks.access.admin_policy", 1) in fixes(demo_report["shop-prod"])
+    assert fixes(demo_report["platform-core"]) == []
+
+
+def test_demo_table_shows_mut_path_and_fixes(capsys):
+    code, out, _ = run(capsys, "demo")
+    assert code == EXIT_OK
+    assert "MUT 0 from the internet" in out
+    assert "ClusterRoleBinding debug-anonymous-admin grants ClusterRole cluster-admin" in out
+    assert "top fixes by MUT gain" in out
+    assert out.index("payments-legacy") < out.index("platform-core")
+
+
+def test_sarif_is_valid_sarif_2_1_0(capsys):
+    code, out, _ = run(capsys, "demo", "--format", "sarif")
+    assert code == EXIT_OK
+    log = json.loads(out)
+    schema = json.loads((FIXTURES / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(log)
+    results = log["runs"][0]["results"]
+    rules = [r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]]
+    assert results and all(rules[r["ruleIndex"]] == r["ruleId"] for r in results)
+    assert any(r["ruleId"] == "rbac.anonymous_admin" and r["level"] == "error" for r in results)
+
+
+def test_markdown_and_output_file(capsys, tmp_path):
+    target = tmp_path / "report.md"
+    code, out, _ = run(capsys, "demo", "--format", "markdown", "-o", str(target))
+    assert code == EXIT_OK and out == ""
+    text = target.read_text()
+    assert "## eks `payments-legacy`" in text and "| +2 | high | `eks.auth.anonymous`" in text
+
+
+def test_json_report_matches_the_committed_schema(capsys):
+    _, out, _ = run(capsys, "demo", "--format", "json")
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(out))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--fail-on", "critical"], EXIT_GATE),
+        (["--max-mut", "0"], EXIT_GATE),
+        (["--max-mut", "-1"], EXIT_OK),
+    ],
+)
+def test_gates(capsys, args, expected):
+    assert run(capsys, "demo", "--format", "json", *args)[0] == expected
+
+
+def test_gates_pass_on_a_hardened_cluster(capsys, tmp_path):
+    cluster = describe_cluster(
+        public=False,
+        private=True,
+        secrets_key="arn:aws:kms:eu-west-1:1:key/k",
+        log_types=("audit", "authenticator"),
+        version="1.35",
+    )
+    (tmp_path / "cluster.json").write_text(json.dumps(cluster))
+    code, _, _ = run(
+        capsys, "scan", "--snapshot", str(tmp_path), "--fail-on", "high", "--max-mut", "1"
+    )
+    assert code == EXIT_OK
+
+
+def test_partial_errors_exit_3_and_usage_errors_exit_2(capsys, tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "cluster.json").write_text(json.dumps(describe_cluster()))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "cluster.json").write_text("{")
+    code, out, _ = run(capsys, "scan", "--snapshot", str(tmp_path), "--format", "json")
+    assert code == EXIT_PARTIAL
+    assert len(json.loads(out)["clusters"]) == 1
+    code, _, err = run(capsys, "scan", "--snapshot", str(tmp_path / "missing"))
+    assert code == EXIT_USAGE and "not a directory" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["scan"])
+    assert usage.value.code == EXIT_USAGE
+
+
+def test_checks_listing(capsys):
+    code, out, _ = run(capsys, "checks", "--format", "json")
+    checks = json.loads(out)
+    assert code == EXIT_OK
+    ids = [c["id"] for c in checks]
+    assert "eks.endpoint.public_unrestricted" in ids and ids == sorted(ids)
+    code, out, _ = run(capsys, "checks", "--provider", "eks")
+    assert code == EXIT_OK and "rbac.anonymous_admin" in out
+
+
+def test_console_script_version():
+    done = subprocess.run([*MUTGUARD, "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("mutguard ")
