@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -230,3 +231,18 @@ def test_cli_without_credentials_reports_the_account_error(aws, tmp_path):
     errors = json.loads(done.stdout)["errors"]
     assert errors[0]["scope"] == "eks:current-account"
     assert "credentials" in errors[0]["message"].lower()
+
+
+def test_roles_are_assumed_with_the_external_id(fleet):
+    scan(
+        regions=("us-east-1",),
+        role_arns=(ROLE_TEMPLATE,),
+        accounts=(OTHER_ACCOUNT,),
+        external_id="ext-7f3a",
+    )
+    with urllib.request.urlopen(f"{fleet.moto.url}/moto-api/data.json") as answer:
+        assumed = json.load(answer)["sts"]["AssumedRole"]
+    ours = [a for a in assumed if a["session_name"] == "mutguard"]
+    assert [(a["role_arn"], a["external_id"]) for a in ours] == [
+        (f"arn:aws:iam::{OTHER_ACCOUNT}:role/mutguard-readonly", "ext-7f3a")
+    ]

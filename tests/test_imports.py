@@ -1,0 +1,27 @@
+"""No cloud SDK loads before it is needed: a snapshot scan and the CLI start without boto3."""
+
+import subprocess
+import sys
+
+PROBE = """
+import sys
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import mutguard.cli
+from mutguard.providers import snapshot
+from mutguard.scan import build_report
+
+demo = Path(str(resources.files("mutguard") / "demo"))
+report = build_report(snapshot.read(demo), datetime.now(UTC))
+assert report.clusters
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"boto3", "botocore", "kubernetes",
+                "google", "azure"})
+print(",".join(loaded))
+"""
+
+
+def test_snapshot_scan_imports_no_cloud_sdk():
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
