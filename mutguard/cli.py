@@ -27,7 +27,10 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _add_aws_options(parser: argparse.ArgumentParser) -> None:
+def _add_live_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="parallel API calls (default 16)"
+    )
     aws = parser.add_argument_group("AWS (--provider aws)")
     aws.add_argument(
         "--regions",
@@ -50,7 +53,6 @@ def _add_aws_options(parser: argparse.ArgumentParser) -> None:
     )
     aws.add_argument("--external-id", help="external id required by the roles' trust policy")
     aws.add_argument("--profile", help="AWS profile for the base credentials")
-    aws.add_argument("--concurrency", type=int, default=16, help="parallel API calls (default 16)")
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--snapshot", type=Path, metavar="DIR", help="a cluster directory or a directory of them"
     )
-    source.add_argument("--provider", choices=("aws",), help="scan the live cloud")
-    _add_aws_options(scan)
+    source.add_argument("--provider", choices=sorted(LIVE_OPTIONS), help="scan the live cloud")
+    _add_live_options(scan)
     _add_output_options(scan)
 
     snapshot = commands.add_parser("snapshot", help="save live clusters as a snapshot directory")
-    snapshot.add_argument("--provider", choices=("aws",), required=True)
+    snapshot.add_argument("--provider", choices=sorted(LIVE_OPTIONS), required=True)
     snapshot.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
-    _add_aws_options(snapshot)
+    _add_live_options(snapshot)
 
     checks = commands.add_parser("checks", help="list the check catalogue")
     checks.add_argument("--format", choices=("table", "json"), default="table")
@@ -105,8 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _aws_options(args: argparse.Namespace):
     from mutguard.providers.eks_live import AwsOptions
 
-    if args.concurrency < 1:
-        raise _usage("--concurrency must be at least 1")
     return AwsOptions(
         regions=args.regions,
         role_arns=tuple(args.role_arns),
@@ -115,6 +115,10 @@ def _aws_options(args: argparse.Namespace):
         profile=args.profile,
         concurrency=args.concurrency,
     )
+
+
+# --provider NAME -> how its command-line options become the live collector's options.
+LIVE_OPTIONS = {"aws": _aws_options}
 
 
 def _usage(message: str) -> Exception:
@@ -127,8 +131,10 @@ def _live_items(args: argparse.Namespace) -> Iterable:
     """Clusters from the live cloud, with a progress bar when stderr is a terminal."""
     from mutguard import providers
 
+    if args.concurrency < 1:
+        raise _usage("--concurrency must be at least 1")
     collect = providers.live(args.provider).collect
-    options = _aws_options(args)
+    options = LIVE_OPTIONS[args.provider](args)
     if not sys.stderr.isatty():
         return list(collect(options))
     from rich.console import Console

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mutguard.errors import InputError
 from mutguard.models import Provider
+from mutguard.mut import BASE_EDGES, Edge
 from mutguard.rbac import RbacPolicy
 
 CLUSTER_DOC = "cluster.json"
@@ -81,6 +82,10 @@ class Cluster(BaseModel):
     rbac: RbacPolicy | None = None
     collection_errors: dict[str, str] = Field(default_factory=dict)
     origin: str = ""
+
+    def barrier_edges(self) -> tuple[Edge, ...]:
+        """The attack-graph edges this cluster has before any mistake; providers may differ."""
+        return BASE_EDGES
 
     def missing(self, document: str) -> str:
         """Why a document is absent, for UNKNOWN results: the error or 'not collected'."""

@@ -185,10 +185,13 @@ def _cheapest(
 
 
 def _solve(
-    contributions: Sequence[Contribution], base_starts: Sequence[Start], excluded: int | None
+    barriers: Sequence[Edge],
+    contributions: Sequence[Contribution],
+    base_starts: Sequence[Start],
+    excluded: int | None,
 ) -> dict[StartKind, Route]:
     adjacency: dict[str, list[tuple[Edge, int | None]]] = {}
-    for edge in BASE_EDGES:
+    for edge in barriers:
         adjacency.setdefault(edge.src, []).append((edge, None))
     starts: list[tuple[Start, int | None]] = [(start, None) for start in base_starts]
     for contribution in contributions:
@@ -215,19 +218,23 @@ def _solve(
 
 
 def compute(
-    contributions: Sequence[Contribution], workload_starts: Iterable[Start] = ()
+    contributions: Sequence[Contribution],
+    workload_starts: Iterable[Start] = (),
+    barriers: Sequence[Edge] = BASE_EDGES,
 ) -> MutResult:
     """MUT from every kind of start, and the gain of fixing each contributing finding.
 
-    Without known workloads the generic `workload:any` start stands in for them.
+    `barriers` are the edges a cluster has before any mistake (a provider may differ from
+    BASE_EDGES: on GKE any Google account is already authenticated). Without known workloads
+    the generic `workload:any` start stands in for them.
     """
     workload_starts = list(workload_starts) or [ANY_WORKLOAD_START]
     base_starts = [INTERNET_START, ANY_CREDENTIAL_START, *workload_starts]
-    routes = _solve(contributions, base_starts, excluded=None)
+    routes = _solve(barriers, contributions, base_starts, excluded=None)
     result = MutResult(routes)
     on_a_route = {f for route in routes.values() for f in route.findings}
     for finding in sorted(on_a_route):
-        fixed = _solve(contributions, base_starts, excluded=finding)
+        fixed = _solve(barriers, contributions, base_starts, excluded=finding)
         result.gains[finding] = {
             kind: fixed[kind].mut - route.mut
             for kind, route in routes.items()

@@ -83,7 +83,7 @@ def assess(cluster: Cluster) -> ClusterReport:
             assumptions.append(outcome.assumption)
             bounded.update(outcome.assumption_affects)
 
-    result = compute(contributions)
+    result = compute(contributions, barriers=cluster.barrier_edges())
     for index, gains in result.gains.items():
         if gains:
             findings[index].mut_gain = max(gains.values())
