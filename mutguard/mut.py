@@ -20,8 +20,10 @@ from enum import StrEnum
 
 INTERNET = "internet"
 API = "api"
-ANONYMOUS = "identity:anonymous"
-AUTHENTICATED = "identity:authenticated"
+ANONYMOUS = "identity:anonymous"  # user system:anonymous, group system:unauthenticated
+AUTHENTICATED = "identity:authenticated"  # anyone in group system:authenticated
+USER = "identity:user"  # one identity the cluster trusts: a user, a service account
+POD = "pod"  # code running in some pod: the cluster network, the pod's token
 ADMIN = "admin"
 
 
@@ -78,10 +80,25 @@ BASE_EDGES = (
     ),
     Edge(
         API,
-        AUTHENTICATED,
+        USER,
         1,
         "authentication",
         "a valid credential is needed: one mistake (a leaked or phished credential) to get one",
+    ),
+    Edge(USER, AUTHENTICATED, 0, "authentication", "every identity is in system:authenticated"),
+    Edge(
+        USER,
+        ADMIN,
+        1,
+        "authorization",
+        "an ordinary identity holds no admin-equivalent power: one bad RBAC binding is needed",
+    ),
+    Edge(
+        AUTHENTICATED,
+        ADMIN,
+        1,
+        "authorization",
+        "system:authenticated holds no admin-equivalent power: one bad RBAC binding is needed",
     ),
     Edge(
         ANONYMOUS,
@@ -90,13 +107,8 @@ BASE_EDGES = (
         "authorization",
         "anonymous users hold no admin-equivalent power: one bad RBAC binding is needed",
     ),
-    Edge(
-        AUTHENTICATED,
-        ADMIN,
-        1,
-        "authorization",
-        "an ordinary identity holds no admin-equivalent power: one bad RBAC binding is needed",
-    ),
+    Edge(POD, API, 0, "network", "the pod is inside the cluster network"),
+    Edge(POD, USER, 0, "authentication", "the pod's service-account token authenticates"),
 )
 
 INTERNET_START = Start(StartKind.INTERNET, "internet", INTERNET, "anyone on the internet")
@@ -105,23 +117,10 @@ ANY_CREDENTIAL_START = Start(
     "credential:any",
     INTERNET,
     "an ordinary user's credential leaks",
-    edges=(Edge(API, AUTHENTICATED, 0, "authentication", "the leaked credential authenticates"),),
+    edges=(Edge(API, USER, 0, "authentication", "the leaked credential authenticates"),),
 )
 ANY_WORKLOAD_START = Start(
-    StartKind.WORKLOAD,
-    "workload:any",
-    "workload:any",
-    "the app in one pod is exploited",
-    edges=(
-        Edge("workload:any", API, 0, "network", "the pod is inside the cluster network"),
-        Edge(
-            "workload:any",
-            AUTHENTICATED,
-            0,
-            "authentication",
-            "the pod is inside the cluster network and its service-account token authenticates",
-        ),
-    ),
+    StartKind.WORKLOAD, "workload:any", POD, "the app in one pod is exploited"
 )
 
 
