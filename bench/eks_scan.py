@@ -38,26 +38,17 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mutguard.cluster import ClusterSource
-from mutguard.models import ScanError
 from mutguard.providers.eks import ACCESS_ENTRIES_DOC, IDENTITY_PROVIDERS_DOC
 from mutguard.providers.eks_live import AwsOptions, EksCollector
 from mutguard.scan import build_report
+from mutguard.sources import ClusterSource, ScanError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import eks_gap  # noqa: E402
 from servers.aws import DEFAULT_ACCOUNT, aws_env  # noqa: E402
 from servers.eks_gap import EksGapServer  # noqa: E402
 from servers.moto import MotoServer  # noqa: E402
-
-# EksGapServer's handler writes a response's headers and body in two send() calls with Nagle's
-# algorithm on, so the body waits for the client's delayed ACK: ~40 ms more on every request
-# (measured: 44 ms per request at latency 0, 2 ms with TCP_NODELAY). Until the fake sets it
-# itself, switch Nagle off here, or "50 ms per request" would really be ~90 ms.
-if hasattr(eks_gap, "_Handler"):
-    eks_gap._Handler.disable_nagle_algorithm = True
 
 REGIONS = (
     "us-east-1",

@@ -199,8 +199,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from mutguard.models import ScanError
     from mutguard.providers import snapshot
+    from mutguard.sources import ScanError
 
     failed = False
     for item in _live_items(args):

@@ -1,7 +1,7 @@
 """What the checks read: one cluster's posture, parsed from the raw documents an adapter collected.
 
-Adapters (live or snapshot) hand over a ClusterSource: the raw JSON documents of the snapshot
-layout in DESIGN.md, so a live scan and an offline scan of the same data are the same scan.
+Adapters (live or snapshot) hand over a ClusterSource (mutguard.sources): the raw JSON documents
+of the snapshot layout in DESIGN.md, so a live scan and an offline scan are the same scan.
 Each provider parses cluster.json into its Cluster subclass; the in-cluster documents (rbac.json,
 probe.json) are parsed here because they do not depend on the cloud.
 """
@@ -9,41 +9,17 @@ probe.json) are parsed here because they do not depend on the cloud.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mutguard.errors import InputError
-from mutguard.models import Provider
 from mutguard.mut import BASE_EDGES, Edge
 from mutguard.rbac import RbacPolicy
-
-CLUSTER_DOC = "cluster.json"
-RBAC_DOC = "rbac.json"
-WORKLOADS_DOC = "workloads.json"
-PROBE_DOC = "probe.json"
-ERRORS_DOC = "errors.json"
+from mutguard.sources import PROBE_DOC, RBAC_DOC, ClusterSource, Provider
 
 T = TypeVar("T")
-
-
-@dataclass
-class ClusterSource:
-    """The raw documents of one cluster, keyed by snapshot file name, and why any could not be read.
-
-    `provider`, `name`, `location` and `account` are known before cluster.json is parsed (from the
-    listing or the directory), so a cluster whose description fails is still reported by name.
-    """
-
-    provider: Provider
-    name: str
-    location: str = ""
-    account: str = ""
-    documents: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    origin: str = ""
 
 
 class EndpointAccess(BaseModel):

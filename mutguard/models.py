@@ -12,15 +12,9 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from mutguard import __version__
+from mutguard.sources import Provider, ScanError
 
 SCHEMA_VERSION = "1"
-
-
-class Provider(StrEnum):
-    EKS = "eks"
-    GKE = "gke"
-    AKS = "aks"
-    KUBERNETES = "kubernetes"
 
 
 class Status(StrEnum):
@@ -169,13 +163,6 @@ class ClusterReport(_Model):
 class ToolInfo(_Model):
     name: str = "mutguard"
     version: str = __version__
-
-
-class ScanError(_Model):
-    """A failure above any one cluster: an account not assumed, a region not listed."""
-
-    scope: str = Field(description="provider:account[:region], e.g. eks:123456789012:eu-west-1")
-    message: str
 
 
 class Report(_Model):

@@ -24,6 +24,7 @@ ANONYMOUS = "identity:anonymous"  # user system:anonymous, group system:unauthen
 AUTHENTICATED = "identity:authenticated"  # anyone in group system:authenticated
 USER = "identity:user"  # one identity the cluster trusts: a user, a service account
 POD = "pod"  # code running in some pod: the cluster network, the pod's token
+SERVICE_ACCOUNTS = "group:system:serviceaccounts"  # every pod's token is in it
 ADMIN = "admin"
 
 
@@ -109,6 +110,7 @@ BASE_EDGES = (
     ),
     Edge(POD, API, 0, "network", "the pod is inside the cluster network"),
     Edge(POD, USER, 0, "authentication", "the pod's service-account token authenticates"),
+    Edge(POD, SERVICE_ACCOUNTS, 0, "authentication", "the pod's token is a service account's"),
 )
 
 INTERNET_START = Start(StartKind.INTERNET, "internet", INTERNET, "anyone on the internet")
@@ -240,3 +242,14 @@ def compute(
             if finding in route.findings and fixed[kind].mut > route.mut
         }
     return result
+
+
+def admin_credential(what: str) -> Start:
+    """A credential that is cluster admin on its own: its leak needs only the network."""
+    return Start(
+        StartKind.CREDENTIAL,
+        f"credential:{what}",
+        INTERNET,
+        f"{what} leaks",
+        edges=(Edge(API, ADMIN, 0, "authorization", f"{what} is cluster admin on its own"),),
+    )

@@ -8,8 +8,9 @@ Aggregated ClusterRoles take the rules of every ClusterRole their selectors matc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from mutguard.errors import InputError
@@ -18,6 +19,9 @@ ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
 AUTHENTICATED_GROUP = "system:authenticated"
 MASTERS_GROUP = "system:masters"
+
+BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
+SYSTEM_PREFIX = "system:"
 
 ROLE_KINDS = ("ClusterRole", "Role")
 BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
@@ -91,10 +95,18 @@ class Binding:
     role_kind: str
     role_name: str
     subjects: tuple[Subject, ...]
+    labels: Mapping[str, str]
 
     @property
     def cluster_wide(self) -> bool:
         return self.kind == "ClusterRoleBinding"
+
+    @property
+    def is_default(self) -> bool:
+        """Part of the Kubernetes bootstrap policy or another system component's own RBAC."""
+        return self.labels.get(BOOTSTRAP_LABEL) == "rbac-defaults" or self.name.startswith(
+            SYSTEM_PREFIX
+        )
 
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
@@ -151,6 +163,7 @@ class RbacPolicy:
         }
         self.bindings: list[Binding] = list(bindings)
         self._aggregated: dict[str, tuple[Rule, ...]] = {}
+        self._grants: list[Grant] | None = None
 
     @classmethod
     def from_kubectl(cls, document: Any) -> RbacPolicy:
@@ -199,11 +212,11 @@ class RbacPolicy:
                 rules.extend(other.rules)
         return tuple(dict.fromkeys(rules))
 
-    def bindings_for(self, kind: str, name: str) -> Iterator[Binding]:
-        """Bindings whose subjects include the given user or group."""
-        for binding in self.bindings:
-            if any(s.kind == kind and s.name == name for s in binding.subjects):
-                yield binding
+    def grants(self) -> list[Grant]:
+        """Every dangerous power every subject holds (computed once; the checks share it)."""
+        if self._grants is None:
+            self._grants = _grants(self)
+        return self._grants
 
 
 def _parse_role(item: dict, kind: str, name: str, namespace: str, where: str) -> Role:
@@ -240,34 +253,153 @@ def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str)
         role_kind=role_ref["kind"],
         role_name=str(role_ref.get("name", "")),
         subjects=tuple(subjects),
+        labels=(item.get("metadata") or {}).get("labels") or {},
     )
 
 
-def admin_powers(rules: Iterable[Rule]) -> list[str]:
-    """The admin-equivalent powers a set of rules holds when granted cluster-wide.
+class Reach(StrEnum):
+    """Where a power takes its holder in the attack graph."""
 
-    Admin-equivalent (DESIGN.md): read every secret, run privileged pods on any node, or
-    escalate / bind / impersonate to get there.
+    ADMIN = "admin"  # admin-equivalent on its own
+    NAMESPACE = "namespace"  # acts as any service account of the namespace
+    NODE = "node"  # root on a node of the attacker's choosing
+    NONE = "none"  # dangerous, but no path to admin by itself
+
+
+@dataclass(frozen=True, slots=True)
+class Power:
+    kind: str  # the check that reports it
+    what: str
+    reach: Reach
+
+
+RBAC_API = "rbac.authorization.k8s.io"
+WORKLOAD_KINDS = (
+    ("", "pods"),
+    ("", "replicationcontrollers"),
+    ("apps", "deployments"),
+    ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+)
+WRITE_VERBS = ("create", "update", "patch")
+KUBE_SYSTEM = "kube-system"
+
+
+def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
+    """The dangerous powers rules grant, cluster-wide (namespace None) or in one namespace.
+
+    What each power reaches follows DESIGN.md's admin-equivalent: read every secret, run
+    privileged pods on any node, or escalate / bind / impersonate to get there. kube-system's
+    service accounts include the controllers', which can escalate, so power over that namespace
+    is admin-equivalent.
     """
     rules = tuple(rules)
 
-    def can(verb: str, group: str, resource: str, sub: str = "") -> bool:
-        return any(rule.allows(verb, group, resource, sub) for rule in rules)
+    def can(verb: str, group: str, resource: str, sub: str = "", named: bool = False) -> bool:
+        check = Rule.allows_named if named else Rule.allows
+        return any(check(rule, verb, group, resource, sub) for rule in rules)
 
+    def any_verb(verbs: Iterable[str], group: str, resource: str, sub: str = "") -> bool:
+        return any(can(verb, group, resource, sub) for verb in verbs)
+
+    cluster = namespace is None
+    own_namespace = Reach.ADMIN if cluster or namespace == KUBE_SYSTEM else Reach.NAMESPACE
+    found: list[Power] = []
     if can("*", "*", "*"):
-        return ["every verb on every resource"]  # implies every power below
-    powers = []
-    if any(can(verb, "", "secrets") for verb in ("get", "list", "watch")):
-        powers.append("read every secret")
-    if can("create", "", "pods"):
-        powers.append("create pods in any namespace (privileged, with any service account)")
-    for resource in ("clusterroles", "roles"):
-        for verb in ("escalate", "bind"):
-            if can(verb, "rbac.authorization.k8s.io", resource):
-                powers.append(f"{verb} {resource} (grant itself any permission)")
-    for resource in ("users", "groups", "serviceaccounts"):
-        if can("impersonate", "", resource):
-            powers.append(f"impersonate {resource} (act as system:masters or any admin)")
-    if can("get", "", "nodes", "proxy") or can("create", "", "nodes", "proxy"):
-        powers.append("nodes/proxy (run commands in any pod through the kubelet)")
-    return powers
+        return [Power("rbac.wildcard", "use every verb on every resource", own_namespace)]
+    if any_verb(("get", "list", "watch"), "", "secrets"):
+        found.append(
+            Power("rbac.secrets_read", "read every secret", Reach.ADMIN if cluster else Reach.NONE)
+        )
+    if any(can("create", group, resource) for group, resource in WORKLOAD_KINDS):
+        found.append(
+            Power("rbac.workload_create", "run pods as any service account", own_namespace)
+        )
+    if any(
+        any_verb(("create", "get"), "", "pods", sub) for sub in ("exec", "attach", "portforward")
+    ):
+        found.append(Power("rbac.pod_exec", "exec into or attach to running pods", own_namespace))
+    for role_kind, binding_kind in (
+        ("clusterroles", "clusterrolebindings"),
+        ("roles", "rolebindings"),
+    ):
+        if can("escalate", RBAC_API, role_kind) and any_verb(WRITE_VERBS, RBAC_API, role_kind):
+            found.append(Power("rbac.escalate_bind", f"escalate {role_kind}", own_namespace))
+        elif can("bind", RBAC_API, role_kind) and any_verb(WRITE_VERBS, RBAC_API, binding_kind):
+            found.append(Power("rbac.escalate_bind", f"bind {role_kind}", own_namespace))
+    impersonated = [r for r in ("users", "groups") if can("impersonate", "", r)]
+    if impersonated:
+        found.append(
+            Power("rbac.impersonate", f"impersonate {', '.join(impersonated)}", Reach.ADMIN)
+        )
+    elif can("impersonate", "", "serviceaccounts"):
+        found.append(Power("rbac.impersonate", "impersonate service accounts", own_namespace))
+    if can("create", "", "serviceaccounts", "token"):
+        found.append(Power("rbac.token_create", "create service-account tokens", own_namespace))
+    if cluster:
+        found += _cluster_only_powers(can, any_verb)
+    return found
+
+
+def _cluster_only_powers(can, any_verb) -> list[Power]:
+    found = []
+    if any_verb(("get", "create"), "", "nodes", "proxy"):
+        found.append(
+            Power("rbac.nodes_proxy", "run commands through any kubelet (nodes/proxy)", Reach.ADMIN)
+        )
+    csr = "certificates.k8s.io"
+    if (
+        can("create", csr, "certificatesigningrequests")
+        and any_verb(("update", "patch"), csr, "certificatesigningrequests", "approval")
+        and can("approve", csr, "signers", named=True)
+    ):
+        found.append(
+            Power("rbac.csr_approve", "create and approve client certificates", Reach.ADMIN)
+        )
+    admission = "admissionregistration.k8s.io"
+    if any_verb(WRITE_VERBS, admission, "mutatingwebhookconfigurations"):
+        found.append(Power("rbac.webhook_write", "write mutating admission webhooks", Reach.ADMIN))
+    elif any_verb(WRITE_VERBS, admission, "validatingwebhookconfigurations"):
+        found.append(Power("rbac.webhook_write", "write validating admission webhooks", Reach.NONE))
+    if can("create", "", "persistentvolumes"):
+        found.append(Power("rbac.pv_create", "create persistent volumes (hostPath)", Reach.NODE))
+    if any_verb(("update", "patch"), "", "nodes"):
+        found.append(Power("rbac.node_patch", "patch nodes (labels, taints)", Reach.NONE))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One subject holding one power through one binding (namespace None: cluster-wide)."""
+
+    subject: Subject
+    binding: Binding
+    power: Power
+
+    @property
+    def namespace(self) -> str | None:
+        return None if self.binding.cluster_wide else self.binding.namespace
+
+
+def _grants(policy: RbacPolicy) -> list[Grant]:
+    """Every dangerous power every subject holds; each role is analysed once per kind of scope."""
+    cache: dict[tuple, list[Power]] = {}
+    found: list[Grant] = []
+    for binding in policy.bindings:
+        rules = policy.rules_of(binding)
+        if not rules or not binding.subjects:
+            continue
+        scope = None if binding.cluster_wide else binding.namespace
+        scope_class = scope if scope in (None, KUBE_SYSTEM) else "namespace"
+        key = (binding.role_kind, binding.namespace, binding.role_name, scope_class)
+        if binding.role_kind == "ClusterRole":
+            key = (binding.role_kind, "", binding.role_name, scope_class)
+        if key not in cache:
+            cache[key] = powers(rules, scope)
+        found.extend(
+            Grant(subject, binding, power) for power in cache[key] for subject in binding.subjects
+        )
+    return found

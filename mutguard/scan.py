@@ -12,7 +12,7 @@ from datetime import datetime
 
 from mutguard import providers
 from mutguard.checks import Check, Outcome, catalogue
-from mutguard.cluster import CLUSTER_DOC, Cluster, ClusterSource
+from mutguard.cluster import Cluster
 from mutguard.errors import InputError
 from mutguard.models import (
     GRADED_AREAS,
@@ -23,10 +23,10 @@ from mutguard.models import (
     Maturity,
     MaturityGrades,
     Report,
-    ScanError,
     Status,
 )
 from mutguard.mut import Contribution, MutResult, StartKind, compute
+from mutguard.sources import CLUSTER_DOC, ClusterSource, ScanError
 
 log = logging.getLogger(__name__)
 

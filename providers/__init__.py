@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from mutguard.errors import InputError
-from mutguard.models import Provider
+from mutguard.sources import Provider
 
 PARSERS: dict[Provider, str] = {
     Provider.EKS: "mutguard.providers.eks",

@@ -18,19 +18,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from pydantic.alias_generators import to_camel
 
-from mutguard.cluster import (
-    CLUSTER_DOC,
-    Cluster,
-    ClusterSource,
-    EndpointAccess,
-    parse_common,
-    parse_optional,
-)
+from mutguard.cluster import Cluster, EndpointAccess, parse_common, parse_optional
 from mutguard.errors import InputError
-from mutguard.models import Provider
-
-ACCESS_ENTRIES_DOC = "access-entries.json"
-IDENTITY_PROVIDERS_DOC = "identity-providers.json"
+from mutguard.sources import (
+    ACCESS_ENTRIES_DOC,
+    CLUSTER_DOC,
+    IDENTITY_PROVIDERS_DOC,
+    ClusterSource,
+    Provider,
+)
 
 # Access policies that are admin-equivalent at cluster scope (DESIGN.md: read every secret, run
 # privileged pods anywhere, or escalate), with what each grants; from the EKS access policy

@@ -21,10 +21,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mutguard import __version__
-from mutguard.cluster import CLUSTER_DOC, ClusterSource
 from mutguard.errors import InputError
-from mutguard.models import Provider, ScanError
-from mutguard.providers.eks import ACCESS_ENTRIES_DOC, IDENTITY_PROVIDERS_DOC
+from mutguard.sources import (
+    ACCESS_ENTRIES_DOC,
+    CLUSTER_DOC,
+    IDENTITY_PROVIDERS_DOC,
+    ClusterSource,
+    Provider,
+    ScanError,
+)
 
 ACCOUNT_PLACEHOLDER = "{account}"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")

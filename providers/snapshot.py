@@ -11,10 +11,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from mutguard.cluster import CLUSTER_DOC, ERRORS_DOC, ClusterSource
 from mutguard.errors import InputError
-from mutguard.models import ScanError
 from mutguard.providers import detect
+from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError
 
 _NOT_A_DOCUMENT = {ERRORS_DOC}
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from mutguard.cluster import ClusterSource
-from mutguard.models import ClusterReport, Provider
+from mutguard.models import ClusterReport
 from mutguard.scan import evaluate
+from mutguard.sources import ClusterSource, Provider
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOTSTRAP_RBAC = FIXTURES / "kubernetes-bootstrap-rbac"

@@ -62,7 +62,7 @@ def test_demo_table_shows_mut_path_and_fixes(capsys):
     code, out, _ = run(capsys, "demo")
     assert code == EXIT_OK
     assert "MUT 0 from the internet" in out
-    assert "ClusterRoleBinding debug-anonymous-admin grants ClusterRole cluster-admin" in out
+    assert "ClusterRoleBinding debug-anonymous-admin (ClusterRole cluster-admin) lets" in out
     assert "top fixes by MUT gain" in out
     assert out.index("payments-legacy") < out.index("platform-core")
 

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import pytest
 
 from mutguard.errors import InputError
-from mutguard.models import ScanError, Status
+from mutguard.models import Status
 from mutguard.providers.eks_live import AwsOptions, EksCollector, role_arns
 from mutguard.scan import build_report
+from mutguard.sources import ScanError
 
 from servers.aws import AwsFakes
 

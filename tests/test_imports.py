@@ -25,3 +25,21 @@ print(",".join(loaded))
 def test_snapshot_scan_imports_no_cloud_sdk():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+LIVE_START = """
+import sys
+import mutguard.cli
+import mutguard.providers.eks_live
+mutguard.cli.build_parser()
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {"pydantic", "rich"})))
+"""
+
+
+def test_live_collector_starts_without_pydantic_or_rich():
+    # A serverless run pays for every import before its first AWS call: the report models and
+    # the terminal renderer load only after the clusters have been read.
+    done = subprocess.run(
+        [sys.executable, "-c", LIVE_START], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -4,7 +4,7 @@ import pytest
 
 from mutguard.errors import InputError
 from mutguard.models import Status
-from mutguard.rbac import RbacPolicy, Rule, admin_powers
+from mutguard.rbac import RbacPolicy, Reach, Rule, powers
 
 from builders import (
     assess,
@@ -39,14 +39,60 @@ def test_rule_matching_follows_the_authorizer():
     assert not urls.allows_url("get", "/apis")
 
 
-def test_admin_powers():
-    assert admin_powers([rule(["*"], ["*"], ["*"])]) == ["every verb on every resource"]
-    assert admin_powers([rule(["list"], resources=["secrets"])]) == ["read every secret"]
-    assert admin_powers([rule(["impersonate"], resources=["groups"])])
-    assert admin_powers([rule(["bind"], ["rbac.authorization.k8s.io"], ["clusterroles"])])
-    assert admin_powers([rule(["get"], resources=["nodes/proxy"])])
-    assert admin_powers([rule(["get", "list"], resources=["pods", "configmaps"])]) == []
-    assert admin_powers([rule(["get"], resources=["secrets"], names=["tls"])]) == []
+def kinds(found):
+    return {(p.kind, p.reach) for p in found}
+
+
+def test_powers_cluster_wide():
+    assert kinds(powers([rule(["*"], ["*"], ["*"])])) == {("rbac.wildcard", Reach.ADMIN)}
+    assert kinds(powers([rule(["list"], resources=["secrets"])])) == {
+        ("rbac.secrets_read", Reach.ADMIN)
+    }
+    assert kinds(powers([rule(["impersonate"], resources=["groups"])])) == {
+        ("rbac.impersonate", Reach.ADMIN)
+    }
+    assert kinds(powers([rule(["get"], resources=["nodes/proxy"])])) == {
+        ("rbac.nodes_proxy", Reach.ADMIN)
+    }
+    assert kinds(powers([rule(["create"], ["apps"], ["daemonsets"])])) == {
+        ("rbac.workload_create", Reach.ADMIN)
+    }
+    assert powers([rule(["get", "list"], resources=["pods", "configmaps"])]) == []
+    assert powers([rule(["get"], resources=["secrets"], names=["tls"])]) == []
+
+
+def test_bind_needs_a_binding_to_write_and_escalate_a_role_to_write():
+    rbac_api = "rbac.authorization.k8s.io"
+    assert powers([rule(["bind"], [rbac_api], ["clusterroles"])]) == []
+    bind = powers(
+        [
+            rule(["bind"], [rbac_api], ["clusterroles"]),
+            rule(["create"], [rbac_api], ["clusterrolebindings"]),
+        ]
+    )
+    assert kinds(bind) == {("rbac.escalate_bind", Reach.ADMIN)}
+    escalate = powers([rule(["escalate", "update"], [rbac_api], ["clusterroles"])])
+    assert kinds(escalate) == {("rbac.escalate_bind", Reach.ADMIN)}
+
+
+def test_csr_approval_needs_create_approval_and_a_signer():
+    csr = "certificates.k8s.io"
+    create = rule(["create"], [csr], ["certificatesigningrequests"])
+    approval = rule(["update"], [csr], ["certificatesigningrequests/approval"])
+    signer = rule(["approve"], [csr], ["signers"], names=["kubernetes.io/kube-apiserver-client"])
+    assert powers([create, approval]) == []
+    assert kinds(powers([create, approval, signer])) == {("rbac.csr_approve", Reach.ADMIN)}
+
+
+def test_namespace_scope_reaches_the_namespace_except_kube_system():
+    pods = [rule(["create"], resources=["pods"])]
+    assert kinds(powers(pods, "team-a")) == {("rbac.workload_create", Reach.NAMESPACE)}
+    assert kinds(powers(pods, "kube-system")) == {("rbac.workload_create", Reach.ADMIN)}
+    secrets = [rule(["get"], resources=["secrets"])]
+    assert kinds(powers(secrets, "team-a")) == {("rbac.secrets_read", Reach.NONE)}
+    volumes = [rule(["create"], resources=["persistentvolumes"])]
+    assert kinds(powers(volumes)) == {("rbac.pv_create", Reach.NODE)}
+    assert powers(volumes, "team-a") == []  # persistent volumes are cluster-scoped
 
 
 @pytest.mark.parametrize("featuregates", [False, True])
@@ -66,7 +112,7 @@ def test_public_info_viewer_is_benign():
     viewer = next(b for b in policy.bindings if b.name == "system:public-info-viewer")
     assert {s.name for s in viewer.subjects} == {"system:authenticated", "system:unauthenticated"}
     rules = policy.rules_of(viewer)
-    assert rules and admin_powers(rules) == []
+    assert rules and powers(rules) == []
     assert any(r.allows_url("get", "/version") for r in rules)
 
 
@@ -148,3 +194,123 @@ def test_unknown_selector_operator_is_an_error_finding_not_a_pass():
     result = finding(report, "rbac.authenticated_admin")
     assert result.status is Status.ERROR
     assert "Near" in result.detail and "prod" in result.detail
+
+
+CORE, APPS, RBAC_API = "", "apps", "rbac.authorization.k8s.io"
+
+
+def r(verbs, group, resources, names=()):
+    found = {"apiGroups": [group], "resources": resources, "verbs": verbs}
+    if names:
+        found["resourceNames"] = list(names)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("check_id", "rules"),
+    [
+        ("rbac.wildcard", [r(["*"], "*", ["*"])]),
+        ("rbac.secrets_read", [r(["list"], CORE, ["secrets"])]),
+        ("rbac.workload_create", [r(["create"], APPS, ["deployments"])]),
+        ("rbac.pod_exec", [r(["create"], CORE, ["pods/exec"])]),
+        (
+            "rbac.escalate_bind",
+            [
+                r(["bind"], RBAC_API, ["clusterroles"]),
+                r(["create"], RBAC_API, ["clusterrolebindings"]),
+            ],
+        ),
+        ("rbac.impersonate", [r(["impersonate"], CORE, ["users", "groups"])]),
+        ("rbac.token_create", [r(["create"], CORE, ["serviceaccounts/token"])]),
+        ("rbac.nodes_proxy", [r(["get"], CORE, ["nodes/proxy"])]),
+        (
+            "rbac.csr_approve",
+            [
+                r(["create"], "certificates.k8s.io", ["certificatesigningrequests"]),
+                r(["update"], "certificates.k8s.io", ["certificatesigningrequests/approval"]),
+                r(
+                    ["approve"],
+                    "certificates.k8s.io",
+                    ["signers"],
+                    ["kubernetes.io/kube-apiserver-client"],
+                ),
+            ],
+        ),
+        (
+            "rbac.webhook_write",
+            [r(["patch"], "admissionregistration.k8s.io", ["mutatingwebhookconfigurations"])],
+        ),
+        ("rbac.pv_create", [r(["create"], CORE, ["persistentvolumes"])]),
+        ("rbac.node_patch", [r(["patch"], CORE, ["nodes"])]),
+    ],
+)
+def test_each_dangerous_power_held_by_a_named_subject(check_id, rules):
+    role = cluster_role("risky", *rules)
+    binding = cluster_role_binding("ci-deployer", "risky", ("User", "ci-deployer"))
+    report = assess(describe_cluster(), rbac=rbac_list(role, binding))
+    result = finding(report, check_id)
+    assert result.status is Status.FAIL
+    assert result.resource == "ClusterRoleBinding ci-deployer"
+    assert "User ci-deployer" in result.detail
+    assert finding(assess(describe_cluster(), rbac=rbac_list()), check_id).status is Status.PASS
+
+
+@pytest.mark.parametrize("featuregates", [False, True])
+def test_bootstrap_policy_has_no_rbac_finding(featuregates):
+    extra = bootstrap_items(featuregates=True) if featuregates else ()
+    report = assess(describe_cluster(), rbac=rbac_list(*extra))
+    failures = [
+        f for f in report.findings if f.check_id.startswith("rbac.") and f.status is not Status.PASS
+    ]
+    assert failures == []
+
+
+def test_an_admin_user_is_a_credential_that_is_admin_on_its_own():
+    binding = cluster_role_binding("alice-admin", "cluster-admin", ("User", "alice@example.com"))
+    report = assess(
+        describe_cluster(),
+        rbac=rbac_list(binding),
+        probe={"anonymous_version": False, "anonymous_api": False},
+    )
+    assert finding(report, "rbac.wildcard").status is Status.FAIL
+    assert report.mut == 2 and report.mut_credential == 1
+    path = next(p for p in report.paths if p.from_.startswith("credential:"))
+    assert "alice@example.com" in path.from_
+
+
+def test_every_service_account_as_admin_makes_any_pod_admin():
+    binding = cluster_role_binding("sa-admin", "cluster-admin", ("Group", "system:serviceaccounts"))
+    report = assess(describe_cluster(), rbac=rbac_list(binding))
+    assert finding(report, "rbac.serviceaccounts_admin").status is Status.FAIL
+    assert report.mut_workload == 1  # the exploited app, and nothing more
+    assert finding(report, "rbac.serviceaccounts_admin").mut_gain == 1
+
+
+def test_a_public_group_short_of_admin_is_one_mistake_away():
+    role = cluster_role("deployer", r(["create"], CORE, ["pods"]))
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "everyone-deploys", "namespace": "dev"},
+        "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": "deployer"},
+        "subjects": [{"apiGroup": RBAC_API, "kind": "Group", "name": "system:authenticated"}],
+    }
+    report = assess(describe_cluster(), rbac=rbac_list(role, binding))
+    result = finding(report, "rbac.public_group_grant")
+    assert result.status is Status.FAIL and "in namespace dev" in result.detail
+    assert finding(report, "rbac.authenticated_admin").status is Status.PASS
+    assert finding(report, "rbac.workload_create").status is Status.PASS  # reported once, above
+
+
+def test_grants_in_kube_system_are_admin_equivalent():
+    role = cluster_role("deployer", r(["create"], CORE, ["pods"]))
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "ci", "namespace": "kube-system"},
+        "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "ci"}],
+    }
+    report = assess(describe_cluster(), rbac=rbac_list(role, binding))
+    result = finding(report, "rbac.workload_create")
+    assert "default service account" in result.detail and "kube-system" in result.detail

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mutguard.cluster import ClusterSource
 from mutguard.errors import InputError
-from mutguard.models import Provider, ScanError, Status
+from mutguard.models import Status
 from mutguard.providers import snapshot
 from mutguard.scan import build_report
+from mutguard.sources import ClusterSource, Provider, ScanError
 
 from builders import OBSERVED_AT, describe_cluster, rbac_list
 

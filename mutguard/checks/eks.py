@@ -10,7 +10,7 @@ from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
 from mutguard.models import Area, Maturity, Provider, Severity
-from mutguard.mut import ADMIN, ANONYMOUS, API, INTERNET, Edge, Start, StartKind
+from mutguard.mut import ANONYMOUS, API, INTERNET, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
 
 EKS = (Provider.EKS,)
@@ -289,7 +289,7 @@ def bootstrap_creator_admin(cluster: EksCluster):
     if cluster.authentication_mode == "CONFIG_MAP":
         return failed(
             "in CONFIG_MAP mode the creator holds system:masters that no API shows",
-            starts=[_admin_credential("the cluster creator's credential (hidden system:masters)")],
+            starts=[admin_credential("the cluster creator's credential (hidden system:masters)")],
         )
     if cluster.bootstrap_admin is None:
         return unknown("accessConfig.bootstrapClusterCreatorAdminPermissions is not reported")
@@ -299,7 +299,7 @@ def bootstrap_creator_admin(cluster: EksCluster):
         return None  # the creator's admin is an access entry, judged by eks.access.admin_policy
     return failed(
         "the creator was given admin permissions at creation",
-        starts=[_admin_credential("the cluster creator's credential")],
+        starts=[admin_credential("the cluster creator's credential")],
     )
 
 
@@ -343,22 +343,12 @@ def admin_access_policy(cluster: EksCluster):
                 failed(
                     f"{entry.principal_arn} holds {'; '.join(powers)}",
                     entry.principal_arn,
-                    starts=[_admin_credential(what)],
+                    starts=[admin_credential(what)],
                 )
             )
     if not outcomes:
         return passed(f"none of {len(cluster.access_entries)} access entries is admin-equivalent")
     return outcomes
-
-
-def _admin_credential(what: str) -> Start:
-    return Start(
-        StartKind.CREDENTIAL,
-        f"credential:{what}",
-        INTERNET,
-        f"{what} leaks",
-        edges=(Edge(API, ADMIN, 0, "authorization", f"{what} is cluster admin on its own"),),
-    )
 
 
 @check(

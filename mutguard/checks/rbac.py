@@ -1,59 +1,140 @@
-"""In-cluster RBAC checks that apply to every provider."""
+"""In-cluster RBAC checks that apply to every provider.
+
+Each dangerous power (see mutguard.rbac.powers) is one check; who holds it comes from the
+effective grants of every binding. Grants to groups everyone is in (anonymous users, every
+authenticated identity, every service account) have checks of their own, because their holders
+need no stolen credential. The Kubernetes bootstrap policy and other `system:` bindings are the
+platform's own and are not findings.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.cluster import RBAC_DOC, Cluster
+from mutguard.cluster import Cluster
 from mutguard.models import Area, Maturity, Provider, Severity
-from mutguard.mut import ADMIN, ANONYMOUS, AUTHENTICATED, Edge
+from mutguard.mut import ADMIN, ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS, Edge, admin_credential
 from mutguard.rbac import (
     ANONYMOUS_USER,
     AUTHENTICATED_GROUP,
     UNAUTHENTICATED_GROUP,
-    admin_powers,
+    Grant,
+    Reach,
+    Subject,
 )
+from mutguard.sources import RBAC_DOC
 
 ALL_PROVIDERS = tuple(Provider)
 RBAC_DOCS = "https://kubernetes.io/docs/reference/access-authn-authz/rbac/"
+GOOD_PRACTICES = "https://kubernetes.io/docs/concepts/security/rbac-good-practices/"
+NODE_ANY = "node:any"
+
+_PUBLIC_NODES = {
+    ("User", ANONYMOUS_USER): ANONYMOUS,
+    ("Group", UNAUTHENTICATED_GROUP): ANONYMOUS,
+    ("Group", AUTHENTICATED_GROUP): AUTHENTICATED,
+    ("Group", "system:serviceaccounts"): SERVICE_ACCOUNTS,
+}
 
 
-def _remove_binding(where: str) -> dict[Provider, str]:
+def subject_node(subject: Subject) -> str:
+    """The attack-graph node of an RBAC subject."""
+    public = _PUBLIC_NODES.get((subject.kind, subject.name))
+    if public:
+        return public
+    if subject.kind == "ServiceAccount":
+        return f"sa:{subject.namespace}/{subject.name}"
+    if subject.kind == "Group" and subject.name.startswith("system:serviceaccounts:"):
+        return SERVICE_ACCOUNTS  # every service account of one namespace: any pod there
+    return f"{subject.kind.lower()}:{subject.name}"
+
+
+def is_public(subject: Subject) -> bool:
+    return subject_node(subject) in (ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS)
+
+
+def grant_text(grant: Grant) -> str:
+    where = f" in namespace {grant.namespace}" if grant.namespace else ""
+    default = " (the namespace's default service account)" if _is_default_sa(grant.subject) else ""
+    role = f"{grant.binding.role_kind} {grant.binding.role_name}"
+    return f"{grant.binding} ({role}) lets {grant.subject}{default} {grant.power.what}{where}"
+
+
+def _is_default_sa(subject: Subject) -> bool:
+    return subject.kind == "ServiceAccount" and subject.name == "default"
+
+
+def grant_edges(grant: Grant) -> list[Edge]:
+    """The attack-graph edges a grant opens; a power short of admin needs one more mistake."""
+    source, why = subject_node(grant.subject), grant_text(grant)
+    if grant.power.reach is Reach.ADMIN:
+        return [Edge(source, ADMIN, 0, "authorization", why)]
+    if grant.power.reach is Reach.NAMESPACE:
+        namespace = f"namespace:{grant.namespace}"
+        return [
+            Edge(source, namespace, 0, "authorization", why),
+            Edge(
+                namespace,
+                ADMIN,
+                1,
+                "authorization",
+                f"acting as {grant.namespace}'s service accounts is not yet admin: one more "
+                "mistake (a powerful service account or a privileged pod there) is needed",
+            ),
+        ]
+    if grant.power.reach is Reach.NODE:
+        return [
+            Edge(source, NODE_ANY, 0, "authorization", why),
+            Edge(
+                NODE_ANY,
+                ADMIN,
+                1,
+                "authorization",
+                "root on a node is not yet admin: one more mistake (an admin token on it)",
+            ),
+        ]
+    return []
+
+
+def _starts(grant: Grant):
+    """A user or group that is admin on its own: one leaked credential of it is enough."""
+    if grant.power.reach is Reach.ADMIN and grant.subject.kind in ("User", "Group"):
+        return [admin_credential(f"{grant.subject} ({grant.power.what})")]
+    return []
+
+
+def _rbac_unknown(cluster: Cluster, who: str):
+    return unknown(
+        f"RBAC not read: {cluster.missing(RBAC_DOC)}",
+        assumption=f"authorization: RBAC not read; assumed the Kubernetes default policy "
+        f"(no dangerous grant to {who})",
+    )
+
+
+def _findings(cluster: Cluster, selected: Callable[[Grant], bool], nothing: str):
+    outcomes = [
+        failed(
+            grant_text(grant), str(grant.binding), edges=grant_edges(grant), starts=_starts(grant)
+        )
+        for grant in cluster.rbac.grants()
+        if selected(grant)
+    ]
+    return outcomes or passed(nothing)
+
+
+def _remove_binding(subjects: str) -> dict[Provider, str]:
     text = (
-        f"Remove the subjects {where} from the binding, or delete it: `kubectl delete "
-        "clusterrolebinding NAME` (or `kubectl -n NS delete rolebinding NAME`), and remove it "
-        "from the manifests or chart that created it."
+        f"Remove {subjects} from the binding, or delete it: `kubectl delete clusterrolebinding "
+        "NAME` (or `kubectl -n NS delete rolebinding NAME`), and remove it from the manifests or "
+        "chart that created it; grant a narrower role instead."
     )
     return dict.fromkeys(ALL_PROVIDERS, text)
 
 
-def _public_admin_grants(cluster: Cluster, subjects: set[tuple[str, str]], node: str, who: str):
-    if cluster.rbac is None:
-        return unknown(
-            f"RBAC not read: {cluster.missing(RBAC_DOC)}",
-            assumption=f"authorization: RBAC not read; assumed the Kubernetes default policy "
-            f"(no admin-equivalent grant to {who})",
-        )
-    outcomes = []
-    for binding in cluster.rbac.bindings:
-        if not binding.cluster_wide:
-            continue
-        matched = [s for s in binding.subjects if (s.kind, s.name) in subjects]
-        if not matched:
-            continue
-        powers = admin_powers(cluster.rbac.rules_of(binding) or ())
-        if powers:
-            names = ", ".join(s.name for s in matched)
-            role = f"{binding.role_kind} {binding.role_name}"
-            outcomes.append(
-                failed(
-                    f"{binding} grants {role} to {names}: {'; '.join(powers)}",
-                    str(binding),
-                    edges=[
-                        Edge(node, ADMIN, 0, "authorization", f"{binding} grants {role} to {names}")
-                    ],
-                )
-            )
-    return outcomes or passed(f"no cluster-wide binding gives {who} admin-equivalent power")
+def _public_admin(node: str) -> Callable[[Grant], bool]:
+    return lambda g: subject_node(g.subject) == node and g.power.reach is Reach.ADMIN
 
 
 @check(
@@ -69,8 +150,11 @@ def _public_admin_grants(cluster: Cluster, subjects: set[tuple[str, str]], node:
     references=[RBAC_DOCS],
 )
 def anonymous_admin(cluster: Cluster):
-    subjects = {("User", ANONYMOUS_USER), ("Group", UNAUTHENTICATED_GROUP)}
-    return _public_admin_grants(cluster, subjects, ANONYMOUS, "anonymous users")
+    if cluster.rbac is None:
+        return _rbac_unknown(cluster, "anonymous users")
+    return _findings(
+        cluster, _public_admin(ANONYMOUS), "no binding gives anonymous users admin-equivalent power"
+    )
 
 
 @check(
@@ -86,5 +170,176 @@ def anonymous_admin(cluster: Cluster):
     references=[RBAC_DOCS],
 )
 def authenticated_admin(cluster: Cluster):
-    subjects = {("Group", AUTHENTICATED_GROUP)}
-    return _public_admin_grants(cluster, subjects, AUTHENTICATED, "authenticated users")
+    if cluster.rbac is None:
+        return _rbac_unknown(cluster, "authenticated users")
+    return _findings(
+        cluster,
+        _public_admin(AUTHENTICATED),
+        "no binding gives every authenticated user admin-equivalent power",
+    )
+
+
+@check(
+    id="rbac.serviceaccounts_admin",
+    title="Service accounts as a group hold no admin-equivalent power",
+    severity=Severity.CRITICAL,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.CRAWL,
+    providers=ALL_PROVIDERS,
+    rationale="A binding to system:serviceaccounts (or system:serviceaccounts:NS) gives its power "
+    "to the token of every pod: one exploited app anywhere is then cluster-admin.",
+    remediation=_remove_binding("system:serviceaccounts"),
+    references=[RBAC_DOCS, GOOD_PRACTICES],
+)
+def serviceaccounts_admin(cluster: Cluster):
+    if cluster.rbac is None:
+        return _rbac_unknown(cluster, "service accounts as a group")
+    return _findings(
+        cluster,
+        _public_admin(SERVICE_ACCOUNTS),
+        "no binding gives every service account admin-equivalent power",
+    )
+
+
+@check(
+    id="rbac.public_group_grant",
+    title="Groups everyone is in hold no dangerous power",
+    severity=Severity.HIGH,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.CRAWL,
+    providers=ALL_PROVIDERS,
+    rationale="Grants to system:anonymous, system:unauthenticated, system:authenticated or "
+    "system:serviceaccounts need no stolen credential: any power short of admin there is one "
+    "mistake from becoming admin for everyone.",
+    remediation=_remove_binding("the public group"),
+    references=[RBAC_DOCS, GOOD_PRACTICES],
+)
+def public_group_grant(cluster: Cluster):
+    if cluster.rbac is None:
+        return _rbac_unknown(cluster, "public groups")
+    return _findings(
+        cluster,
+        lambda g: is_public(g.subject) and g.power.reach is not Reach.ADMIN,
+        "groups everyone is in hold only the default discovery permissions",
+    )
+
+
+@dataclass(frozen=True)
+class PowerCheck:
+    kind: str
+    title: str
+    severity: Severity
+    rationale: str
+
+
+# One check per dangerous power held by a named user, group or service account; adding a power
+# means a row here, its rule in mutguard.rbac.powers, and its test.
+POWER_CHECKS = (
+    PowerCheck(
+        "rbac.wildcard",
+        "Nobody but the platform holds every verb on every resource",
+        Severity.HIGH,
+        "`*` on `*` is cluster-admin, whatever the role is called.",
+    ),
+    PowerCheck(
+        "rbac.secrets_read",
+        "Only the platform reads secrets cluster-wide",
+        Severity.HIGH,
+        "Reading every secret yields every token and password the cluster holds.",
+    ),
+    PowerCheck(
+        "rbac.workload_create",
+        "Pod creation is not granted where it reaches admin",
+        Severity.HIGH,
+        "Who creates pods (or Deployments, Jobs, …) runs code as any service "
+        "account of the namespace, privileged unless admission stops it.",
+    ),
+    PowerCheck(
+        "rbac.pod_exec",
+        "Exec, attach and port-forward are not granted broadly",
+        Severity.HIGH,
+        "Exec into a pod acts with its service account and reaches its node "
+        "when the pod is privileged.",
+    ),
+    PowerCheck(
+        "rbac.escalate_bind",
+        "Nobody can grant themselves more power",
+        Severity.CRITICAL,
+        "escalate or bind on roles lets the holder write or bind any permission, "
+        "cluster-admin included.",
+    ),
+    PowerCheck(
+        "rbac.impersonate",
+        "Nobody can impersonate other identities",
+        Severity.CRITICAL,
+        "Impersonating a user or group (system:masters) is acting as the cluster admin.",
+    ),
+    PowerCheck(
+        "rbac.token_create",
+        "Service-account tokens are not minted broadly",
+        Severity.HIGH,
+        "Creating serviceaccounts/token mints a token for any service account in scope.",
+    ),
+    PowerCheck(
+        "rbac.nodes_proxy",
+        "Nobody but the platform uses nodes/proxy",
+        Severity.CRITICAL,
+        "nodes/proxy reaches the kubelet API: exec into any pod on any node, unaudited.",
+    ),
+    PowerCheck(
+        "rbac.csr_approve",
+        "Nobody can approve their own client certificates",
+        Severity.CRITICAL,
+        "Creating and approving CSRs for the kube-apiserver-client "
+        "signer issues a certificate for any user or group, system:masters included.",
+    ),
+    PowerCheck(
+        "rbac.webhook_write",
+        "Admission webhooks are not writable by workloads",
+        Severity.HIGH,
+        "A mutating webhook rewrites every pod the cluster creates; a "
+        "validating one sees every object, secrets included.",
+    ),
+    PowerCheck(
+        "rbac.pv_create",
+        "Persistent volumes are created only by the platform",
+        Severity.HIGH,
+        "A hostPath PersistentVolume mounts any node directory into a pod: root on the node.",
+    ),
+    PowerCheck(
+        "rbac.node_patch",
+        "Nodes are patched only by the platform",
+        Severity.MEDIUM,
+        "Patching nodes changes labels and taints, steering sensitive pods to a node the "
+        "attacker holds.",
+    ),
+)
+
+
+def _register(power: PowerCheck) -> None:
+    def run(cluster: Cluster):
+        if cluster.rbac is None:
+            return _rbac_unknown(cluster, "named subjects")
+        return _findings(
+            cluster,
+            lambda g: (
+                g.power.kind == power.kind and not g.binding.is_default and not is_public(g.subject)
+            ),
+            "only the platform's own bindings grant it",
+        )
+
+    check(
+        id=power.kind,
+        title=power.title,
+        severity=power.severity,
+        area=Area.PRIVILEGED_ACCESS,
+        maturity=Maturity.WALK,
+        providers=ALL_PROVIDERS,
+        rationale=power.rationale,
+        remediation=_remove_binding("the subject"),
+        references=[RBAC_DOCS, GOOD_PRACTICES],
+    )(run)
+
+
+for _power in POWER_CHECKS:
+    _register(_power)

@@ -362,6 +362,9 @@ class _HttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keeps botocore's pooled connections alive; every response sets Content-Length.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, the body waits ~40 ms for the
+    # client's delayed ACK, which would swamp the latency this server is meant to model.
+    disable_nagle_algorithm = True
     server: _HttpServer
 
     def setup(self) -> None:

@@ -1,0 +1,54 @@
+"""What adapters hand to the scan: the snapshot layout's documents of one cluster, or an error.
+
+Kept free of pydantic and of any cloud SDK so that a live collector starts fast: a serverless
+run pays for every import before its first API call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Provider(StrEnum):
+    EKS = "eks"
+    GKE = "gke"
+    AKS = "aks"
+    KUBERNETES = "kubernetes"
+
+
+# The snapshot layout (DESIGN.md): one file per document in a cluster directory.
+CLUSTER_DOC = "cluster.json"
+RBAC_DOC = "rbac.json"
+WORKLOADS_DOC = "workloads.json"
+PROBE_DOC = "probe.json"
+ERRORS_DOC = "errors.json"
+ACCESS_ENTRIES_DOC = "access-entries.json"
+IDENTITY_PROVIDERS_DOC = "identity-providers.json"
+
+
+@dataclass
+class ClusterSource:
+    """The raw documents of one cluster, keyed by snapshot file name, and why any could not be read.
+
+    `provider`, `name`, `location` and `account` are known before cluster.json is parsed (from the
+    listing or the directory), so a cluster whose description fails is still reported by name.
+    """
+
+    provider: Provider
+    name: str
+    location: str = ""
+    account: str = ""
+    documents: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class ScanError:
+    """A failure above any one cluster: an account not assumed, a region not listed. `scope` is
+    provider:account[:region], e.g. eks:123456789012:eu-west-1."""
+
+    scope: str
+    message: str
