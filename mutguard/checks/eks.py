@@ -176,6 +176,16 @@ def anonymous_auth(cluster: EksCluster):
     return passed(f"EKS {cluster.version} allows anonymous requests to health endpoints only")
 
 
+def _authentication_mode(cluster: EksCluster):
+    """The authentication mode, or the UNKNOWN outcome saying why it cannot be judged."""
+    mode = cluster.authentication_mode
+    if mode is None:
+        return unknown("accessConfig.authenticationMode is not reported")
+    if mode not in KNOWN_AUTH_MODES:
+        return unknown(f"unrecognised accessConfig.authenticationMode {mode!r}")
+    return mode
+
+
 @check(
     id="eks.auth.access_entries",
     title="Cluster access is managed with access entries, not only the aws-auth ConfigMap",
@@ -193,11 +203,9 @@ def anonymous_auth(cluster: EksCluster):
     references=[f"{DOCS}/access-entries.html", f"{DOCS}/setting-up-access-entries.html"],
 )
 def access_entries_mode(cluster: EksCluster):
-    mode = cluster.authentication_mode
-    if mode is None:
-        return unknown("accessConfig.authenticationMode is not reported")
-    if mode not in KNOWN_AUTH_MODES:
-        return unknown(f"unrecognised accessConfig.authenticationMode {mode!r}")
+    mode = _authentication_mode(cluster)
+    if not isinstance(mode, str):
+        return mode
     if mode == "CONFIG_MAP":
         return failed("authenticationMode is CONFIG_MAP: access is defined only in aws-auth")
     return passed(f"authenticationMode is {mode}")
@@ -220,11 +228,9 @@ def access_entries_mode(cluster: EksCluster):
     references=[f"{DOCS}/setting-up-access-entries.html"],
 )
 def api_only_mode(cluster: EksCluster):
-    mode = cluster.authentication_mode
-    if mode is None:
-        return unknown("accessConfig.authenticationMode is not reported")
-    if mode not in KNOWN_AUTH_MODES:
-        return unknown(f"unrecognised accessConfig.authenticationMode {mode!r}")
+    mode = _authentication_mode(cluster)
+    if not isinstance(mode, str):
+        return mode
     if mode == "API":
         return passed("authenticationMode is API")
     return failed(f"authenticationMode is {mode}: the aws-auth ConfigMap is still honoured")
