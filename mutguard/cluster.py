@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mutguard.errors import InputError
 from mutguard.mut import BASE_EDGES, Edge
 from mutguard.rbac import RbacPolicy
-from mutguard.sources import PROBE_DOC, RBAC_DOC, ClusterSource, Provider
+from mutguard.sources import (
+    ADMISSION_DOC,
+    NAMESPACES_DOC,
+    PROBE_DOC,
+    RBAC_DOC,
+    WORKLOADS_DOC,
+    ClusterSource,
+    Provider,
+)
+from mutguard.workloads import Workloads
 
 T = TypeVar("T")
 
@@ -56,6 +65,9 @@ class Cluster(BaseModel):
     endpoint: EndpointAccess | None = None
     probe: Probe | None = None
     rbac: RbacPolicy | None = None
+    workloads: Workloads | None = None
+    namespaces: dict[str, dict[str, str]] | None = None  # name -> labels
+    admission_webhooks: list[str] | None = None  # "<configuration>/<webhook>" names
     collection_errors: dict[str, str] = Field(default_factory=dict)
     origin: str = ""
 
@@ -92,11 +104,38 @@ def _parse_probe(raw: Any) -> Probe:
         ) from exc
 
 
+def _list_items(document: Any, name: str) -> list[dict]:
+    if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+        raise InputError(f"{name}: expected a kubectl List with an 'items' array")
+    items = document["items"]
+    if not all(isinstance(i, dict) and isinstance(i.get("metadata"), dict) for i in items):
+        raise InputError(f"{name}: every item needs metadata")
+    return items
+
+
+def _parse_namespaces(document: Any) -> dict[str, dict[str, str]]:
+    return {
+        str(item["metadata"].get("name")): dict(item["metadata"].get("labels") or {})
+        for item in _list_items(document, NAMESPACES_DOC)
+    }
+
+
+def _parse_admission(document: Any) -> list[str]:
+    return [
+        f"{item['metadata'].get('name')}/{webhook.get('name')}"
+        for item in _list_items(document, ADMISSION_DOC)
+        for webhook in item.get("webhooks") or [{"name": ""}]
+    ]
+
+
 def parse_common(source: ClusterSource, errors: dict[str, str]) -> dict[str, Any]:
     """Fields every provider's Cluster takes from the in-cluster documents."""
     return {
         "probe": parse_optional(source, errors, PROBE_DOC, _parse_probe),
         "rbac": parse_optional(source, errors, RBAC_DOC, RbacPolicy.from_kubectl),
+        "workloads": parse_optional(source, errors, WORKLOADS_DOC, Workloads.from_kubectl),
+        "namespaces": parse_optional(source, errors, NAMESPACES_DOC, _parse_namespaces),
+        "admission_webhooks": parse_optional(source, errors, ADMISSION_DOC, _parse_admission),
         "collection_errors": errors,
         "origin": source.origin,
     }

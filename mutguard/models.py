@@ -129,6 +129,14 @@ class AttackPath(_Model):
     steps: list[str]
 
 
+class BlastRadius(_Model):
+    """What the compromise of one workload reaches."""
+
+    workload: str = Field(description="<namespace>/<name>")
+    mut: int = Field(description="1 (its app is exploited) + the cheapest further path to admin")
+    steps: list[str]
+
+
 class MaturityGrades(_Model):
     network: Grade
     authentication: Grade
@@ -155,6 +163,9 @@ class ClusterReport(_Model):
     )
     mut_basis: list[str]
     paths: list[AttackPath]
+    blast_radius: list[BlastRadius] = Field(
+        default_factory=list, description="Per workload, when workloads were read; lowest first"
+    )
     maturity: MaturityGrades
     findings: list[Finding]
     errors: list[str]

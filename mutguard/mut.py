@@ -25,6 +25,7 @@ AUTHENTICATED = "identity:authenticated"  # anyone in group system:authenticated
 USER = "identity:user"  # one identity the cluster trusts: a user, a service account
 POD = "pod"  # code running in some pod: the cluster network, the pod's token
 SERVICE_ACCOUNTS = "group:system:serviceaccounts"  # every pod's token is in it
+NODE_ANY = "node:any"  # root on a node of the attacker's choosing
 ADMIN = "admin"
 
 
@@ -143,17 +144,21 @@ class Route:
 @dataclass
 class MutResult:
     routes: dict[StartKind, Route]
+    workloads: list[Route] = field(default_factory=list)  # every workload's own route
     gains: dict[int, dict[StartKind, int]] = field(default_factory=dict)
 
     def mut(self, kind: StartKind) -> int:
         return self.routes[kind].mut
 
 
+Adjacency = dict[str, list[tuple[Edge, int | None]]]
+
+
 def _cheapest(
-    start: Start, adjacency: dict[str, list[tuple[Edge, int | None]]]
+    start: Start, adjacency: Adjacency
 ) -> tuple[int, list[tuple[Edge, int | None]]] | None:
-    """0-1 BFS from start.node to ADMIN; returns the cost and the edges taken."""
-    local: dict[str, list[tuple[Edge, int | None]]] = {}
+    """0-1 BFS from start.node to ADMIN with the start's own edges; the cost and edges taken."""
+    local: Adjacency = {}
     for edge in start.edges:
         local.setdefault(edge.src, []).append((edge, None))
     best = {start.node: 0}
@@ -185,13 +190,49 @@ def _cheapest(
     return best[ADMIN], taken
 
 
+class _TowardAdmin:
+    """Every node's cheapest cost to ADMIN over the shared edges: one reverse 0-1 BFS serves all
+    starts that bring no edges of their own (every workload), however many there are."""
+
+    def __init__(self, adjacency: Adjacency) -> None:
+        reverse: Adjacency = {}
+        for edges in adjacency.values():
+            for edge, owner in edges:
+                reverse.setdefault(edge.dst, []).append((edge, owner))
+        self.best: dict[str, tuple[int, Edge | None, int | None]] = {ADMIN: (0, None, None)}
+        queue: deque[tuple[int, str]] = deque([(0, ADMIN)])
+        while queue:
+            cost, node = queue.popleft()
+            if cost > self.best[node][0]:
+                continue
+            for edge, owner in reverse.get(node, ()):
+                new_cost = cost + edge.cost
+                if edge.src not in self.best or new_cost < self.best[edge.src][0]:
+                    self.best[edge.src] = (new_cost, edge, owner)
+                    if edge.cost:
+                        queue.append((new_cost, edge.src))
+                    else:
+                        queue.appendleft((new_cost, edge.src))
+
+    def route(self, node: str) -> tuple[int, list[tuple[Edge, int | None]]] | None:
+        if node not in self.best:
+            return None
+        cost, taken = self.best[node][0], []
+        while node != ADMIN:
+            _, edge, owner = self.best[node]
+            taken.append((edge, owner))
+            node = edge.dst
+        return cost, taken
+
+
 def _solve(
     barriers: Sequence[Edge],
     contributions: Sequence[Contribution],
     base_starts: Sequence[Start],
     excluded: int | None,
-) -> dict[StartKind, Route]:
-    adjacency: dict[str, list[tuple[Edge, int | None]]] = {}
+) -> list[Route]:
+    """The cheapest route from every start (starts with no route to ADMIN are left out)."""
+    adjacency: Adjacency = {}
     for edge in barriers:
         adjacency.setdefault(edge.src, []).append((edge, None))
     starts: list[tuple[Start, int | None]] = [(start, None) for start in base_starts]
@@ -202,20 +243,28 @@ def _solve(
             adjacency.setdefault(edge.src, []).append((edge, contribution.finding))
         starts.extend((start, contribution.finding) for start in contribution.starts)
 
-    routes: dict[StartKind, Route] = {}
+    toward_admin = _TowardAdmin(adjacency)
+    routes = []
     for start, owner in starts:
-        found = _cheapest(start, adjacency)
+        found = _cheapest(start, adjacency) if start.edges else toward_admin.route(start.node)
         if found is None:
             continue
         cost, taken = found
+        findings = {o for _, o in taken if o is not None}
+        if owner is not None:
+            findings.add(owner)
         mut = cost + (0 if start.kind is StartKind.INTERNET else 1)
-        current = routes.get(start.kind)
-        if current is None or mut < current.mut:
-            findings = {o for _, o in taken if o is not None}
-            if owner is not None:
-                findings.add(owner)
-            routes[start.kind] = Route(start, mut, tuple(e for e, _ in taken), frozenset(findings))
+        routes.append(Route(start, mut, tuple(e for e, _ in taken), frozenset(findings)))
     return routes
+
+
+def _best_by_kind(routes: Iterable[Route]) -> dict[StartKind, Route]:
+    best: dict[StartKind, Route] = {}
+    for route in routes:
+        current = best.get(route.start.kind)
+        if current is None or route.mut < current.mut:
+            best[route.start.kind] = route
+    return best
 
 
 def compute(
@@ -231,11 +280,14 @@ def compute(
     """
     workload_starts = list(workload_starts) or [ANY_WORKLOAD_START]
     base_starts = [INTERNET_START, ANY_CREDENTIAL_START, *workload_starts]
-    routes = _solve(barriers, contributions, base_starts, excluded=None)
-    result = MutResult(routes)
+    all_routes = _solve(barriers, contributions, base_starts, excluded=None)
+    routes = _best_by_kind(all_routes)
+    result = MutResult(
+        routes, workloads=[r for r in all_routes if r.start.kind is StartKind.WORKLOAD]
+    )
     on_a_route = {f for route in routes.values() for f in route.findings}
     for finding in sorted(on_a_route):
-        fixed = _solve(barriers, contributions, base_starts, excluded=finding)
+        fixed = _best_by_kind(_solve(barriers, contributions, base_starts, excluded=finding))
         result.gains[finding] = {
             kind: fixed[kind].mut - route.mut
             for kind, route in routes.items()

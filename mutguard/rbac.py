@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from mutguard.errors import InputError
+from mutguard.mut import ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS
 
 ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
@@ -25,6 +26,30 @@ SYSTEM_PREFIX = "system:"
 
 ROLE_KINDS = ("ClusterRole", "Role")
 BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
+
+
+_PUBLIC_NODES = {
+    ("User", ANONYMOUS_USER): ANONYMOUS,
+    ("Group", UNAUTHENTICATED_GROUP): ANONYMOUS,
+    ("Group", AUTHENTICATED_GROUP): AUTHENTICATED,
+    ("Group", "system:serviceaccounts"): SERVICE_ACCOUNTS,
+}
+
+
+def subject_node(subject: Subject) -> str:
+    """The attack-graph node of an RBAC subject."""
+    public = _PUBLIC_NODES.get((subject.kind, subject.name))
+    if public:
+        return public
+    if subject.kind == "ServiceAccount":
+        return f"sa:{subject.namespace}/{subject.name}"
+    if subject.kind == "Group" and subject.name.startswith("system:serviceaccounts:"):
+        return SERVICE_ACCOUNTS  # every service account of one namespace: any pod there
+    return f"{subject.kind.lower()}:{subject.name}"
+
+
+def is_public(subject: Subject) -> bool:
+    return subject_node(subject) in (ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +236,14 @@ class RbacPolicy:
             if any(_label_selector_matches(sel, other.labels) for sel in role.aggregation or ()):
                 rules.extend(other.rules)
         return tuple(dict.fromkeys(rules))
+
+    def powerful_service_accounts(self) -> frozenset[str]:
+        """Graph nodes of the service accounts that hold a power reaching somewhere."""
+        return frozenset(
+            subject_node(g.subject)
+            for g in self.grants()
+            if g.subject.kind == "ServiceAccount" and g.power.reach is not Reach.NONE
+        )
 
     def grants(self) -> list[Grant]:
         """Every dangerous power every subject holds (computed once; the checks share it)."""

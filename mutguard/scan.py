@@ -10,13 +10,14 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from mutguard import providers
+from mutguard import providers, workloads
 from mutguard.checks import Check, Outcome, catalogue
 from mutguard.cluster import Cluster
 from mutguard.errors import InputError
 from mutguard.models import (
     GRADED_AREAS,
     AttackPath,
+    BlastRadius,
     ClusterReport,
     Finding,
     Grade,
@@ -25,7 +26,7 @@ from mutguard.models import (
     Report,
     Status,
 )
-from mutguard.mut import Contribution, MutResult, StartKind, compute
+from mutguard.mut import Contribution, Edge, MutResult, Start, StartKind, compute
 from mutguard.sources import CLUSTER_DOC, ClusterSource, ScanError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def assess(cluster: Cluster) -> ClusterReport:
     findings: list[Finding] = []
     contributions: list[Contribution] = []
     assumptions: list[str] = []
-    bounded: set[StartKind] = {StartKind.WORKLOAD}  # workloads are not read yet
+    bounded: set[StartKind] = {StartKind.WORKLOAD} if cluster.workloads is None else set()
     for index, (check, outcome) in enumerate(results):
         meta = check.meta
         findings.append(
@@ -83,13 +84,16 @@ def assess(cluster: Cluster) -> ClusterReport:
             assumptions.append(outcome.assumption)
             bounded.update(outcome.assumption_affects)
 
-    result = compute(contributions, barriers=cluster.barrier_edges())
+    barriers, starts = _graph_facts(cluster)
+    result = compute(contributions, starts, barriers)
     for index, gains in result.gains.items():
         if gains:
             findings[index].mut_gain = max(gains.values())
             findings[index].mut_gain_from = [kind.value for kind in gains]
 
-    basis = [*dict.fromkeys(assumptions), WORKLOAD_ASSUMPTION]
+    basis = list(dict.fromkeys(assumptions))
+    if cluster.workloads is None:
+        basis.append(WORKLOAD_ASSUMPTION)
     if cluster.rbac is not None:
         basis.append(f"authorization: read from RBAC ({len(cluster.rbac.bindings)} bindings)")
 
@@ -103,10 +107,30 @@ def assess(cluster: Cluster) -> ClusterReport:
         mut_upper_bound=[_MUT_FIELDS[kind] for kind in StartKind if kind in bounded],
         mut_basis=basis,
         paths=_paths(result),
+        blast_radius=[
+            BlastRadius(
+                workload=route.start.label.removeprefix("workload:"),
+                mut=route.mut,
+                steps=route.steps(),
+            )
+            for route in sorted(result.workloads, key=lambda r: (r.mut, r.start.label))
+        ]
+        if cluster.workloads is not None
+        else [],
         maturity=_grades(results),
         findings=sorted(findings, key=_finding_order),
         errors=[f"{doc}: {why}" for doc, why in sorted(cluster.collection_errors.items())],
     )
+
+
+def _graph_facts(cluster: Cluster) -> tuple[list[Edge], list[Start]]:
+    """The edges that hold before any mistake, and a start for every known workload."""
+    barriers = list(cluster.barrier_edges())
+    if cluster.workloads is None:
+        return barriers, []
+    reported = cluster.rbac.powerful_service_accounts() if cluster.rbac else frozenset()
+    barriers += workloads.attack_edges(cluster.workloads, reported)
+    return barriers, [workloads.start(w) for w in cluster.workloads.items]
 
 
 def _run(check: Check, cluster: Cluster) -> list[Outcome]:

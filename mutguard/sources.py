@@ -26,6 +26,8 @@ PROBE_DOC = "probe.json"
 ERRORS_DOC = "errors.json"
 ACCESS_ENTRIES_DOC = "access-entries.json"
 IDENTITY_PROVIDERS_DOC = "identity-providers.json"
+NAMESPACES_DOC = "namespaces.json"
+ADMISSION_DOC = "admission.json"
 
 
 @dataclass

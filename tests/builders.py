@@ -149,3 +149,41 @@ def finding(report: ClusterReport, check_id: str, resource: str | None = None):
     ]
     assert len(matches) == 1, f"{check_id}: {matches}"
     return matches[0]
+
+
+def pod(
+    name: str,
+    namespace: str = "shop",
+    *,
+    service_account: str = "default",
+    node: str | None = "ip-10-0-1-17.eu-west-1.compute.internal",
+    owner: tuple[str, str] | None = None,
+    labels: dict | None = None,
+    containers: list[dict] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """One item of `kubectl get pods -A -o json`."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels or {}}
+    if owner:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "controller": True}
+        ]
+    body = {
+        "serviceAccountName": service_account,
+        "containers": containers or [{"name": "app", "image": "registry.example.com/app:1.4.2"}],
+        **spec,
+    }
+    if node:
+        body["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body}
+
+
+def kube_list(*items: dict) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+
+
+def namespace(name: str, enforce: str | None = None) -> dict[str, Any]:
+    labels = {"kubernetes.io/metadata.name": name}
+    if enforce:
+        labels["pod-security.kubernetes.io/enforce"] = enforce
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}

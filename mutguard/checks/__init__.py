@@ -20,7 +20,7 @@ from mutguard.models import Area, CheckMetadata, Maturity, Provider, Severity, S
 from mutguard.mut import Edge, Start, StartKind
 
 # Adding a check module means adding it here; adding a check to a module touches only the module.
-CHECK_MODULES = ("mutguard.checks.eks", "mutguard.checks.rbac")
+CHECK_MODULES = ("mutguard.checks.eks", "mutguard.checks.rbac", "mutguard.checks.workloads")
 
 
 @dataclass(frozen=True)

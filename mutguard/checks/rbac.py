@@ -15,44 +15,21 @@ from dataclasses import dataclass
 from mutguard.checks import check, failed, passed, unknown
 from mutguard.cluster import Cluster
 from mutguard.models import Area, Maturity, Provider, Severity
-from mutguard.mut import ADMIN, ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS, Edge, admin_credential
-from mutguard.rbac import (
-    ANONYMOUS_USER,
-    AUTHENTICATED_GROUP,
-    UNAUTHENTICATED_GROUP,
-    Grant,
-    Reach,
-    Subject,
+from mutguard.mut import (
+    ADMIN,
+    ANONYMOUS,
+    AUTHENTICATED,
+    NODE_ANY,
+    SERVICE_ACCOUNTS,
+    Edge,
+    admin_credential,
 )
+from mutguard.rbac import Grant, Reach, Subject, is_public, subject_node
 from mutguard.sources import RBAC_DOC
 
 ALL_PROVIDERS = tuple(Provider)
 RBAC_DOCS = "https://kubernetes.io/docs/reference/access-authn-authz/rbac/"
 GOOD_PRACTICES = "https://kubernetes.io/docs/concepts/security/rbac-good-practices/"
-NODE_ANY = "node:any"
-
-_PUBLIC_NODES = {
-    ("User", ANONYMOUS_USER): ANONYMOUS,
-    ("Group", UNAUTHENTICATED_GROUP): ANONYMOUS,
-    ("Group", AUTHENTICATED_GROUP): AUTHENTICATED,
-    ("Group", "system:serviceaccounts"): SERVICE_ACCOUNTS,
-}
-
-
-def subject_node(subject: Subject) -> str:
-    """The attack-graph node of an RBAC subject."""
-    public = _PUBLIC_NODES.get((subject.kind, subject.name))
-    if public:
-        return public
-    if subject.kind == "ServiceAccount":
-        return f"sa:{subject.namespace}/{subject.name}"
-    if subject.kind == "Group" and subject.name.startswith("system:serviceaccounts:"):
-        return SERVICE_ACCOUNTS  # every service account of one namespace: any pod there
-    return f"{subject.kind.lower()}:{subject.name}"
-
-
-def is_public(subject: Subject) -> bool:
-    return subject_node(subject) in (ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS)
 
 
 def grant_text(grant: Grant) -> str:

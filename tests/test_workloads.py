@@ -1,0 +1,287 @@
+"""Workloads in the attack graph: tokens, node escapes, Pod Security, GitOps."""
+
+import pytest
+
+from mutguard.models import Status
+from mutguard.workloads import Workloads
+
+from builders import (
+    assess,
+    cluster_role,
+    cluster_role_binding,
+    describe_cluster,
+    finding,
+    kube_list,
+    namespace,
+    pod,
+    rbac_list,
+)
+
+NODE_A = "ip-10-0-1-17.eu-west-1.compute.internal"
+NODE_B = "ip-10-0-2-33.eu-west-1.compute.internal"
+PRIVATE = {"public": False, "private": True}
+
+
+def sa_binding(name, role, namespace_, account):
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace_}],
+    }
+
+
+DEFAULT_SA_ADMIN = sa_binding("shop-default-admin", "cluster-admin", "shop", "default")
+
+
+def test_default_token_with_cluster_admin():
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(DEFAULT_SA_ADMIN),
+        workloads=kube_list(pod("web-1")),
+    )
+    token = finding(report, "workloads.token_automount")
+    assert token.status is Status.FAIL and "use every verb on every resource" in token.detail
+    assert report.mut_workload == 1  # the exploited app is the only mistake needed
+    radius = {b.workload: b for b in report.blast_radius}
+    assert radius["shop/web-1"].mut == 1
+    assert "mut_workload" not in report.mut_upper_bound
+    # Without the mounted token the attacker must still escape to the node that holds it.
+    assert token.mut_gain == 1
+
+
+def test_unmounted_token_is_no_path():
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(DEFAULT_SA_ADMIN),
+        workloads=kube_list(pod("web-1", automountServiceAccountToken=False)),
+    )
+    assert finding(report, "workloads.token_automount").status is Status.PASS
+    assert report.mut_workload == 3  # exploit, escape to the node, then one more mistake
+
+
+def test_privileged_pod_reads_a_powerful_token_on_its_node():
+    agent = sa_binding("agent-admin", "cluster-admin", "monitoring", "agent")
+    workloads = kube_list(
+        pod(
+            "web-1",
+            containers=[{"name": "app", "image": "app:1", "securityContext": {"privileged": True}}],
+        ),
+        pod("agent-x7k", "monitoring", service_account="agent", owner=("DaemonSet", "agent")),
+    )
+    report = assess(describe_cluster(**PRIVATE), rbac=rbac_list(agent), workloads=workloads)
+    escape = finding(report, "workloads.node_escape")
+    assert escape.status is Status.FAIL and "privileged container app" in escape.detail
+    web = next(b for b in report.blast_radius if b.workload == "shop/web-1")
+    assert web.mut == 1
+    assert any("reads the token of DaemonSet monitoring/agent" in step for step in web.steps)
+
+
+def test_sensitive_host_paths_and_escape_capabilities():
+    volumes = [
+        {"name": "sock", "hostPath": {"path": "/run/containerd/containerd.sock"}},
+        {"name": "logs", "hostPath": {"path": "/var/log/app"}},
+    ]
+    caps = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE", "SYS_ADMIN"]}},
+        }
+    ]
+    report = assess(
+        describe_cluster(),
+        workloads=kube_list(pod("runtime-probe", volumes=volumes), pod("tuner", containers=caps)),
+    )
+    details = [f.detail for f in report.findings if f.check_id == "workloads.node_escape"]
+    assert details == [
+        "Pod shop/runtime-probe: hostPath /run/containerd/containerd.sock (the container runtime)",
+        "Pod shop/tuner: container app adds SYS_ADMIN",
+    ]
+
+
+def test_replicas_are_one_workload_and_idle_controllers_are_read_from_their_template():
+    replicas = [
+        pod(
+            f"web-7d4b9c-{i}",
+            owner=("ReplicaSet", "web-7d4b9c"),
+            labels={"pod-template-hash": "7d4b9c"},
+            node=node,
+        )
+        for i, node in enumerate((NODE_A, NODE_B, NODE_A))
+    ]
+    idle = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "batch", "namespace": "shop"},
+        "spec": {
+            "replicas": 0,
+            "template": {"spec": {"hostPID": True, "containers": [{"name": "c"}]}},
+        },
+    }
+    workloads = Workloads.from_kubectl(kube_list(*replicas, idle))
+    assert [(str(w), w.nodes) for w in workloads.items] == [
+        ("Deployment shop/batch", ()),
+        ("Deployment shop/web", (NODE_A, NODE_B)),
+    ]
+    report = assess(describe_cluster(), workloads=kube_list(*replicas, idle))
+    assert (
+        finding(report, "workloads.host_namespaces").detail == "Deployment shop/batch uses hostPID"
+    )
+
+
+def test_service_account_setting_decides_the_automount():
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "automountServiceAccountToken": False,
+        "metadata": {"name": "default", "namespace": "shop"},
+    }
+    workloads = Workloads.from_kubectl(
+        kube_list(account, pod("a"), pod("b", automountServiceAccountToken=True))
+    )
+    assert [(w.name, w.automount_token) for w in workloads.items] == [("a", False), ("b", True)]
+
+
+def test_secret_env_reports_names_never_values():
+    containers = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "env": [
+                {"name": "DB_PASSWORD", "value": "hunter2-very-secret"},
+                {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "t", "key": "k"}}},
+                {"name": "LOG_LEVEL", "value": "debug"},
+            ],
+        }
+    ]
+    report = assess(describe_cluster(), workloads=kube_list(pod("web", containers=containers)))
+    result = finding(report, "workloads.secret_env")
+    assert result.status is Status.FAIL and result.detail.endswith("app:DB_PASSWORD")
+    assert "hunter2" not in report.model_dump_json()
+
+
+def test_security_context_checks():
+    hardened = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+            },
+        }
+    ]
+    good = assess(describe_cluster(), workloads=kube_list(pod("good", containers=hardened)))
+    bad = assess(describe_cluster(), workloads=kube_list(pod("bad")))
+    for check_id in ("workloads.privilege_escalation", "workloads.run_as_root"):
+        assert finding(good, check_id).status is Status.PASS
+        assert finding(bad, check_id).status is Status.FAIL
+
+
+def test_pod_security_labels_open_a_node_to_whoever_creates_pods():
+    deployer = cluster_role(
+        "deployer", {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
+    )
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "ci", "namespace": "dev"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "deployer",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}],
+    }
+    agent = sa_binding("agent-admin", "cluster-admin", "monitoring", "agent")
+    workloads = kube_list(
+        pod("ci-runner", "dev", service_account="ci"),
+        pod("agent-1", "monitoring", service_account="agent", node=NODE_B),
+    )
+    namespaces = kube_list(
+        namespace("dev"), namespace("shop", "restricted"), namespace("kube-system")
+    )
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(deployer, binding, agent),
+        workloads=workloads,
+        namespaces=namespaces,
+    )
+    psa = [f for f in report.findings if f.check_id == "workloads.pod_security"]
+    assert [(f.status, f.resource) for f in psa] == [(Status.FAIL, "namespace dev")]
+    # ci-runner creates a privileged pod in dev, placed on the agent's node, and reads its token.
+    runner = next(b for b in report.blast_radius if b.workload == "dev/ci-runner")
+    assert runner.mut == 1
+    labelled = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(deployer, binding, agent),
+        workloads=workloads,
+        namespaces=kube_list(namespace("dev", "baseline")),
+    )
+    assert next(b for b in labelled.blast_radius if b.workload == "dev/ci-runner").mut == 2
+
+
+def test_escalate_through_bind():
+    binder = cluster_role(
+        "binder",
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+        },
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterrolebindings"],
+            "verbs": ["create"],
+        },
+    )
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(binder, sa_binding("rbac-manager", "binder", "tools", "manager")),
+        workloads=kube_list(pod("manager-0", "tools", service_account="manager")),
+    )
+    assert finding(report, "rbac.escalate_bind").status is Status.FAIL
+    assert report.mut_workload == 1
+
+
+def test_policy_engine_and_gitops():
+    webhooks = kube_list(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "gatekeeper-validating-webhook-configuration"},
+            "webhooks": [{"name": "validation.gatekeeper.sh"}],
+        }
+    )
+    argocd = pod(
+        "argocd-application-controller-0",
+        "argocd",
+        service_account="argocd-application-controller",
+        owner=("StatefulSet", "argocd-application-controller"),
+    )
+    human = cluster_role_binding("devs-edit", "edit", ("Group", "developers"))
+    report = assess(
+        describe_cluster(), rbac=rbac_list(human), workloads=kube_list(argocd), admission=webhooks
+    )
+    assert finding(report, "workloads.policy_engine").status is Status.PASS
+    assert finding(report, "gitops.operator").detail == "Argo CD runs in the cluster"
+    human_write = finding(report, "gitops.human_write")
+    assert human_write.status is Status.FAIL and "Group developers" in human_write.detail
+    bare = assess(
+        describe_cluster(), rbac=rbac_list(), workloads=kube_list(pod("web")), admission=kube_list()
+    )
+    assert finding(bare, "workloads.policy_engine").status is Status.FAIL
+    assert finding(bare, "gitops.operator").status is Status.FAIL
+    assert not [f for f in bare.findings if f.check_id == "gitops.human_write"]
+    assert bare.maturity.gitops.value == "none"
+
+
+@pytest.mark.parametrize("document", [{"items": "nope"}, {"items": [{"kind": "Pod"}]}])
+def test_malformed_workloads_are_unknown_not_a_crash(document):
+    report = assess(describe_cluster(), workloads=document)
+    assert finding(report, "workloads.node_escape").status is Status.UNKNOWN
+    assert any(e.startswith("workloads.json: ") for e in report.errors)
+    assert "mut_workload" in report.mut_upper_bound
