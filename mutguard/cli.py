@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--format", choices=("table", "json"), default="table")
     checks.add_argument("--provider", choices=("eks", "gke", "aks", "kubernetes"))
 
+    explain = commands.add_parser(
+        "explain", help="show a cluster's attack paths and why each step costs what it costs"
+    )
+    explain.add_argument("cluster", help="the cluster's name (or ARN / id)")
+    explained = explain.add_mutually_exclusive_group(required=True)
+    explained.add_argument("--snapshot", type=Path, metavar="DIR")
+    explained.add_argument("--provider", choices=sorted(LIVE_OPTIONS))
+    explained.add_argument("--demo", action="store_true", help="the bundled example clusters")
+    _add_live_options(explain)
+
     demo = commands.add_parser("demo", help="scan the bundled example clusters")
     _add_output_options(demo)
     return parser
@@ -189,13 +199,34 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return _scan(_live_items(args), args)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def _demo_dir() -> Path:
     from importlib import resources
 
+    return Path(str(resources.files("mutguard") / "demo"))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from mutguard.providers import snapshot
 
-    demo_dir = Path(str(resources.files("mutguard") / "demo"))
-    return _scan(snapshot.read(demo_dir), args)
+    return _scan(snapshot.read(_demo_dir()), args)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from mutguard.providers import snapshot
+    from mutguard.render.explain import explain
+    from mutguard.scan import build_report
+
+    if args.provider:
+        items = _live_items(args)
+    else:
+        items = snapshot.read(_demo_dir() if args.demo else args.snapshot)
+    report = build_report(items, datetime.now(UTC))
+    matches = [c for c in report.clusters if args.cluster in (c.name, c.arn_or_id)]
+    if not matches:
+        known = ", ".join(sorted(c.name for c in report.clusters)) or "none"
+        raise _usage(f"no cluster named {args.cluster!r} (found: {known})")
+    sys.stdout.write("\n".join(explain(cluster) for cluster in matches))
+    return EXIT_OK
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -245,7 +276,13 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"scan": cmd_scan, "demo": cmd_demo, "snapshot": cmd_snapshot, "checks": cmd_checks}
+COMMANDS = {
+    "scan": cmd_scan,
+    "demo": cmd_demo,
+    "explain": cmd_explain,
+    "snapshot": cmd_snapshot,
+    "checks": cmd_checks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

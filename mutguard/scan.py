@@ -31,10 +31,6 @@ from mutguard.sources import CLUSTER_DOC, ClusterSource, ScanError
 
 log = logging.getLogger(__name__)
 
-WORKLOAD_ASSUMPTION = (
-    "workloads: not read; assumed a compromised pod holds one ordinary service-account token and "
-    "cannot reach its node"
-)
 _MUT_FIELDS = {
     StartKind.INTERNET: "mut",
     StartKind.WORKLOAD: "mut_workload",
@@ -62,7 +58,7 @@ def assess(cluster: Cluster) -> ClusterReport:
     findings: list[Finding] = []
     contributions: list[Contribution] = []
     assumptions: list[str] = []
-    bounded: set[StartKind] = {StartKind.WORKLOAD} if cluster.workloads is None else set()
+    bounded: set[StartKind] = set()
     for index, (check, outcome) in enumerate(results):
         meta = check.meta
         findings.append(
@@ -92,8 +88,6 @@ def assess(cluster: Cluster) -> ClusterReport:
             findings[index].mut_gain_from = [kind.value for kind in gains]
 
     basis = list(dict.fromkeys(assumptions))
-    if cluster.workloads is None:
-        basis.append(WORKLOAD_ASSUMPTION)
     if cluster.rbac is not None:
         basis.append(f"authorization: read from RBAC ({len(cluster.rbac.bindings)} bindings)")
 

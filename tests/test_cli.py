@@ -148,3 +148,16 @@ def test_checks_listing(capsys):
 def test_console_script_version():
     done = subprocess.run([*MUTGUARD, "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("mutguard ")
+
+
+def test_explain_shows_each_step_and_its_cost(capsys):
+    code, out, _ = run(capsys, "explain", "payments-legacy", "--demo")
+    assert code == EXIT_OK
+    assert out.startswith("payments-legacy (eks, eu-west-1, 111111111111)")
+    assert "From the internet: MUT 0" in out
+    assert (
+        "1. network: API endpoint public to 0.0.0.0/0\n     costs 0: nothing stops this step" in out
+    )
+    assert "+2 (internet, workload) eks.auth.anonymous" in out
+    code, _, err = run(capsys, "explain", "nope", "--demo")
+    assert code == EXIT_USAGE and "payments-legacy" in err

@@ -35,7 +35,8 @@ def _each_workload(
     if cluster.workloads is None:
         return unknown(
             f"workloads not read: {cluster.missing(WORKLOADS_DOC)}",
-            assumption="workloads: not read; assumed no pod can reach its node",
+            assumption="workloads: not read; assumed a compromised pod holds one ordinary "
+            "service-account token and cannot reach its node",
             affects=[StartKind.WORKLOAD],
         )
     found = [o for w in cluster.workloads.items if (o := judge(w)) is not None]
