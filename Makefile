@@ -25,6 +25,7 @@ demo: setup
 	$(VENV)/bin/mutguard demo
 
 bench: setup
+	$(PY) bench/rbac_scale.py
 	$(PY) bench/eks_scan.py
 
 schema: setup
