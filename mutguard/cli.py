@@ -31,6 +31,11 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=16, help="parallel API calls (default 16)"
     )
+    parser.add_argument(
+        "--skip-in-cluster",
+        action="store_true",
+        help="read only the cloud's control-plane settings, not RBAC and workloads",
+    )
     aws = parser.add_argument_group("AWS (--provider aws)")
     aws.add_argument(
         "--regions",
@@ -53,6 +58,20 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
     )
     aws.add_argument("--external-id", help="external id required by the roles' trust policy")
     aws.add_argument("--profile", help="AWS profile for the base credentials")
+    gcp = parser.add_argument_group("Google Cloud (--provider gcp)")
+    gcp.add_argument(
+        "--projects",
+        type=_csv,
+        default=(),
+        help="comma-separated project ids; default: every project the credential can see",
+    )
+    azure = parser.add_argument_group("Azure (--provider azure)")
+    azure.add_argument(
+        "--subscriptions",
+        type=_csv,
+        default=(),
+        help="comma-separated subscription ids; default: every subscription the credential lists",
+    )
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -124,11 +143,24 @@ def _aws_options(args: argparse.Namespace):
         external_id=args.external_id,
         profile=args.profile,
         concurrency=args.concurrency,
+        in_cluster=not args.skip_in_cluster,
     )
 
 
+def _gcp_options(args: argparse.Namespace):
+    from mutguard.providers.gke_live import GcpOptions
+
+    return GcpOptions(projects=args.projects, concurrency=args.concurrency)
+
+
+def _azure_options(args: argparse.Namespace):
+    from mutguard.providers.aks_live import AzureOptions
+
+    return AzureOptions(subscriptions=args.subscriptions, concurrency=args.concurrency)
+
+
 # --provider NAME -> how its command-line options become the live collector's options.
-LIVE_OPTIONS = {"aws": _aws_options}
+LIVE_OPTIONS = {"aws": _aws_options, "gcp": _gcp_options, "azure": _azure_options}
 
 
 def _usage(message: str) -> Exception:

@@ -15,10 +15,14 @@ from mutguard.sources import Provider
 
 PARSERS: dict[Provider, str] = {
     Provider.EKS: "mutguard.providers.eks",
+    Provider.GKE: "mutguard.providers.gke",
+    Provider.AKS: "mutguard.providers.aks",
 }
 
 LIVE: dict[str, str] = {
     "aws": "mutguard.providers.eks_live",
+    "gcp": "mutguard.providers.gke_live",
+    "azure": "mutguard.providers.aks_live",
 }
 
 

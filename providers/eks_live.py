@@ -8,6 +8,7 @@ failing cluster becomes a ClusterSource with the error, so the other clusters st
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mutguard import __version__
 from mutguard.errors import InputError
+from mutguard.providers import kube
+from mutguard.providers.eks_token import EksTokenSource
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     CLUSTER_DOC,
@@ -45,6 +48,7 @@ class AwsOptions:
     profile: str | None = None
     concurrency: int = 16
     max_attempts: int = 8
+    in_cluster: bool = True  # read RBAC and workloads through the API server too
 
 
 Item = ClusterSource | ScanError
@@ -197,7 +201,10 @@ class EksCollector:
 
     def _cluster_task(self, account: _Account, region: str, name: str) -> Task:
         def run() -> tuple[list[Task], list[Item]]:
-            return [], [read_cluster(account.client("eks", region), account.account, region, name)]
+            source = read_cluster(account.client("eks", region), account.account, region, name)
+            if self.options.in_cluster and CLUSTER_DOC in source.documents:
+                read_in_cluster(source, account.session)
+            return [], [source]
 
         return run
 
@@ -224,6 +231,21 @@ def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSourc
     except AWS_ERRORS as exc:
         source.errors[IDENTITY_PROVIDERS_DOC] = aws_error(exc, "eks:ListIdentityProviderConfigs")
     return source
+
+
+def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
+    """Add the in-cluster documents, read with a token minted for this cluster from `session`."""
+    cluster = source.documents[CLUSTER_DOC]["cluster"]
+    endpoint = cluster.get("endpoint")
+    ca_data = (cluster.get("certificateAuthority") or {}).get("data")
+    if not endpoint or not ca_data:
+        reason = "the cluster reports no API endpoint or CA yet"
+        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        return
+    tokens = EksTokenSource(session, source.name, source.location)
+    documents, errors = kube.read(kube.KubeEndpoint(endpoint, base64.b64decode(ca_data), tokens))
+    source.documents.update(documents)
+    source.errors.update(errors)
 
 
 def _access_entries(eks: Any, name: str) -> list[dict]:

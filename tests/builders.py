@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -187,3 +188,91 @@ def namespace(name: str, enforce: str | None = None) -> dict[str, Any]:
     if enforce:
         labels["pod-security.kubernetes.io/enforce"] = enforce
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+GKE_PROJECT = "shop-prod-1234"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def gke_cluster(
+    name: str = "prod",
+    *,
+    public: bool = True,
+    authorized: list[str] | None = None,
+    google_cloud_access: bool | None = False,
+    anonymous: str | None = "LIMITED",
+    bindings_allowed: bool | None = False,
+    version: str = "1.33.5-gke.1308000",
+    metadata: str | None = "GKE_METADATA",
+    service_account: str | None = "default",
+    scopes: list[str] | None = None,
+    project: str = GKE_PROJECT,
+) -> dict[str, Any]:
+    """`gcloud container clusters describe --format=json` for one zonal Standard cluster.
+
+    The base document (fixtures/gke/cluster.json) parses strictly as a v1 Cluster. `authorized`
+    enables master authorized networks with those CIDRs; None leaves them off. Settings given
+    as None are removed, as gcloud omits what the API does not report.
+    """
+    cluster = copy.deepcopy(_gke_base())
+    cluster["name"] = name
+    link = f"https://container.googleapis.com/v1/projects/{project}/zones/europe-west1-b/clusters"
+    cluster["selfLink"] = f"{link}/{name}"
+    cluster["currentMasterVersion"] = cluster["currentNodeVersion"] = version
+    ip = cluster["controlPlaneEndpointsConfig"]["ipEndpointsConfig"]
+    ip["enablePublicEndpoint"] = public
+    if not public:
+        del ip["publicEndpoint"]
+        cluster["privateClusterConfig"] = {
+            "enablePrivateNodes": True,
+            "enablePrivateEndpoint": True,
+            "privateEndpoint": ip["privateEndpoint"],
+        }
+    networks: dict[str, Any] = {}
+    if authorized is not None:
+        networks = {"enabled": True, "cidrBlocks": [{"cidrBlock": c} for c in authorized]}
+    if google_cloud_access is not None:
+        networks["gcpPublicCidrsAccessEnabled"] = google_cloud_access
+    cluster["masterAuthorizedNetworksConfig"] = copy.deepcopy(networks)
+    ip["authorizedNetworksConfig"] = networks
+    _set_or_drop(cluster, "anonymousAuthenticationConfig", anonymous and {"mode": anonymous})
+    _set_or_drop(
+        cluster,
+        "rbacBindingConfig",
+        None
+        if bindings_allowed is None
+        else {
+            "enableInsecureBindingSystemUnauthenticated": bindings_allowed,
+            "enableInsecureBindingSystemAuthenticated": bindings_allowed,
+        },
+    )
+    for config in (cluster["nodeConfig"], cluster["nodePools"][0]["config"]):
+        _set_or_drop(config, "workloadMetadataConfig", metadata and {"mode": metadata})
+        _set_or_drop(config, "serviceAccount", service_account)
+        if scopes is not None:
+            config["oauthScopes"] = scopes
+    cluster["nodePools"][0]["version"] = version
+    return cluster
+
+
+@cache
+def _gke_base() -> dict[str, Any]:
+    return json.loads((FIXTURES / "gke" / "cluster.json").read_text())
+
+
+def _set_or_drop(document: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        document.pop(key, None)
+    else:
+        document[key] = value
+
+
+def gke_source(cluster_json: dict, **documents: Any) -> ClusterSource:
+    """A GKE ClusterSource; keyword names map to files as in source()."""
+    docs = {"cluster.json": cluster_json}
+    docs.update({f"{key.replace('_', '-')}.json": value for key, value in documents.items()})
+    return ClusterSource(Provider.GKE, cluster_json["name"], documents=docs)
+
+
+def assess_gke(cluster_json: dict, **documents: Any) -> ClusterReport:
+    return evaluate(gke_source(cluster_json, **documents), OBSERVED_AT)

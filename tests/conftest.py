@@ -8,7 +8,9 @@ import pytest
 
 from servers.aws import AwsFakes, aws_env
 from servers.eks_gap import EksGapServer
+from servers.kube import KubeApiServer
 from servers.moto import MotoServer
+from servers.tls import TestCa
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,16 @@ def aws(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield AwsFakes(moto=moto_server, eks_gap=eks_gap, env=env)
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> TestCa:
+    """One throwaway CA per session; HTTPS fakes present server certificates it signed."""
+    return TestCa()
+
+
+@pytest.fixture
+def kube_api(test_ca: TestCa) -> Iterator[KubeApiServer]:
+    """A fresh Kubernetes API server: no objects, no tokens, anonymous auth "enabled"."""
+    with KubeApiServer(test_ca) as server:
+        yield server

@@ -20,7 +20,13 @@ from mutguard.models import Area, CheckMetadata, Maturity, Provider, Severity, S
 from mutguard.mut import Edge, Start, StartKind
 
 # Adding a check module means adding it here; adding a check to a module touches only the module.
-CHECK_MODULES = ("mutguard.checks.eks", "mutguard.checks.rbac", "mutguard.checks.workloads")
+CHECK_MODULES = (
+    "mutguard.checks.eks",
+    "mutguard.checks.gke",
+    "mutguard.checks.aks",
+    "mutguard.checks.rbac",
+    "mutguard.checks.workloads",
+)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import date
 from functools import cache
 from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
+from mutguard.checks.cidrs import open_cidrs
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import ANONYMOUS, API, INTERNET, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
@@ -16,26 +16,10 @@ from mutguard.providers.eks import EksCluster
 EKS = (Provider.EKS,)
 DOCS = "https://docs.aws.amazon.com/eks/latest/userguide"
 
-# Public ranges this wide hold addresses anyone can rent (cloud, ISP pools): no barrier.
-OPEN_PREFIX_MAX = 8
 # From this version EKS restricts anonymous requests to /healthz, /livez and /readyz.
 ANONYMOUS_RESTRICTED_FROM = (1, 32)
 KNOWN_AUTH_MODES = ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP")
 AUDIT_LOG_TYPES = ("audit", "authenticator")
-
-
-def _open_cidrs(cidrs: list[str]) -> tuple[list[str], list[str]]:
-    """(CIDRs open to anyone, entries that are not CIDRs)."""
-    open_, invalid = [], []
-    for cidr in cidrs:
-        try:
-            network = ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            invalid.append(cidr)
-            continue
-        if network.prefixlen <= OPEN_PREFIX_MAX and not network.is_private:
-            open_.append(cidr)
-    return open_, invalid
 
 
 @check(
@@ -63,13 +47,12 @@ def endpoint_public_unrestricted(cluster: EksCluster):
         )
     if not cluster.endpoint.public:
         return passed("public endpoint access is disabled")
-    open_cidrs, invalid = _open_cidrs(cluster.endpoint.public_cidrs)
-    if open_cidrs:
+    open_to_anyone, invalid = open_cidrs(cluster.endpoint.public_cidrs)
+    if open_to_anyone:
+        ranges = ", ".join(open_to_anyone)
         return failed(
-            f"the public endpoint accepts {', '.join(open_cidrs)}",
-            edges=[
-                Edge(INTERNET, API, 0, "network", f"API endpoint public to {', '.join(open_cidrs)}")
-            ],
+            f"the public endpoint accepts {ranges}",
+            edges=[Edge(INTERNET, API, 0, "network", f"API endpoint public to {ranges}")],
         )
     if invalid:
         return unknown(

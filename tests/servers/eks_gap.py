@@ -9,8 +9,10 @@ Known simplification: the registry is keyed by (region, cluster) only, not by ac
 the account behind an access key is known only to moto.
 """
 
+import base64
 import contextlib
 import copy
+import dataclasses
 import http.client
 import json
 import re
@@ -403,7 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = _find_route(self.command, target.path)
         if route is None:
-            self._forward(body)
+            self._forward(body, region)
             return
         handler, args = route
         try:
@@ -442,7 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, region: str | None) -> None:
         gap = self.server.gap
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED]
         try:
@@ -450,6 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as err:
             self._send_error(ApiError(502, "BadGateway", f"upstream {gap.upstream_url}: {err}"))
             return
+        upstream = gap._with_endpoint(self.command, urlsplit(self.path).path, region, upstream)
         # send_response_only: upstream's own Server and Date headers are forwarded as they are.
         self.send_response_only(upstream.status, upstream.reason)
         length = str(len(upstream.body))
@@ -485,6 +488,7 @@ class EksGapServer:
         self._upstream = _UpstreamPool(upstream_url)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
         self._seen: Counter[tuple[str, str]] = Counter()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -581,6 +585,25 @@ class EksGapServer:
         )
         with self._lock:
             self._faults.append(fault)
+
+    def set_cluster_endpoint(self, region: str, cluster: str, url: str, ca_pem: bytes) -> None:
+        """Make DescribeCluster report this API server and CA for the cluster (moto invents a
+        fake amazonaws.com endpoint that must never be dialled)."""
+        with self._lock:
+            self._endpoints[region, cluster] = (url, base64.b64encode(ca_pem).decode())
+
+    def _with_endpoint(
+        self, method: str, path: str, region: str | None, upstream: _UpstreamResponse
+    ) -> _UpstreamResponse:
+        match = re.fullmatch(r"/clusters/([^/]+)", path)
+        with self._lock:
+            endpoint = self._endpoints.get((region, unquote(match.group(1)))) if match else None
+        if method != "GET" or endpoint is None or upstream.status != 200:
+            return upstream
+        document = json.loads(upstream.body)
+        document["cluster"]["endpoint"] = endpoint[0]
+        document["cluster"]["certificateAuthority"] = {"data": endpoint[1]}
+        return dataclasses.replace(upstream, body=json.dumps(document).encode())
 
     def clear_faults(self) -> None:
         with self._lock:

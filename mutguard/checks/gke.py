@@ -1,0 +1,905 @@
+"""Google Kubernetes Engine control-plane and node-pool checks.
+
+What GKE changes in the attack graph (see GkeCluster.barrier_edges): any Google account
+authenticates as system:authenticated, so that group is as public as system:unauthenticated;
+rbacBindingConfig can make GKE refuse new bindings to both groups; and a node's Google service
+account is one metadata-server request away from code on the node, and a Kubernetes identity
+too, since GKE authorizes requests by IAM as well as RBAC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mutguard.checks import Outcome, check, failed, passed, unknown
+from mutguard.checks.cidrs import open_cidrs
+from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.mut import (
+    ADMIN,
+    ANONYMOUS,
+    API,
+    AUTHENTICATED,
+    INTERNET,
+    POD,
+    SERVICE_ACCOUNTS,
+    USER,
+    Edge,
+    Start,
+    StartKind,
+    admin_credential,
+)
+from mutguard.providers.gke import (
+    BINDINGS_TO_AUTHENTICATED,
+    BINDINGS_TO_UNAUTHENTICATED,
+    AuthorizedNetworks,
+    GkeCluster,
+    NodePool,
+    minor_version,
+    node_credential_edge,
+)
+
+GKE = (Provider.GKE,)
+DOCS = "https://cloud.google.com/kubernetes-engine/docs"
+API_REFERENCE = f"{DOCS}/reference/rest/v1/projects.locations.clusters"
+HARDENING = f"{DOCS}/how-to/hardening-your-cluster"
+NETWORK_ISOLATION = f"{DOCS}/concepts/network-isolation"
+AUTHORIZED_NETWORKS = f"{DOCS}/how-to/authorized-networks"
+RBAC_BEST_PRACTICES = f"{DOCS}/best-practices/rbac"
+API_SERVER_AUTH = f"{DOCS}/how-to/api-server-authentication"
+WORKLOAD_IDENTITY = f"{DOCS}/how-to/workload-identity"
+NODE_SERVICE_ACCOUNTS = f"{DOCS}/how-to/service-accounts"
+ACCESS_SCOPES = f"{DOCS}/how-to/access-scopes"
+
+ANONYMOUS_MODES = ("ENABLED", "LIMITED", "MODE_UNSPECIFIED")
+METADATA_MODES = ("GKE_METADATA", "GCE_METADATA", "MODE_UNSPECIFIED")
+CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+ENCRYPTION_OFF = ("DECRYPTED", "UNKNOWN")  # UNKNOWN is the API's name for "not set"
+ENCRYPTION_ON = ("ENCRYPTED", "ALL_OBJECTS_ENCRYPTION_ENABLED")
+DATAPATHS = ("DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH")
+BINAUTHZ_MODES = ("EVALUATION_MODE_UNSPECIFIED", "DISABLED", "PROJECT_SINGLETON_POLICY_ENFORCE")
+POSTURE_ON = ("BASIC", "ENTERPRISE")
+CLIENT_USER = "user:client"  # the user GKE's issued client certificate authenticates as
+
+
+def _update(flags: str) -> str:
+    return f"`gcloud container clusters update NAME --location LOCATION {flags}`"
+
+
+@check(
+    id="gke.endpoint.public_unrestricted",
+    title="Control plane IP endpoint is not open to the whole internet",
+    severity=Severity.CRITICAL,
+    area=Area.NETWORK,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="A public IP endpoint without authorized networks, or with 0.0.0.0/0, a range anyone "
+    "can rent into, or Google Cloud public IPs allowed (any Compute Engine VM of any customer), "
+    "removes the network barrier. The DNS-based endpoint is not counted here: every request on "
+    "it must first pass an IAM check (container.clusters.connect).",
+    remediation={
+        Provider.GKE: "Restrict the public endpoint to your ranges and shut out Google Cloud "
+        "public IPs: "
+        + _update(
+            "--enable-master-authorized-networks --master-authorized-networks=203.0.113.0/24 "
+            "--no-enable-google-cloud-access"
+        )
+        + " (or `--enable-private-endpoint`); Terraform google_container_cluster "
+        "master_authorized_networks_config { cidr_blocks { cidr_block } "
+        "gcp_public_cidrs_access_enabled = false } or "
+        "private_cluster_config.enable_private_endpoint = true."
+    },
+    references=[AUTHORIZED_NETWORKS, NETWORK_ISOLATION, HARDENING],
+)
+def endpoint_public_unrestricted(cluster: GkeCluster):
+    if not cluster.public_ip_endpoint:
+        return passed("the control plane has no public IP endpoint")
+    networks = cluster.authorized_networks
+    if networks is None or not networks.enabled:
+        return failed(
+            "the public IP endpoint has no authorized networks: anyone can reach it",
+            edges=[_internet_edge("the public IP endpoint accepts every address")],
+        )
+    open_to_anyone, invalid = open_cidrs(networks.cidrs)
+    reasons = [f"authorized networks include {cidr}" for cidr in open_to_anyone]
+    if google_cloud := _google_cloud_access(cluster, networks):
+        reasons.append(google_cloud)
+    if reasons:
+        return failed("; ".join(reasons), edges=[_internet_edge("; ".join(reasons))])
+    if invalid:
+        return unknown(
+            f"authorized networks have entries that are not CIDRs: {', '.join(invalid)}",
+            assumption="network: authorized networks unreadable; assumed restricted",
+        )
+    return passed(f"the public IP endpoint admits only {', '.join(networks.cidrs) or 'nobody'}")
+
+
+def _google_cloud_access(cluster: GkeCluster, networks: AuthorizedNetworks) -> str | None:
+    """Why every Compute Engine VM's public IP is admitted, if it is."""
+    if networks.gcp_public_cidrs_access:
+        return "any Compute Engine VM's public IP is admitted (gcpPublicCidrsAccessEnabled)"
+    if networks.gcp_public_cidrs_access is None and not cluster.private_nodes:
+        # GKE's documented default: clusters without private nodes admit Google Cloud's public
+        # IPs through authorized networks; private clusters do not.
+        return (
+            "any Compute Engine VM's public IP is admitted (gcpPublicCidrsAccessEnabled not "
+            "set: GKE's default for a cluster without private nodes)"
+        )
+    return None
+
+
+def _internet_edge(why: str) -> Edge:
+    return Edge(INTERNET, API, 0, "network", why)
+
+
+@check(
+    id="gke.endpoint.private_only",
+    title="Control plane has no public IP endpoint",
+    severity=Severity.MEDIUM,
+    area=Area.NETWORK,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Without a public IP endpoint an attacker needs a foothold in the VPC, or an IAM "
+    "grant for the DNS-based endpoint, before the API server sees a single request; an "
+    "allow-list needs only one address inside it.",
+    remediation={
+        Provider.GKE: _update("--enable-private-endpoint")
+        + " and reach the control plane through the DNS-based endpoint (`--enable-dns-access`) "
+        "or from the VPC; Terraform google_container_cluster "
+        "private_cluster_config.enable_private_endpoint = true."
+    },
+    references=[NETWORK_ISOLATION, HARDENING],
+)
+def endpoint_private_only(cluster: GkeCluster):
+    if cluster.public_ip_endpoint:
+        return failed("the control plane answers on a public IP")
+    return passed("the control plane has no public IP endpoint")
+
+
+@check(
+    id="gke.endpoint.authorized_networks_on_private",
+    title="Authorized networks also guard the private endpoint",
+    severity=Severity.LOW,
+    area=Area.NETWORK,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Unless enforced on the private endpoint, authorized networks leave the control "
+    "plane open to every address in the VPC and the networks connected to it.",
+    remediation={
+        Provider.GKE: _update(
+            "--enable-master-authorized-networks --enable-authorized-networks-on-private-endpoint"
+        )
+        + "; Terraform google_container_cluster "
+        "master_authorized_networks_config.private_endpoint_enforcement_enabled = true."
+    },
+    references=[AUTHORIZED_NETWORKS, NETWORK_ISOLATION],
+)
+def authorized_networks_on_private(cluster: GkeCluster):
+    networks = cluster.authorized_networks
+    if networks is None or not networks.enabled:
+        return failed("authorized networks are disabled")
+    if networks.private_endpoint_enforcement:
+        return passed("authorized networks are enforced on the private endpoint")
+    return failed("authorized networks are not enforced on the private endpoint")
+
+
+@check(
+    id="gke.endpoint.dns_kubernetes_credentials",
+    title="The DNS-based endpoint accepts only IAM-checked Google credentials",
+    severity=Severity.MEDIUM,
+    area=Area.NETWORK,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="The DNS-based endpoint is reachable from anywhere; it stays a barrier because it "
+    "checks IAM (container.clusters.connect) on the caller's Google identity. Kubernetes "
+    "service-account tokens and client certificates are not Google identities: allowed on it, "
+    "a leaked one works from anywhere, whatever the IP endpoints allow.",
+    remediation={
+        Provider.GKE: _update("--no-enable-k8s-tokens-via-dns --no-enable-k8s-certs-via-dns")
+        + "; Terraform google_container_cluster control_plane_endpoints_config "
+        "{ dns_endpoint_config { enable_k8s_tokens_via_dns = false "
+        "enable_k8s_certs_via_dns = false } }."
+    },
+    references=[
+        f"{NETWORK_ISOLATION}#dns-based_endpoint",
+        "https://cloud.google.com/blog/products/containers-kubernetes/"
+        "new-dns-based-endpoint-for-the-gke-control-plane",
+    ],
+)
+def dns_kubernetes_credentials(cluster: GkeCluster):
+    dns = cluster.dns_endpoint
+    if dns is None or not dns.allow_external_traffic:
+        return passed("the DNS-based endpoint does not take user traffic")
+    kinds = [
+        kind
+        for kind, allowed in (
+            ("service-account tokens", dns.kubernetes_tokens),
+            ("client certificates", dns.kubernetes_certificates),
+        )
+        if allowed
+    ]
+    if not kinds:
+        return passed("the DNS-based endpoint admits only Google identities, checked by IAM")
+    what = " and ".join(kinds)
+    return failed(
+        f"the DNS-based endpoint accepts Kubernetes {what} from anywhere",
+        starts=[
+            Start(
+                StartKind.CREDENTIAL,
+                "credential:kubernetes-token-via-dns",
+                INTERNET,
+                f"a Kubernetes credential the DNS-based endpoint accepts ({what}) leaks",
+                edges=(
+                    Edge(
+                        INTERNET,
+                        API,
+                        0,
+                        "network",
+                        f"the DNS-based endpoint accepts Kubernetes {what} without an IAM check",
+                    ),
+                    Edge(API, USER, 0, "authentication", "the leaked credential authenticates"),
+                ),
+            )
+        ],
+    )
+
+
+@check(
+    id="gke.nodes.private",
+    title="Nodes have no public IP addresses",
+    severity=Severity.MEDIUM,
+    area=Area.NETWORK,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="Nodes with external addresses expose the kubelet, NodePorts and anything bound to "
+    "the host to the internet, guarded only by VPC firewall rules.",
+    remediation={
+        Provider.GKE: _update("--enable-private-nodes")
+        + "; Terraform google_container_cluster private_cluster_config.enable_private_nodes = "
+        "true (per pool: google_container_node_pool network_config.enable_private_nodes)."
+    },
+    references=[NETWORK_ISOLATION, HARDENING],
+)
+def private_nodes(cluster: GkeCluster):
+    if cluster.private_nodes:
+        return passed("nodes have internal IP addresses only")
+    return failed("nodes get external IP addresses")
+
+
+@check(
+    id="gke.network.policy_enforcement",
+    title="Network policies are enforced",
+    severity=Severity.MEDIUM,
+    area=Area.NETWORK,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="Without an enforcing dataplane, NetworkPolicy objects are accepted and ignored: "
+    "every pod can reach every other pod and the node metadata of the cluster.",
+    remediation={
+        Provider.GKE: "Create clusters with Dataplane V2 (`gcloud container clusters create NAME "
+        "--enable-dataplane-v2`), or enable Calico enforcement: "
+        + _update("--update-addons=NetworkPolicy=ENABLED")
+        + " then "
+        + _update("--enable-network-policy")
+        + '; Terraform google_container_cluster datapath_provider = "ADVANCED_DATAPATH", or '
+        "network_policy { enabled = true } with addons_config.network_policy_config."
+    },
+    references=[f"{DOCS}/how-to/network-policy", f"{DOCS}/concepts/dataplane-v2"],
+)
+def network_policy_enforcement(cluster: GkeCluster):
+    datapath = cluster.datapath_provider
+    if datapath == "ADVANCED_DATAPATH":
+        return passed("Dataplane V2 enforces network policies")
+    if cluster.network_policy:
+        return passed("Calico enforces network policies")
+    if datapath is not None and datapath not in DATAPATHS:
+        return unknown(f"unrecognised networkConfig.datapathProvider {datapath!r}")
+    return failed("no network policy enforcement: NetworkPolicy objects have no effect")
+
+
+@check(
+    id="gke.auth.anonymous",
+    title="Anonymous requests reach only the health endpoints",
+    severity=Severity.HIGH,
+    area=Area.AUTHENTICATION,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="With anonymous authentication enabled, anyone who reaches the endpoint acts as "
+    "system:anonymous: a single RBAC grant to system:unauthenticated then hands them the "
+    "cluster. The LIMITED mode answers anonymous requests on health-check endpoints only.",
+    remediation={
+        Provider.GKE: _update("--anonymous-authentication-config=LIMITED")
+        + '; Terraform google_container_cluster anonymous_authentication_config { mode = "LIMITED" '
+        "}."
+    },
+    references=[
+        HARDENING,
+        f"{API_REFERENCE}#anonymousauthenticationconfig",
+        "https://kubernetes.io/docs/reference/access-authn-authz/authentication/#anonymous-requests",
+    ],
+)
+def anonymous_auth(cluster: GkeCluster):
+    opened = Edge(API, ANONYMOUS, 0, "authentication", "anonymous requests are authenticated")
+    if cluster.probe is not None:
+        if cluster.probe.anonymous_version or cluster.probe.anonymous_api:
+            return failed(
+                "the API server answered GET /version without credentials (probe)", edges=[opened]
+            )
+        return passed("the API server refused unauthenticated requests (probe)")
+    mode = cluster.anonymous_mode
+    if mode == "LIMITED":
+        return passed("anonymous requests are limited to the health-check endpoints")
+    if mode is None or mode in ANONYMOUS_MODES:
+        setting = mode or "not set"
+        return failed(
+            f"anonymousAuthenticationConfig.mode is {setting}: anonymous requests reach every "
+            "endpoint",
+            edges=[opened],
+        )
+    return unknown(
+        f"unrecognised anonymousAuthenticationConfig.mode {mode!r}",
+        assumption=f"authentication: anonymous mode {mode!r} not understood; assumed limited",
+    )
+
+
+@check(
+    id="gke.auth.basic_auth",
+    title="No static basic-auth password",
+    severity=Severity.CRITICAL,
+    area=Area.AUTHENTICATION,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="GKE's basic-auth user is a cluster admin with a static password that anyone "
+    "allowed container.clusters.getCredentials can read from the cluster resource; GKE 1.19 and "
+    "later no longer support it.",
+    remediation={
+        Provider.GKE: _update("--no-enable-basic-auth")
+        + ", or upgrade the control plane to 1.19 or later; Terraform: remove "
+        "master_auth.username and master_auth.password (google provider 3.x)."
+    },
+    references=[API_SERVER_AUTH, f"{API_REFERENCE}#masterauth", HARDENING],
+)
+def basic_auth(cluster: GkeCluster):
+    username = cluster.basic_auth_username
+    if username is None:
+        return passed("basic authentication is disabled")
+    what = f"the basic-auth password of {username}"
+    return failed(
+        f"basic authentication is enabled for user {username}",
+        starts=[admin_credential(what)],
+    )
+
+
+@check(
+    id="gke.auth.client_certificate",
+    title="No legacy client certificate was issued",
+    severity=Severity.MEDIUM,
+    area=Area.AUTHENTICATION,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="The issued certificate authenticates as user client until the cluster CA is "
+    "rotated: it cannot be revoked, and anyone allowed container.clusters.getCredentials can "
+    "read its key. It has no RBAC permission of its own; any binding to user client is "
+    "then reachable by whoever holds the key.",
+    remediation={
+        Provider.GKE: "An issued certificate cannot be withdrawn: recreate the cluster with "
+        "`--no-issue-client-certificate`; Terraform google_container_cluster master_auth { "
+        "client_certificate_config { issue_client_certificate = false } }. Until then, bind "
+        "nothing to user client."
+    },
+    references=[API_SERVER_AUTH, f"{API_REFERENCE}#masterauth", HARDENING],
+)
+def client_certificate(cluster: GkeCluster):
+    if not cluster.client_certificate_issued:
+        return passed("no client certificate was issued")
+    return failed(
+        "a client certificate (user client) was issued",
+        starts=[
+            Start(
+                StartKind.CREDENTIAL,
+                "credential:gke-client-certificate",
+                INTERNET,
+                "the cluster's client certificate leaks (it cannot be revoked)",
+                edges=(
+                    Edge(API, CLIENT_USER, 0, "authentication", "it authenticates as user client"),
+                    Edge(CLIENT_USER, USER, 0, "authentication", "user client is an identity"),
+                ),
+            )
+        ],
+    )
+
+
+@check(
+    id="gke.auth.google_groups",
+    title="Google Groups for RBAC is enabled",
+    severity=Severity.LOW,
+    area=Area.AUTHENTICATION,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Binding RBAC roles to Google Groups keeps who-is-admin in the identity provider, "
+    "where joiners and leavers are handled, instead of in per-user bindings in every cluster.",
+    remediation={
+        Provider.GKE: _update("--security-group=gke-security-groups@YOUR_DOMAIN")
+        + "; Terraform google_container_cluster authenticator_groups_config.security_group."
+    },
+    references=[f"{DOCS}/how-to/google-groups-rbac", RBAC_BEST_PRACTICES],
+)
+def google_groups(cluster: GkeCluster):
+    if cluster.google_groups_security_group:
+        return passed(f"groups come from {cluster.google_groups_security_group}")
+    return failed("authenticatorGroupsConfig is not enabled")
+
+
+@check(
+    id="gke.auth.identity_service",
+    title="No external identity provider asserts users the scan cannot see",
+    severity=Severity.INFO,
+    area=Area.AUTHENTICATION,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Identity Service for GKE lets an external OIDC or LDAP provider assert users and "
+    "groups; its ClientConfig (issuer, claims, prefixes) lives in the cluster, so who it can "
+    "make admin depends on a configuration the cluster resource does not show.",
+    remediation={
+        Provider.GKE: "Review the ClientConfig `default` in kube-public (user and group prefixes), "
+        "or disable the service: "
+        + _update("--no-enable-identity-service")
+        + "; Terraform google_container_cluster identity_service_config.enabled."
+    },
+    references=[f"{DOCS}/how-to/oidc"],
+)
+def identity_service(cluster: GkeCluster):
+    if not cluster.identity_service:
+        return passed("only Google identities authenticate")
+    return unknown(
+        "Identity Service for GKE is enabled; its ClientConfig was not read, so the prefixes of "
+        "the users and groups it asserts are not known"
+    )
+
+
+@check(
+    id="gke.rbac.insecure_bindings_allowed",
+    title="GKE refuses new bindings to system:authenticated and system:unauthenticated",
+    severity=Severity.HIGH,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="On GKE system:authenticated is every Google account, so a binding to it is as "
+    "public as one to system:unauthenticated. With rbacBindingConfig set, GKE rejects new "
+    "non-default bindings to these groups (existing ones stay until removed), so granting them "
+    "power takes two mistakes instead of one.",
+    remediation={
+        Provider.GKE: _update(
+            "--no-enable-insecure-binding-system-authenticated "
+            "--no-enable-insecure-binding-system-unauthenticated"
+        )
+        + " (GKE 1.30.1-gke.1283000 or later); Terraform google_container_cluster "
+        "rbac_binding_config { enable_insecure_binding_system_authenticated = false "
+        "enable_insecure_binding_system_unauthenticated = false }."
+    },
+    references=[
+        RBAC_BEST_PRACTICES,
+        f"{API_REFERENCE}#rbacbindingconfig",
+    ],
+)
+def insecure_bindings_allowed(cluster: GkeCluster):
+    groups = (
+        (
+            "system:authenticated",
+            "enableInsecureBindingSystemAuthenticated",
+            cluster.bindings_to_authenticated_allowed,
+            AUTHENTICATED,
+            BINDINGS_TO_AUTHENTICATED,
+        ),
+        (
+            "system:unauthenticated",
+            "enableInsecureBindingSystemUnauthenticated",
+            cluster.bindings_to_unauthenticated_allowed,
+            ANONYMOUS,
+            BINDINGS_TO_UNAUTHENTICATED,
+        ),
+    )
+    outcomes = []
+    for group, field, allowed, node, gate in groups:
+        resource = f"rbacBindingConfig.{field}"
+        if allowed is False:
+            outcomes.append(passed(f"GKE refuses new bindings to {group}", resource))
+            continue
+        setting = "true" if allowed else "not set, which allows them"
+        outcomes.append(
+            failed(
+                f"GKE accepts bindings to {group} ({field} {setting})",
+                resource,
+                edges=[Edge(node, gate, 0, "authorization", f"GKE accepts bindings to {group}")],
+            )
+        )
+    return outcomes
+
+
+@check(
+    id="gke.rbac.legacy_abac",
+    title="Legacy ABAC authorization is disabled",
+    severity=Severity.CRITICAL,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="Legacy ABAC grants statically defined permissions beyond RBAC and IAM; Kubernetes "
+    "service accounts get full API permissions, so every pod's token is cluster-admin.",
+    remediation={
+        Provider.GKE: _update("--no-enable-legacy-authorization")
+        + "; Terraform google_container_cluster enable_legacy_abac = false."
+    },
+    references=[f"{HARDENING}#leave_abac_disabled", f"{DOCS}/how-to/role-based-access-control"],
+)
+def legacy_abac(cluster: GkeCluster):
+    if not cluster.legacy_abac:
+        return passed("legacy ABAC is disabled")
+    return failed(
+        "legacy ABAC is enabled: service accounts hold full API permissions",
+        edges=[
+            Edge(
+                SERVICE_ACCOUNTS,
+                ADMIN,
+                0,
+                "authorization",
+                "legacy ABAC gives every Kubernetes service account full API permissions",
+            )
+        ],
+        starts=[admin_credential("any Kubernetes service-account token (legacy ABAC)")],
+    )
+
+
+def _pool_resource(cluster: GkeCluster, pool: NodePool) -> str:
+    return f"{cluster.arn_or_id}/nodePools/{pool.name}"
+
+
+def _each_pool(cluster: GkeCluster, judge: Callable[[NodePool], Outcome]) -> list[Outcome] | None:
+    """One outcome per node pool; a cluster without pools has nothing to judge."""
+    return [judge(pool) for pool in cluster.node_pools] or None
+
+
+@check(
+    id="gke.nodes.metadata_server",
+    title="Pods cannot read their node's Google credentials",
+    severity=Severity.HIGH,
+    area=Area.WORKLOADS,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="Unless the pool runs the GKE metadata server (Workload Identity), every pod can "
+    "fetch an access token of the node's Google service account from the Compute Engine "
+    "metadata server, with all the IAM power that account holds.",
+    remediation={
+        Provider.GKE: "Enable Workload Identity ("
+        + _update("--workload-pool=PROJECT_ID.svc.id.goog")
+        + ") and run the GKE metadata server on each pool: `gcloud container node-pools update "
+        "POOL --cluster NAME --location LOCATION --workload-metadata=GKE_METADATA`; Terraform "
+        "google_container_node_pool node_config { workload_metadata_config { mode = "
+        '"GKE_METADATA" } }.'
+    },
+    references=[WORKLOAD_IDENTITY, HARDENING],
+)
+def metadata_server(cluster: GkeCluster):
+    def judge(pool: NodePool):
+        resource, mode = _pool_resource(cluster, pool), pool.metadata_mode
+        if mode == "GKE_METADATA" or (cluster.autopilot and mode is None):
+            return passed("the GKE metadata server hides the node's credentials", resource)
+        if mode is not None and mode not in METADATA_MODES:
+            return unknown(
+                f"pool {pool.name}: unrecognised workloadMetadataConfig.mode {mode!r}",
+                resource,
+                assumption=f"workloads: metadata mode {mode!r} of pool {pool.name} not "
+                "understood; assumed it hides the node's credentials",
+                affects=[StartKind.WORKLOAD],
+            )
+        return failed(
+            f"pool {pool.name}: pods can read the token of {pool.service_account_label} from the "
+            f"Compute Engine metadata server (workloadMetadataConfig.mode {mode or 'not set'})",
+            resource,
+            edges=_metadata_edges(cluster, pool),
+        )
+
+    return _each_pool(cluster, judge)
+
+
+def _metadata_edges(cluster: GkeCluster, pool: NodePool) -> list[Edge]:
+    """Some pod runs on the pool; known workloads reach it when their node's pool is certain."""
+    edges = [node_credential_edge(POD, pool, f"a pod on pool {pool.name}")]
+    for workload in cluster.workloads.items if cluster.workloads else ():
+        nodes = workload.nodes or (None,)
+        if any(cluster.pool_of_node(node) == pool for node in nodes):
+            edges.append(
+                node_credential_edge(workload.node, pool, f"{workload} on pool {pool.name}")
+            )
+    return edges
+
+
+@check(
+    id="gke.nodes.default_service_account",
+    title="Node pools do not run as the Compute Engine default service account",
+    severity=Severity.MEDIUM,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="The Compute Engine default service account is granted the project Editor role "
+    "unless an organization policy (iam.automaticIamGrantsForDefaultServiceAccounts) stopped "
+    "it. With the cloud-platform scope its token carries all of Editor: container.* "
+    "permissions, which GKE honours for Kubernetes requests, and control of every node.",
+    remediation={
+        Provider.GKE: "Create pools with a least-privilege service account (roles/"
+        "container.defaultNodeServiceAccount) and move workloads to them: `gcloud container "
+        "node-pools create POOL --cluster NAME --location LOCATION --service-account "
+        "SA_EMAIL`; Terraform google_container_node_pool node_config.service_account (and "
+        "oauth_scopes)."
+    },
+    references=[NODE_SERVICE_ACCOUNTS, ACCESS_SCOPES, HARDENING],
+)
+def default_service_account(cluster: GkeCluster):
+    def judge(pool: NodePool):
+        resource = _pool_resource(cluster, pool)
+        if not pool.uses_default_service_account:
+            return passed(f"pool {pool.name} runs as {pool.service_account_label}", resource)
+        if not pool.has_cloud_platform_scope:
+            return failed(
+                f"pool {pool.name} runs as the Compute Engine default service account; its "
+                "access scopes limit what its token can call",
+                resource,
+            )
+        return failed(
+            f"pool {pool.name} runs as the Compute Engine default service account with the "
+            "cloud-platform scope",
+            resource,
+            edges=[
+                Edge(
+                    pool.identity_node,
+                    ADMIN,
+                    0,
+                    "authorization",
+                    f"pool {pool.name}'s token is the Compute Engine default service account's "
+                    "with the cloud-platform scope: project Editor unless an organization "
+                    "policy stopped that grant, and Editor's container.* permissions count in "
+                    "the cluster",
+                )
+            ],
+        )
+
+    return _each_pool(cluster, judge)
+
+
+@check(
+    id="gke.workloads.workload_identity",
+    title="Workload Identity Federation is enabled",
+    severity=Severity.MEDIUM,
+    area=Area.WORKLOADS,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="Workload Identity gives each Kubernetes service account its own Google identity, "
+    "so pods need neither exported keys nor the node's service account to call Google APIs.",
+    remediation={
+        Provider.GKE: _update("--workload-pool=PROJECT_ID.svc.id.goog")
+        + "; Terraform google_container_cluster workload_identity_config.workload_pool."
+    },
+    references=[WORKLOAD_IDENTITY],
+)
+def workload_identity(cluster: GkeCluster):
+    if cluster.workload_pool:
+        return passed(f"workload pool {cluster.workload_pool}")
+    return failed("workloadIdentityConfig.workloadPool is not set")
+
+
+@check(
+    id="gke.nodes.shielded",
+    title="Shielded GKE nodes are enabled",
+    severity=Severity.LOW,
+    area=Area.WORKLOADS,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="Shielded nodes prove their identity to the control plane, so a stolen node "
+    "bootstrap credential cannot be used to impersonate a node elsewhere.",
+    remediation={
+        Provider.GKE: _update("--enable-shielded-nodes")
+        + "; Terraform google_container_cluster enable_shielded_nodes = true."
+    },
+    references=[f"{DOCS}/how-to/shielded-gke-nodes"],
+)
+def shielded_nodes(cluster: GkeCluster):
+    if cluster.shielded_nodes is None:
+        return unknown("shieldedNodes is not reported")
+    if cluster.shielded_nodes:
+        return passed("shielded GKE nodes are enabled")
+    return failed("shielded GKE nodes are disabled")
+
+
+@check(
+    id="gke.workloads.binary_authorization",
+    title="Binary Authorization enforces which images run",
+    severity=Severity.LOW,
+    area=Area.WORKLOADS,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Without admission-time image policy, anyone who can create a pod can run any "
+    "image, including one built to escape to its node.",
+    remediation={
+        Provider.GKE: _update("--binauthz-evaluation-mode=PROJECT_SINGLETON_POLICY_ENFORCE")
+        + "; Terraform google_container_cluster binary_authorization { evaluation_mode = "
+        '"PROJECT_SINGLETON_POLICY_ENFORCE" }.'
+    },
+    references=["https://cloud.google.com/binary-authorization/docs/setting-up"],
+)
+def binary_authorization(cluster: GkeCluster):
+    mode = cluster.binary_authorization_mode
+    if mode == "PROJECT_SINGLETON_POLICY_ENFORCE" or (
+        mode in (None, "EVALUATION_MODE_UNSPECIFIED") and cluster.binary_authorization_enabled
+    ):
+        return passed("Binary Authorization enforces the project policy")
+    if mode is not None and mode not in BINAUTHZ_MODES:
+        return unknown(f"unrecognised binaryAuthorization.evaluationMode {mode!r}")
+    return failed("Binary Authorization is disabled")
+
+
+@check(
+    id="gke.workloads.security_posture",
+    title="Security posture scanning is enabled",
+    severity=Severity.LOW,
+    area=Area.WORKLOADS,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="The security posture dashboard audits workload configuration (privileged pods, "
+    "host access) continuously, between scans like this one.",
+    remediation={
+        Provider.GKE: _update("--security-posture=standard")
+        + '; Terraform google_container_cluster security_posture_config { mode = "BASIC" }.'
+    },
+    references=[f"{DOCS}/concepts/about-security-posture-dashboard"],
+)
+def security_posture(cluster: GkeCluster):
+    mode = cluster.security_posture_mode
+    if mode in POSTURE_ON:
+        return passed(f"security posture mode {mode}")
+    if mode == "DISABLED":
+        return failed("security posture is disabled")
+    if mode in (None, "MODE_UNSPECIFIED"):
+        return unknown("securityPostureConfig.mode is not reported")
+    return unknown(f"unrecognised securityPostureConfig.mode {mode!r}")
+
+
+@check(
+    id="gke.secrets.kms_encryption",
+    title="Secrets are encrypted with a Cloud KMS key",
+    severity=Severity.LOW,
+    area=Area.DATA_PROTECTION,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="GKE encrypts etcd at rest with Google-managed keys; application-layer secrets "
+    "encryption adds a Cloud KMS key you control, audit and can revoke.",
+    remediation={
+        Provider.GKE: _update(
+            "--database-encryption-key=projects/P/locations/L/keyRings/R/cryptoKeys/K"
+        )
+        + '; Terraform google_container_cluster database_encryption { state = "ENCRYPTED" '
+        "key_name = ... }."
+    },
+    references=[f"{DOCS}/how-to/encrypting-secrets"],
+)
+def secrets_kms_encryption(cluster: GkeCluster):
+    state = cluster.database_encryption_state
+    if state in ENCRYPTION_ON and cluster.database_encryption_key:
+        return passed(f"secrets are encrypted with {cluster.database_encryption_key}")
+    if state is None or state in ENCRYPTION_OFF:
+        return failed("application-layer secrets encryption is off")
+    if state in ENCRYPTION_ON:
+        return failed(f"databaseEncryption.state is {state} but no keyName is reported")
+    return unknown(f"unrecognised databaseEncryption.state {state!r}")
+
+
+@check(
+    id="gke.version.release_channel",
+    title="The cluster is enrolled in a release channel",
+    severity=Severity.MEDIUM,
+    area=Area.LIFECYCLE,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="A release channel keeps the control plane and nodes on supported, patched "
+    "versions without anyone having to schedule it; outside one, versions are pinned by hand "
+    "and forced upgrades arrive at end of support.",
+    remediation={
+        Provider.GKE: _update("--release-channel=regular")
+        + '; Terraform google_container_cluster release_channel { channel = "REGULAR" }.'
+    },
+    references=[f"{DOCS}/concepts/release-channels"],
+)
+def release_channel(cluster: GkeCluster):
+    channel = cluster.release_channel
+    if channel in CHANNELS:
+        return passed(f"release channel {channel} (control plane {cluster.version})")
+    if channel in (None, "UNSPECIFIED"):
+        return failed(f"no release channel (control plane {cluster.version})")
+    return unknown(f"unrecognised releaseChannel.channel {channel!r}")
+
+
+@check(
+    id="gke.version.node_skew",
+    title="Node pools run the control plane's minor version",
+    severity=Severity.LOW,
+    area=Area.LIFECYCLE,
+    maturity=Maturity.WALK,
+    providers=GKE,
+    rationale="Nodes behind the control plane miss the kubelet and node fixes the control plane "
+    "already has, and drift toward the end of the supported version skew.",
+    remediation={
+        Provider.GKE: "`gcloud container clusters upgrade NAME --location LOCATION --node-pool "
+        "POOL`, or enable node auto-upgrade; Terraform google_container_node_pool version or "
+        "management { auto_upgrade = true }."
+    },
+    references=[
+        f"{DOCS}/how-to/upgrading-a-cluster",
+        "https://kubernetes.io/releases/version-skew-policy/",
+    ],
+)
+def node_skew(cluster: GkeCluster):
+    if not cluster.node_pools:
+        return None
+    control_plane = cluster.minor_version()
+    if control_plane is None:
+        return unknown(f"currentMasterVersion {cluster.version!r} is not a Kubernetes version")
+    behind, unreadable = [], []
+    for pool in cluster.node_pools:
+        minor = minor_version(pool.version)
+        if minor is None:
+            unreadable.append(pool.name)
+        elif minor < control_plane:
+            behind.append(f"{pool.name} ({pool.version})")
+    if behind:
+        return failed(f"pools behind control plane {cluster.version}: {', '.join(behind)}")
+    if unreadable:
+        return unknown(f"node pool versions not readable: {', '.join(unreadable)}")
+    return passed(f"every pool runs {control_plane[0]}.{control_plane[1]}")
+
+
+@check(
+    id="gke.logging.system_components",
+    title="System component logs are sent to Cloud Logging",
+    severity=Severity.MEDIUM,
+    area=Area.LOGGING,
+    maturity=Maturity.CRAWL,
+    providers=GKE,
+    rationale="Kubernetes Admin Activity audit logs always reach Cloud Audit Logs; without "
+    "system component logs, what the nodes and system pods saw during an incident is lost.",
+    remediation={
+        Provider.GKE: _update("--logging=SYSTEM,WORKLOAD")
+        + "; Terraform google_container_cluster logging_config { enable_components = "
+        '["SYSTEM_COMPONENTS", "WORKLOADS"] }.'
+    },
+    references=[f"{DOCS}/concepts/about-logs", f"{DOCS}/how-to/audit-logging"],
+)
+def system_component_logs(cluster: GkeCluster):
+    components = cluster.logging_components
+    if components is not None:
+        if "SYSTEM_COMPONENTS" in components:
+            return passed(f"logged components: {', '.join(components)}")
+        return failed(f"SYSTEM_COMPONENTS not logged ({', '.join(components) or 'nothing'})")
+    if cluster.logging_service is None:
+        return unknown("neither loggingConfig nor loggingService is reported")
+    if cluster.logging_service == "none":
+        return failed("loggingService is none")
+    return passed(f"loggingService {cluster.logging_service}")
+
+
+@check(
+    id="gke.logging.control_plane",
+    title="API server logs are sent to Cloud Logging",
+    severity=Severity.LOW,
+    area=Area.LOGGING,
+    maturity=Maturity.RUN,
+    providers=GKE,
+    rationale="Control-plane logs show the API server's own view (rejected requests, admission "
+    "decisions) that audit logs summarise; they are off unless enabled.",
+    remediation={
+        Provider.GKE: _update("--logging=SYSTEM,WORKLOAD,API_SERVER")
+        + "; Terraform google_container_cluster logging_config { enable_components = "
+        '["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"] }.'
+    },
+    references=[f"{DOCS}/concepts/about-logs"],
+)
+def control_plane_logs(cluster: GkeCluster):
+    if "APISERVER" in (cluster.logging_components or ()):
+        return passed("API server logs are collected")
+    return failed("API server logs are not collected (loggingConfig has no APISERVER)")

@@ -1,0 +1,209 @@
+"""Live GKE collection: every cluster of every project, read-only, with the REST transport.
+
+One `projects.locations.clusters.list` call per project (location `-`: every zone and region)
+returns the full Cluster resources, so projects are read in parallel by a bounded thread pool,
+each thread with its own ClusterManagerClient. Without --projects, the projects are those the
+credential can see (`projects.search`). A project that cannot be listed becomes a ScanError
+naming it; the other projects are still read.
+
+cluster.json is each Cluster converted back to the camelCase JSON gcloud prints (enum names,
+int64 as strings, unset fields omitted), minus masterAuth.password and masterAuth.clientKey:
+secrets never reach a snapshot. Fields newer than the installed google-cloud-container are
+dropped by the SDK when it parses the response, so a live snapshot can hold fewer fields than
+`gcloud container clusters describe` would; mutguard reads none of those.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import google.auth
+import requests
+from google.api_core import exceptions as api_exceptions
+from google.api_core import retry as retries
+from google.api_core.gapic_v1.client_info import ClientInfo
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import Credentials
+from google.cloud import container_v1, resourcemanager_v3
+from google.protobuf import json_format
+
+from mutguard import __version__
+from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# masterAuth fields that are credentials: present only for callers allowed
+# container.clusters.getCredentials, never kept.
+SECRET_FIELDS = ("password", "clientKey")
+CALL_TIMEOUT_SECONDS = 30.0
+CLIENT_INFO = ClientInfo(user_agent=f"mutguard/{__version__}")
+# The REST transport lets the requests library's own errors (a refused connection) through.
+GOOGLE_ERRORS = (
+    api_exceptions.GoogleAPIError,
+    auth_exceptions.GoogleAuthError,
+    requests.exceptions.RequestException,
+)
+_RETRYABLE = retries.if_exception_type(
+    requests.exceptions.ConnectionError,
+    api_exceptions.TooManyRequests,
+    api_exceptions.InternalServerError,
+    api_exceptions.BadGateway,
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.GatewayTimeout,
+)
+
+
+@dataclass(frozen=True)
+class GcpOptions:
+    """`credentials` default to Application Default Credentials (cloud-platform scope). The two
+    client_options reach the APIs through another endpoint, e.g. a Private Service Connect
+    endpoint for Google APIs ({"api_endpoint": "container-ENDPOINT.p.googleapis.com"})."""
+
+    projects: tuple[str, ...] = ()
+    concurrency: int = 16
+    credentials: Credentials | None = None
+    container_client_options: Mapping[str, Any] | None = None
+    resource_manager_client_options: Mapping[str, Any] | None = None
+    retry_timeout: float = 60.0
+
+
+Item = ClusterSource | ScanError
+
+
+def gcp_error(exc: Exception, action: str) -> str:
+    """A one-line reason naming the API call; Google error messages carry no secrets."""
+    if isinstance(exc, api_exceptions.GoogleAPICallError):
+        error = _error_body(exc)
+        status = error.get("status") or type(exc).__name__
+        return f"{action}: {exc.code} {status}: {error.get('message') or exc.message}"
+    return f"{action}: {exc}"
+
+
+def _error_body(exc: api_exceptions.GoogleAPICallError) -> dict[str, Any]:
+    # The exception's own message starts with the request URL; the body says only why.
+    try:
+        error = exc.response.json()["error"]
+    except (AttributeError, ValueError, KeyError, TypeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def cluster_document(cluster: container_v1.Cluster) -> dict[str, Any]:
+    """The Cluster as `gcloud container clusters describe --format=json` prints it, no secrets."""
+    document = json_format.MessageToDict(type(cluster).pb(cluster))
+    master_auth = document.get("masterAuth")
+    if isinstance(master_auth, dict):
+        for field in SECRET_FIELDS:
+            master_auth.pop(field, None)
+    return document
+
+
+class GkeCollector:
+    def __init__(self, options: GcpOptions) -> None:
+        self.options = options
+        self.retry = retries.Retry(
+            predicate=_RETRYABLE,
+            initial=1.0,
+            maximum=10.0,
+            multiplier=2.0,
+            timeout=options.retry_timeout,
+        )
+        self._clients = threading.local()
+
+    def collect(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[Item]:
+        """Yield each cluster (or error) as soon as its project is read.
+
+        on_progress(done, known) counts projects.
+        """
+        try:
+            credentials = self.options.credentials or _default_credentials()
+        except auth_exceptions.DefaultCredentialsError as exc:
+            yield ScanError(scope="gke", message=f"google.auth.default: {exc}")
+            return
+        projects = list(self.options.projects)
+        if not projects:
+            try:
+                projects = self._searchable_projects(credentials)
+            except GOOGLE_ERRORS as exc:
+                action = "cloudresourcemanager.projects.search"
+                yield ScanError(scope="gke:projects", message=gcp_error(exc, action))
+                return
+        if not projects:
+            return
+        workers = max(1, min(self.options.concurrency, len(projects)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="mutguard") as pool:
+            futures = [pool.submit(self._project, credentials, p) for p in projects]
+            for done, future in enumerate(as_completed(futures), start=1):
+                if on_progress:
+                    on_progress(done, len(futures))
+                yield from future.result()
+
+    def _searchable_projects(self, credentials: Credentials) -> list[str]:
+        client = resourcemanager_v3.ProjectsClient(
+            credentials=credentials,
+            transport="rest",
+            client_options=_client_options(self.options.resource_manager_client_options),
+            client_info=CLIENT_INFO,
+        )
+        pages = client.search_projects(request={}, retry=self.retry, timeout=CALL_TIMEOUT_SECONDS)
+        active = resourcemanager_v3.Project.State.ACTIVE
+        return sorted(project.project_id for project in pages if project.state == active)
+
+    def _container(self, credentials: Credentials) -> container_v1.ClusterManagerClient:
+        # One client per thread: the REST transport's session is not shared across threads.
+        client = getattr(self._clients, "container", None)
+        if client is None:
+            client = container_v1.ClusterManagerClient(
+                credentials=credentials,
+                transport="rest",
+                client_options=_client_options(self.options.container_client_options),
+                client_info=CLIENT_INFO,
+            )
+            self._clients.container = client
+        return client
+
+    def _project(self, credentials: Credentials, project: str) -> list[Item]:
+        scope = f"gke:{project}"
+        action = f"container.clusters.list {project}"
+        try:
+            response = self._container(credentials).list_clusters(
+                parent=f"projects/{project}/locations/-",
+                retry=self.retry,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except GOOGLE_ERRORS as exc:
+            return [ScanError(scope=scope, message=gcp_error(exc, action))]
+        items: list[Item] = [_source(project, cluster) for cluster in response.clusters]
+        if response.missing_zones:
+            missing = ", ".join(response.missing_zones)
+            items.append(ScanError(scope=scope, message=f"{action}: no answer from {missing}"))
+        return items
+
+
+def _source(project: str, cluster: container_v1.Cluster) -> ClusterSource:
+    return ClusterSource(
+        Provider.GKE,
+        cluster.name,
+        cluster.location,
+        project,
+        documents={CLUSTER_DOC: cluster_document(cluster)},
+        origin=f"gcp:{project}:{cluster.location}:{cluster.name}",
+    )
+
+
+def _default_credentials() -> Credentials:
+    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    return credentials
+
+
+def _client_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(options) if options else None
+
+
+def collect(
+    options: GcpOptions, on_progress: Callable[[int, int], None] | None = None
+) -> Iterator[Item]:
+    return GkeCollector(options).collect(on_progress)

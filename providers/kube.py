@@ -1,0 +1,215 @@
+"""In-cluster reads through the `kubernetes` client, configured in memory, read-only.
+
+The API server's CA comes from the cloud API and TLS verification is always on; the bearer token
+comes from a callable (minted per cluster, renewed before expiry) and is never logged, stored or
+put in an error message. Each snapshot document is a `kubectl get ... -o json` List, so a live
+read and `kubectl` output scan alike. A document that cannot be read (403, 401, timeout, an
+endpoint not reachable from where the scan runs) is recorded with the reason instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, PROBE_DOC, RBAC_DOC, WORKLOADS_DOC
+
+PAGE_SIZE = 500
+CONNECT_TIMEOUT, READ_TIMEOUT = 5, 30
+
+RBAC_GROUP = "/apis/rbac.authorization.k8s.io/v1"
+# document -> the (kind, apiVersion, collection path) it is listed from, as kubectl would.
+DOCUMENTS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    RBAC_DOC: (
+        ("ClusterRole", "rbac.authorization.k8s.io/v1", f"{RBAC_GROUP}/clusterroles"),
+        ("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", f"{RBAC_GROUP}/clusterrolebindings"),
+        ("Role", "rbac.authorization.k8s.io/v1", f"{RBAC_GROUP}/roles"),
+        ("RoleBinding", "rbac.authorization.k8s.io/v1", f"{RBAC_GROUP}/rolebindings"),
+    ),
+    WORKLOADS_DOC: (
+        ("Pod", "v1", "/api/v1/pods"),
+        ("ServiceAccount", "v1", "/api/v1/serviceaccounts"),
+        ("Deployment", "apps/v1", "/apis/apps/v1/deployments"),
+        ("ReplicaSet", "apps/v1", "/apis/apps/v1/replicasets"),
+        ("DaemonSet", "apps/v1", "/apis/apps/v1/daemonsets"),
+        ("StatefulSet", "apps/v1", "/apis/apps/v1/statefulsets"),
+        ("Job", "batch/v1", "/apis/batch/v1/jobs"),
+        ("CronJob", "batch/v1", "/apis/batch/v1/cronjobs"),
+    ),
+    NAMESPACES_DOC: (("Namespace", "v1", "/api/v1/namespaces"),),
+    ADMISSION_DOC: (
+        (
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        ),
+    ),
+}
+
+
+IN_CLUSTER_DOCS = (PROBE_DOC, *DOCUMENTS)
+
+
+class TokenSource(Protocol):
+    """Bearer tokens held in memory: `token()` the current one, `renew()` after a 401."""
+
+    def token(self) -> str: ...
+
+    def renew(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class KubeEndpoint:
+    """Where and how to reach one cluster's API server."""
+
+    url: str
+    ca_pem: bytes
+    tokens: TokenSource
+
+
+class KubeReadError(Exception):
+    """A read that failed; the message is safe to show (it never holds the token)."""
+
+
+class KubeUnreachable(KubeReadError):
+    """The endpoint did not answer at all: every other read would fail the same way."""
+
+
+def _client(endpoint: KubeEndpoint, authenticated: bool) -> Any:
+    from kubernetes import client
+
+    # A PEM string: the client reads bytes as DER. Held in memory, never written to a file.
+    config = client.Configuration(host=endpoint.url, ca_cert_data=endpoint.ca_pem.decode("ascii"))
+    config.verify_ssl = True
+    config.retries = 1
+    if authenticated:
+        config.api_key_prefix["authorization"] = "Bearer"
+        # The client calls the refresh hook only once some key is set.
+        config.api_key["authorization"] = ""
+
+        def refresh(cfg: Any) -> None:
+            cfg.api_key["authorization"] = endpoint.tokens.token()
+
+        config.refresh_api_key_hook = refresh
+    return client.ApiClient(config)
+
+
+def _get(api: Any, path: str, query: list[tuple[str, Any]], authenticated: bool) -> Any:
+    """GET a path; returns the decoded JSON or raises KubeReadError with a safe reason."""
+    from urllib3.exceptions import HTTPError
+
+    method, url, headers, body, post = api.param_serialize(
+        "GET",
+        path,
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"] if authenticated else [],
+    )
+    try:
+        response = api.call_api(method, url, headers, body, post, (CONNECT_TIMEOUT, READ_TIMEOUT))
+        data = response.read()
+    except (HTTPError, OSError) as exc:
+        raise KubeUnreachable(_network_reason(exc)) from None
+    if response.status != 200:
+        raise KubeReadError(_status_reason(response.status, data, path))
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise KubeReadError(f"GET {path}: the API server answered invalid JSON") from None
+
+
+def _network_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in type(exc).__name__:
+        return "TLS verification against the cluster CA failed"
+    if "timed out" in text.lower() or "Timeout" in type(exc).__name__:
+        return "the API endpoint did not answer in time (a private endpoint unreachable from here?)"
+    return "the API endpoint is not reachable from where the scan runs"
+
+
+def _status_reason(status: int, data: bytes, path: str) -> str:
+    try:
+        message = json.loads(data).get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    if status == 401:
+        return "401 Unauthorized: the scan's credential is not accepted by the cluster"
+    if status == 403:
+        return f"403 Forbidden: {message or 'GET ' + path} (grant mutguard's read-only ClusterRole)"
+    return f"GET {path}: HTTP {status} {message}".strip()
+
+
+def _list(api: Any, tokens: TokenSource, kind: str, api_version: str, path: str) -> list[dict]:
+    items: list[dict] = []
+    token = ""
+    while True:
+        query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+        if token:
+            query.append(("continue", token))
+        try:
+            page = _get(api, path, query, authenticated=True)
+        except KubeReadError as exc:
+            if not str(exc).startswith("401"):
+                raise
+            tokens.renew()  # the token expired mid-scan: mint a new one and try once more
+            page = _get(api, path, query, authenticated=True)
+        for item in page.get("items") or []:
+            # Items of a typed list carry no kind; a kubectl List of several kinds does.
+            items.append({"apiVersion": api_version, "kind": kind, **item})
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
+
+
+def read(endpoint: KubeEndpoint) -> tuple[dict[str, Any], dict[str, str]]:
+    """The in-cluster documents of one cluster, and why any could not be read."""
+    documents: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    try:
+        documents[PROBE_DOC] = probe(endpoint)
+    except KubeUnreachable as exc:
+        return {}, dict.fromkeys(IN_CLUSTER_DOCS, str(exc))
+    except KubeReadError as exc:
+        errors[PROBE_DOC] = str(exc)
+    api = _client(endpoint, authenticated=True)
+    try:
+        for name, sources in DOCUMENTS.items():
+            try:
+                items = [
+                    item for source in sources for item in _list(api, endpoint.tokens, *source)
+                ]
+            except KubeReadError as exc:
+                errors[name] = str(exc)
+                continue
+            documents[name] = {"apiVersion": "v1", "kind": "List", "items": items}
+    finally:
+        api.close()
+    return documents, errors
+
+
+def probe(endpoint: KubeEndpoint) -> dict[str, bool]:
+    """Did GET /version and GET /api answer without credentials (CA still verified)?"""
+    api = _client(endpoint, authenticated=False)
+    try:
+        return {
+            "anonymous_version": _answers(api, "/version"),
+            "anonymous_api": _answers(api, "/api"),
+        }
+    finally:
+        api.close()
+
+
+def _answers(api: Any, path: str) -> bool:
+    try:
+        _get(api, path, [], authenticated=False)
+    except KubeReadError as exc:
+        if str(exc).startswith(("401", "403")):
+            return False
+        raise
+    return True
