@@ -23,11 +23,10 @@ from functools import cache
 from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.cidrs import open_cidrs
+from mutguard.checks.common import open_cidrs, probed_anonymous
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
     ADMIN,
-    ANONYMOUS,
     API,
     AUTHENTICATED,
     INTERNET,
@@ -181,13 +180,8 @@ def _anonymous_attested(minor: tuple[int, int]) -> bool:
     ],
 )
 def anonymous_auth(cluster: AksCluster):
-    if cluster.probe is not None:
-        if cluster.probe.anonymous_version or cluster.probe.anonymous_api:
-            return failed(
-                "the API server answered without credentials (probe)",
-                edges=[Edge(API, ANONYMOUS, 0, "authentication", "anonymous requests answered")],
-            )
-        return passed("the API server refused unauthenticated requests (probe)")
+    if (probed := probed_anonymous(cluster)) is not None:
+        return probed
     minor = cluster.minor_version()
     if minor is not None and _anonymous_attested(minor):
         return passed(f"AKS runs kube-apiserver {cluster.version} with --anonymous-auth=false")

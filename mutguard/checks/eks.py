@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.cidrs import open_cidrs
+from mutguard.checks.common import open_cidrs, probed_anonymous
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import ANONYMOUS, API, INTERNET, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
@@ -130,13 +130,8 @@ def endpoint_private_only(cluster: EksCluster):
     ],
 )
 def anonymous_auth(cluster: EksCluster):
-    opened = Edge(API, ANONYMOUS, 0, "authentication", "anonymous requests are authenticated")
-    if cluster.probe is not None:
-        if cluster.probe.anonymous_version or cluster.probe.anonymous_api:
-            return failed(
-                "the API server answered GET /version without credentials (probe)", edges=[opened]
-            )
-        return passed("the API server refused unauthenticated requests (probe)")
+    if (probed := probed_anonymous(cluster)) is not None:
+        return probed
     minor = cluster.minor_version()
     if minor is None:
         return unknown(

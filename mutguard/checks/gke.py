@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mutguard.checks import Outcome, check, failed, passed, unknown
-from mutguard.checks.cidrs import open_cidrs
+from mutguard.checks.common import ANONYMOUS_AUTHENTICATED, open_cidrs, probed_anonymous
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
     ADMIN,
@@ -318,13 +318,8 @@ def network_policy_enforcement(cluster: GkeCluster):
     ],
 )
 def anonymous_auth(cluster: GkeCluster):
-    opened = Edge(API, ANONYMOUS, 0, "authentication", "anonymous requests are authenticated")
-    if cluster.probe is not None:
-        if cluster.probe.anonymous_version or cluster.probe.anonymous_api:
-            return failed(
-                "the API server answered GET /version without credentials (probe)", edges=[opened]
-            )
-        return passed("the API server refused unauthenticated requests (probe)")
+    if (probed := probed_anonymous(cluster)) is not None:
+        return probed
     mode = cluster.anonymous_mode
     if mode == "LIMITED":
         return passed("anonymous requests are limited to the health-check endpoints")
@@ -333,7 +328,7 @@ def anonymous_auth(cluster: GkeCluster):
         return failed(
             f"anonymousAuthenticationConfig.mode is {setting}: anonymous requests reach every "
             "endpoint",
-            edges=[opened],
+            edges=[ANONYMOUS_AUTHENTICATED],
         )
     return unknown(
         f"unrecognised anonymousAuthenticationConfig.mode {mode!r}",
