@@ -9,6 +9,7 @@ endpoint not reachable from where the scan runs) is recorded with the reason ins
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -171,6 +172,9 @@ def read(endpoint: KubeEndpoint) -> tuple[dict[str, Any], dict[str, str]]:
     """The in-cluster documents of one cluster, and why any could not be read."""
     documents: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    if importlib.util.find_spec("kubernetes") is None:
+        reason = "in-cluster reads need the kubernetes package: pip install 'mutguard[kube]'"
+        return {}, dict.fromkeys(IN_CLUSTER_DOCS, reason)
     try:
         documents[PROBE_DOC] = probe(endpoint)
     except KubeUnreachable as exc:
