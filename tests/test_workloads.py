@@ -2,10 +2,12 @@
 
 import pytest
 
-from mutguard.models import Status
+from mutguard.models import Report, Status
+from mutguard.render import render
 from mutguard.workloads import Workloads
 
 from builders import (
+    OBSERVED_AT,
     assess,
     cluster_role,
     cluster_role_binding,
@@ -285,3 +287,14 @@ def test_malformed_workloads_are_unknown_not_a_crash(document):
     assert finding(report, "workloads.node_escape").status is Status.UNKNOWN
     assert any(e.startswith("workloads.json: ") for e in report.errors)
     assert "mut_workload" in report.mut_upper_bound
+
+
+def test_reports_name_the_most_exposed_workload():
+    cluster = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(DEFAULT_SA_ADMIN),
+        workloads=kube_list(pod("web-1")),
+    )
+    report = Report(generated_at=OBSERVED_AT, clusters=[cluster])
+    assert "most exposed workload: shop/web-1 (MUT 1)" in render(report, "table")
+    assert "Most exposed workload: `shop/web-1` (MUT 1)" in render(report, "markdown")

@@ -28,6 +28,9 @@ def render(report: Report, color: bool = False) -> str:
         lines += [f"Cheapest path: {_cell(cheapest_path(cluster))}", ""]
         if cluster.mut_basis:
             lines += ["Basis:", *[f"- {_cell(b)}" for b in cluster.mut_basis], ""]
+        if cluster.blast_radius:
+            exposed = cluster.blast_radius[0]
+            lines += [f"Most exposed workload: `{exposed.workload}` (MUT {exposed.mut})", ""]
         grades = cluster.maturity.model_dump()
         lines += [" · ".join(f"{area}: **{grade}**" for area, grade in grades.items()), ""]
         fixes = top_fixes(cluster)

@@ -26,6 +26,9 @@ def _cluster_panel(cluster: ClusterReport) -> Panel:
         parts += [Text(f"  → {step}") for step in path.steps]
         grades = " · ".join(f"{a}: {g.value}" for a, g in cluster.maturity)
         parts.append(Text(f"maturity: {grades}", style="dim"))
+        if cluster.blast_radius:
+            exposed = cluster.blast_radius[0]
+            parts.append(Text(f"most exposed workload: {exposed.workload} (MUT {exposed.mut})"))
         fixes = top_fixes(cluster)
         if fixes:
             table = Table(title="top fixes by MUT gain", title_justify="left", expand=True)
