@@ -23,7 +23,7 @@ from functools import cache
 from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.common import open_cidrs, probed_anonymous
+from mutguard.checks.common import allow_list_judgement, probed_anonymous
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
     ADMIN,
@@ -90,18 +90,9 @@ def endpoint_public_unrestricted(cluster: AksCluster):
             "public API server with no authorized IP ranges",
             edges=[Edge(INTERNET, API, 0, "network", "public API server with no IP allow-list")],
         )
-    open_to_anyone, invalid = open_cidrs(ranges)
-    if open_to_anyone:
-        listed = ", ".join(open_to_anyone)
-        return failed(
-            f"authorized IP ranges include {listed}",
-            edges=[Edge(INTERNET, API, 0, "network", f"API server authorized for {listed}")],
-        )
-    if invalid:
-        return unknown(
-            f"authorizedIpRanges has entries that are not CIDRs: {', '.join(invalid)}",
-            assumption="network: authorizedIpRanges unreadable; assumed restricted",
-        )
+    judged = allow_list_judgement("authorizedIpRanges", ranges, "the public API server")
+    if judged is not None:
+        return judged
     return passed(f"public API server limited to {', '.join(ranges)}")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from mutguard.checks import Outcome, failed, passed
+from mutguard.checks import Outcome, failed, passed, unknown
 from mutguard.cluster import Cluster
-from mutguard.mut import ANONYMOUS, API, Edge
+from mutguard.mut import ANONYMOUS, API, INTERNET, Edge
 
 # Public ranges this wide hold addresses anyone can rent (cloud, ISP pools): no barrier.
 OPEN_PREFIX_MAX = 8
@@ -42,3 +42,21 @@ def probed_anonymous(cluster: Cluster) -> Outcome | None:
             "the API server answered GET /version without credentials (probe)", edges=[opened]
         )
     return passed("the API server refused unauthenticated requests (probe)")
+
+
+def allow_list_judgement(field: str, cidrs: list[str], endpoint: str) -> Outcome | None:
+    """FAIL when an endpoint's allow-list admits anyone, UNKNOWN when an entry is not a CIDR,
+    None when the list is a real barrier (the caller says what it admits)."""
+    open_to_anyone, invalid = open_cidrs(cidrs)
+    if open_to_anyone:
+        listed = ", ".join(open_to_anyone)
+        return failed(
+            f"{endpoint} accepts {listed}",
+            edges=[Edge(INTERNET, API, 0, "network", f"API endpoint public to {listed}")],
+        )
+    if invalid:
+        return unknown(
+            f"{field} has entries that are not CIDRs: {', '.join(invalid)}",
+            assumption=f"network: {field} unreadable; assumed restricted",
+        )
+    return None

@@ -8,9 +8,9 @@ from functools import cache
 from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.common import open_cidrs, probed_anonymous
+from mutguard.checks.common import allow_list_judgement, probed_anonymous
 from mutguard.models import Area, Maturity, Provider, Severity
-from mutguard.mut import ANONYMOUS, API, INTERNET, Edge, StartKind, admin_credential
+from mutguard.mut import ANONYMOUS, API, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
 
 EKS = (Provider.EKS,)
@@ -47,18 +47,11 @@ def endpoint_public_unrestricted(cluster: EksCluster):
         )
     if not cluster.endpoint.public:
         return passed("public endpoint access is disabled")
-    open_to_anyone, invalid = open_cidrs(cluster.endpoint.public_cidrs)
-    if open_to_anyone:
-        ranges = ", ".join(open_to_anyone)
-        return failed(
-            f"the public endpoint accepts {ranges}",
-            edges=[Edge(INTERNET, API, 0, "network", f"API endpoint public to {ranges}")],
-        )
-    if invalid:
-        return unknown(
-            f"publicAccessCidrs has entries that are not CIDRs: {', '.join(invalid)}",
-            assumption="network: publicAccessCidrs unreadable; assumed restricted",
-        )
+    judged = allow_list_judgement(
+        "publicAccessCidrs", cluster.endpoint.public_cidrs, "the public endpoint"
+    )
+    if judged is not None:
+        return judged
     return passed(f"public access limited to {', '.join(cluster.endpoint.public_cidrs)}")
 
 
