@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +72,26 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
         default=(),
         help="comma-separated subscription ids; default: every subscription the credential lists",
     )
+    kube = parser.add_argument_group("Any cluster (--kubeconfig)")
+    kube.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        dest="contexts",
+        metavar="NAME",
+        help="a kubeconfig context to scan; repeat for several (default: current-context)",
+    )
+
+
+def _add_live_sources(group: argparse._MutuallyExclusiveGroup) -> None:
+    """The live sources; each excludes the others (and --snapshot where it is offered)."""
+    group.add_argument("--provider", choices=sorted(LIVE_OPTIONS), help="scan the live cloud")
+    group.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help="scan any cluster through kubeconfig contexts (provider kubernetes)",
+    )
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -105,12 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--snapshot", type=Path, metavar="DIR", help="a cluster directory or a directory of them"
     )
-    source.add_argument("--provider", choices=sorted(LIVE_OPTIONS), help="scan the live cloud")
+    _add_live_sources(source)
     _add_live_options(scan)
     _add_output_options(scan)
 
     snapshot = commands.add_parser("snapshot", help="save live clusters as a snapshot directory")
-    snapshot.add_argument("--provider", choices=sorted(LIVE_OPTIONS), required=True)
+    _add_live_sources(snapshot.add_mutually_exclusive_group(required=True))
     snapshot.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
     _add_live_options(snapshot)
 
@@ -124,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("cluster", help="the cluster's name (or ARN / id)")
     explained = explain.add_mutually_exclusive_group(required=True)
     explained.add_argument("--snapshot", type=Path, metavar="DIR")
-    explained.add_argument("--provider", choices=sorted(LIVE_OPTIONS))
+    _add_live_sources(explained)
     explained.add_argument("--demo", action="store_true", help="the bundled example clusters")
     _add_live_options(explain)
 
@@ -150,17 +170,45 @@ def _aws_options(args: argparse.Namespace):
 def _gcp_options(args: argparse.Namespace):
     from mutguard.providers.gke_live import GcpOptions
 
-    return GcpOptions(projects=args.projects, concurrency=args.concurrency)
+    return GcpOptions(
+        projects=args.projects,
+        concurrency=args.concurrency,
+        in_cluster=not args.skip_in_cluster,
+    )
 
 
 def _azure_options(args: argparse.Namespace):
     from mutguard.providers.aks_live import AzureOptions
 
-    return AzureOptions(subscriptions=args.subscriptions, concurrency=args.concurrency)
+    return AzureOptions(
+        subscriptions=args.subscriptions,
+        concurrency=args.concurrency,
+        in_cluster=not args.skip_in_cluster,
+    )
+
+
+def _kube_options(args: argparse.Namespace):
+    from mutguard.providers.kubeconfig import KubeconfigOptions
+
+    if args.skip_in_cluster:
+        raise _usage("--skip-in-cluster leaves nothing to read through --kubeconfig")
+    return KubeconfigOptions(
+        path=args.kubeconfig, contexts=tuple(args.contexts), concurrency=args.concurrency
+    )
 
 
 # --provider NAME -> how its command-line options become the live collector's options.
 LIVE_OPTIONS = {"aws": _aws_options, "gcp": _gcp_options, "azure": _azure_options}
+# Live sources chosen by an option of their own instead of --provider NAME:
+# option -> (the live module's name in providers.LIVE, how the options are made).
+SOURCE_OPTIONS = {"kubeconfig": ("kubernetes", _kube_options)}
+
+
+def _live_source(args: argparse.Namespace) -> tuple[str, Callable]:
+    for option, source in SOURCE_OPTIONS.items():
+        if getattr(args, option) is not None:
+            return source
+    return args.provider, LIVE_OPTIONS[args.provider]
 
 
 def _usage(message: str) -> Exception:
@@ -175,8 +223,9 @@ def _live_items(args: argparse.Namespace) -> Iterable:
 
     if args.concurrency < 1:
         raise _usage("--concurrency must be at least 1")
-    collect = providers.live(args.provider).collect
-    options = LIVE_OPTIONS[args.provider](args)
+    name, make_options = _live_source(args)
+    collect = providers.live(name).collect
+    options = make_options(args)
     if not sys.stderr.isatty():
         return list(collect(options))
     from rich.console import Console
@@ -248,10 +297,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from mutguard.render.explain import explain
     from mutguard.scan import build_report
 
-    if args.provider:
-        items = _live_items(args)
-    else:
+    if args.demo or args.snapshot is not None:
         items = snapshot.read(_demo_dir() if args.demo else args.snapshot)
+    else:
+        items = _live_items(args)
     report = build_report(items, datetime.now(UTC))
     matches = [c for c in report.clusters if args.cluster in (c.name, c.arn_or_id)]
     if not matches:

@@ -17,12 +17,14 @@ PARSERS: dict[Provider, str] = {
     Provider.EKS: "mutguard.providers.eks",
     Provider.GKE: "mutguard.providers.gke",
     Provider.AKS: "mutguard.providers.aks",
+    Provider.KUBERNETES: "mutguard.providers.kubernetes",
 }
 
 LIVE: dict[str, str] = {
     "aws": "mutguard.providers.eks_live",
     "gcp": "mutguard.providers.gke_live",
     "azure": "mutguard.providers.aks_live",
+    "kubernetes": "mutguard.providers.kubeconfig",
 }
 
 
@@ -45,5 +47,5 @@ def detect(cluster_json: Any) -> Provider:
             return provider
     raise InputError(
         "cluster.json is not `aws eks describe-cluster`, `gcloud container clusters describe` "
-        "or `az aks show` output"
+        "or `az aks show` output, nor mutguard's own {'kubernetes': …} document"
     )

@@ -5,8 +5,16 @@ returns every cluster with all its properties; subscriptions come from --subscri
 what the credential can list (Microsoft.Resources/subscriptions/read). Subscriptions are read
 in parallel by a bounded thread pool; the SDK retries throttling (429, honouring Retry-After)
 and server errors. A failing subscription becomes a ScanError naming it; a cluster whose
-document cannot be written becomes a ClusterSource with the error. No credential is ever asked
-for (listClusterAdminCredential, listClusterUserCredential are POST actions mutguard never calls).
+document cannot be written becomes a ClusterSource with the error.
+
+RBAC and workloads are then read through each cluster's API server, in the same pool, with an
+Entra ID token for the AKS server application (aks_token). The cluster CA is not part of the
+managedCluster resource: for clusters with AKS-managed Entra ID, mutguard calls
+listClusterUserCredential (a read-only POST action) with format=exec, whose kubeconfig then holds
+the server, the CA and a kubelogin exec configuration, no secret; it keeps the server and the
+CA and drops the rest. A cluster without Entra ID would get a kubeconfig carrying a static secret
+from that call: mutguard never makes it for such a cluster, and never calls
+listClusterAdminCredential at all.
 
 cluster.json is what `az aks show -o json` prints for the cluster, produced from the SDK model the
 way az does it: ARM `properties` flattened into the top level, every model attribute under az's
@@ -17,10 +25,12 @@ and `resourceGroup` added beside every resource id.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import importlib.util
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,16 +42,27 @@ from azure.mgmt.containerservice import ContainerServiceClient
 from azure.mgmt.resource.subscriptions import SubscriptionClient
 
 from mutguard import __version__
+from mutguard.providers import kube
+from mutguard.providers.aks_token import AksTokenSource
+from mutguard.providers.tasks import Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError
 
 LIST_CLUSTERS = "Microsoft.ContainerService/managedClusters/read"
 LIST_SUBSCRIPTIONS = "Microsoft.Resources/subscriptions/read"
+LIST_USER_CREDENTIAL = "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+LOCAL_ACCOUNTS_ONLY = (
+    "the cluster is reachable only by static local accounts (no Entra ID integration): mutguard "
+    "does not fetch their kubeconfig, which holds a static secret, so RBAC is UNKNOWN"
+)
+LEGACY_ENTRA = (
+    "the cluster uses the legacy Azure AD integration (aadProfile.managed is not true): mutguard "
+    "reads inside only clusters with AKS-managed Entra ID, so RBAC is UNKNOWN"
+)
+NEEDS_KUBE = "in-cluster reads need the kubernetes package: pip install 'mutguard[kube]'"
 # Subscriptions in these states cannot be read; the others (Enabled, Warned, PastDue) can.
 UNREADABLE_STATES = ("Disabled", "Deleted")
 _CAMEL = re.compile(r"(?!^)_([a-zA-Z])")  # az's to_camel_case (azure-cli / knack)
 _RESOURCE_GROUP = re.compile(r"^/subscriptions/[^/]+/resourcegroups/([^/]+)", re.IGNORECASE)
-
-Item = ClusterSource | ScanError
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class AzureOptions:
     credential: TokenCredential | None = None
     base_url: str | None = None
     connection_verify: bool | str = True
+    in_cluster: bool = True  # read RBAC and workloads through the API server too
 
 
 def azure_error(exc: Exception, action: str) -> str:
@@ -118,6 +140,7 @@ class AksCollector:
     def __init__(self, options: AzureOptions) -> None:
         self.options = options
         self.credential: TokenCredential = options.credential or DefaultAzureCredential()
+        self.tokens = AksTokenSource(self.credential) if options.in_cluster else None
 
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -130,7 +153,8 @@ class AksCollector:
         return options
 
     def collect(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[Item]:
-        """Yield each cluster (or error) as its subscription is read; on_progress(done, known)."""
+        """Yield each cluster (or error) as soon as it is read; on_progress(done, known) counts
+        subscriptions, and clusters read inside."""
         subscriptions = list(self.options.subscriptions)
         if not subscriptions:
             try:
@@ -140,13 +164,8 @@ class AksCollector:
                     scope="aks:subscriptions", message=azure_error(exc, LIST_SUBSCRIPTIONS)
                 )
                 return
-        workers = max(1, min(self.options.concurrency, len(subscriptions)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="mutguard") as pool:
-            futures = [pool.submit(self._subscription, s) for s in subscriptions]
-            for done, future in enumerate(as_completed(futures), start=1):
-                if on_progress:
-                    on_progress(done, len(futures))
-                yield from future.result()
+        tasks = [self._subscription_task(subscription) for subscription in subscriptions]
+        yield from run_tasks(tasks, self.options.concurrency, on_progress)
 
     def _readable_subscriptions(self) -> list[str]:
         with SubscriptionClient(self.credential, **self._client_options()) as client:
@@ -156,15 +175,89 @@ class AksCollector:
                 if s.subscription_id and s.state not in UNREADABLE_STATES
             )
 
-    def _subscription(self, subscription: str) -> list[Item]:
-        try:
-            with ContainerServiceClient(
-                self.credential, subscription, **self._client_options()
-            ) as client:
-                clusters = list(client.managed_clusters.list())
-        except AzureError as exc:
-            return [ScanError(scope=f"aks:{subscription}", message=azure_error(exc, LIST_CLUSTERS))]
-        return [_source(subscription, cluster) for cluster in clusters]
+    def _containers(self, subscription: str) -> ContainerServiceClient:
+        return ContainerServiceClient(self.credential, subscription, **self._client_options())
+
+    def _subscription_task(self, subscription: str) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            try:
+                with self._containers(subscription) as client:
+                    clusters = list(client.managed_clusters.list())
+            except AzureError as exc:
+                message = azure_error(exc, LIST_CLUSTERS)
+                return [], [ScanError(scope=f"aks:{subscription}", message=message)]
+            sources = [_source(subscription, cluster) for cluster in clusters]
+            if self.tokens is None:
+                return [], list(sources)
+            return [self._in_cluster_task(subscription, source) for source in sources], []
+
+        return run
+
+    def _in_cluster_task(self, subscription: str, source: ClusterSource) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            if self.tokens is not None and CLUSTER_DOC in source.documents:
+                with self._containers(subscription) as client:
+                    read_in_cluster(source, client, self.tokens)
+            return [], [source]
+
+        return run
+
+
+def read_in_cluster(source: ClusterSource, client: Any, tokens: AksTokenSource) -> None:
+    """Add the in-cluster documents of an Entra ID cluster, read with an Entra ID token; for any
+    other cluster, say why they are not read without asking for a credential."""
+    cluster = source.documents[CLUSTER_DOC]
+    entra = cluster.get("aadProfile")
+    if not isinstance(entra, Mapping) or entra.get("managed") is not True:
+        _not_read(source, LOCAL_ACCOUNTS_ONLY if not entra else LEGACY_ENTRA)
+        return
+    if importlib.util.find_spec("yaml") is None:  # PyYAML comes with the kubernetes package
+        _not_read(source, NEEDS_KUBE)
+        return
+    group = _RESOURCE_GROUP.match(str(cluster.get("id") or ""))
+    try:
+        # format=exec: the kubeconfig runs kubelogin instead of embedding any token.
+        credentials = client.managed_clusters.list_cluster_user_credentials(
+            group.group(1) if group else "", source.name, format="exec"
+        )
+        url, ca_pem = kubeconfig_endpoint(credentials)
+    except AzureError as exc:
+        _not_read(source, azure_error(exc, LIST_USER_CREDENTIAL))
+        return
+    except ValueError as exc:
+        _not_read(source, f"{LIST_USER_CREDENTIAL}: {exc}")
+        return
+    documents, errors = kube.read(kube.KubeEndpoint(url, ca_pem, tokens))
+    source.documents.update(documents)
+    source.errors.update(errors)
+
+
+def kubeconfig_endpoint(credentials: Any) -> tuple[str, bytes]:
+    """The API server URL and CA (PEM) of the first cluster in a CredentialResults kubeconfig;
+    everything else in it is dropped unread. Raises ValueError saying what is missing."""
+    import yaml
+
+    kubeconfigs = [k for k in credentials.kubeconfigs or [] if k.value]
+    if not kubeconfigs:
+        raise ValueError("the answer holds no kubeconfig")
+    try:
+        config = yaml.safe_load(kubeconfigs[0].value)
+    except yaml.YAMLError:
+        raise ValueError("the kubeconfig is not YAML") from None
+    clusters = config.get("clusters") if isinstance(config, dict) else None
+    entry = clusters[0].get("cluster") if clusters and isinstance(clusters[0], dict) else None
+    server = entry.get("server") if isinstance(entry, dict) else None
+    ca_data = entry.get("certificate-authority-data") if isinstance(entry, dict) else None
+    if not server or not ca_data:
+        raise ValueError("the kubeconfig names no server or certificate-authority-data")
+    try:
+        return str(server), base64.b64decode(ca_data, validate=True)
+    except (binascii.Error, TypeError):
+        raise ValueError("the kubeconfig's certificate-authority-data is not base64") from None
+
+
+def _not_read(source: ClusterSource, reason: str) -> None:
+    source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
 
 
 def _source(subscription: str, cluster: Any) -> ClusterSource:

@@ -12,7 +12,6 @@ import base64
 import re
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,6 +24,7 @@ from mutguard import __version__
 from mutguard.errors import InputError
 from mutguard.providers import kube
 from mutguard.providers.eks_token import EksTokenSource
+from mutguard.providers.tasks import Item, Task, run_tasks
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     CLUSTER_DOC,
@@ -49,10 +49,6 @@ class AwsOptions:
     concurrency: int = 16
     max_attempts: int = 8
     in_cluster: bool = True  # read RBAC and workloads through the API server too
-
-
-Item = ClusterSource | ScanError
-Task = Callable[[], tuple[list["Task"], list[Item]]]
 
 
 def aws_error(exc: Exception, action: str) -> str:
@@ -134,20 +130,7 @@ class EksCollector:
         initial: list[Task] = [self._account_task(arn) for arn in arns] or [
             self._account_task(None)
         ]
-        done = 0
-        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="mutguard") as pool:
-            pending: set[Future] = {pool.submit(task) for task in initial}
-            known = len(pending)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    follow_ups, items = future.result()
-                    pending |= {pool.submit(task) for task in follow_ups}
-                    known += len(follow_ups)
-                    done += 1
-                    if on_progress:
-                        on_progress(done, known)
-                    yield from items
+        return run_tasks(initial, self.options.concurrency, on_progress)
 
     def _base_client(self, service: str) -> Any:
         with self._base_lock:

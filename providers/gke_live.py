@@ -4,7 +4,9 @@ One `projects.locations.clusters.list` call per project (location `-`: every zon
 returns the full Cluster resources, so projects are read in parallel by a bounded thread pool,
 each thread with its own ClusterManagerClient. Without --projects, the projects are those the
 credential can see (`projects.search`). A project that cannot be listed becomes a ScanError
-naming it; the other projects are still read.
+naming it; the other projects are still read. Each cluster's RBAC and workloads are then read
+through its API server, in the same pool, with the scan's own Google access token (gke_token)
+and the cluster CA from `masterAuth.clusterCaCertificate`.
 
 cluster.json is each Cluster converted back to the camelCase JSON gcloud prints (enum names,
 int64 as strings, unset fields omitted), minus masterAuth.password and masterAuth.clientKey:
@@ -15,9 +17,10 @@ dropped by the SDK when it parses the response, so a live snapshot can hold fewe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +35,11 @@ from google.cloud import container_v1, resourcemanager_v3
 from google.protobuf import json_format
 
 from mutguard import __version__
+from mutguard.providers import kube
+from mutguard.providers.gke_token import CLOUD_PLATFORM_SCOPE, GkeTokenSource
+from mutguard.providers.tasks import Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError
 
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # masterAuth fields that are credentials: present only for callers allowed
 # container.clusters.getCredentials, never kept.
 SECRET_FIELDS = ("password", "clientKey")
@@ -68,9 +73,7 @@ class GcpOptions:
     container_client_options: Mapping[str, Any] | None = None
     resource_manager_client_options: Mapping[str, Any] | None = None
     retry_timeout: float = 60.0
-
-
-Item = ClusterSource | ScanError
+    in_cluster: bool = True  # read RBAC and workloads through the API server too
 
 
 def gcp_error(exc: Exception, action: str) -> str:
@@ -114,9 +117,9 @@ class GkeCollector:
         self._clients = threading.local()
 
     def collect(self, on_progress: Callable[[int, int], None] | None = None) -> Iterator[Item]:
-        """Yield each cluster (or error) as soon as its project is read.
+        """Yield each cluster (or error) as soon as it is read.
 
-        on_progress(done, known) counts projects.
+        on_progress(done, known) counts projects, and clusters read inside.
         """
         try:
             credentials = self.options.credentials or _default_credentials()
@@ -131,15 +134,9 @@ class GkeCollector:
                 action = "cloudresourcemanager.projects.search"
                 yield ScanError(scope="gke:projects", message=gcp_error(exc, action))
                 return
-        if not projects:
-            return
-        workers = max(1, min(self.options.concurrency, len(projects)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="mutguard") as pool:
-            futures = [pool.submit(self._project, credentials, p) for p in projects]
-            for done, future in enumerate(as_completed(futures), start=1):
-                if on_progress:
-                    on_progress(done, len(futures))
-                yield from future.result()
+        tokens = GkeTokenSource(credentials) if self.options.in_cluster else None
+        tasks = [self._project_task(credentials, project, tokens) for project in projects]
+        yield from run_tasks(tasks, self.options.concurrency, on_progress)
 
     def _searchable_projects(self, credentials: Credentials) -> list[str]:
         client = resourcemanager_v3.ProjectsClient(
@@ -165,22 +162,73 @@ class GkeCollector:
             self._clients.container = client
         return client
 
-    def _project(self, credentials: Credentials, project: str) -> list[Item]:
-        scope = f"gke:{project}"
-        action = f"container.clusters.list {project}"
-        try:
-            response = self._container(credentials).list_clusters(
-                parent=f"projects/{project}/locations/-",
-                retry=self.retry,
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
-        except GOOGLE_ERRORS as exc:
-            return [ScanError(scope=scope, message=gcp_error(exc, action))]
-        items: list[Item] = [_source(project, cluster) for cluster in response.clusters]
-        if response.missing_zones:
-            missing = ", ".join(response.missing_zones)
-            items.append(ScanError(scope=scope, message=f"{action}: no answer from {missing}"))
-        return items
+    def _project_task(
+        self, credentials: Credentials, project: str, tokens: GkeTokenSource | None
+    ) -> Task:
+        def run() -> tuple[list[Task], list[Item]]:
+            scope = f"gke:{project}"
+            action = f"container.clusters.list {project}"
+            try:
+                response = self._container(credentials).list_clusters(
+                    parent=f"projects/{project}/locations/-",
+                    retry=self.retry,
+                    timeout=CALL_TIMEOUT_SECONDS,
+                )
+            except GOOGLE_ERRORS as exc:
+                return [], [ScanError(scope=scope, message=gcp_error(exc, action))]
+            sources = [_source(project, cluster) for cluster in response.clusters]
+            errors: list[Item] = []
+            if response.missing_zones:
+                missing = ", ".join(response.missing_zones)
+                errors.append(ScanError(scope=scope, message=f"{action}: no answer from {missing}"))
+            if tokens is None:
+                return [], [*sources, *errors]
+            return [_in_cluster_task(source, tokens) for source in sources], errors
+
+        return run
+
+
+def _in_cluster_task(source: ClusterSource, tokens: GkeTokenSource) -> Task:
+    def run() -> tuple[list[Task], list[Item]]:
+        read_in_cluster(source, tokens)
+        return [], [source]
+
+    return run
+
+
+def api_server_url(cluster: Mapping[str, Any]) -> str | None:
+    """The control plane's IP endpoint, as `gcloud container clusters get-credentials` picks it:
+    `endpoint`, or the private endpoint when the public IP endpoint is disabled; None when the
+    cluster reports no IP endpoint (not ready yet, or reachable through its DNS endpoint only)."""
+    private_config = cluster.get("privateClusterConfig") or {}
+    ip = (cluster.get("controlPlaneEndpointsConfig") or {}).get("ipEndpointsConfig") or {}
+    if ip.get("enabled") is False:
+        return None
+    public = ip.get("enablePublicEndpoint", not private_config.get("enablePrivateEndpoint", False))
+    address = cluster.get("endpoint")
+    if not public:
+        address = ip.get("privateEndpoint") or private_config.get("privateEndpoint") or address
+    return f"https://{address}" if address else None
+
+
+def read_in_cluster(source: ClusterSource, tokens: GkeTokenSource) -> None:
+    """Add the in-cluster documents, read with the scan's Google access token."""
+    cluster = source.documents[CLUSTER_DOC]
+    url = api_server_url(cluster)
+    ca_data = (cluster.get("masterAuth") or {}).get("clusterCaCertificate")
+    if url is None or not ca_data:
+        reason = "the cluster reports no IP endpoint or CA (not running, or DNS endpoint only)"
+        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        return
+    try:
+        ca_pem = base64.b64decode(ca_data, validate=True)
+    except (binascii.Error, ValueError):
+        reason = "masterAuth.clusterCaCertificate is not base64"
+        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        return
+    documents, errors = kube.read(kube.KubeEndpoint(url, ca_pem, tokens))
+    source.documents.update(documents)
+    source.errors.update(errors)
 
 
 def _source(project: str, cluster: container_v1.Cluster) -> ClusterSource:

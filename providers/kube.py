@@ -1,10 +1,11 @@
 """In-cluster reads through the `kubernetes` client, configured in memory, read-only.
 
-The API server's CA comes from the cloud API and TLS verification is always on; the bearer token
-comes from a callable (minted per cluster, renewed before expiry) and is never logged, stored or
-put in an error message. Each snapshot document is a `kubectl get ... -o json` List, so a live
-read and `kubectl` output scan alike. A document that cannot be read (403, 401, timeout, an
-endpoint not reachable from where the scan runs) is recorded with the reason instead.
+The API server's CA comes from the cloud API or the kubeconfig and TLS verification is always
+on; the bearer token comes from a TokenSource (minted or read per cluster, renewed when it
+expires) and is never logged, stored or put in an error message. Each snapshot document is a
+`kubectl get ... -o json` List, so a live read and `kubectl` output scan alike. A document that
+cannot be read (403, 401, timeout, an endpoint not reachable from where the scan runs) is
+recorded with the reason instead.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ IN_CLUSTER_DOCS = (PROBE_DOC, *DOCUMENTS)
 
 
 class TokenSource(Protocol):
-    """Bearer tokens held in memory: `token()` the current one, `renew()` after a 401."""
+    """Bearer tokens held in memory: `token()` the current one, `renew()` after a 401.
+
+    `token()` raises KubeReadError, with a reason safe to show, when it cannot get one.
+    """
 
     def token(self) -> str: ...
 
@@ -67,11 +71,17 @@ class TokenSource(Protocol):
 
 @dataclass(frozen=True)
 class KubeEndpoint:
-    """Where and how to reach one cluster's API server."""
+    """Where and how to reach one cluster's API server.
+
+    `ca_pem` None trusts the system's CA store instead of a cluster CA (a kubeconfig without
+    one); `tls_server_name` is the name the serving certificate must carry when it is not the
+    URL's host (a kubeconfig's tls-server-name). The certificate is verified either way.
+    """
 
     url: str
-    ca_pem: bytes
+    ca_pem: bytes | None
     tokens: TokenSource
+    tls_server_name: str | None = None
 
 
 class KubeReadError(Exception):
@@ -86,8 +96,10 @@ def _client(endpoint: KubeEndpoint, authenticated: bool) -> Any:
     from kubernetes import client
 
     # A PEM string: the client reads bytes as DER. Held in memory, never written to a file.
-    config = client.Configuration(host=endpoint.url, ca_cert_data=endpoint.ca_pem.decode("ascii"))
+    ca_pem = endpoint.ca_pem.decode("ascii") if endpoint.ca_pem is not None else None
+    config = client.Configuration(host=endpoint.url, ca_cert_data=ca_pem)
     config.verify_ssl = True
+    config.tls_server_name = endpoint.tls_server_name
     config.retries = 1
     if authenticated:
         config.api_key_prefix["authorization"] = "Bearer"
@@ -207,6 +219,25 @@ def probe(endpoint: KubeEndpoint) -> dict[str, bool]:
         }
     finally:
         api.close()
+
+
+def server_version(endpoint: KubeEndpoint) -> dict | None:
+    """GET /version (what `kubectl version` shows): with the scan's credential, else without
+    one; None when neither is answered or the kubernetes package is missing."""
+    if importlib.util.find_spec("kubernetes") is None:
+        return None
+    for authenticated in (True, False):
+        api = _client(endpoint, authenticated)
+        try:
+            answer = _get(api, "/version", [], authenticated)
+        except KubeUnreachable:
+            return None
+        except KubeReadError:
+            continue
+        finally:
+            api.close()
+        return answer if isinstance(answer, dict) else None
+    return None
 
 
 def _answers(api: Any, path: str) -> bool:

@@ -75,6 +75,7 @@ def cluster_resource(subscription: str, name: str, **properties: Any) -> dict[st
 
 
 def collect(arm: ArmServer, ca_file: Path, credential: Any = None, **options: Any) -> list:
+    options.setdefault("in_cluster", False)  # tests/test_aks_in_cluster.py reads inside
     settings = AzureOptions(
         credential=credential or StaticToken(),
         base_url=arm.url,

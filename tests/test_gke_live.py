@@ -54,6 +54,7 @@ def fake() -> Iterator[GkeServer]:
 
 def options(fake: GkeServer, **settings) -> GcpOptions:
     endpoint = {"api_endpoint": fake.url}
+    settings.setdefault("in_cluster", False)  # the fixture's endpoints are real addresses
     return GcpOptions(
         credentials=AnonymousCredentials(),
         container_client_options=endpoint,
@@ -211,7 +212,8 @@ def essence(report: dict) -> list:
 
 def test_cli_live_scan_and_snapshot_agree(fake, tmp_path, capsys):
     env = proxy_env(fake, tmp_path)
-    projects = ["--projects", f"{SHOP},{DENIED},{DATA}"]
+    # --skip-in-cluster: the fixture's endpoints are real addresses, never to be dialled.
+    projects = ["--projects", f"{SHOP},{DENIED},{DATA}", "--skip-in-cluster"]
     live = run(["scan", "--provider", "gcp", *projects, "--format", "json"], env)
     assert live.returncode == 3, live.stderr  # the denied project is a partial-scan error
     report = json.loads(live.stdout)
@@ -235,7 +237,8 @@ def test_cli_live_scan_and_snapshot_agree(fake, tmp_path, capsys):
 def test_cli_without_credentials_reports_the_error(fake, tmp_path):
     env = proxy_env(fake, tmp_path)
     del env["GOOGLE_APPLICATION_CREDENTIALS"]
-    done = run(["scan", "--provider", "gcp", "--projects", SHOP, "--format", "json"], env)
+    args = ["--projects", SHOP, "--skip-in-cluster", "--format", "json"]
+    done = run(["scan", "--provider", "gcp", *args], env)
     assert done.returncode == 3
     errors = json.loads(done.stdout)["errors"]
     assert [e["scope"] for e in errors] == ["gke"]

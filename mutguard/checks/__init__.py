@@ -24,6 +24,7 @@ CHECK_MODULES = (
     "mutguard.checks.eks",
     "mutguard.checks.gke",
     "mutguard.checks.aks",
+    "mutguard.checks.kubernetes",
     "mutguard.checks.rbac",
     "mutguard.checks.workloads",
 )

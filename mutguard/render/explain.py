@@ -33,8 +33,10 @@ def _steps(steps: list[str]) -> list[str]:
 
 
 def explain(cluster: ClusterReport) -> str:
+    # A kubeconfig cluster has no account: leave out what is empty.
+    where = filter(None, (cluster.provider.value, cluster.location, cluster.account))
     lines = [
-        f"{cluster.name} ({cluster.provider.value}, {cluster.location}, {cluster.account})",
+        f"{cluster.name} ({', '.join(where)})",
         headline(cluster),
         "",
     ]

@@ -16,7 +16,8 @@ def render(report: Report, color: bool = False) -> str:
         lines.append(f"> **Error** `{error.scope}`: {_cell(error.message)}")
     for cluster in report.clusters:
         lines += [
-            f"## {cluster.provider.value} `{cluster.name}` ({cluster.location}, {cluster.account})",
+            f"## {cluster.provider.value} `{cluster.name}` "
+            f"({', '.join(filter(None, (cluster.location, cluster.account)))})",
             "",
             f"**{headline(cluster)}**",
             "",

@@ -17,7 +17,8 @@ _STATUS_STYLE = {Status.FAIL: "red", Status.ERROR: "magenta", Status.UNKNOWN: "y
 
 
 def _cluster_panel(cluster: ClusterReport) -> Panel:
-    title = f"{cluster.provider.value} · {cluster.name} · {cluster.location} · {cluster.account}"
+    names = (cluster.provider.value, cluster.name, cluster.location, cluster.account)
+    title = " · ".join(filter(None, names))  # a kubeconfig cluster has no account
     parts: list = [Text(headline(cluster), style=_MUT_STYLE.get(cluster.mut, "bold green"))]
     parts += [Text(f"error: {e}", style="magenta") for e in cluster.errors]
     if cluster.mut is not None:

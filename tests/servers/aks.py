@@ -6,6 +6,12 @@ Real ARM wire format, as the Azure SDK expects it:
   -> {"value": [managedCluster, ...]}
   A page holds PAGE_SIZE items; `nextLink` is an absolute URL back to this server carrying
   `$skipToken` (the SDK swaps in its own api-version and keeps the rest of the query).
+- POST {managedCluster id}/listClusterUserCredential?api-version=...&format=exec
+  -> CredentialResults {"kubeconfigs": [{"name": "clusterUser", "value": <base64 kubeconfig>}]}
+  (azure-rest-api-specs ManagedClustersListClusterCredentialResult.json), for a cluster given
+  an API server by `set_cluster_endpoint`: the kubeconfig AKS returns for an Entra ID cluster,
+  server and CA plus a kubelogin exec user (Azure/kubelogin docs, exec-plugin.md), no secret.
+  Every other POST (listClusterAdminCredential included) is 405 and recorded.
 - Every request needs `Authorization: Bearer <token>`. Errors are ARM error bodies
   {"error": {"code": ..., "message": ...}}: 401 AuthenticationFailed, 403 AuthorizationFailed,
   429 TooManyRequests with Retry-After, as the test registers them.
@@ -16,6 +22,7 @@ PEM alone.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -28,6 +35,8 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import yaml
+
 from .tls import TestCa
 
 Json = dict[str, Any]
@@ -39,6 +48,9 @@ CLUSTERS = re.compile(
     r"/subscriptions/([^/]+)/providers/Microsoft\.ContainerService/managedClusters",
     re.IGNORECASE,
 )
+USER_CREDENTIAL = re.compile(r"(/subscriptions/.+)/listClusterUserCredential", re.IGNORECASE)
+AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"  # kubelogin --server-id
+AKS_CLIENT_APP = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"  # kubelogin --client-id
 
 
 @dataclass
@@ -68,6 +80,7 @@ class ArmServer:
         self._lock = threading.Lock()
         self._subscriptions: list[Json] = []
         self._clusters: dict[str, list[Json]] = {}
+        self._endpoints: dict[str, tuple[str, bytes]] = {}  # cluster id (lower) -> url, CA
         self._faults: list[_Fault] = []
         self._seen: Counter[tuple[str, str]] = Counter()
         self._httpd = _HttpsServer(self, ca.server_context())
@@ -114,6 +127,11 @@ class ArmServer:
         with self._lock:
             self._clusters.setdefault(subscription, []).append(copy.deepcopy(resource))
 
+    def set_cluster_endpoint(self, cluster_id: str, url: str, ca_pem: bytes) -> None:
+        """Let listClusterUserCredential answer for this cluster: its API server and CA."""
+        with self._lock:
+            self._endpoints[cluster_id.lower()] = (url, ca_pem)
+
     def add_fault(
         self,
         path: str,
@@ -153,7 +171,8 @@ class ArmServer:
                 "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is missing or invalid.",
             )
-        if method != "GET":
+        credential = USER_CREDENTIAL.fullmatch(path)
+        if method != "GET" and not (method == "POST" and credential):
             return _error(
                 405, "MethodNotAllowed", f"The requested resource does not support '{method}'."
             )
@@ -166,6 +185,8 @@ class ArmServer:
         fault = self._take_fault(path)
         if fault is not None:
             return fault.status, _error(fault.status, fault.code, fault.message)[1], fault.headers
+        if credential:
+            return self._user_credential(credential.group(1))
         with self._lock:
             if SUBSCRIPTIONS.fullmatch(path):
                 return 200, self._page(list(self._subscriptions), path, query), {}
@@ -178,6 +199,24 @@ class ArmServer:
                 404, "SubscriptionNotFound", f"The subscription '{match.group(1)}' was not found."
             )
         return 200, self._page(list(clusters), path, query), {}
+
+    def _user_credential(self, cluster_id: str) -> Answer:
+        with self._lock:
+            endpoint = self._endpoints.get(cluster_id.lower())
+            resource = next(
+                (
+                    cluster
+                    for clusters in self._clusters.values()
+                    for cluster in clusters
+                    if cluster["id"].lower() == cluster_id.lower()
+                ),
+                None,
+            )
+        if resource is None or endpoint is None:
+            return _error(404, "ResourceNotFound", f"The Resource '{cluster_id}' was not found.")
+        kubeconfig = _exec_kubeconfig(resource, *endpoint)
+        value = base64.b64encode(kubeconfig.encode()).decode()
+        return 200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, {}
 
     def _take_fault(self, path: str) -> _Fault | None:
         with self._lock:
@@ -196,6 +235,57 @@ class ArmServer:
             token = urlencode({"api-version": query["api-version"], "$skipToken": str(end)})
             page["nextLink"] = f"{self.url}{path}?{token}"
         return page
+
+
+def _exec_kubeconfig(resource: Json, url: str, ca_pem: bytes) -> str:
+    """The kubeconfig AKS returns for an Entra ID cluster with format=exec."""
+    name = resource["name"]
+    group = resource["id"].split("/")[4]
+    user = f"clusterUser_{group}_{name}"
+    tenant = resource["properties"].get("aadProfile", {}).get("tenantID", TENANT)
+    config = {
+        "apiVersion": "v1",
+        "clusters": [
+            {
+                "cluster": {
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    "server": url,
+                },
+                "name": name,
+            }
+        ],
+        "contexts": [{"context": {"cluster": name, "user": user}, "name": name}],
+        "current-context": name,
+        "kind": "Config",
+        "preferences": {},
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "args": [
+                            "get-token",
+                            "--environment",
+                            "AzurePublicCloud",
+                            "--server-id",
+                            AKS_SERVER_APP,
+                            "--client-id",
+                            AKS_CLIENT_APP,
+                            "--tenant-id",
+                            tenant,
+                            "--login",
+                            "devicecode",
+                        ],
+                        "command": "kubelogin",
+                        "env": None,
+                        "provideClusterInfo": False,
+                    }
+                },
+            }
+        ],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def _error(status: int, code: str, message: str) -> Answer:

@@ -14,7 +14,9 @@ google/cloud/resourcemanager/v3/projects.proto (HTTP bindings):
   location `-` means all. Clusters are the JSON `gcloud container clusters describe` prints.
 - GET  /v3/projects:search -> SearchProjectsResponse, paged by nextPageToken (PAGE_SIZE).
 - POST /token -> an OAuth2 token response, for Application Default Credentials of type
-  authorized_user whose token_uri points here (https://oauth2.googleapis.com/token).
+  authorized_user whose token_uri points here (https://oauth2.googleapis.com/token). The
+  access token is TEST_TOKEN: what a cluster's API server (tests/servers/kube.py) is told to
+  accept when `set_cluster_endpoint` makes a cluster report that server.
 The clients ask for `$alt=json;enum-encoding=int`: enum names are then sent as their numbers,
 looked up in the API's own descriptors; values a test gives as numbers (an enum value newer
 than the SDK) and unknown fields are sent as they are. Errors are Google's JSON error body
@@ -23,6 +25,7 @@ than the SDK) and unknown fields are sent as they are. Errors are Google's JSON 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import json
@@ -288,6 +291,25 @@ class GkeServer:
         """Register a cluster as gcloud describes it (its `location` says where it is)."""
         with self._lock:
             self._clusters.setdefault(project, []).append(json.loads(json.dumps(cluster)))
+
+    def set_cluster_endpoint(self, project: str, name: str, url: str, ca_pem: bytes) -> None:
+        """Make a registered cluster report this API server (https://HOST:PORT) and CA, where
+        GKE reports its own: `endpoint`, and the private endpoint of a cluster whose public
+        IP endpoint is off (GKE's `endpoint` is then that private address too)."""
+        address = url.removeprefix("https://")
+        with self._lock:
+            cluster = next(c for c in self._clusters[project] if c["name"] == name)
+            cluster["endpoint"] = address
+            cluster.setdefault("masterAuth", {})["clusterCaCertificate"] = base64.b64encode(
+                ca_pem
+            ).decode()
+            ip = cluster.get("controlPlaneEndpointsConfig", {}).get("ipEndpointsConfig", {})
+            if ip.get("enablePublicEndpoint") is False:
+                ip["privateEndpoint"] = address
+                if "privateClusterConfig" in cluster:
+                    cluster["privateClusterConfig"]["privateEndpoint"] = address
+            elif "publicEndpoint" in ip:
+                ip["publicEndpoint"] = address
 
     def add_project(self, project_id: str, number: int, state: str = "ACTIVE") -> None:
         with self._lock:
