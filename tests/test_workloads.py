@@ -298,3 +298,24 @@ def test_reports_name_the_most_exposed_workload():
     report = Report(generated_at=OBSERVED_AT, clusters=[cluster])
     assert "most exposed workload: shop/web-1 (MUT 1)" in render(report, "table")
     assert "Most exposed workload: `shop/web-1` (MUT 1)" in render(report, "markdown")
+
+
+def test_capabilities_beyond_the_baseline():
+    added = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE", "NET_RAW"]}},
+        }
+    ]
+    plain = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}},
+        }
+    ]
+    report = assess(describe_cluster(), workloads=kube_list(pod("a", containers=added)))
+    assert finding(report, "workloads.capabilities").detail == "Pod shop/a adds app: NET_RAW"
+    report = assess(describe_cluster(), workloads=kube_list(pod("b", containers=plain)))
+    assert finding(report, "workloads.capabilities").status is Status.PASS

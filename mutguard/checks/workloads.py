@@ -110,6 +110,54 @@ def host_namespaces(cluster: Cluster):
     return _each_workload(cluster, judge, "no workload shares a node namespace")
 
 
+# Capabilities the baseline Pod Security Standard lets a container add.
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+
+
+@check(
+    id="workloads.capabilities",
+    title="Containers add no capability beyond the baseline Pod Security Standard",
+    severity=Severity.MEDIUM,
+    area=Area.WORKLOADS,
+    maturity=Maturity.WALK,
+    providers=ALL_PROVIDERS,
+    rationale="Capabilities such as NET_ADMIN, NET_RAW or SYS_PTRACE widen what a compromised "
+    "container can do to its node and its neighbours; those that escape outright are counted "
+    "by workloads.node_escape.",
+    remediation=_remediation(
+        "Drop the capability from `securityContext.capabilities.add` (and `drop: [ALL]`); "
+        "enforce the baseline Pod Security Standard on the namespace."
+    ),
+    references=[POD_SECURITY, SECURITY_CONTEXT],
+)
+def capabilities(cluster: Cluster):
+    def judge(workload: Workload):
+        added = [
+            f"{c.name}: {', '.join(sorted(c.added_capabilities - BASELINE_CAPABILITIES))}"
+            for c in workload.containers
+            if c.added_capabilities - BASELINE_CAPABILITIES
+        ]
+        return failed(f"{workload} adds {'; '.join(added)}", str(workload)) if added else None
+
+    return _each_workload(cluster, judge, "no container adds a capability beyond the baseline")
+
+
 @check(
     id="workloads.token_automount",
     title="Tokens of powerful service accounts are not mounted into pods",
