@@ -1,0 +1,92 @@
+"""The one interface every sink implements, and what it is given.
+
+A sink turns a `Notice` (the clusters worth telling about, with what changed) into `Outgoing`
+items: exactly what it would send, with no secret in them, so a dry run can show them. It then
+delivers one item per call; `deliver` raises RetryableError for what may pass on a later try
+and DeliveryError for what will not. Retrying, pacing between items and collecting results is
+the dispatcher's (publish.py); a sink fetches its secrets only in `deliver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mutguard.models import Report
+from mutguard.publish.retry import RetryPolicy
+from mutguard.publish.secrets import Redactor, SecretSource
+from mutguard.state import ClusterChange
+
+Json = dict[str, Any]
+
+
+class ConfigError(ValueError):
+    """A sink's configuration is unusable; the message names the sink and the field."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What to tell: `items` are the clusters worth a message, each with its change since the
+    last run. In digest mode every cluster is an item, news or not."""
+
+    report: Report
+    items: tuple[ClusterChange, ...]
+    digest: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message as it will be sent (the JSON body, or the e-mail's parts)."""
+
+    summary: str
+    payload: Json
+
+
+@dataclass
+class SinkResult:
+    sink: str
+    ok: bool
+    sent: int = 0
+    planned: int = 0
+    error: str | None = None
+    dry_run: bool = False
+    outgoing: list[Outgoing] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What every sink gets besides its own options."""
+
+    secrets: SecretSource
+    redactor: Redactor
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Sink(Protocol):
+    name: str
+
+    def render(self, notice: Notice) -> list[Outgoing]: ...
+
+    def deliver(self, item: Outgoing) -> None: ...
+
+
+class SinkOptions(BaseModel):
+    """Base of each sink's options: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=SinkOptions)
+
+
+def parse_options(model: type[OptionsT], sink: str, options: Mapping[str, Any]) -> OptionsT:
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"sink {sink}: {problems}") from None

@@ -1,0 +1,148 @@
+"""Choosing sinks by configuration, sending to each, and collecting what happened.
+
+`SINK_MODULES` maps a sink kind to the module that implements it; each such module has
+`build(name, options, context) -> Sink`. Adding a sink is one module plus one line here.
+`publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
+reported in its SinkResult and the others still deliver. `notify()` is the whole run: load the
+last state, work out what changed, publish, and save the new state only when every sink
+delivered, so that nothing a failed sink should have said is forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from mutguard.models import Report
+from mutguard.publish.base import ConfigError, Notice, Sink, SinkContext, SinkResult
+from mutguard.publish.retry import call_with_retry
+from mutguard.state import (
+    ClusterChange,
+    StateStore,
+    Suppression,
+    changes,
+    cluster_key,
+    next_state,
+)
+
+log = logging.getLogger("mutguard.publish")
+
+SINK_MODULES = {
+    "slack": "mutguard.publish.slack",
+    "teams": "mutguard.publish.teams",
+    "smtp": "mutguard.publish.smtp",
+    "webhook": "mutguard.publish.webhook",
+}
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """One configured sink: `kind` picks the module, `name` labels it in results (default: the
+    kind; two Slack channels are two specs with different names), `options` are its settings."""
+
+    kind: str
+    name: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+def build_sinks(specs: Sequence[SinkSpec], context: SinkContext) -> list[Sink]:
+    """All sinks, or ConfigError naming the first bad one (nothing is sent with a bad config)."""
+    labels = [spec.label for spec in specs]
+    if duplicates := sorted({label for label in labels if labels.count(label) > 1}):
+        raise ConfigError(f"sink names must be unique: {', '.join(duplicates)}")
+    return [_build(spec, context) for spec in specs]
+
+
+def _build(spec: SinkSpec, context: SinkContext) -> Sink:
+    module_name = SINK_MODULES.get(spec.kind)
+    if module_name is None:
+        known = ", ".join(sorted(SINK_MODULES))
+        raise ConfigError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
+    sink: Sink = importlib.import_module(module_name).build(spec.label, spec.options, context)
+    return sink
+
+
+def notice(report: Report, cluster_changes: Sequence[ClusterChange], digest: bool) -> Notice:
+    """In alert mode only clusters with news; in digest mode every cluster."""
+    items = tuple(c for c in cluster_changes if digest or c.has_news)
+    return Notice(report=report, items=items, digest=digest)
+
+
+def publish(
+    report: Report,
+    cluster_changes: Sequence[ClusterChange],
+    sinks: Sequence[Sink],
+    context: SinkContext,
+    *,
+    digest: bool = False,
+    dry_run: bool = False,
+) -> list[SinkResult]:
+    """Send to every sink, one after the other; one result per sink, in order. A dry run
+    renders what would be sent (in SinkResult.outgoing) and sends nothing."""
+    told = notice(report, cluster_changes, digest)
+    return [_publish_one(sink, told, context, dry_run) for sink in sinks]
+
+
+def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) -> SinkResult:
+    result = SinkResult(sink=sink.name, ok=True, dry_run=dry_run)
+    try:
+        outgoing = sink.render(told)
+        result.planned = len(outgoing)
+        if dry_run:
+            result.outgoing = outgoing
+            return result
+        for item in outgoing:
+            call_with_retry(partial(sink.deliver, item), context.retry)
+            result.sent += 1
+    except Exception as err:  # one sink's failure, whatever it is, must not stop the others
+        result.ok = False
+        result.error = context.redactor.redact(str(err) or type(err).__name__)
+        log.warning(
+            "sink %s failed after %d of %d messages: %s",
+            sink.name,
+            result.sent,
+            result.planned,
+            result.error,
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    changes: list[ClusterChange]
+    results: list[SinkResult]
+    state_saved: bool
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def notify(
+    report: Report,
+    store: StateStore,
+    sinks: Sequence[Sink],
+    context: SinkContext,
+    *,
+    suppressions: Sequence[Suppression] = (),
+    today: datetime.date | None = None,
+    digest: bool = False,
+    dry_run: bool = False,
+) -> RunOutcome:
+    """Alert on what changed since the last run (or send the digest) and remember this run."""
+    previous = store.load(cluster_key(c) for c in report.clusters)
+    found = changes(previous, report, suppressions, today)
+    results = publish(report, found, sinks, context, digest=digest, dry_run=dry_run)
+    save = not dry_run and all(r.ok for r in results)
+    if save:
+        store.save(next_state(previous, report, suppressions, today))
+    return RunOutcome(changes=found, results=results, state_saved=save)

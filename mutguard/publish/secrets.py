@@ -1,0 +1,93 @@
+"""Where sinks get webhook URLs, bot tokens and passwords, and how those stay out of every log
+line, result and error message.
+
+A sink asks its `SecretSource` for a secret by name only when it is about to send (a dry run needs
+none). Every value handed out is registered with the run's `Redactor`, which replaces it (and,
+for URLs, the secret path and query on their own, since HTTP errors often quote only those) with
+`***` in any text mutguard reports. Cloud secret stores (AWS Secrets Manager, GCP Secret Manager,
+Azure Key Vault) implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import urlsplit
+
+REDACTED = "***"
+# Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
+# everywhere would garble messages without hiding anything secret.
+_MIN_FRAGMENT = 8
+
+
+class MissingSecret(LookupError):
+    """The named secret is not configured; the message names it, never a value."""
+
+
+class SecretSource(Protocol):
+    def get(self, name: str) -> str:
+        """The secret called `name`; raises MissingSecret when it is absent or empty."""
+        ...
+
+
+class EnvSecrets:
+    """Secrets from environment variables."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def get(self, name: str) -> str:
+        value = self._environ.get(name, "").strip()
+        if not value:
+            raise MissingSecret(f"environment variable {name} is not set")
+        return value
+
+
+class Redactor:
+    """Remembers secret values and blanks them out of text; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+
+    def add(self, value: str) -> str:
+        """Register a secret (and a URL's path and query); returns it for convenient chaining."""
+        fragments = {value} if value else set()
+        if "://" in value:
+            parts = urlsplit(value)
+            pieces = {parts.path, parts.query, parts.path.strip("/")}
+            fragments |= {p for p in pieces if len(p) >= _MIN_FRAGMENT}
+        with self._lock:
+            self._values |= fragments
+        return value
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)  # longest first: whole URLs
+        for value in values:
+            text = text.replace(value, REDACTED)
+        return text
+
+    def logger(self, name: str) -> logging.Logger:
+        """A logger for third-party clients (slack-sdk) that blanks secrets out of every record
+        logged to it, and does not build the debug dumps those clients make of each request."""
+        # Not registered with logging's manager (getLogger would keep it, and its filter, for
+        # the life of the process); records still reach the handlers of mutguard.publish.
+        logger = logging.Logger(f"mutguard.publish.{name}", logging.INFO)
+        logger.parent = logging.getLogger("mutguard.publish")
+        logger.addFilter(_RedactingFilter(self))
+        return logger
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.redact(record.getMessage())
+        record.args = None
+        return True

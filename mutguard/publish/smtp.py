@@ -1,0 +1,173 @@
+"""E-mail over SMTP: one message per run, HTML with a plain-text alternative.
+
+The subject says how many clusters the message covers, the worst MUT and how many new critical
+failures there are; the body has, per cluster, the MUT and its change, the cheapest attack path,
+the top fixes and what is new / worse / resolved. The connection always upgrades with STARTTLS
+(the server certificate is verified, against `ca_file` when given) before any login, so a
+password never crosses the network in the clear.
+
+Options: `host`, `port` (587), `sender`, `recipients`, `username` (login only when set; the
+password comes from `password_env`, default MUTGUARD_SMTP_PASSWORD), `ca_file`, `report_url`.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email import policy
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
+from mutguard.publish.retry import DeliveryError, RetryableError
+from mutguard.publish.text import ClusterSummary, limited, subject, summarise
+
+TIMEOUT_SECONDS = 15
+
+
+class SmtpOptions(SinkOptions):
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    sender: str = Field(min_length=3)
+    recipients: list[str] = Field(min_length=1)
+    username: str | None = None
+    password_env: str = "MUTGUARD_SMTP_PASSWORD"  # noqa: S105 - a variable name
+    ca_file: Path | None = None
+    report_url: str | None = None
+    max_items: int = Field(default=25, ge=1, le=200)
+
+
+def _sections(summary: ClusterSummary, most: int) -> list[tuple[str, list[str]]]:
+    lists = [
+        ("Top fixes by MUT gain", summary.fixes),
+        ("New failures", summary.new),
+        ("Severity rose", summary.worsened),
+        ("Resolved", summary.resolved),
+        ("Errors", summary.errors),
+    ]
+    return [(f"{title} ({len(lines)})", limited(lines, most)) for title, lines in lists if lines]
+
+
+def text_body(summaries: list[ClusterSummary], title: str, most: int, link: str | None) -> str:
+    out = [title, "=" * len(title), ""]
+    for s in summaries:
+        out += [s.title, "-" * len(s.title), s.headline, s.change]
+        if s.path:
+            out.append(f"Cheapest attack path: {s.path}")
+        out.append(f"Failed checks: {s.counts}")
+        for heading, lines in _sections(s, most):
+            out += ["", f"{heading}:", *(f"  - {line}" for line in lines)]
+        out.append("")
+    if link:
+        out.append(f"Full report: {link}")
+    return "\n".join(out) + "\n"
+
+
+def html_body(summaries: list[ClusterSummary], title: str, most: int, link: str | None) -> str:
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8"></head>',
+        '<body style="font-family: sans-serif">',
+        f"<h1>{e(title)}</h1>",
+    ]
+    for s in summaries:
+        out += [f"<h2>{e(s.title)}</h2>", f"<p><strong>{e(s.headline)}</strong><br>"]
+        out.append(f"{e(s.change)}</p>")
+        if s.path:
+            out.append(f"<p>Cheapest attack path: <code>{e(s.path)}</code></p>")
+        out.append(f"<p>Failed checks: {e(s.counts)}</p>")
+        for heading, lines in _sections(s, most):
+            out.append(f"<h3>{e(heading)}</h3><ul>")
+            out += [f"<li>{e(line)}</li>" for line in lines]
+            out.append("</ul>")
+    if link:
+        out.append(f'<p><a href="{e(link, quote=True)}">Full report</a></p>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def render(notice: Notice, options: SmtpOptions) -> list[Json]:
+    if not notice.items:
+        return []
+    summaries = [summarise(item) for item in notice.items]
+    title = subject(notice.items, notice.digest)
+    most, link = options.max_items, options.report_url
+    return [
+        {
+            "from": options.sender,
+            "to": list(options.recipients),
+            "subject": title,
+            "text": text_body(summaries, title, most, link),
+            "html": html_body(summaries, title, most, link),
+        }
+    ]
+
+
+# RFC 5322's line limit: the default 78 folds even short subjects onto a continuation line.
+_POLICY = policy.default.clone(max_line_length=998)
+
+
+def email_message(payload: Json) -> EmailMessage:
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = payload["from"]
+    message["To"] = ", ".join(payload["to"])
+    message["Subject"] = payload["subject"]
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=payload["from"].rpartition("@")[2] or None)
+    message.set_content(payload["text"])
+    message.add_alternative(payload["html"], subtype="html")
+    return message
+
+
+class SmtpSink:
+    def __init__(self, name: str, options: SmtpOptions, context: SinkContext) -> None:
+        self.name = name
+        self.options = options
+        self._context = context
+
+    def render(self, notice: Notice) -> list[Outgoing]:
+        return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, self.options)]
+
+    def deliver(self, item: Outgoing) -> None:
+        password = None
+        if self.options.username:
+            password = self._context.secrets.get(self.options.password_env)
+            self._context.redactor.add(password)
+        try:
+            self._send(email_message(item.payload), password)
+        except smtplib.SMTPResponseException as err:
+            # 4xx replies are temporary by definition (RFC 5321 §4.2.1), 5xx permanent.
+            text = err.smtp_error.decode("utf-8", "replace") if err.smtp_error else ""
+            self._fail(f"answered {err.smtp_code} {text}", retry=400 <= err.smtp_code < 500)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPNotSupportedError) as err:
+            self._fail(str(err), retry=False)
+        except ssl.SSLCertVerificationError as err:
+            self._fail(f"server certificate rejected: {err.verify_message}", retry=False)
+        except (smtplib.SMTPException, OSError) as err:  # refused, reset, timed out
+            self._fail(f"unreachable: {err}", retry=True)
+
+    def _send(self, message: EmailMessage, password: str | None) -> None:
+        options = self.options
+        context = ssl.create_default_context(cafile=options.ca_file)
+        with smtplib.SMTP(options.host, options.port, timeout=TIMEOUT_SECONDS) as connection:
+            connection.ehlo()
+            connection.starttls(context=context)
+            connection.ehlo()
+            if options.username and password is not None:
+                connection.login(options.username, password)
+            connection.send_message(message)
+
+    def _fail(self, detail: str, retry: bool) -> None:
+        message = self._context.redactor.redact(f"smtp {self.name}: {detail}")
+        raise (RetryableError(message) if retry else DeliveryError(message)) from None
+
+
+def build(name: str, options: Mapping[str, Any], context: SinkContext) -> SmtpSink:
+    return SmtpSink(name, parse_options(SmtpOptions, name, options), context)

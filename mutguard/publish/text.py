@@ -1,0 +1,128 @@
+"""The words every human-facing sink uses (Slack, Teams, e-mail), laid out by each in its own way.
+
+Built on render/summary.py (headline, cheapest_path, top_fixes, severity_counts) so a chat
+message says what the terminal report says first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mutguard.models import ClusterReport, Finding, Severity
+from mutguard.render.summary import cheapest_path, headline, severity_counts, top_fixes
+from mutguard.state import MUT_FIELDS, ClusterChange, Mut, ResolvedFinding, SeverityRise
+
+ELLIPSIS = "…"
+MUT_LABELS = {
+    "mut": "from the internet",
+    "mut_workload": "from a compromised pod",
+    "mut_credential": "from a leaked credential",
+}
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
+def limited(lines: Sequence[str], most: int) -> list[str]:
+    """At most `most` lines; the rest summarised in one line."""
+    if len(lines) <= most:
+        return list(lines)
+    return [*lines[:most], f"{ELLIPSIS}and {len(lines) - most} more (see the full report)"]
+
+
+def cluster_title(cluster: ClusterReport) -> str:
+    """Name, provider, location and the lowest MUT, which alerts lead with (DESIGN.md)."""
+    lowest = Mut.of(cluster).lowest()
+    mut = f": lowest MUT {lowest}" if lowest is not None else ": MUT unknown"
+    return f"{cluster.name} ({cluster.provider.value}, {cluster.location}){mut}"
+
+
+def mut_change(change: ClusterChange) -> str:
+    if change.became_unreadable:
+        return "could not be read this run: no finding can be confirmed or cleared"
+    if change.before is None:
+        return "first report of this cluster"
+    moves = [
+        f"{before} → {after} {MUT_LABELS[name]}"
+        for name in MUT_FIELDS
+        if (before := change.before.value(name)) != (after := change.after.value(name))
+    ]
+    return "MUT since the last run: " + "; ".join(moves) if moves else "MUT unchanged"
+
+
+def _where(finding: Finding, cluster: ClusterReport) -> str:
+    """The resource, unless it is the cluster itself (the message is about it already)."""
+    return "" if finding.resource in (cluster.arn_or_id, cluster.name) else f" ({finding.resource})"
+
+
+def finding_line(finding: Finding, cluster: ClusterReport) -> str:
+    where = _where(finding, cluster)
+    return f"[{finding.severity.value}] {finding.check_id}: {finding.detail}{where}"
+
+
+def fix_line(finding: Finding, cluster: ClusterReport) -> str:
+    return f"+{finding.mut_gain} MUT · {finding_line(finding, cluster)}"
+
+
+def rise_line(rise: SeverityRise, cluster: ClusterReport) -> str:
+    f = rise.finding
+    severities = f"{rise.before.value} → {f.severity.value}"
+    return f"[{severities}] {f.check_id}: {f.detail}{_where(f, cluster)}"
+
+
+def resolved_line(resolved: ResolvedFinding) -> str:
+    now = f"now {resolved.now.value}" if resolved.now else "no longer found"
+    return f"[{resolved.severity.value}] {resolved.check_id} on {resolved.resource} ({now})"
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    title: str
+    headline: str
+    change: str
+    path: str
+    fixes: list[str]
+    new: list[str]
+    worsened: list[str]
+    resolved: list[str]
+    counts: str
+    errors: list[str]
+
+
+def summarise(change: ClusterChange) -> ClusterSummary:
+    cluster = change.cluster
+    return ClusterSummary(
+        title=cluster_title(cluster),
+        headline=headline(cluster),
+        change=mut_change(change),
+        path=cheapest_path(cluster),
+        fixes=[fix_line(f, cluster) for f in top_fixes(cluster)],
+        new=[finding_line(f, cluster) for f in change.new],
+        worsened=[rise_line(r, cluster) for r in change.severity_rose],
+        resolved=[resolved_line(r) for r in change.resolved],
+        counts=severity_counts(cluster),
+        errors=list(cluster.errors),
+    )
+
+
+def lowest_mut(items: Sequence[ClusterChange]) -> tuple[int, str] | None:
+    """The lowest MUT of any starting point across the clusters, and the cluster it is in."""
+    known = [(low, c.cluster.name) for c in items if (low := c.after.lowest()) is not None]
+    return min(known) if known else None
+
+
+def new_criticals(items: Sequence[ClusterChange]) -> int:
+    return sum(f.severity is Severity.CRITICAL for c in items for f in c.new)
+
+
+def subject(items: Sequence[ClusterChange], digest: bool) -> str:
+    """E.g. "mutguard: 2 clusters, worst MUT 0 (payments-legacy), 1 new critical"."""
+    count = len(items)
+    parts = [f"{count} cluster{'s' if count != 1 else ''}"]
+    if (worst := lowest_mut(items)) is not None:
+        parts.append(f"worst MUT {worst[0]} ({worst[1]})")
+    criticals = new_criticals(items)
+    parts.append(f"{criticals} new critical" if criticals else "no new criticals")
+    return ("mutguard digest: " if digest else "mutguard: ") + ", ".join(parts)

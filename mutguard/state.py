@@ -1,0 +1,462 @@
+"""What mutguard remembers between runs, so that alerts say only what changed.
+
+A run's state is, per cluster, its three MUT values and per finding (check_id, resource) its
+status and severity. `changes()` compares the last state with a new report: FAIL findings that
+are new, the ways a cluster got worse (a MUT value dropped, a failing finding's severity rose),
+and findings that were resolved (were FAIL, now PASS or gone). A cluster with none of those has
+nothing to say. `next_state()` is what to save after the alerts went out.
+
+Suppressions (owner, reason, expiry date; from a YAML file) silence findings, never a MUT drop:
+the MUT is the headline and no exception for one finding may hide that the cluster got weaker.
+The state records which failing findings were suppressed, so an expired suppression alerts
+again even though the finding itself did not change.
+
+A cluster that could not be read this run keeps its last known findings and MUT (its state is
+only marked unreadable): "we could not look" is neither "resolved" nor "unchanged", and the next
+readable run is compared with what was last seen.
+
+Stores: `StateStore` is the protocol (load the last state of some clusters, save new states);
+`SqliteStateStore` is the default for the CLI (stdlib sqlite3, one file). Cloud stores map
+`ClusterState.to_dict()` / `from_dict()` onto their items.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mutguard.models import ClusterReport, Finding, Report, Severity, Status
+
+FindingKey = tuple[str, str]  # (check_id, resource)
+MUT_FIELDS = ("mut", "mut_workload", "mut_credential")
+STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
+
+
+def cluster_key(cluster: ClusterReport) -> str:
+    """Stable identity of a cluster across runs. Built from values known before the cluster is
+    parsed, so a cluster that cannot be read this run still has the same key."""
+    return f"{cluster.provider.value}:{cluster.account}:{cluster.location}:{cluster.name}"
+
+
+def finding_key(finding: Finding) -> FindingKey:
+    return (finding.check_id, finding.resource)
+
+
+@dataclass(frozen=True)
+class Mut:
+    """The three MUT values of a cluster (None: unknown)."""
+
+    mut: int | None
+    mut_workload: int | None
+    mut_credential: int | None
+
+    @classmethod
+    def of(cls, cluster: ClusterReport) -> Mut:
+        return cls(cluster.mut, cluster.mut_workload, cluster.mut_credential)
+
+    def value(self, name: str) -> int | None:
+        number: int | None = getattr(self, name)
+        return number
+
+    def dropped_in(self, after: Mut) -> tuple[str, ...]:
+        """Which values are lower in `after` (unknown on either side is not a drop)."""
+        return tuple(
+            name
+            for name in MUT_FIELDS
+            if (before := self.value(name)) is not None
+            and (now := after.value(name)) is not None
+            and now < before
+        )
+
+    def lowest(self) -> int | None:
+        known = [n for n in (self.mut, self.mut_workload, self.mut_credential) if n is not None]
+        return min(known) if known else None
+
+
+@dataclass(frozen=True)
+class FindingState:
+    status: Status
+    severity: Severity
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    readable: bool
+    mut: Mut
+    findings: Mapping[FindingKey, FindingState] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form, for stores that keep one document per cluster."""
+        return {
+            "readable": self.readable,
+            **{name: self.mut.value(name) for name in MUT_FIELDS},
+            "findings": [
+                {
+                    "check_id": check_id,
+                    "resource": resource,
+                    "status": state.status.value,
+                    "severity": state.severity.value,
+                    "suppressed": state.suppressed,
+                }
+                for (check_id, resource), state in sorted(self.findings.items())
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClusterState:
+        findings = {
+            (item["check_id"], item["resource"]): FindingState(
+                Status(item["status"]), Severity(item["severity"]), bool(item["suppressed"])
+            )
+            for item in data["findings"]
+        }
+        mut = Mut(*(data[name] for name in MUT_FIELDS))
+        return cls(readable=bool(data["readable"]), mut=mut, findings=findings)
+
+
+# --- Suppressions -------------------------------------------------------------------------
+
+
+class SuppressionError(ValueError):
+    """A suppressions file that cannot be used; the message names the entry and the field."""
+
+
+class Suppression(BaseModel):
+    """One accepted risk: findings of `check_id` (optionally only `resource`, only `cluster`)
+    are not alerted until the end of `expires` (UTC)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    check_id: str = Field(min_length=1)
+    resource: str | None = Field(default=None, min_length=1, description="exact; omit for all")
+    cluster: str | None = Field(
+        default=None, min_length=1, description="name, arn_or_id or cluster key; omit for all"
+    )
+    owner: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    expires: datetime.date
+
+    def active(self, today: datetime.date) -> bool:
+        return today <= self.expires
+
+    def covers(self, cluster: ClusterReport, finding: Finding) -> bool:
+        return (
+            self.check_id == finding.check_id
+            and self.resource in (None, finding.resource)
+            and self.cluster in (None, cluster.name, cluster.arn_or_id, cluster_key(cluster))
+        )
+
+
+def parse_suppressions(data: Any, origin: str = "suppressions") -> list[Suppression]:
+    """`{"suppressions": [ {check_id, owner, reason, expires, resource?, cluster?}, ... ]}`."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("suppressions"), list):
+        raise SuppressionError(f"{origin}: expected a mapping with a 'suppressions' list")
+    if unknown := sorted(set(data) - {"suppressions"}):
+        raise SuppressionError(f"{origin}: unknown top-level key(s): {', '.join(unknown)}")
+    return [_suppression(entry, index, origin) for index, entry in enumerate(data["suppressions"])]
+
+
+def _suppression(entry: Any, index: int, origin: str) -> Suppression:
+    label = f"{origin}: suppression #{index + 1}"
+    if isinstance(entry, Mapping) and entry.get("check_id"):
+        label += f" ({entry['check_id']})"
+    try:
+        return Suppression.model_validate(entry)
+    except ValidationError as err:
+        problems = "; ".join(_problem(error) for error in err.errors())
+        raise SuppressionError(f"{label}: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "entry"
+    if error["type"] == "missing":
+        return f"{where} is required"
+    return f"{where}: {error['msg']}"
+
+
+def load_suppressions(path: Path) -> list[Suppression]:
+    import yaml  # PyYAML: only when a suppressions file is used
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise SuppressionError(f"{path}: not valid YAML: {err}") from None
+    return parse_suppressions(data, str(path))
+
+
+def _suppressed(
+    cluster: ClusterReport,
+    finding: Finding,
+    suppressions: Sequence[Suppression],
+    today: datetime.date,
+) -> bool:
+    return any(s.active(today) and s.covers(cluster, finding) for s in suppressions)
+
+
+# --- Changes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeverityRise:
+    finding: Finding
+    before: Severity
+
+
+@dataclass(frozen=True)
+class ResolvedFinding:
+    check_id: str
+    resource: str
+    severity: Severity
+    now: Status | None  # None: the finding is gone (e.g. the workload was deleted)
+
+
+@dataclass(frozen=True)
+class ClusterChange:
+    """What changed in one cluster since the last run."""
+
+    key: str
+    cluster: ClusterReport
+    before: Mut | None  # None: the cluster was never seen before (first run)
+    new: tuple[Finding, ...] = ()
+    severity_rose: tuple[SeverityRise, ...] = ()
+    resolved: tuple[ResolvedFinding, ...] = ()
+    became_unreadable: bool = False
+
+    @property
+    def after(self) -> Mut:
+        return Mut.of(self.cluster)
+
+    @property
+    def first_seen(self) -> bool:
+        return self.before is None
+
+    @property
+    def mut_dropped(self) -> tuple[str, ...]:
+        return self.before.dropped_in(self.after) if self.before else ()
+
+    @property
+    def worsened(self) -> bool:
+        return bool(self.mut_dropped or self.severity_rose)
+
+    @property
+    def has_news(self) -> bool:
+        return bool(self.new or self.worsened or self.resolved or self.became_unreadable)
+
+
+def changes(
+    previous: Mapping[str, ClusterState],
+    report: Report,
+    suppressions: Sequence[Suppression] = (),
+    today: datetime.date | None = None,
+) -> list[ClusterChange]:
+    """One ClusterChange per cluster of the report, in report order; `has_news` says whether
+    there is anything to tell."""
+    day = today or _utc_today()
+    return [
+        _cluster_change(previous.get(cluster_key(c)), c, suppressions, day) for c in report.clusters
+    ]
+
+
+def _cluster_change(
+    before: ClusterState | None,
+    cluster: ClusterReport,
+    suppressions: Sequence[Suppression],
+    today: datetime.date,
+) -> ClusterChange:
+    key = cluster_key(cluster)
+    if cluster.mut is None:
+        # Nothing was read: no finding can be called new or resolved.
+        news = before is None or before.readable
+        return ClusterChange(key, cluster, before.mut if before else None, became_unreadable=news)
+    seen = before.findings if before else {}
+    new: list[Finding] = []
+    rose: list[SeverityRise] = []
+    for finding in cluster.findings:
+        if finding.status is not Status.FAIL or _suppressed(cluster, finding, suppressions, today):
+            continue
+        last = seen.get(finding_key(finding))
+        if last is None or last.status is not Status.FAIL or last.suppressed:
+            new.append(finding)
+        elif finding.severity.rank > last.severity.rank:
+            rose.append(SeverityRise(finding, last.severity))
+    return ClusterChange(
+        key=key,
+        cluster=cluster,
+        before=before.mut if before else None,
+        new=tuple(new),
+        severity_rose=tuple(rose),
+        resolved=_resolved(seen, cluster),
+    )
+
+
+def _resolved(
+    seen: Mapping[FindingKey, FindingState], cluster: ClusterReport
+) -> tuple[ResolvedFinding, ...]:
+    now = {finding_key(f): f.status for f in cluster.findings}
+    return tuple(
+        ResolvedFinding(check_id, resource, last.severity, now.get((check_id, resource)))
+        for (check_id, resource), last in seen.items()
+        # Suppressed findings were never alerted, so their end is not news either.
+        if last.status is Status.FAIL
+        and not last.suppressed
+        and now.get((check_id, resource)) in (Status.PASS, None)
+    )
+
+
+def next_state(
+    previous: Mapping[str, ClusterState],
+    report: Report,
+    suppressions: Sequence[Suppression] = (),
+    today: datetime.date | None = None,
+) -> dict[str, ClusterState]:
+    """The state to save for every cluster of the report (other clusters are left as they are:
+    a run that scanned fewer clusters says nothing about the others)."""
+    day = today or _utc_today()
+    return {
+        cluster_key(c): _cluster_state(previous.get(cluster_key(c)), c, suppressions, day)
+        for c in report.clusters
+    }
+
+
+def _cluster_state(
+    before: ClusterState | None,
+    cluster: ClusterReport,
+    suppressions: Sequence[Suppression],
+    today: datetime.date,
+) -> ClusterState:
+    if cluster.mut is None:
+        if before is None:
+            return ClusterState(readable=False, mut=Mut.of(cluster))
+        return replace(before, readable=False)
+    findings = {
+        finding_key(f): FindingState(
+            f.status,
+            f.severity,
+            f.status is Status.FAIL and _suppressed(cluster, f, suppressions, today),
+        )
+        for f in cluster.findings
+    }
+    return ClusterState(readable=True, mut=Mut.of(cluster), findings=findings)
+
+
+def _utc_today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+# --- Stores -------------------------------------------------------------------------------
+
+
+class StateStore(Protocol):
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        """The last saved state of each of these clusters that has one."""
+        ...
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        """Replace the state of these clusters (others are kept)."""
+        ...
+
+
+def default_state_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """$MUTGUARD_STATE_FILE, else $XDG_STATE_HOME/mutguard/state.sqlite3 (~/.local/state)."""
+    if explicit := environ.get(STATE_PATH_ENV):
+        return Path(explicit)
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mutguard" / "state.sqlite3"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    key TEXT PRIMARY KEY,
+    readable INTEGER NOT NULL,
+    mut INTEGER, mut_workload INTEGER, mut_credential INTEGER,
+    saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS findings (
+    cluster_key TEXT NOT NULL REFERENCES clusters(key) ON DELETE CASCADE,
+    check_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    suppressed INTEGER NOT NULL,
+    PRIMARY KEY (cluster_key, check_id, resource)
+);
+"""
+
+
+class SqliteStateStore:
+    """One SQLite file; each save replaces the given clusters in one transaction."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_state_path()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path)
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.executescript(_SCHEMA)
+        return connection
+
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        wanted = list(keys)
+        connection = self._connect()
+        try:
+            return {
+                key: state
+                for key in wanted
+                if (state := _load_cluster(connection, key)) is not None
+            }
+        finally:
+            connection.close()
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        connection = self._connect()
+        try:
+            with connection:  # one transaction: all clusters or none
+                for key, state in states.items():
+                    _save_cluster(connection, key, state, saved_at)
+        finally:
+            connection.close()
+
+
+def _load_cluster(connection: sqlite3.Connection, key: str) -> ClusterState | None:
+    row = connection.execute(
+        "SELECT readable, mut, mut_workload, mut_credential FROM clusters WHERE key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    rows = connection.execute(
+        "SELECT check_id, resource, status, severity, suppressed FROM findings"
+        " WHERE cluster_key = ?",
+        (key,),
+    )
+    findings = {
+        (check_id, resource): FindingState(Status(status), Severity(severity), bool(suppressed))
+        for check_id, resource, status, severity, suppressed in rows
+    }
+    return ClusterState(readable=bool(row[0]), mut=Mut(row[1], row[2], row[3]), findings=findings)
+
+
+def _save_cluster(
+    connection: sqlite3.Connection, key: str, state: ClusterState, saved_at: str
+) -> None:
+    connection.execute("DELETE FROM clusters WHERE key = ?", (key,))
+    connection.execute(
+        "INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?)",
+        (key, int(state.readable), *(state.mut.value(n) for n in MUT_FIELDS), saved_at),
+    )
+    connection.executemany(
+        "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (key, check_id, resource, s.status.value, s.severity.value, int(s.suppressed))
+            for (check_id, resource), s in state.findings.items()
+        ],
+    )
