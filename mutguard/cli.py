@@ -1,7 +1,8 @@
 """The `mutguard` command line.
 
 Exit codes: 0 scanned, no gate tripped; 1 a gate (--fail-on, --max-mut) tripped; 2 usage error or
-nothing could be scanned; 3 scanned, but some account, region or cluster could not be read.
+nothing could be scanned; 3 scanned, but some account, region or cluster could not be read; 4 a
+sink could not deliver (the others did).
 Heavy modules are imported inside the commands so that `mutguard --help` starts fast.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from mutguard import __version__
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED = 0, 1, 2, 3, 4
 FORMATS = ("table", "json", "sarif", "markdown")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -110,6 +111,38 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
+    group = parser.add_argument_group("publishing")
+    group.add_argument(
+        flag,
+        type=_csv,
+        default=(),
+        metavar="SINKS",
+        dest="publish",
+        required=flag == "--to",
+        help="comma-separated sinks: slack, teams, smtp, webhook (or names from --publish-config)",
+    )
+    group.add_argument("--publish-config", type=Path, metavar="FILE", help="YAML list of sinks")
+    group.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="what the last run said (default: $MUTGUARD_STATE_FILE or the user's state directory)",
+    )
+    group.add_argument(
+        "--suppressions",
+        type=Path,
+        metavar="FILE",
+        help="YAML suppressions with owner, reason and expiry",
+    )
+    group.add_argument(
+        "--digest",
+        action="store_true",
+        help="one summary of every cluster instead of alerts on changes",
+    )
+    group.add_argument("--dry-run", action="store_true", help="show what would be sent")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutguard",
@@ -128,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_live_sources(source)
     _add_live_options(scan)
     _add_output_options(scan)
+    _add_publish_options(scan, "--publish")
+
+    publish = commands.add_parser("publish", help="send a saved JSON report to sinks")
+    publish.add_argument("report", type=Path, help="a report written by `scan --format json`")
+    _add_publish_options(publish, "--to")
 
     snapshot = commands.add_parser("snapshot", help="save live clusters as a snapshot directory")
     _add_live_sources(snapshot.add_mutually_exclusive_group(required=True))
@@ -150,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="scan the bundled example clusters")
     _add_output_options(demo)
+    _add_publish_options(demo, "--publish")
     return parser
 
 
@@ -249,6 +288,12 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     else:
         color = args.format == "table" and sys.stdout.isatty()
         sys.stdout.write(render(report, args.format, color=color))
+    delivered = True
+    if args.publish:
+        from mutguard.publish.cli import publish_report
+
+        # Dry-run messages go to stderr: stdout already holds the report.
+        delivered = publish_report(report, args.publish, args, out=sys.stderr)
 
     if args.fail_on:
         threshold = Severity(args.fail_on).rank
@@ -267,6 +312,8 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
             ]
             if values and min(values) <= args.max_mut:
                 return EXIT_GATE
+    if not delivered:
+        return EXIT_UNDELIVERED
     if report.errors or any(c.errors for c in report.clusters):
         return EXIT_PARTIAL
     return EXIT_OK
@@ -326,6 +373,21 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from mutguard.models import Report
+    from mutguard.publish.cli import publish_report
+
+    try:
+        report = Report.model_validate_json(args.report.read_bytes())
+    except ValidationError as exc:
+        raise _usage(
+            f"{args.report}: not a mutguard JSON report ({exc.error_count()} errors)"
+        ) from None
+    return EXIT_OK if publish_report(report, args.publish, args) else EXIT_UNDELIVERED
+
+
 def cmd_checks(args: argparse.Namespace) -> int:
     import json
 
@@ -361,6 +423,7 @@ COMMANDS = {
     "scan": cmd_scan,
     "demo": cmd_demo,
     "explain": cmd_explain,
+    "publish": cmd_publish,
     "snapshot": cmd_snapshot,
     "checks": cmd_checks,
 }

@@ -1,0 +1,89 @@
+"""The command line's side of publishing: which sinks, from flags and an optional YAML file.
+
+    sinks:
+      - kind: slack                       # name defaults to the kind
+      - kind: smtp
+        options: {host: smtp.example.com, sender: mutguard@example.com,
+                  recipients: [secops@example.com], username: mutguard}
+
+`--publish slack,smtp` picks entries by name (or kind); a kind with no entry gets its defaults,
+which read secrets from the environment (e.g. MUTGUARD_SLACK_WEBHOOK_URL).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mutguard.errors import InputError
+from mutguard.models import Report
+from mutguard.publish import EnvSecrets, Redactor, SinkContext, SinkSpec, build_sinks, notify
+from mutguard.publish.base import ConfigError
+
+
+def sink_specs(selected: Sequence[str], config: Path | None) -> list[SinkSpec]:
+    configured = _configured(config) if config else []
+    by_label = {spec.label: spec for spec in configured}
+    return [by_label.get(name) or SinkSpec(kind=name) for name in selected]
+
+
+def _configured(path: Path) -> list[SinkSpec]:
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    entries = document.get("sinks") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise InputError(f"{path}: expected a `sinks:` list")
+    specs = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
+            raise InputError(f"{path}: sinks[{index}] needs a `kind`")
+        unknown = set(entry) - {"kind", "name", "options"}
+        if unknown:
+            raise InputError(f"{path}: sinks[{index}] has unknown keys {sorted(unknown)}")
+        specs.append(SinkSpec(entry["kind"], entry.get("name", ""), entry.get("options") or {}))
+    return specs
+
+
+def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.stdout) -> bool:
+    """Send what changed (or the digest) to the selected sinks; True when every sink delivered.
+
+    Each sink's outcome goes to stderr; with --dry-run the messages are written to `out`."""
+    from mutguard.state import SqliteStateStore, load_suppressions
+
+    context = SinkContext(EnvSecrets(), Redactor())
+    try:
+        sinks = build_sinks(sink_specs(selected, args.publish_config), context)
+        suppressions = load_suppressions(args.suppressions) if args.suppressions else []
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    outcome = notify(
+        report,
+        SqliteStateStore(args.state),
+        sinks,
+        context,
+        suppressions=suppressions,
+        digest=args.digest,
+        dry_run=args.dry_run,
+    )
+    for result in outcome.results:
+        status = "would send" if result.dry_run else ("sent" if result.ok else "FAILED")
+        count = result.planned if result.dry_run else result.sent
+        line = f"publish {result.sink}: {status} {count} message(s)"
+        print(line + (f": {result.error}" if result.error else ""), file=sys.stderr)
+        if result.dry_run:
+            for item in result.outgoing:
+                out.write(
+                    json.dumps(
+                        {"sink": result.sink, "summary": item.summary, "payload": item.payload},
+                        default=str,
+                    )
+                    + "\n"
+                )
+    return outcome.ok
