@@ -28,6 +28,7 @@ ACCESS_ENTRIES_DOC = "access-entries.json"
 IDENTITY_PROVIDERS_DOC = "identity-providers.json"
 NAMESPACES_DOC = "namespaces.json"
 ADMISSION_DOC = "admission.json"
+AWS_AUTH_DOC = "aws-auth.json"  # kubectl -n kube-system get configmap aws-auth -o json
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mutguard.cluster import Cluster, EndpointAccess, parse_common, parse_option
 from mutguard.errors import InputError
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
+    AWS_AUTH_DOC,
     CLUSTER_DOC,
     IDENTITY_PROVIDERS_DOC,
     ClusterSource,
@@ -161,6 +162,14 @@ class OidcIdentityProvider(_Raw):
     status: str | None = None
 
 
+class AwsAuthMapping(BaseModel):
+    """One entry of the aws-auth ConfigMap's mapRoles or mapUsers."""
+
+    principal_arn: str
+    username: str | None
+    groups: list[str]
+
+
 class EksCluster(Cluster):
     status: str | None = None
     platform_version: str | None = None
@@ -172,6 +181,7 @@ class EksCluster(Cluster):
     support_type: str | None = None
     access_entries: list[AccessEntry] | None = None
     identity_providers: list[OidcIdentityProvider] | None = None
+    aws_auth: list[AwsAuthMapping] | None = None  # [] when the ConfigMap does not exist
 
     def minor_version(self) -> tuple[int, int] | None:
         return parse_minor_version(self.version)
@@ -253,6 +263,7 @@ def parse(source: ClusterSource, observed_at: Any) -> EksCluster:
         identity_providers=parse_optional(
             source, errors, IDENTITY_PROVIDERS_DOC, _parse_identity_providers
         ),
+        aws_auth=parse_optional(source, errors, AWS_AUTH_DOC, _parse_aws_auth),
         **parse_common(source, errors),
     )
 
@@ -308,3 +319,39 @@ def looks_like(document: Any) -> bool:
     """Whether a cluster.json is `aws eks describe-cluster` output."""
     cluster = document.get("cluster") if isinstance(document, dict) else None
     return isinstance(cluster, dict) and str(cluster.get("arn", "")).startswith("arn:aws")
+
+
+def _parse_aws_auth(document: Any) -> list[AwsAuthMapping]:
+    """The mappings of `kubectl -n kube-system get configmap aws-auth -o json`; a NotFound
+    Status (no ConfigMap) means no mappings."""
+    if isinstance(document, dict) and document.get("kind") == "Status":
+        if document.get("reason") == "NotFound":
+            return []
+        raise InputError(f"{AWS_AUTH_DOC}: the API server answered {document.get('reason')}")
+    if not isinstance(document, dict) or document.get("kind") != "ConfigMap":
+        raise InputError(f"{AWS_AUTH_DOC}: expected the aws-auth ConfigMap")
+    try:
+        import yaml
+    except ImportError:
+        raise InputError(f"{AWS_AUTH_DOC}: reading it needs PyYAML (mutguard[kube])") from None
+    data = document.get("data") or {}
+    mappings = []
+    for key, arn_field in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):
+        try:
+            entries = yaml.safe_load(data.get(key) or "[]") or []
+        except yaml.YAMLError:
+            raise InputError(f"{AWS_AUTH_DOC}: {key} is not valid YAML") from None
+        if not isinstance(entries, list):
+            raise InputError(f"{AWS_AUTH_DOC}: {key} must be a list")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get(arn_field), str):
+                raise InputError(f"{AWS_AUTH_DOC}: {key}[{index}] has no {arn_field}")
+            groups = entry.get("groups") or []
+            mappings.append(
+                AwsAuthMapping(
+                    principal_arn=entry[arn_field],
+                    username=entry.get("username"),
+                    groups=[str(g) for g in groups] if isinstance(groups, list) else [],
+                )
+            )
+    return mappings

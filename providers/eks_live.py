@@ -27,6 +27,7 @@ from mutguard.providers.eks_token import EksTokenSource
 from mutguard.providers.tasks import Item, Task, run_tasks
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
+    AWS_AUTH_DOC,
     CLUSTER_DOC,
     IDENTITY_PROVIDERS_DOC,
     ClusterSource,
@@ -35,6 +36,7 @@ from mutguard.sources import (
 )
 
 ACCOUNT_PLACEHOLDER = "{account}"
+AWS_AUTH_PATH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
 AWS_ERRORS = (ClientError, BotoCoreError)
 
@@ -226,7 +228,10 @@ def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
         source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
         return
     tokens = EksTokenSource(session, source.name, source.location)
-    documents, errors = kube.read(kube.KubeEndpoint(endpoint, base64.b64decode(ca_data), tokens))
+    documents, errors = kube.read(
+        kube.KubeEndpoint(endpoint, base64.b64decode(ca_data), tokens),
+        objects={AWS_AUTH_DOC: AWS_AUTH_PATH},
+    )
     source.documents.update(documents)
     source.errors.update(errors)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,6 +89,10 @@ class KubeReadError(Exception):
     """A read that failed; the message is safe to show (it never holds the token)."""
 
 
+class KubeNotFound(KubeReadError):
+    """404: the object does not exist, which is itself an answer."""
+
+
 class KubeUnreachable(KubeReadError):
     """The endpoint did not answer at all: every other read would fail the same way."""
 
@@ -129,6 +134,8 @@ def _get(api: Any, path: str, query: list[tuple[str, Any]], authenticated: bool)
         data = response.read()
     except (HTTPError, OSError) as exc:
         raise KubeUnreachable(_network_reason(exc)) from None
+    if response.status == 404:
+        raise KubeNotFound(f"GET {path}: not found")
     if response.status != 200:
         raise KubeReadError(_status_reason(response.status, data, path))
     try:
@@ -180,8 +187,21 @@ def _list(api: Any, tokens: TokenSource, kind: str, api_version: str, path: str)
             return items
 
 
-def read(endpoint: KubeEndpoint) -> tuple[dict[str, Any], dict[str, str]]:
-    """The in-cluster documents of one cluster, and why any could not be read."""
+# The Status body the API server answers for a missing object, kept as that object's document.
+NOT_FOUND = {
+    "apiVersion": "v1",
+    "kind": "Status",
+    "status": "Failure",
+    "reason": "NotFound",
+    "code": 404,
+}
+
+
+def read(
+    endpoint: KubeEndpoint, objects: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The in-cluster documents of one cluster, and why any could not be read. `objects` adds
+    single objects a provider needs (document name -> API path), e.g. EKS's aws-auth."""
     documents: dict[str, Any] = {}
     errors: dict[str, str] = {}
     if importlib.util.find_spec("kubernetes") is None:
@@ -204,6 +224,13 @@ def read(endpoint: KubeEndpoint) -> tuple[dict[str, Any], dict[str, str]]:
                 errors[name] = str(exc)
                 continue
             documents[name] = {"apiVersion": "v1", "kind": "List", "items": items}
+        for name, path in (objects or {}).items():
+            try:
+                documents[name] = _get(api, path, [], authenticated=True)
+            except KubeNotFound:
+                documents[name] = NOT_FOUND
+            except KubeReadError as exc:
+                errors[name] = str(exc)
     finally:
         api.close()
     return documents, errors

@@ -220,3 +220,42 @@ def test_unknown_fields_from_newer_api_versions_are_ignored():
     cluster = describe_cluster()
     cluster["cluster"]["someFeatureOf2027"] = {"enabled": True}
     assert assess(cluster).mut is not None
+
+
+def aws_auth(map_roles: str) -> dict:
+    """`kubectl -n kube-system get configmap aws-auth -o json`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": map_roles},
+    }
+
+
+MASTERS = """- rolearn: arn:aws:iam::123456789012:role/ci-deployer
+  username: ci
+  groups:
+    - system:masters
+- rolearn: arn:aws:iam::123456789012:role/eks-nodes
+  username: system:node:{{EC2PrivateDNSName}}
+  groups:
+    - system:bootstrappers
+    - system:nodes
+"""
+
+
+def test_aws_auth_system_masters():
+    cluster = describe_cluster(mode="CONFIG_MAP")
+    report = assess(cluster, aws_auth=aws_auth(MASTERS))
+    result = finding(report, "eks.access.aws_auth_masters")
+    assert result.status is Status.FAIL
+    assert result.resource == "arn:aws:iam::123456789012:role/ci-deployer"
+    assert result.mut_gain == 0  # the creator's hidden system:masters is a second such key
+    not_found = {"apiVersion": "v1", "kind": "Status", "reason": "NotFound", "code": 404}
+    assert status("eks.access.aws_auth_masters", cluster, aws_auth=not_found).status is Status.PASS
+    assert status("eks.access.aws_auth_masters", cluster).status is Status.UNKNOWN
+    broken = assess(cluster, aws_auth=aws_auth("- rolearn: [unclosed"))
+    assert finding(broken, "eks.access.aws_auth_masters").status is Status.UNKNOWN
+    assert any(e.startswith("aws-auth.json: ") for e in broken.errors)
+    api_mode = assess(describe_cluster(mode="API"), aws_auth=aws_auth(MASTERS))
+    assert not [f for f in api_mode.findings if f.check_id == "eks.access.aws_auth_masters"]

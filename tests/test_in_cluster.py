@@ -130,3 +130,22 @@ def test_tls_is_verified_against_the_cluster_ca(kube_api):
     documents, errors = kube.read(kube.KubeEndpoint(kube_api.url, other_ca.ca_pem, tokens))
     assert documents == {}
     assert set(errors.values()) == {"TLS verification against the cluster CA failed"}
+
+
+def test_aws_auth_is_read_live(cluster_api):
+    cluster = scan()
+    assert result(cluster, "eks.access.aws_auth_masters").status is Status.PASS  # no ConfigMap
+    cluster_api.add(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+            "data": {
+                "mapUsers": "- userarn: arn:aws:iam::123456789012:user/admin\n"
+                "  groups: [system:masters]\n"
+            },
+        }
+    )
+    cluster = scan()
+    masters = result(cluster, "eks.access.aws_auth_masters")
+    assert masters.status is Status.FAIL and masters.resource.endswith(":user/admin")

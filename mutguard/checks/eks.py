@@ -245,6 +245,46 @@ def oidc_prefixes(cluster: EksCluster):
 
 
 @check(
+    id="eks.access.aws_auth_masters",
+    title="The aws-auth ConfigMap maps nobody to system:masters",
+    severity=Severity.HIGH,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.WALK,
+    providers=EKS,
+    rationale="A role or user mapped to system:masters in aws-auth is cluster-admin that no RBAC "
+    "binding shows and no access-entry API lists: one leaked credential of it is the cluster.",
+    remediation={
+        Provider.EKS: "Replace the mapping with an access entry scoped to what the principal needs "
+        "(`aws eks create-access-entry` + `aws eks associate-access-policy`; Terraform "
+        "aws_eks_access_entry / aws_eks_access_policy_association), then remove it from "
+        "`kubectl -n kube-system edit configmap aws-auth` and move to authenticationMode API."
+    },
+    references=[f"{DOCS}/auth-configmap.html", f"{DOCS}/access-entries.html"],
+)
+def aws_auth_masters(cluster: EksCluster):
+    if cluster.authentication_mode == "API":
+        return None  # the ConfigMap is not read by the authenticator in API mode
+    if cluster.aws_auth is None:
+        return unknown(
+            cluster.missing("aws-auth.json"),
+            assumption="credentials: aws-auth not read; system:masters mappings not counted",
+            affects=[StartKind.CREDENTIAL],
+        )
+    outcomes = [
+        failed(
+            f"aws-auth maps {m.principal_arn} to system:masters",
+            m.principal_arn,
+            starts=[admin_credential(f"{m.principal_arn} (system:masters in aws-auth)")],
+        )
+        for m in cluster.aws_auth
+        if "system:masters" in m.groups
+    ]
+    return outcomes or passed(
+        f"none of {len(cluster.aws_auth)} aws-auth mappings is system:masters"
+    )
+
+
+@check(
     id="eks.access.bootstrap_creator_admin",
     title="The cluster creator was not made a permanent admin",
     severity=Severity.MEDIUM,
