@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Azurite (Azure Storage emulator) for the Storage Queue and Table tests; 3.36+ need Node >= 21.
+AZURITE := .tools/node_modules/.bin/azurite
 
 .PHONY: setup test lint demo bench schema clean
 
@@ -12,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(AZURITE):
+	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
+
+setup: $(STAMP) $(AZURITE)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -32,4 +37,4 @@ schema: setup
 	$(PY) -m mutguard.schema > schemas/report.schema.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools build *.egg-info .pytest_cache .ruff_cache

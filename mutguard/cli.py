@@ -120,7 +120,8 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
         metavar="SINKS",
         dest="publish",
         required=flag == "--to",
-        help="comma-separated sinks: slack, teams, smtp, webhook (or names from --publish-config)",
+        help="comma-separated sinks: slack, teams, smtp, webhook, sqs, sns, ses, pubsub, "
+        "azure-queue (or names from --publish-config)",
     )
     group.add_argument("--publish-config", type=Path, metavar="FILE", help="YAML list of sinks")
     group.add_argument(
@@ -128,6 +129,12 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
         type=Path,
         metavar="FILE",
         help="what the last run said (default: $MUTGUARD_STATE_FILE or the user's state directory)",
+    )
+    group.add_argument(
+        "--state-store",
+        metavar="KIND[:LOCATION]",
+        help="where the state is kept: sqlite[:FILE] (default), dynamodb:TABLE or "
+        "azure-table:TABLE (default: $MUTGUARD_STATE_STORE)",
     )
     group.add_argument(
         "--suppressions",

@@ -427,6 +427,12 @@ class SqliteStateStore:
             connection.close()
 
 
+def open_store(location: str) -> SqliteStateStore:
+    """`--state-store sqlite[:PATH]` (mutguard.publish.stores): the file at PATH, else the
+    default one."""
+    return SqliteStateStore(Path(location) if location else None)
+
+
 def _load_cluster(connection: sqlite3.Connection, key: str) -> ClusterState | None:
     row = connection.execute(
         "SELECT readable, mut, mut_workload, mut_credential FROM clusters WHERE key = ?", (key,)

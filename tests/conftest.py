@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from servers.aws import AwsFakes, aws_env
+from servers.aws_clients import AwsClients
+from servers.azurite import Azurite
 from servers.eks_gap import EksGapServer
 from servers.kube import KubeApiServer
 from servers.moto import MotoServer
+from servers.pubsub import TOPIC, PubSubServer
 from servers.tls import TestCa
 
 
@@ -37,6 +40,12 @@ def aws(
         yield AwsFakes(moto=moto_server, eks_gap=eks_gap, env=env)
 
 
+@pytest.fixture
+def cloud(aws: AwsFakes) -> AwsClients:
+    """The `aws` environment plus boto3 clients of moto, used as a consumer or operator would."""
+    return AwsClients(aws)
+
+
 @pytest.fixture(scope="session")
 def test_ca() -> TestCa:
     """One throwaway CA per session; HTTPS fakes present server certificates it signed."""
@@ -47,4 +56,21 @@ def test_ca() -> TestCa:
 def kube_api(test_ca: TestCa) -> Iterator[KubeApiServer]:
     """A fresh Kubernetes API server: no objects, no tokens, anonymous auth "enabled"."""
     with KubeApiServer(test_ca) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite (Storage Queue and Table) for the session: it takes about a second to start.
+    Tests keep apart by using queues and tables of their own."""
+    with Azurite() as server:
+        yield server
+
+
+@pytest.fixture
+def pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubServer]:
+    """A Pub/Sub publisher endpoint with one topic (TOPIC); the real client reaches it through
+    PUBSUB_EMULATOR_HOST."""
+    with PubSubServer(topics=(TOPIC,)) as server:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.host)
         yield server

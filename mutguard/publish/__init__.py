@@ -20,7 +20,7 @@ from mutguard.publish.dispatch import (
     publish,
 )
 from mutguard.publish.retry import RetryPolicy
-from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
+from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretRefs, SecretSource
 
 __all__ = [
     "SINK_MODULES",
@@ -32,6 +32,7 @@ __all__ = [
     "Redactor",
     "RetryPolicy",
     "RunOutcome",
+    "SecretRefs",
     "SecretSource",
     "Sink",
     "SinkContext",

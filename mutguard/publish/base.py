@@ -54,6 +54,7 @@ class SinkResult:
     error: str | None = None
     dry_run: bool = False
     outgoing: list[Outgoing] = field(default_factory=list)
+    parked: int = 0  # undelivered messages kept in the sink's dead-letter queue
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ class Sink(Protocol):
     name: str
 
     def render(self, notice: Notice) -> list[Outgoing]: ...
+
+    def deliver(self, item: Outgoing) -> None: ...
+
+
+class DeadLetter(Protocol):
+    """Where a sink keeps what it could not deliver (a queue sink's dead-letter queue). A sink
+    that has one sets its `dead_letter` attribute; the sink still counts as failed."""
 
     def deliver(self, item: Outgoing) -> None: ...
 

@@ -7,7 +7,9 @@
                   recipients: [secops@example.com], username: mutguard}
 
 `--publish slack,smtp` picks entries by name (or kind); a kind with no entry gets its defaults,
-which read secrets from the environment (e.g. MUTGUARD_SLACK_WEBHOOK_URL).
+which read secrets from the environment (e.g. MUTGUARD_SLACK_WEBHOOK_URL). An option naming a
+secret may instead point into a secret store, e.g. `url_env: aws-secretsmanager:prod/hook`
+(secrets.SecretRefs).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from mutguard.errors import InputError
 from mutguard.models import Report
-from mutguard.publish import EnvSecrets, Redactor, SinkContext, SinkSpec, build_sinks, notify
+from mutguard.publish import Redactor, SecretRefs, SinkContext, SinkSpec, build_sinks, notify
 from mutguard.publish.base import ConfigError
 
 
@@ -55,23 +57,30 @@ def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.s
     """Send what changed (or the digest) to the selected sinks; True when every sink delivered.
 
     Each sink's outcome goes to stderr; with --dry-run the messages are written to `out`."""
-    from mutguard.state import SqliteStateStore, load_suppressions
+    from mutguard.publish.stores import StoreError, open_store, store_spec
+    from mutguard.state import load_suppressions
 
-    context = SinkContext(EnvSecrets(), Redactor())
+    redactor = Redactor()
+    context = SinkContext(SecretRefs(redactor), redactor)
     try:
         sinks = build_sinks(sink_specs(selected, args.publish_config), context)
         suppressions = load_suppressions(args.suppressions) if args.suppressions else []
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    outcome = notify(
-        report,
-        SqliteStateStore(args.state),
-        sinks,
-        context,
-        suppressions=suppressions,
-        digest=args.digest,
-        dry_run=args.dry_run,
-    )
+    store = open_store(store_spec(args.state_store, args.state))
+    try:
+        outcome = notify(
+            report,
+            store,
+            sinks,
+            context,
+            suppressions=suppressions,
+            digest=args.digest,
+            dry_run=args.dry_run,
+        )
+    except StoreError as exc:  # nothing is known to be sent, or it was and cannot be remembered
+        print(f"mutguard: {exc}", file=sys.stderr)
+        return False
     for result in outcome.results:
         status = "would send" if result.dry_run else ("sent" if result.ok else "FAILED")
         count = result.planned if result.dry_run else result.sent

@@ -3,9 +3,11 @@
 `SINK_MODULES` maps a sink kind to the module that implements it; each such module has
 `build(name, options, context) -> Sink`. Adding a sink is one module plus one line here.
 `publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
-reported in its SinkResult and the others still deliver. `notify()` is the whole run: load the
-last state, work out what changed, publish, and save the new state only when every sink
-delivered, so that nothing a failed sink should have said is forgotten.
+reported in its SinkResult and the others still deliver; when the sink has a `dead_letter`
+(base.DeadLetter), what it did not deliver is handed there, and the sink still counts as
+failed. `notify()` is the whole run: load the last state, work out what changed, publish,
+and save the new state only when every sink delivered, so that nothing a failed sink should
+have said is forgotten.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from functools import partial
 from typing import Any
 
 from mutguard.models import Report
-from mutguard.publish.base import ConfigError, Notice, Sink, SinkContext, SinkResult
+from mutguard.publish.base import (
+    ConfigError,
+    DeadLetter,
+    Notice,
+    Outgoing,
+    Sink,
+    SinkContext,
+    SinkResult,
+)
 from mutguard.publish.retry import call_with_retry
 from mutguard.state import (
     ClusterChange,
@@ -37,6 +47,11 @@ SINK_MODULES = {
     "teams": "mutguard.publish.teams",
     "smtp": "mutguard.publish.smtp",
     "webhook": "mutguard.publish.webhook",
+    "sqs": "mutguard.publish.sqs",
+    "sns": "mutguard.publish.sns",
+    "ses": "mutguard.publish.ses",
+    "pubsub": "mutguard.publish.pubsub",
+    "azure-queue": "mutguard.publish.azure_queue",
 }
 
 
@@ -94,6 +109,7 @@ def publish(
 
 def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) -> SinkResult:
     result = SinkResult(sink=sink.name, ok=True, dry_run=dry_run)
+    outgoing: list[Outgoing] = []
     try:
         outgoing = sink.render(told)
         result.planned = len(outgoing)
@@ -113,7 +129,25 @@ def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) 
             result.planned,
             result.error,
         )
+        if dead_letter := getattr(sink, "dead_letter", None):
+            _park(dead_letter, outgoing[result.sent :], result, context)
     return result
+
+
+def _park(
+    dead_letter: DeadLetter, undelivered: list[Outgoing], result: SinkResult, context: SinkContext
+) -> None:
+    """Hand the messages a sink could not deliver to its dead-letter destination."""
+    try:
+        for item in undelivered:
+            call_with_retry(partial(dead_letter.deliver, item), context.retry)
+            result.parked += 1
+    except Exception as err:  # the report must still say what happened to the rest
+        reason = context.redactor.redact(str(err) or type(err).__name__)
+        took = f"{result.parked} of {len(undelivered)}"
+        result.error = f"{result.error}; the dead-letter queue took {took}, then failed: {reason}"
+    else:
+        result.error = f"{result.error}; {result.parked} message(s) sent to the dead-letter queue"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,17 @@ none). Every value handed out is registered with the run's `Redactor`, which rep
 for URLs, the secret path and query on their own, since HTTP errors often quote only those) with
 `***` in any text mutguard reports. Cloud secret stores (AWS Secrets Manager, GCP Secret Manager,
 Azure Key Vault) implement the same protocol.
+
+Sink options that name a secret (`url_env`, `token_env`, `password_env`, ...) hold a reference:
+a bare `NAME` (or `env:NAME`) is an environment variable, `SOURCE:NAME` is NAME in the secret
+store SOURCE, one of SECRET_SOURCES (e.g. `aws-secretsmanager:prod/mutguard/slack`). SecretRefs
+resolves them; each store's module has `secret_source(redactor) -> SecretSource` and is
+imported only when a reference names it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -18,6 +25,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 REDACTED = "***"
+SECRET_SOURCES = {
+    "aws-secretsmanager": "mutguard.publish.aws_secrets",
+}
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.
 _MIN_FRAGMENT = 8
@@ -44,6 +54,36 @@ class EnvSecrets:
         if not value:
             raise MissingSecret(f"environment variable {name} is not set")
         return value
+
+
+class SecretRefs:
+    """Secrets by reference (see the module docstring); every value it returns is registered
+    with `redactor` first. Thread-safe; each store is set up once per run."""
+
+    def __init__(self, redactor: Redactor, environ: Mapping[str, str] | None = None) -> None:
+        self._redactor = redactor
+        self._env = EnvSecrets(environ)
+        self._sources: dict[str, SecretSource] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str:
+        source, colon, inner = name.partition(":")
+        if not colon:
+            return self._redactor.add(self._env.get(name))
+        if source == "env":
+            return self._redactor.add(self._env.get(inner))
+        return self._redactor.add(self._source(source, name).get(inner))
+
+    def _source(self, source: str, reference: str) -> SecretSource:
+        module = SECRET_SOURCES.get(source)
+        if module is None:
+            known = ", ".join(["env", *sorted(SECRET_SOURCES)])
+            raise MissingSecret(f"{reference}: unknown secret source {source!r} (known: {known})")
+        with self._lock:
+            if source not in self._sources:
+                opened = importlib.import_module(module).secret_source(self._redactor)
+                self._sources[source] = opened
+            return self._sources[source]
 
 
 class Redactor:

@@ -31,16 +31,21 @@ from mutguard.publish.text import ClusterSummary, limited, subject, summarise
 TIMEOUT_SECONDS = 15
 
 
-class SmtpOptions(SinkOptions):
-    host: str = Field(min_length=1)
-    port: int = Field(default=587, ge=1, le=65535)
+class MailOptions(SinkOptions):
+    """What every e-mail sink has (this one and ses.py): who sends, to whom, how much."""
+
     sender: str = Field(min_length=3)
     recipients: list[str] = Field(min_length=1)
+    report_url: str | None = None
+    max_items: int = Field(default=25, ge=1, le=200)
+
+
+class SmtpOptions(MailOptions):
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
     username: str | None = None
     password_env: str = "MUTGUARD_SMTP_PASSWORD"  # noqa: S105 - a variable name
     ca_file: Path | None = None
-    report_url: str | None = None
-    max_items: int = Field(default=25, ge=1, le=200)
 
 
 def _sections(summary: ClusterSummary, most: int) -> list[tuple[str, list[str]]]:
@@ -93,7 +98,7 @@ def html_body(summaries: list[ClusterSummary], title: str, most: int, link: str 
     return "\n".join(out) + "\n"
 
 
-def render(notice: Notice, options: SmtpOptions) -> list[Json]:
+def render(notice: Notice, options: MailOptions) -> list[Json]:
     if not notice.items:
         return []
     summaries = [summarise(item) for item in notice.items]

@@ -1,0 +1,163 @@
+"""The state store on Azure Table storage (`--state-store azure-table:TABLE`): one entity per
+cluster, for runs that have no disk of their own (a timer-triggered Azure Function).
+
+The storage account comes from the connection string in $MUTGUARD_AZURE_STORAGE_CONNECTION_STRING;
+the table is created by the first save if it does not exist (an existing table needs only
+entity read and write rights, e.g. a table SAS). Each entity has:
+- PartitionKey `cluster` and RowKey the cluster key (state.cluster_key) percent-escaped, since
+  keys may not hold `/`, `\\`, `#`, `?` or control characters;
+- `cluster` (the key as it is) and `saved_at` (ISO 8601, UTC);
+- `state`: ClusterState.to_dict() as JSON, readable in Storage Explorer. A string property holds
+  at most 64 KiB of UTF-16, so a bigger state (a cluster with hundreds of findings) is kept
+  gzip-compressed in Binary properties `state_gzip_0`, `state_gzip_1`, ... (64 KiB each at
+  most) with their count in `state_gzip_parts`; an entity holds at most 1 MiB in all.
+A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
+the run's RetryPolicy retries instead. Failures raise stores.StoreError naming the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from mutguard.errors import InputError
+from mutguard.publish import azure_storage
+from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
+from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
+from mutguard.publish.stores import StoreError
+from mutguard.state import ClusterState
+
+T = TypeVar("T")
+Entity = dict[str, Any]
+
+PARTITION = "cluster"
+# Table names: 3-63 letters and digits, starting with a letter.
+TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
+CHUNK_BYTES = 64_000  # a Binary property holds at most 64 KiB
+MAX_CHUNKS = 15  # with the other properties, within the 1 MiB an entity may hold
+
+
+def row_key(cluster_key: str) -> str:
+    """The cluster key with `%`, `/`, `\\`, `#`, `?`, control and non-ASCII characters escaped."""
+    return quote(cluster_key, safe=":")
+
+
+def entity_of_state(key: str, state: ClusterState, saved_at: str) -> Entity:
+    text = json.dumps(state.to_dict(), separators=(",", ":"))
+    entity: Entity = {
+        "PartitionKey": PARTITION,
+        "RowKey": row_key(key),
+        "cluster": key,
+        "saved_at": saved_at,
+    }
+    if len(text.encode("utf-16-le")) <= INLINE_LIMIT:
+        entity["state"] = text
+        return entity
+    packed = gzip.compress(text.encode())
+    chunks = [packed[i : i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)]
+    if len(chunks) > MAX_CHUNKS:
+        raise StoreError(
+            f"the state of cluster {key} is {len(packed)} bytes compressed, more than an Azure "
+            f"Table entity holds ({MAX_CHUNKS * CHUNK_BYTES})"
+        )
+    entity["state_gzip_parts"] = len(chunks)
+    entity.update({f"state_gzip_{index}": chunk for index, chunk in enumerate(chunks)})
+    return entity
+
+
+def state_of_entity(entity: Mapping[str, Any]) -> ClusterState:
+    if "state" in entity:
+        return ClusterState.from_dict(json.loads(entity["state"]))
+    packed = b"".join(entity[f"state_gzip_{i}"] for i in range(entity["state_gzip_parts"]))
+    return ClusterState.from_dict(json.loads(gzip.decompress(packed)))
+
+
+class AzureTableStateStore:
+    def __init__(
+        self,
+        table: str,
+        secrets: SecretSource | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not TABLE_NAME.match(table):
+            raise InputError(
+                "state store azure-table needs a table name of 3-63 letters and digits, starting "
+                "with a letter: azure-table:TABLE"
+            )
+        self.table = table
+        self._what = f"state store azure-table:{table}"
+        self._secrets = secrets or EnvSecrets()
+        self._retry = retry or RetryPolicy()
+        self._redactor = Redactor()
+        self._client: Any = None
+
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        wanted = {row_key(key): key for key in keys}
+        entities = self._run("read", self._partition)
+        return {
+            wanted[entity["RowKey"]]: state_of_entity(entity)
+            for entity in entities
+            if entity["RowKey"] in wanted
+        }
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        for key, state in states.items():
+            entity = entity_of_state(key, state, saved_at)
+            self._run("save", lambda entity=entity: self._upsert(entity))
+
+    def _partition(self) -> list[Entity]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            query = self._table().query_entities(
+                "PartitionKey eq @partition", parameters={"partition": PARTITION}
+            )
+            return [dict(entity) for entity in query]
+        except ResourceNotFoundError:  # no table yet: nothing was saved before
+            return []
+
+    def _upsert(self, entity: Entity) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        table = self._table()
+        try:
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except ResourceNotFoundError:  # the first save: create the table, then write
+            with contextlib.suppress(ResourceExistsError):  # another run just created it
+                table.create_table()
+            table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def _run(self, verb: str, action: Callable[[], T]) -> T:
+        try:
+            return call_with_retry(
+                lambda: azure_storage.call(self._what, action, self._redactor), self._retry
+            )
+        except DeliveryError as err:  # its message names the store already
+            raise StoreError(f"could not {verb} the state: {err}") from None
+        except MissingSecret as err:
+            raise StoreError(f"{self._what}: {err}") from None
+
+    def _table(self) -> Any:
+        if self._client is None:
+            from azure.data.tables import TableClient
+
+            connection = azure_storage.connection_string(
+                self._secrets, azure_storage.CONNECTION_STRING_ENV, self._redactor
+            )
+            self._client = TableClient.from_connection_string(
+                connection, table_name=self.table, retry_total=0
+            )
+        return self._client
+
+
+def open_store(location: str) -> AzureTableStateStore:
+    return AzureTableStateStore(location)

@@ -1,0 +1,136 @@
+"""The state store on Amazon DynamoDB (`--state-store dynamodb:TABLE`): one item per cluster,
+for runs that have no disk of their own (a scheduled Lambda function).
+
+The table needs only a String partition key named `cluster_key`, e.g.
+    aws dynamodb create-table --table-name mutguard-state --billing-mode PAY_PER_REQUEST \\
+      --attribute-definitions AttributeName=cluster_key,AttributeType=S \\
+      --key-schema AttributeName=cluster_key,KeyType=HASH
+Each item holds `cluster_key`, `saved_at` (ISO 8601, UTC) and `state`: ClusterState.to_dict()
+as a map, readable in the console. An item may not exceed 400 KB, so a state whose JSON is over
+INLINE_LIMIT bytes (a cluster with thousands of findings) is kept gzip-compressed in the Binary
+attribute `state_gzip` instead. Reads are strongly consistent, so a run compares with exactly
+what the last one wrote; a save replaces whole items (runs of one schedule do not overlap).
+The region is boto3's (AWS_REGION in Lambda).
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import json
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from mutguard.errors import InputError
+from mutguard.publish import aws
+from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
+from mutguard.publish.secrets import Redactor
+from mutguard.publish.stores import StoreError
+from mutguard.state import ClusterState
+
+KEY = "cluster_key"
+INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
+GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
+WRITE_BATCH = 25  # BatchWriteItem: at most 25 puts per call
+
+Item = dict[str, Any]  # attribute name -> DynamoDB AttributeValue
+
+
+class DynamoDbStateStore:
+    def __init__(self, table: str, retry: RetryPolicy | None = None) -> None:
+        if not table:
+            raise InputError("state store dynamodb needs a table: dynamodb:TABLE")
+        self.table = table
+        self._what = f"state store dynamodb:{table}"
+        self._retry = retry or RetryPolicy()
+        self._client: Any = None
+
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        wanted = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
+        items: list[Item] = []
+        for start in range(0, len(wanted), GET_BATCH):
+            items += self._get(wanted[start : start + GET_BATCH])
+        return {item[KEY]["S"]: state_of_item(item) for item in items}
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        puts = [{"PutRequest": {"Item": item_of_state(k, s, saved_at)}} for k, s in states.items()]
+        for start in range(0, len(puts), WRITE_BATCH):
+            self._write(puts[start : start + WRITE_BATCH])
+
+    def _get(self, keys: list[str]) -> list[Item]:
+        found: list[Item] = []
+        pending: dict[str, Any] = {
+            self.table: {"Keys": [{KEY: {"S": key}} for key in keys], "ConsistentRead": True}
+        }
+
+        def one_round() -> None:
+            nonlocal pending
+            answer = self._dynamodb().batch_get_item(RequestItems=pending)
+            found.extend(answer.get("Responses", {}).get(self.table, []))
+            pending = answer.get("UnprocessedKeys") or {}
+            if pending:  # DynamoDB throttled part of the batch: back off and ask for the rest
+                raise RetryableError(f"{self._what}: BatchGetItem left keys unprocessed")
+
+        self._run("read", one_round)
+        return found
+
+    def _write(self, puts: list[Item]) -> None:
+        pending: dict[str, Any] = {self.table: puts}
+
+        def one_round() -> None:
+            nonlocal pending
+            answer = self._dynamodb().batch_write_item(RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+            if pending:
+                raise RetryableError(f"{self._what}: BatchWriteItem left items unprocessed")
+
+        self._run("save", one_round)
+
+    def _run(self, verb: str, one_round: Callable[[], None]) -> None:
+        try:
+            call_with_retry(lambda: aws.call(self._what, one_round, Redactor()), self._retry)
+        except DeliveryError as err:
+            raise StoreError(f"could not {verb} the state: {err}") from None
+
+    def _dynamodb(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb", None)
+        return self._client
+
+
+def item_of_state(key: str, state: ClusterState, saved_at: str) -> Item:
+    from boto3.dynamodb.types import TypeSerializer
+
+    data = state.to_dict()
+    text = json.dumps(data, separators=(",", ":"))
+    item: Item = {KEY: {"S": key}, "saved_at": {"S": saved_at}}
+    if len(text.encode()) > INLINE_LIMIT:
+        item["state_gzip"] = {"B": gzip.compress(text.encode())}
+    else:
+        item["state"] = TypeSerializer().serialize(data)
+    return item
+
+
+def state_of_item(item: Item) -> ClusterState:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    if "state_gzip" in item:
+        return ClusterState.from_dict(json.loads(gzip.decompress(item["state_gzip"]["B"])))
+    return ClusterState.from_dict(_plain(TypeDeserializer().deserialize(item["state"])))
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the state holds only whole numbers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def open_store(location: str) -> DynamoDbStateStore:
+    return DynamoDbStateStore(location)

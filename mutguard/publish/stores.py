@@ -1,0 +1,53 @@
+"""Where the memory between runs is kept, chosen by `--state-store KIND[:LOCATION]`.
+
+`STATE_STORES` maps a kind to the module that implements it; each such module has
+`open_store(location: str) -> StateStore` (mutguard.state.StateStore), and is imported only when
+chosen. SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
+$MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled function).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mutguard.errors import InputError
+from mutguard.state import StateStore
+
+STATE_STORES = {
+    "sqlite": "mutguard.state",
+    "dynamodb": "mutguard.publish.dynamodb",
+    "azure-table": "mutguard.publish.azure_table",
+}
+DEFAULT_STORE = "sqlite"
+STORE_ENV = "MUTGUARD_STATE_STORE"
+
+
+class StoreError(RuntimeError):
+    """The state store could not be read or written; the message names the store."""
+
+
+def store_spec(
+    state_store: str | None, state_file: Path | None, environ: Mapping[str, str] = os.environ
+) -> str:
+    """`KIND[:LOCATION]` from --state-store (else $MUTGUARD_STATE_STORE, else sqlite), with
+    --state as the SQLite file."""
+    spec = state_store or environ.get(STORE_ENV) or DEFAULT_STORE
+    if state_file is None:
+        return spec
+    kind, _, location = spec.partition(":")
+    if kind != "sqlite" or location:
+        raise InputError(f"--state names a SQLite file; it cannot be combined with {spec}")
+    return f"sqlite:{state_file}"
+
+
+def open_store(spec: str) -> StateStore:
+    kind, _, location = spec.partition(":")
+    module = STATE_STORES.get(kind)
+    if module is None:
+        known = ", ".join(sorted(STATE_STORES))
+        raise InputError(f"state store {spec}: unknown kind {kind!r} (known: {known})")
+    store: StateStore = importlib.import_module(module).open_store(location)
+    return store
