@@ -197,6 +197,10 @@ NOT_FOUND = {
 }
 
 
+def _ca_is_pem(ca_pem: bytes | None) -> bool:
+    return ca_pem is None or ca_pem.lstrip().startswith(b"-----BEGIN CERTIFICATE-----")
+
+
 def read(
     endpoint: KubeEndpoint, objects: Mapping[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -207,6 +211,9 @@ def read(
     if importlib.util.find_spec("kubernetes") is None:
         reason = "in-cluster reads need the kubernetes package: pip install 'mutguard[kube]'"
         return {}, dict.fromkeys(IN_CLUSTER_DOCS, reason)
+    if not _ca_is_pem(endpoint.ca_pem):
+        reason = "the cluster CA the cloud API reported is not a PEM certificate; not dialled"
+        return {}, dict.fromkeys([*IN_CLUSTER_DOCS, *(objects or {})], reason)
     try:
         documents[PROBE_DOC] = probe(endpoint)
     except KubeUnreachable as exc:

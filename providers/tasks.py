@@ -7,10 +7,13 @@ in parallel instead of one after another.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from mutguard.sources import ClusterSource, ScanError
+
+log = logging.getLogger(__name__)
 
 Item = ClusterSource | ScanError
 Task = Callable[[], tuple[list["Task"], list[Item]]]
@@ -28,7 +31,11 @@ def run_tasks(
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                follow_ups, items = future.result()
+                try:
+                    follow_ups, items = future.result()
+                except Exception as exc:  # a bug in one task must not end the other clusters' scan
+                    log.exception("a collection task failed")
+                    follow_ups, items = [], [ScanError("internal", f"{type(exc).__name__}: {exc}")]
                 pending |= {pool.submit(task) for task in follow_ups}
                 known += len(follow_ups)
                 done += 1

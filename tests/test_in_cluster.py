@@ -149,3 +149,11 @@ def test_aws_auth_is_read_live(cluster_api):
     cluster = scan()
     masters = result(cluster, "eks.access.aws_auth_masters")
     assert masters.status is Status.FAIL and masters.resource.endswith(":user/admin")
+
+
+def test_a_ca_that_is_not_pem_is_never_dialled(aws, kube_api):
+    aws.create_cluster(aws.session(), "us-east-1", "odd", version="1.33")
+    aws.eks_gap.set_cluster_endpoint("us-east-1", "odd", kube_api.url, b"\xd5 not a certificate")
+    cluster = scan()
+    assert "not a PEM certificate" in result(cluster, "rbac.anonymous_admin").detail
+    assert kube_api.requests_seen("*", ".*") == 0
