@@ -19,15 +19,13 @@ most 10 fields of at most 2000; a context's elements at most 10; known block typ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socket import SHUT_RDWR, socket
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
+
+from .http import LocalHTTPServer, Serving
 
 Json = dict[str, Any]
 
@@ -145,7 +143,7 @@ def teams_problems(message: Any) -> list[str]:
     return problems
 
 
-class ChatServer:
+class ChatServer(Serving):
     """A threaded HTTP server on 127.0.0.1; use as a context manager."""
 
     def __init__(self, bot_token: str = BOT_TOKEN, channel: str = CHANNEL) -> None:
@@ -154,14 +152,12 @@ class ChatServer:
         self._lock = threading.Lock()
         self._log: list[tuple[Request, bool]] = []  # every request, and whether it delivered
         self._faults: list[_Fault] = []
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("ChatServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self._httpd.port}"
 
     def fail(
         self,
@@ -257,63 +253,14 @@ class ChatServer:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._httpd = _HttpServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="chat-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(_HttpServer(self), "chat-server")
         return self
 
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        for sock in httpd.open_sockets():
-            with contextlib.suppress(OSError):
-                sock.shutdown(SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HttpServer(LocalHTTPServer):
     def __init__(self, chat: ChatServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.chat = chat
-        self._sockets_lock = threading.Lock()
-        self._sockets: set[socket] = set()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._sockets_lock:
-            self._sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._sockets_lock:
-            self._sockets.discard(request)
-        super().shutdown_request(request)
-
-    def open_sockets(self) -> Iterator[socket]:
-        with self._sockets_lock:
-            yield from list(self._sockets)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,7 +10,6 @@ the account behind an access key is known only to moto.
 """
 
 import base64
-import contextlib
 import copy
 import dataclasses
 import http.client
@@ -23,11 +22,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socket import SHUT_RDWR, socket
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .http import LocalHTTPServer, Serving
 
 Json = dict[str, Any]
 
@@ -347,18 +346,10 @@ class _UpstreamPool:
         return response, not raw.will_close
 
 
-class _HttpServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer (daemon threads) that remembers open client sockets for stop()."""
-
-    # socketserver's default listen backlog of 5 drops the SYNs of a burst of 16 new clients;
-    # the kernel retries them after 1 s and 3 s, which looks exactly like serialised requests.
-    request_queue_size = 128
-
+class _HttpServer(LocalHTTPServer):
     def __init__(self, gap: "EksGapServer") -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.gap = gap
-        self.sockets_lock = threading.Lock()
-        self.open_sockets: set[socket] = set()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -368,18 +359,6 @@ class _Handler(BaseHTTPRequestHandler):
     # client's delayed ACK, which would swamp the latency this server is meant to model.
     disable_nagle_algorithm = True
     server: _HttpServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.sockets_lock:
-            self.server.open_sockets.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server.sockets_lock:
-                self.server.open_sockets.discard(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keeps pytest output clean; tests query requests_seen() instead
@@ -468,7 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(upstream.body)
 
 
-class EksGapServer:
+class EksGapServer(Serving):
     """Serves the EKS APIs moto lacks from a registry and forwards the rest to `upstream_url`.
 
     `latency_seconds` (settable at any time) delays every request, to model real API latency.
@@ -490,57 +469,22 @@ class EksGapServer:
         self._faults: list[_Fault] = []
         self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
         self._seen: Counter[tuple[str, str]] = Counter()
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("EksGapServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self._httpd.port}"
 
     def start(self) -> Self:
         if self._httpd is not None:
             raise RuntimeError("EksGapServer is already started")
-        self._httpd = _HttpServer(self)
-        # A short poll interval keeps stop() (shutdown waits for one poll) fast in every test.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="eks-gap",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(_HttpServer(self), "eks-gap")
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        # Handler threads idle on keep-alive connections until the client hangs up; shutting
-        # their sockets ends them now instead of when the test's boto3 clients are collected.
-        with httpd.sockets_lock:
-            open_sockets = list(httpd.open_sockets)
-        for sock in open_sockets:
-            with contextlib.suppress(OSError):  # already closed by the client
-                sock.shutdown(SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._shut_down()
         self._upstream.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def add_access_entry(
         self,

@@ -26,7 +26,6 @@ than the SDK) and unknown fields are sent as they are. Errors are Google's JSON 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
 import re
@@ -36,10 +35,8 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from socket import SHUT_RDWR, socket
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,6 +47,8 @@ from cryptography.x509.oid import NameOID
 from google.cloud.container_v1.types import ListClustersResponse
 from google.cloud.resourcemanager_v3.types import SearchProjectsResponse
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from .http import LocalHTTPServer, Serving
 
 Json = dict[str, Any]
 
@@ -148,32 +147,15 @@ class _Certificate:
         self.context.load_cert_chain(self.ca_file, key_file)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-
+class _HttpServer(LocalHTTPServer):
     def __init__(self, fake: GkeServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.fake = fake
-        self.sockets_lock = threading.Lock()
-        self.open_sockets: set[socket] = set()
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HttpServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.sockets_lock:
-            self.server.open_sockets.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server.sockets_lock:
-                self.server.open_sockets.discard(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # tests ask requests_seen() instead
@@ -224,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class GkeServer:
+class GkeServer(Serving):
     """Serves registered clusters and projects; `add_fault` makes a route answer an error."""
 
     def __init__(self) -> None:
@@ -237,55 +219,24 @@ class GkeServer:
         self.authorizations: set[str] = set()
         self._tmp = tempfile.TemporaryDirectory(prefix="mutguard-gke-")
         self.certificate = _Certificate(Path(self._tmp.name))
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("GkeServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self._httpd.port}"
 
     @property
     def ca_file(self) -> Path:
         return self.certificate.ca_file
 
     def start(self) -> Self:
-        self._httpd = _HttpServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="gke-fake",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(_HttpServer(self), "gke-fake")
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            with httpd.sockets_lock:
-                open_sockets = list(httpd.open_sockets)
-            for sock in open_sockets:
-                with contextlib.suppress(OSError):  # already closed by the client
-                    sock.shutdown(SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._shut_down()
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def add_cluster(self, project: str, cluster: Mapping[str, Any]) -> None:
         """Register a cluster as gcloud describes it (its `location` says where it is)."""
