@@ -33,6 +33,18 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
         "--concurrency", type=int, default=16, help="parallel API calls (default 16)"
     )
     parser.add_argument(
+        "--clusters",
+        type=_csv,
+        default=(),
+        help="comma-separated cluster names; default: every cluster found",
+    )
+    parser.add_argument(
+        "--locations",
+        type=_csv,
+        default=(),
+        help="GCP regions/zones or Azure regions (AWS: --regions); default: all",
+    )
+    parser.add_argument(
         "--skip-in-cluster",
         action="store_true",
         help="read only the cloud's control-plane settings, not RBAC and workloads",
@@ -66,6 +78,7 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
         default=(),
         help="comma-separated project ids; default: every project the credential can see",
     )
+
     azure = parser.add_argument_group("Azure (--provider azure)")
     azure.add_argument(
         "--subscriptions",
@@ -124,6 +137,23 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
         "azure-queue (or names from --publish-config)",
     )
     group.add_argument("--publish-config", type=Path, metavar="FILE", help="YAML list of sinks")
+    _add_store_options(group)
+    group.add_argument(
+        "--suppressions",
+        type=Path,
+        metavar="FILE",
+        help="YAML suppressions with owner, reason and expiry (default: those kept in the "
+        "state store by `mutguard suppressions push`)",
+    )
+    group.add_argument(
+        "--digest",
+        action="store_true",
+        help="one summary of every cluster instead of alerts on changes",
+    )
+    group.add_argument("--dry-run", action="store_true", help="show what would be sent")
+
+
+def _add_store_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--state",
         type=Path,
@@ -133,21 +163,9 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
     group.add_argument(
         "--state-store",
         metavar="KIND[:LOCATION]",
-        help="where the state is kept: sqlite[:FILE] (default), dynamodb:TABLE or "
-        "azure-table:TABLE (default: $MUTGUARD_STATE_STORE)",
+        help="where the state is kept: sqlite[:FILE] (default), dynamodb:TABLE, "
+        "gcs:BUCKET[/PREFIX] or azure-table:TABLE (default: $MUTGUARD_STATE_STORE)",
     )
-    group.add_argument(
-        "--suppressions",
-        type=Path,
-        metavar="FILE",
-        help="YAML suppressions with owner, reason and expiry",
-    )
-    group.add_argument(
-        "--digest",
-        action="store_true",
-        help="one summary of every cluster instead of alerts on changes",
-    )
-    group.add_argument("--dry-run", action="store_true", help="show what would be sent")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     explained.add_argument("--demo", action="store_true", help="the bundled example clusters")
     _add_live_options(explain)
 
+    suppressions = commands.add_parser(
+        "suppressions", help="keep the suppressions in the state store, for scheduled runs"
+    )
+    suppressions.add_argument("action", choices=("push", "show"))
+    suppressions.add_argument(
+        "file", type=Path, nargs="?", help="push: the YAML suppressions to keep (checked first)"
+    )
+    _add_store_options(suppressions.add_argument_group("state store"))
+
     demo = commands.add_parser("demo", help="scan the bundled example clusters")
     _add_output_options(demo)
     _add_publish_options(demo, "--publish")
@@ -202,12 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _aws_options(args: argparse.Namespace):
     from mutguard.providers.eks_live import AwsOptions
 
+    if args.locations:
+        raise _usage("AWS regions are chosen with --regions, not --locations")
     return AwsOptions(
         regions=args.regions,
         role_arns=tuple(args.role_arns),
         accounts=args.accounts,
         external_id=args.external_id,
         profile=args.profile,
+        clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
     )
@@ -218,6 +248,8 @@ def _gcp_options(args: argparse.Namespace):
 
     return GcpOptions(
         projects=args.projects,
+        locations=args.locations,
+        clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
     )
@@ -228,6 +260,8 @@ def _azure_options(args: argparse.Namespace):
 
     return AzureOptions(
         subscriptions=args.subscriptions,
+        locations=args.locations,
+        clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
     )
@@ -238,6 +272,8 @@ def _kube_options(args: argparse.Namespace):
 
     if args.skip_in_cluster:
         raise _usage("--skip-in-cluster leaves nothing to read through --kubeconfig")
+    if args.clusters or args.locations:
+        raise _usage("--kubeconfig picks clusters with --context")
     return KubeconfigOptions(
         path=args.kubeconfig, contexts=tuple(args.contexts), concurrency=args.concurrency
     )
@@ -395,6 +431,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return EXIT_OK if publish_report(report, args.publish, args) else EXIT_UNDELIVERED
 
 
+def cmd_suppressions(args: argparse.Namespace) -> int:
+    """push: validate the file, then keep it in the store; show: print what the store keeps."""
+    from mutguard.publish.stores import open_store, store_spec
+    from mutguard.state import parse_suppressions_yaml
+
+    store = open_store(store_spec(args.state_store, args.state))
+    if args.action == "show":
+        if args.file is not None:
+            raise _usage("suppressions show takes no file")
+        document = store.load_suppressions()
+        sys.stdout.write(document if document is not None else "# no suppressions kept\n")
+        return EXIT_OK
+    if args.file is None:
+        raise _usage("suppressions push needs the YAML file to keep")
+    document = args.file.read_text(encoding="utf-8")
+    kept = parse_suppressions_yaml(document, str(args.file))
+    store.save_suppressions(document)
+    print(f"kept {len(kept)} suppression(s)", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_checks(args: argparse.Namespace) -> int:
     import json
 
@@ -433,6 +490,7 @@ COMMANDS = {
     "publish": cmd_publish,
     "snapshot": cmd_snapshot,
     "checks": cmd_checks,
+    "suppressions": cmd_suppressions,
 }
 
 
@@ -443,14 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from mutguard.errors import InputError
+    from mutguard.errors import InputError, StoreError
 
     try:
         return COMMANDS[args.command](args)
     except InputError as exc:
         print(f"mutguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         print(f"mutguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -3,3 +3,7 @@
 
 class InputError(ValueError):
     """Input that cannot be parsed: a malformed document, an unknown shape, a bad argument."""
+
+
+class StoreError(RuntimeError):
+    """The state store could not be read or written; the message names the store."""

@@ -6,6 +6,7 @@ run pays for every import before its first API call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -46,6 +47,18 @@ class ClusterSource:
     documents: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     origin: str = ""
+
+
+def selected(source: ClusterSource, clusters: Sequence[str], locations: Sequence[str] = ()) -> bool:
+    """Whether a listed cluster is among those asked for (an empty filter asks for all).
+    Locations compare as the clouds print them in different places: `West Europe` = `westeurope`."""
+    if clusters and source.name not in clusters:
+        return False
+    return not locations or _location(source.location) in {_location(name) for name in locations}
+
+
+def _location(name: str) -> str:
+    return name.replace(" ", "").lower()
 
 
 @dataclass(frozen=True)

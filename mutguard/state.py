@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mutguard.errors import InputError
 from mutguard.models import ClusterReport, Finding, Report, Severity, Status
 
 FindingKey = tuple[str, str]  # (check_id, resource)
@@ -125,7 +126,7 @@ class ClusterState:
 # --- Suppressions -------------------------------------------------------------------------
 
 
-class SuppressionError(ValueError):
+class SuppressionError(InputError):
     """A suppressions file that cannot be used; the message names the entry and the field."""
 
 
@@ -183,13 +184,23 @@ def _problem(error: Any) -> str:
 
 
 def load_suppressions(path: Path) -> list[Suppression]:
-    import yaml  # PyYAML: only when a suppressions file is used
+    return parse_suppressions_yaml(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_suppressions_yaml(text: str, origin: str) -> list[Suppression]:
+    import yaml  # PyYAML: only when suppressions are used
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise SuppressionError(f"{path}: not valid YAML: {err}") from None
-    return parse_suppressions(data, str(path))
+        raise SuppressionError(f"{origin}: not valid YAML: {err}") from None
+    return parse_suppressions(data, origin)
+
+
+def stored_suppressions(store: StateStore) -> list[Suppression]:
+    """The suppressions document kept in the store (`mutguard suppressions push`), if any."""
+    text = store.load_suppressions()
+    return [] if text is None else parse_suppressions_yaml(text, "the state store's suppressions")
 
 
 def _suppressed(
@@ -363,6 +374,15 @@ class StateStore(Protocol):
         """Replace the state of these clusters (others are kept)."""
         ...
 
+    def load_suppressions(self) -> str | None:
+        """The suppressions document kept in the store (the YAML text `mutguard suppressions
+        push` saved), or None when the store holds none."""
+        ...
+
+    def save_suppressions(self, document: str) -> None:
+        """Keep this suppressions document (YAML text, already validated), replacing any other."""
+        ...
+
 
 def default_state_path(environ: Mapping[str, str] = os.environ) -> Path:
     """$MUTGUARD_STATE_FILE, else $XDG_STATE_HOME/mutguard/state.sqlite3 (~/.local/state)."""
@@ -388,7 +408,13 @@ CREATE TABLE IF NOT EXISTS findings (
     suppressed INTEGER NOT NULL,
     PRIMARY KEY (cluster_key, check_id, resource)
 );
+CREATE TABLE IF NOT EXISTS documents (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
 """
+SUPPRESSIONS_DOCUMENT = "suppressions"
 
 
 class SqliteStateStore:
@@ -423,6 +449,28 @@ class SqliteStateStore:
             with connection:  # one transaction: all clusters or none
                 for key, state in states.items():
                     _save_cluster(connection, key, state, saved_at)
+        finally:
+            connection.close()
+
+    def load_suppressions(self) -> str | None:
+        connection = self._connect()
+        try:
+            row = connection.execute(
+                "SELECT body FROM documents WHERE name = ?", (SUPPRESSIONS_DOCUMENT,)
+            ).fetchone()
+        finally:
+            connection.close()
+        return None if row is None else str(row[0])
+
+    def save_suppressions(self, document: str) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                    (SUPPRESSIONS_DOCUMENT, document, saved_at),
+                )
         finally:
             connection.close()
 

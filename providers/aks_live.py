@@ -45,7 +45,7 @@ from mutguard import __version__
 from mutguard.providers import kube
 from mutguard.providers.aks_token import AksTokenSource
 from mutguard.providers.tasks import Item, Task, run_tasks
-from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError
+from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
 
 LIST_CLUSTERS = "Microsoft.ContainerService/managedClusters/read"
 LIST_SUBSCRIPTIONS = "Microsoft.Resources/subscriptions/read"
@@ -68,6 +68,8 @@ _RESOURCE_GROUP = re.compile(r"^/subscriptions/[^/]+/resourcegroups/([^/]+)", re
 @dataclass(frozen=True)
 class AzureOptions:
     subscriptions: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()  # only clusters in these Azure regions (default: all)
+    clusters: tuple[str, ...] = ()  # only these cluster names (default: all)
     concurrency: int = 16
     max_attempts: int = 8
     # Where and as whom to call ARM: the defaults are the cloud AZURE_SDK_CLOUD_CONF names (the
@@ -186,7 +188,11 @@ class AksCollector:
             except AzureError as exc:
                 message = azure_error(exc, LIST_CLUSTERS)
                 return [], [ScanError(scope=f"aks:{subscription}", message=message)]
-            sources = [_source(subscription, cluster) for cluster in clusters]
+            sources = [
+                source
+                for source in (_source(subscription, cluster) for cluster in clusters)
+                if selected(source, self.options.clusters, self.options.locations)
+            ]
             if self.tokens is None:
                 return [], list(sources)
             return [self._in_cluster_task(subscription, source) for source in sources], []

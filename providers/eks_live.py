@@ -48,6 +48,7 @@ class AwsOptions:
     accounts: tuple[str, ...] = ()
     external_id: str | None = None
     profile: str | None = None
+    clusters: tuple[str, ...] = ()  # only these cluster names (default: every one listed)
     concurrency: int = 16
     max_attempts: int = 8
     in_cluster: bool = True  # read RBAC and workloads through the API server too
@@ -177,6 +178,8 @@ class EksCollector:
             try:
                 paginator = account.client("eks", region).get_paginator("list_clusters")
                 names = [name for page in paginator.paginate() for name in page["clusters"]]
+                if self.options.clusters:
+                    names = [name for name in names if name in self.options.clusters]
             except AWS_ERRORS as exc:
                 scope = f"eks:{account.account}:{region}"
                 return [], [ScanError(scope=scope, message=aws_error(exc, "eks:ListClusters"))]

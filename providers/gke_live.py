@@ -38,7 +38,7 @@ from mutguard import __version__
 from mutguard.providers import kube
 from mutguard.providers.gke_token import CLOUD_PLATFORM_SCOPE, GkeTokenSource
 from mutguard.providers.tasks import Item, Task, run_tasks
-from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError
+from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
 
 # masterAuth fields that are credentials: present only for callers allowed
 # container.clusters.getCredentials, never kept.
@@ -68,6 +68,8 @@ class GcpOptions:
     endpoint for Google APIs ({"api_endpoint": "container-ENDPOINT.p.googleapis.com"})."""
 
     projects: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()  # only clusters in these regions/zones (default: all)
+    clusters: tuple[str, ...] = ()  # only these cluster names (default: all)
     concurrency: int = 16
     credentials: Credentials | None = None
     container_client_options: Mapping[str, Any] | None = None
@@ -176,7 +178,11 @@ class GkeCollector:
                 )
             except GOOGLE_ERRORS as exc:
                 return [], [ScanError(scope=scope, message=gcp_error(exc, action))]
-            sources = [_source(project, cluster) for cluster in response.clusters]
+            sources = [
+                source
+                for source in (_source(project, cluster) for cluster in response.clusters)
+                if selected(source, self.options.clusters, self.options.locations)
+            ]
             errors: list[Item] = []
             if response.missing_zones:
                 missing = ", ".join(response.missing_zones)

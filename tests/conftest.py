@@ -10,9 +10,11 @@ from servers.aws import AwsFakes, aws_env
 from servers.aws_clients import AwsClients
 from servers.azurite import Azurite
 from servers.eks_gap import EksGapServer
+from servers.gcs import BUCKET, GcsServer
 from servers.kube import KubeApiServer
 from servers.moto import MotoServer
 from servers.pubsub import TOPIC, PubSubServer
+from servers.secretmanager import SecretManagerServer
 from servers.tls import TestCa
 
 
@@ -73,4 +75,22 @@ def pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[PubSubServer]:
     PUBSUB_EMULATOR_HOST."""
     with PubSubServer(topics=(TOPIC,)) as server:
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", server.host)
+        yield server
+
+
+@pytest.fixture
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsServer]:
+    """Cloud Storage with one empty bucket (BUCKET); the real client reaches it through
+    STORAGE_EMULATOR_HOST, with anonymous credentials."""
+    with GcsServer(buckets=(BUCKET,)) as server:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        yield server
+
+
+@pytest.fixture
+def secret_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretManagerServer]:
+    """GCP Secret Manager with no secrets; mutguard reaches it through
+    MUTGUARD_GCP_SECRETMANAGER_ENDPOINT (plain-text gRPC, no credentials)."""
+    with SecretManagerServer() as server:
+        monkeypatch.setenv("MUTGUARD_GCP_SECRETMANAGER_ENDPOINT", server.endpoint)
         yield server

@@ -123,6 +123,19 @@ def test_every_cluster_of_every_listed_subscription_with_paging(fleet, arm_ca):
     assert batch.mut_credential == 1  # local accounts over a public API server
 
 
+def test_only_the_named_clusters_and_locations_are_kept(fleet, arm_ca):
+    named = collect(fleet, arm_ca, clusters=("web", "payments"))
+    assert set(by_name(named)) == {"web", "payments"}
+    region = ARM_RESOURCE["location"]  # as ARM prints it; `az` users also type "West Europe"
+    assert set(by_name(collect(fleet, arm_ca, locations=(region.upper(),)))) == {
+        "a-test-wf-aks",
+        "web",
+        "batch",
+        "payments",
+    }
+    assert by_name(collect(fleet, arm_ca, locations=("antarcticanorth",))) == {}
+
+
 def test_a_denied_subscription_is_named_and_the_others_are_scanned(fleet, arm_ca):
     fleet.add_fault(CLUSTERS_PATH.format(SUB_B), 403, "AuthorizationFailed", DENIED.format(SUB_B))
     items = collect(fleet, arm_ca)
@@ -243,7 +256,24 @@ def test_live_scan_equals_its_snapshot_scanned_offline(fleet, arm_ca, tmp_path: 
 
 def test_cli_options_become_azure_options():
     args = build_parser().parse_args(
-        ["scan", "--provider", "azure", "--subscriptions", f"{SUB_A},{SUB_B}", "--concurrency", "4"]
+        [
+            "scan",
+            "--provider",
+            "azure",
+            "--subscriptions",
+            f"{SUB_A},{SUB_B}",
+            "--concurrency",
+            "4",
+            "--clusters",
+            "web,payments",
+            "--locations",
+            "westeurope",
+        ]
     )
     options = LIVE_OPTIONS["azure"](args)
-    assert options == AzureOptions(subscriptions=(SUB_A, SUB_B), concurrency=4)
+    assert options == AzureOptions(
+        subscriptions=(SUB_A, SUB_B),
+        concurrency=4,
+        clusters=("web", "payments"),
+        locations=("westeurope",),
+    )

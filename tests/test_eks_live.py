@@ -91,6 +91,12 @@ def test_every_cluster_of_every_account_and_region(fleet):
     assert after - before == described
 
 
+def test_only_the_named_clusters_are_read(fleet):
+    report = scan(regions=REGIONS, clusters=("payments", "gone"))
+    assert [(c.name, c.location) for c in report.clusters] == [("payments", "eu-west-1")]
+    assert fleet.eks_gap.requests_seen("GET", "/clusters/web.*") == 0
+
+
 def test_default_regions_are_the_accounts_enabled_regions(fleet):
     report = scan()
     assert {c.name for c in report.clusters} == {"web", "payments"}

@@ -90,6 +90,15 @@ def test_every_cluster_of_every_project_and_the_failing_one_named(fake):
     assert fake.requests_seen("*") == fake.requests_seen("GET") == 3
 
 
+def test_only_the_named_clusters_and_locations_are_kept(fake):
+    named = collect(fake, projects=(SHOP, DATA), clusters=("web", "warehouse"))
+    assert sorted(i.name for i in named) == ["warehouse", "web"]
+    elsewhere = collect(fake, projects=(SHOP, DATA), locations=("us-central1",))
+    assert elsewhere == []
+    here = collect(fake, projects=(SHOP,), locations=("europe-west1-b",), clusters=("batch",))
+    assert [i.name for i in here] == ["batch"]
+
+
 def test_projects_come_from_search_across_pages(fake):
     items = collect(fake)
     assert fake.requests_seen("GET", "/v3/projects:search") == 2  # PAGE_SIZE 2, three projects

@@ -16,8 +16,11 @@ from mutguard.scan import build_report
 demo = Path(str(resources.files("mutguard") / "demo"))
 report = build_report(snapshot.read(demo), datetime.now(UTC))
 assert report.clusters
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"boto3", "botocore", "kubernetes",
-                "google", "azure"})
+# Namespace packages (`google`, `google.cloud`) hold no code: some installs create them at start-up
+# (a *-nspkg.pth file), so only modules with code of their own count.
+loaded = sorted(m for m, module in list(sys.modules.items())
+                if m.split(".")[0] in {"boto3", "botocore", "kubernetes", "google", "azure"}
+                and getattr(module, "__file__", None) is not None)
 print(",".join(loaded))
 """
 

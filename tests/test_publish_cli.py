@@ -68,3 +68,36 @@ def test_bad_publish_input_is_a_usage_error(env, tmp_path):
     config.write_text("sinks:\n  - kind: pager\n")
     done = run("demo", "--publish", "pager", "--publish-config", str(config), env=env)
     assert done.returncode == 2 and "pager" in done.stderr
+
+
+def test_suppressions_pushed_to_the_store_quiet_later_runs(receiver, env, tmp_path):
+    report = json.loads(run("demo", "--format", "json", env=env).stdout)
+    prod = next(c for c in report["clusters"] if c["name"] == "shop-prod")
+    silenced = sorted({f["check_id"] for f in prod["findings"] if f["status"] == "FAIL"})
+    rules = tmp_path / "suppressions.yaml"
+    rules.write_text(
+        "suppressions:\n"
+        + "".join(
+            f"  - check_id: {check_id}\n    cluster: shop-prod\n    owner: platform@example.com\n"
+            f"    reason: accepted until the VPN cut-over\n    expires: 2999-12-31\n"
+            for check_id in silenced
+        )
+    )
+    assert run("suppressions", "show", env=env).stdout.startswith("# no suppressions kept")
+    pushed = run("suppressions", "push", str(rules), env=env)
+    assert pushed.returncode == 0 and f"kept {len(silenced)} suppression(s)" in pushed.stderr
+    assert run("suppressions", "show", env=env).stdout == rules.read_text()
+
+    done = run("demo", "--format", "json", "--publish", "webhook", env=env)
+    assert done.returncode == 0, done.stderr
+    told = {json.loads(r.body)["clusters"][0]["name"] for r in receiver.delivered("/hook/")}
+    assert "shop-prod" not in told and told  # every failure there is suppressed, the rest alert
+
+
+def test_a_bad_suppressions_file_is_refused_and_the_store_keeps_the_last_good_one(env, tmp_path):
+    rules = tmp_path / "suppressions.yaml"
+    rules.write_text("suppressions:\n  - check_id: eks.endpoint.public_unrestricted\n")
+    refused = run("suppressions", "push", str(rules), env=env)
+    assert refused.returncode == 2 and "suppression #1" in refused.stderr
+    assert run("suppressions", "show", env=env).stdout.startswith("# no suppressions kept")
+    assert run("suppressions", "push", env=env).returncode == 2  # no file named

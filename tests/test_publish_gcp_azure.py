@@ -24,7 +24,7 @@ import pytest
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from mutguard.errors import InputError
+from mutguard.errors import InputError, StoreError
 from mutguard.models import ClusterReport, Finding, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
@@ -42,7 +42,7 @@ from mutguard.publish import (
 )
 from mutguard.publish.azure_table import AzureTableStateStore, row_key
 from mutguard.publish.messages import message_size
-from mutguard.publish.stores import StoreError, open_store
+from mutguard.publish.stores import open_store
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, changes
 
@@ -359,6 +359,22 @@ def test_azure_table_store_round_trip_small_and_large_states(
     store.save({odd_key: state_with(1)})
     again = AzureTableStateStore(table_name).load(states)
     assert again[odd_key] == state_with(1) and len(again) == 3
+
+
+def test_azure_table_store_keeps_one_suppressions_document(
+    azurite: Azurite, table_name: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv(CONNECTION_ENV, azurite.connection_string())
+    store = open_store(f"azure-table:{table_name}")
+    assert store.load_suppressions() is None  # no table yet
+    store.save({"eks:1:eu-west-1:shop": state_with(2)})
+    assert store.load_suppressions() is None  # a table, but no document
+    store.save_suppressions("suppressions: []\n")
+    store.save_suppressions("suppressions: [] # second push replaces the first\n")
+    assert store.load_suppressions() == "suppressions: [] # second push replaces the first\n"
+    assert list(store.load(["eks:1:eu-west-1:shop"])) == ["eks:1:eu-west-1:shop"]
+    with pytest.raises(StoreError, match="at most 32,000 characters"):
+        store.save_suppressions("#" * 40_000)
 
 
 def test_azure_table_store_failures_name_the_store(

@@ -27,6 +27,7 @@ from mutguard.publish import (
     notify,
 )
 from mutguard.scan import build_report
+from mutguard.sources import ScanError
 from mutguard.state import SqliteStateStore, load_suppressions
 
 from builders import cluster_role_binding
@@ -231,3 +232,32 @@ def test_a_dry_run_sends_nothing_and_remembers_nothing(demo: Demo, run, chat: Ch
     assert [len(r.outgoing) for r in dry.results] == [5, 5, 1]
     real = run(demo.scan())
     assert [r.sent for r in real.results] == [5, 5, 1]
+
+
+def test_what_could_not_be_scanned_leads_the_digest_and_the_alert_email(
+    demo: Demo, run, chat: ChatServer, smtp: SmtpServer
+):
+    denied = ScanError(
+        scope="eks:210987654321",
+        message="sts:AssumeRole arn:aws:iam::210987654321:role/mutguard-reader: AccessDenied",
+    )
+    report = demo.scan()
+    report = report.model_copy(update={"errors": [denied]})
+    alert = run(report)  # first run: every cluster is news, and the e-mail names the failure
+    email = smtp.messages[-1]
+    assert email["Subject"].endswith(", 1 not scanned")
+    text = email.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "Not scanned (1):\n  - eks:210987654321: sts:AssumeRole" in text
+    assert "<h2>Not scanned (1)</h2>" in email.get_body(("html",)).get_content()
+    assert all(r.ok for r in alert.results)
+
+    # Only the failure is left to say: alerts stay quiet, the digest still goes out with it.
+    only_errors = report.model_copy(update={"clusters": []})
+    quiet = run(only_errors)
+    assert [r.sent for r in quiet.results] == [0, 0, 0]
+    digest = run(only_errors, digest=True)
+    slack, _, mail = digest.results
+    assert slack.sent == 1 and mail.sent == 1
+    text = slack_text(chat, -1)
+    assert "mutguard digest: 0 clusters, no new criticals, 1 not scanned" in text
+    assert "*Not scanned (1)*\n• eks:210987654321: sts:AssumeRole" in text

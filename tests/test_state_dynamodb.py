@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import main
+from mutguard.errors import StoreError
 from mutguard.models import Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
@@ -27,7 +28,6 @@ from mutguard.publish import (
     notify,
 )
 from mutguard.publish.dynamodb import DynamoDbStateStore
-from mutguard.publish.stores import StoreError
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, cluster_key, next_state
 
@@ -110,6 +110,19 @@ def test_a_state_too_big_for_one_item_is_kept_compressed(
         TableName=TABLE, Key={"cluster_key": {"S": "eks:1:eu-west-1:big"}}
     )
     assert "state_gzip" in item["Item"] and "state" not in item["Item"]
+
+
+def test_the_suppressions_document_is_kept_beside_the_clusters(
+    table: DynamoDbStateStore, tmp_path: Path
+):
+    states = next_state({}, Demo(tmp_path / "demo").scan(), today=TODAY)
+    table.save(states)
+    assert table.load_suppressions() is None
+    document = "suppressions: []  # kept by mutguard suppressions push\n"
+    table.save_suppressions(document)
+    table.save_suppressions(document.replace("[]", "[ ]"))
+    assert table.load_suppressions() == "suppressions: [ ]  # kept by mutguard suppressions push\n"
+    assert table.load(states) == states  # no cluster item was touched
 
 
 def test_a_missing_table_is_a_clear_error(cloud: AwsClients):

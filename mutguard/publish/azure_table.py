@@ -11,6 +11,8 @@ entity read and write rights, e.g. a table SAS). Each entity has:
   at most 64 KiB of UTF-16, so a bigger state (a cluster with hundreds of findings) is kept
   gzip-compressed in Binary properties `state_gzip_0`, `state_gzip_1`, ... (64 KiB each at
   most) with their count in `state_gzip_parts`; an entity holds at most 1 MiB in all.
+The suppressions document (`mutguard suppressions push`) is the entity PartitionKey
+`suppressions`, RowKey `current`, its YAML text in `document`.
 A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
 the run's RetryPolicy retries instead. Failures raise stores.StoreError naming the table.
 """
@@ -26,17 +28,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from mutguard.errors import InputError
+from mutguard.errors import InputError, StoreError
 from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
-from mutguard.publish.stores import StoreError
 from mutguard.state import ClusterState
 
 T = TypeVar("T")
 Entity = dict[str, Any]
 
 PARTITION = "cluster"
+SUPPRESSIONS = {"PartitionKey": "suppressions", "RowKey": "current"}
 # Table names: 3-63 letters and digits, starting with a letter.
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
@@ -112,6 +114,28 @@ class AzureTableStateStore:
         for key, state in states.items():
             entity = entity_of_state(key, state, saved_at)
             self._run("save", lambda entity=entity: self._upsert(entity))
+
+    def load_suppressions(self) -> str | None:
+        entity = self._run("read", self._suppressions)
+        return None if entity is None else str(entity["document"])
+
+    def save_suppressions(self, document: str) -> None:
+        if len(document.encode("utf-16-le")) > INLINE_LIMIT:
+            raise StoreError(
+                f"{self._what}: a suppressions document holds at most 32,000 characters"
+            )
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        entity = {**SUPPRESSIONS, "document": document, "saved_at": saved_at}
+        self._run("save", lambda: self._upsert(entity))
+
+    def _suppressions(self) -> Entity | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            keys = SUPPRESSIONS
+            return dict(self._table().get_entity(keys["PartitionKey"], keys["RowKey"]))
+        except ResourceNotFoundError:  # no table, or no document in it
+            return None
 
     def _partition(self) -> list[Entity]:
         from azure.core.exceptions import ResourceNotFoundError

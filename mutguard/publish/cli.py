@@ -27,28 +27,36 @@ from mutguard.publish.base import ConfigError
 
 
 def sink_specs(selected: Sequence[str], config: Path | None) -> list[SinkSpec]:
-    configured = _configured(config) if config else []
+    configured = (
+        parse_sink_config(config.read_text(encoding="utf-8"), str(config)) if config else []
+    )
+    return select_sinks(selected, configured)
+
+
+def select_sinks(selected: Sequence[str], configured: Sequence[SinkSpec]) -> list[SinkSpec]:
+    """The configured entry of each selected name (or kind), else that kind with its defaults."""
     by_label = {spec.label: spec for spec in configured}
     return [by_label.get(name) or SinkSpec(kind=name) for name in selected]
 
 
-def _configured(path: Path) -> list[SinkSpec]:
+def parse_sink_config(text: str, origin: str) -> list[SinkSpec]:
+    """The `sinks:` entries of a YAML document; InputError names `origin` and the bad entry."""
     import yaml
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
+        raise InputError(f"{origin}: not valid YAML ({exc})") from None
     entries = document.get("sinks") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise InputError(f"{path}: expected a `sinks:` list")
+        raise InputError(f"{origin}: expected a `sinks:` list")
     specs = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
-            raise InputError(f"{path}: sinks[{index}] needs a `kind`")
+            raise InputError(f"{origin}: sinks[{index}] needs a `kind`")
         unknown = set(entry) - {"kind", "name", "options"}
         if unknown:
-            raise InputError(f"{path}: sinks[{index}] has unknown keys {sorted(unknown)}")
+            raise InputError(f"{origin}: sinks[{index}] has unknown keys {sorted(unknown)}")
         specs.append(SinkSpec(entry["kind"], entry.get("name", ""), entry.get("options") or {}))
     return specs
 
@@ -57,18 +65,22 @@ def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.s
     """Send what changed (or the digest) to the selected sinks; True when every sink delivered.
 
     Each sink's outcome goes to stderr; with --dry-run the messages are written to `out`."""
-    from mutguard.publish.stores import StoreError, open_store, store_spec
-    from mutguard.state import load_suppressions
+    from mutguard.errors import StoreError
+    from mutguard.publish.stores import open_store, store_spec
+    from mutguard.state import load_suppressions, stored_suppressions
 
     redactor = Redactor()
     context = SinkContext(SecretRefs(redactor), redactor)
     try:
         sinks = build_sinks(sink_specs(selected, args.publish_config), context)
-        suppressions = load_suppressions(args.suppressions) if args.suppressions else []
     except ConfigError as exc:
         raise InputError(str(exc)) from None
     store = open_store(store_spec(args.state_store, args.state))
     try:
+        if args.suppressions:
+            suppressions = load_suppressions(args.suppressions)
+        else:
+            suppressions = stored_suppressions(store)
         outcome = notify(
             report,
             store,

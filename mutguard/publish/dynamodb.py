@@ -10,6 +10,8 @@ as a map, readable in the console. An item may not exceed 400 KB, so a state who
 INLINE_LIMIT bytes (a cluster with thousands of findings) is kept gzip-compressed in the Binary
 attribute `state_gzip` instead. Reads are strongly consistent, so a run compares with exactly
 what the last one wrote; a save replaces whole items (runs of one schedule do not overlap).
+The suppressions document (`mutguard suppressions push`) is the item whose key is
+SUPPRESSIONS_KEY, its YAML text in `document` (no cluster key starts with `#`).
 The region is boto3's (AWS_REGION in Lambda).
 """
 
@@ -22,14 +24,14 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from mutguard.errors import InputError
+from mutguard.errors import InputError, StoreError
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
-from mutguard.publish.stores import StoreError
 from mutguard.state import ClusterState
 
 KEY = "cluster_key"
+SUPPRESSIONS_KEY = "#suppressions"
 INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
 GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
 WRITE_BATCH = 25  # BatchWriteItem: at most 25 puts per call
@@ -58,6 +60,19 @@ class DynamoDbStateStore:
         puts = [{"PutRequest": {"Item": item_of_state(k, s, saved_at)}} for k, s in states.items()]
         for start in range(0, len(puts), WRITE_BATCH):
             self._write(puts[start : start + WRITE_BATCH])
+
+    def load_suppressions(self) -> str | None:
+        items = self._get([SUPPRESSIONS_KEY])
+        return items[0]["document"]["S"] if items else None
+
+    def save_suppressions(self, document: str) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        item = {
+            KEY: {"S": SUPPRESSIONS_KEY},
+            "saved_at": {"S": saved_at},
+            "document": {"S": document},
+        }
+        self._write([{"PutRequest": {"Item": item}}])
 
     def _get(self, keys: list[str]) -> list[Item]:
         found: list[Item] = []

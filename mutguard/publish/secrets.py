@@ -9,9 +9,9 @@ Azure Key Vault) implement the same protocol.
 
 Sink options that name a secret (`url_env`, `token_env`, `password_env`, ...) hold a reference:
 a bare `NAME` (or `env:NAME`) is an environment variable, `SOURCE:NAME` is NAME in the secret
-store SOURCE, one of SECRET_SOURCES (e.g. `aws-secretsmanager:prod/mutguard/slack`). SecretRefs
-resolves them; each store's module has `secret_source(redactor) -> SecretSource` and is
-imported only when a reference names it.
+store SOURCE, one of SECRET_SOURCES (`aws-secretsmanager:prod/mutguard/slack`,
+`gcp-secretmanager:projects/P/secrets/slack`). SecretRefs resolves them; each store's module
+has `secret_source(redactor) -> SecretSource` and is imported only when a reference names it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 REDACTED = "***"
 SECRET_SOURCES = {
     "aws-secretsmanager": "mutguard.publish.aws_secrets",
+    "gcp-secretmanager": "mutguard.publish.gcp_secrets",
 }
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.

@@ -28,7 +28,15 @@ from pydantic import Field
 from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError, parse_retry_after
 from mutguard.publish.secrets import Redactor
-from mutguard.publish.text import ClusterSummary, limited, subject, summarise, truncate
+from mutguard.publish.text import (
+    SCAN_ERRORS_TITLE,
+    ClusterSummary,
+    limited,
+    scan_errors,
+    subject,
+    summarise,
+    truncate,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -156,9 +164,11 @@ def render(notice: Notice, options: SlackOptions) -> list[Json]:
     ]
     if not notice.digest:
         return [payload for group in groups for payload in _payloads(pack([group]))]
-    if not groups:
+    errors = scan_errors(notice.report)
+    if not groups and not errors:
         return []
-    digest = [[_header(subject(notice.items, digest=True))], *groups]
+    title = [_header(subject(notice.items, digest=True, unscanned=len(errors)))]
+    digest = [title + _list_sections(SCAN_ERRORS_TITLE, errors, options.max_items), *groups]
     with_dividers = [[*group, {"type": "divider"}] for group in digest[:-1]] + digest[-1:]
     return _payloads(pack(with_dividers))
 

@@ -26,7 +26,14 @@ from pydantic import Field
 
 from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
 from mutguard.publish.retry import DeliveryError, RetryableError
-from mutguard.publish.text import ClusterSummary, limited, subject, summarise
+from mutguard.publish.text import (
+    SCAN_ERRORS_TITLE,
+    ClusterSummary,
+    limited,
+    scan_errors,
+    subject,
+    summarise,
+)
 
 TIMEOUT_SECONDS = 15
 
@@ -59,8 +66,12 @@ def _sections(summary: ClusterSummary, most: int) -> list[tuple[str, list[str]]]
     return [(f"{title} ({len(lines)})", limited(lines, most)) for title, lines in lists if lines]
 
 
-def text_body(summaries: list[ClusterSummary], title: str, most: int, link: str | None) -> str:
+def text_body(
+    summaries: list[ClusterSummary], errors: list[str], title: str, most: int, link: str | None
+) -> str:
     out = [title, "=" * len(title), ""]
+    if errors:
+        out += [f"{SCAN_ERRORS_TITLE} ({len(errors)}):", *(f"  - {e}" for e in errors), ""]
     for s in summaries:
         out += [s.title, "-" * len(s.title), s.headline, s.change]
         if s.path:
@@ -74,7 +85,9 @@ def text_body(summaries: list[ClusterSummary], title: str, most: int, link: str 
     return "\n".join(out) + "\n"
 
 
-def html_body(summaries: list[ClusterSummary], title: str, most: int, link: str | None) -> str:
+def html_body(
+    summaries: list[ClusterSummary], errors: list[str], title: str, most: int, link: str | None
+) -> str:
     e = html.escape
     out = [
         "<!DOCTYPE html>",
@@ -82,6 +95,10 @@ def html_body(summaries: list[ClusterSummary], title: str, most: int, link: str 
         '<body style="font-family: sans-serif">',
         f"<h1>{e(title)}</h1>",
     ]
+    if errors:
+        out.append(f"<h2>{e(SCAN_ERRORS_TITLE)} ({len(errors)})</h2><ul>")
+        out += [f"<li>{e(line)}</li>" for line in errors]
+        out.append("</ul>")
     for s in summaries:
         out += [f"<h2>{e(s.title)}</h2>", f"<p><strong>{e(s.headline)}</strong><br>"]
         out.append(f"{e(s.change)}</p>")
@@ -99,18 +116,21 @@ def html_body(summaries: list[ClusterSummary], title: str, most: int, link: str 
 
 
 def render(notice: Notice, options: MailOptions) -> list[Json]:
-    if not notice.items:
+    """One e-mail: alerts when a cluster has news; a digest whenever it has anything to say,
+    if only that some accounts could not be scanned. Scan errors come first in either."""
+    errors = scan_errors(notice.report)
+    if not notice.items and not (notice.digest and errors):
         return []
     summaries = [summarise(item) for item in notice.items]
-    title = subject(notice.items, notice.digest)
+    title = subject(notice.items, notice.digest, len(errors))
     most, link = options.max_items, options.report_url
     return [
         {
             "from": options.sender,
             "to": list(options.recipients),
             "subject": title,
-            "text": text_body(summaries, title, most, link),
-            "html": html_body(summaries, title, most, link),
+            "text": text_body(summaries, errors, title, most, link),
+            "html": html_body(summaries, errors, title, most, link),
         }
     ]
 

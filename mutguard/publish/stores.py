@@ -2,7 +2,8 @@
 
 `STATE_STORES` maps a kind to the module that implements it; each such module has
 `open_store(location: str) -> StateStore` (mutguard.state.StateStore), and is imported only when
-chosen. SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
+chosen: `sqlite[:PATH]`, `dynamodb:TABLE`, `azure-table:TABLE`, `gcs:BUCKET[/PREFIX]`.
+SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
 $MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled function).
 """
 
@@ -20,13 +21,10 @@ STATE_STORES = {
     "sqlite": "mutguard.state",
     "dynamodb": "mutguard.publish.dynamodb",
     "azure-table": "mutguard.publish.azure_table",
+    "gcs": "mutguard.publish.gcs",
 }
 DEFAULT_STORE = "sqlite"
 STORE_ENV = "MUTGUARD_STATE_STORE"
-
-
-class StoreError(RuntimeError):
-    """The state store could not be read or written; the message names the store."""
 
 
 def store_spec(

@@ -26,7 +26,15 @@ from pydantic import Field
 from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
 from mutguard.publish.httppost import RETRYABLE_STATUS, post
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError
-from mutguard.publish.text import ClusterSummary, limited, subject, summarise, truncate
+from mutguard.publish.text import (
+    SCAN_ERRORS_TITLE,
+    ClusterSummary,
+    limited,
+    scan_errors,
+    subject,
+    summarise,
+    truncate,
+)
 
 CARD_BUDGET = 20_000
 SECONDS_PER_MESSAGE = 0.25
@@ -105,8 +113,11 @@ def render(notice: Notice, options: TeamsOptions) -> list[Json]:
     containers = [_fitting_container(summarise(i), options.max_items) for i in notice.items]
     if not notice.digest:
         return [card_message([c], options.report_url) for c in containers]
-    title = _text(subject(notice.items, digest=True), size="Large", weight="Bolder")
-    cards: list[list[Json]] = [[title]]
+    errors = scan_errors(notice.report)
+    if not containers and not errors:
+        return []
+    title = _text(subject(notice.items, True, len(errors)), size="Large", weight="Bolder")
+    cards: list[list[Json]] = [[title, *_list(SCAN_ERRORS_TITLE, errors, options.max_items)]]
     for container in containers:
         if payload_size(card_message([*cards[-1], container], options.report_url)) > CARD_BUDGET:
             cards.append([])

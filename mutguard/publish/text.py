@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mutguard.models import ClusterReport, Finding, Severity
+from mutguard.models import ClusterReport, Finding, Report, Severity
 from mutguard.render.summary import cheapest_path, headline, severity_counts, top_fixes
 from mutguard.state import MUT_FIELDS, ClusterChange, Mut, ResolvedFinding, SeverityRise
 
@@ -117,7 +117,16 @@ def new_criticals(items: Sequence[ClusterChange]) -> int:
     return sum(f.severity is Severity.CRITICAL for c in items for f in c.new)
 
 
-def subject(items: Sequence[ClusterChange], digest: bool) -> str:
+SCAN_ERRORS_TITLE = "Not scanned"
+
+
+def scan_errors(report: Report) -> list[str]:
+    """Accounts, projects, subscriptions or regions the run could not read: their clusters are
+    missing from every list, so human-facing messages say so."""
+    return [f"{error.scope}: {error.message}" for error in report.errors]
+
+
+def subject(items: Sequence[ClusterChange], digest: bool, unscanned: int = 0) -> str:
     """E.g. "mutguard: 2 clusters, worst MUT 0 (payments-legacy), 1 new critical"."""
     count = len(items)
     parts = [f"{count} cluster{'s' if count != 1 else ''}"]
@@ -125,4 +134,6 @@ def subject(items: Sequence[ClusterChange], digest: bool) -> str:
         parts.append(f"worst MUT {worst[0]} ({worst[1]})")
     criticals = new_criticals(items)
     parts.append(f"{criticals} new critical" if criticals else "no new criticals")
+    if unscanned:
+        parts.append(f"{unscanned} not scanned")
     return ("mutguard digest: " if digest else "mutguard: ") + ", ".join(parts)

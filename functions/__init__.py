@@ -1,0 +1,1 @@
+"""Thin cloud entry points (issue 7): parse the invoke payload, call the core, publish, return."""

@@ -1,0 +1,1 @@
+"""AWS Lambda: the dispatcher (schedule -> one SQS message per account-region) and the worker."""

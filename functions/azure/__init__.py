@@ -1,0 +1,1 @@
+"""Azure Functions (Python v2 model): timer, queue and HTTP triggers."""

@@ -1,0 +1,281 @@
+"""What every cloud's function does once its trigger is parsed: fan out, scan, publish.
+
+The handlers (aws_lambda/, gcp/, azure/) stay thin: they turn their trigger into an
+InvokePayload, call `fan_out` or `run_scan`, and hand the result to their platform. Settings
+come from the environment (Lambda variables, Cloud Functions variables, Azure app settings):
+
+    MUTGUARD_TARGETS      JSON list of targets for a dispatch that names none
+    MUTGUARD_REGIONS      comma-separated AWS regions for EKS targets without one
+    MUTGUARD_ROLE_ARN     the read-only role in each AWS account, with {account} in it
+    MUTGUARD_EXTERNAL_ID  the external id that role's trust policy asks for
+    MUTGUARD_SINKS        comma-separated sinks a payload publishes to when it names none
+    MUTGUARD_SINKS_CONFIG YAML text of the `sinks:` list (mutguard.publish.cli); secrets in it
+                          are references into the cloud's secret store
+    MUTGUARD_STATE_STORE  dynamodb:TABLE | gcs:BUCKET/PREFIX | azure-table:TABLE; without one
+                          nothing is remembered, so every published run is a digest
+    MUTGUARD_GKE_ENDPOINT, MUTGUARD_ARM_ENDPOINT  another endpoint for the GKE or ARM API
+                          (Private Service Connect, a sovereign cloud)
+
+No scan failure escapes `run_scan`: a target that cannot be read is in the report's errors and
+in `failed_targets`, so a queue-driven handler retries exactly that target.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mutguard.errors import InputError
+from mutguard.functions.payload import InvokePayload, PayloadError, Target, parse_payload
+from mutguard.models import Report
+from mutguard.sources import ClusterSource, ScanError
+
+log = logging.getLogger("mutguard.functions")
+
+Item = ClusterSource | ScanError
+
+
+class ConfigurationError(ValueError):
+    """A setting of the deployed function is wrong; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    targets: tuple[Target, ...] = ()
+    regions: tuple[str, ...] = ()
+    role_arn: str | None = None
+    external_id: str | None = None
+    sinks: tuple[str, ...] = ()
+    sinks_config: str | None = None
+    state_store: str | None = None
+    gke_endpoint: str | None = None
+    arm_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        def value(name: str) -> str | None:
+            return environ.get(name, "").strip() or None
+
+        def csv(name: str) -> tuple[str, ...]:
+            return tuple(p.strip() for p in (value(name) or "").split(",") if p.strip())
+
+        return cls(
+            targets=_configured_targets(value("MUTGUARD_TARGETS")),
+            regions=csv("MUTGUARD_REGIONS"),
+            role_arn=value("MUTGUARD_ROLE_ARN"),
+            external_id=value("MUTGUARD_EXTERNAL_ID"),
+            sinks=csv("MUTGUARD_SINKS"),
+            sinks_config=value("MUTGUARD_SINKS_CONFIG"),
+            state_store=value("MUTGUARD_STATE_STORE"),
+            gke_endpoint=value("MUTGUARD_GKE_ENDPOINT"),
+            arm_endpoint=value("MUTGUARD_ARM_ENDPOINT"),
+        )
+
+
+def _configured_targets(text: str | None) -> tuple[Target, ...]:
+    if text is None:
+        return ()
+    try:
+        payload = parse_payload({"action": "dispatch", "targets": json.loads(text)})
+    except (json.JSONDecodeError, PayloadError) as exc:
+        raise ConfigurationError(f"MUTGUARD_TARGETS is not a JSON list of targets: {exc}") from None
+    return tuple(payload.targets)
+
+
+def fan_out(payload: InvokePayload, settings: Settings) -> list[InvokePayload]:
+    """One `scan` payload per provider, account and region of a dispatch (its own targets, else
+    the configured ones), carrying its publish settings."""
+    targets = payload.targets or list(settings.targets)
+    if not targets:
+        raise ConfigurationError(
+            "nothing to dispatch: the payload names no targets and MUTGUARD_TARGETS is not set"
+        )
+    groups: dict[tuple[str, str, str | None], list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.group, []).append(target)
+    return [
+        payload.model_copy(update={"action": "scan", "targets": _covering(group)})
+        for group in groups.values()
+    ]
+
+
+def _covering(group: list[Target]) -> list[Target]:
+    """A target naming no cluster covers its whole region: the named ones in it are redundant."""
+    if all(target.cluster for target in group):
+        return group
+    return [group[0].model_copy(update={"cluster": None})]
+
+
+@dataclass
+class ScanResult:
+    report: Report
+    failed_targets: list[Target] = field(default_factory=list)
+    published: list[Any] = field(default_factory=list)  # SinkResult per sink
+    publish_error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.publish_error is None and all(r.ok for r in self.published)
+
+
+def run_scan(
+    payload: InvokePayload,
+    settings: Settings,
+    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+) -> ScanResult:
+    """Scan every target of a `scan` payload, then publish when it asks to."""
+    from mutguard.scan import build_report
+
+    items: list[Item] = []
+    failed: list[Target] = []
+    for target in payload.targets:
+        found = _collect(target, payload.include_rbac, settings)
+        if any(isinstance(item, ScanError) for item in found):
+            failed.append(target)
+        items.extend(found)
+    result = ScanResult(report=build_report(items, now()), failed_targets=failed)
+    if payload.publish:
+        _publish(result, payload, settings)
+    return result
+
+
+def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Item]:
+    """The target's clusters; any failure becomes a ScanError naming the target."""
+    from mutguard import providers
+
+    try:
+        live = providers.live(LIVE_MODULES[target.provider])
+        options = OPTIONS[target.provider](target, include_rbac, settings)
+        return list(live.collect(options))
+    except (ConfigurationError, InputError) as exc:
+        return [ScanError(scope=target.label, message=str(exc))]
+    except ImportError as exc:  # this cloud's package was built without that provider's SDK
+        message = f"provider {target.provider} is not installed in this function ({exc.name})"
+        return [ScanError(scope=target.label, message=message)]
+    except Exception as exc:  # one target's surprise must not hide the others' findings
+        log.exception("scanning %s failed", target.label)
+        return [ScanError(scope=target.label, message=f"internal error: {type(exc).__name__}")]
+
+
+def _aws_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
+    from mutguard.providers.eks_live import AwsOptions
+
+    if settings.role_arn is None:
+        raise ConfigurationError(
+            "MUTGUARD_ROLE_ARN is not set: the role to assume in each account, with {account}"
+        )
+    return AwsOptions(
+        regions=(target.region,) if target.region else settings.regions,
+        role_arns=(settings.role_arn,),
+        accounts=(target.account,),
+        external_id=settings.external_id,
+        clusters=_named(target),
+        in_cluster=include_rbac,
+    )
+
+
+def _gcp_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
+    from mutguard.providers.gke_live import GcpOptions
+
+    endpoint = {"api_endpoint": settings.gke_endpoint} if settings.gke_endpoint else None
+    return GcpOptions(
+        projects=(target.account,),
+        locations=(target.region,) if target.region else (),
+        clusters=_named(target),
+        container_client_options=endpoint,
+        in_cluster=include_rbac,
+    )
+
+
+def _azure_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
+    from mutguard.providers.aks_live import AzureOptions
+
+    return AzureOptions(
+        subscriptions=(target.account,),
+        locations=(target.region,) if target.region else (),
+        clusters=_named(target),
+        base_url=settings.arm_endpoint,
+        in_cluster=include_rbac,
+    )
+
+
+def _named(target: Target) -> tuple[str, ...]:
+    return (target.cluster,) if target.cluster else ()
+
+
+LIVE_MODULES = {"eks": "aws", "gke": "gcp", "aks": "azure"}
+OPTIONS: dict[str, Callable[[Target, bool, Settings], Any]] = {
+    "eks": _aws_options,
+    "gke": _gcp_options,
+    "aks": _azure_options,
+}
+
+
+def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> None:
+    """Send what changed; a configuration or store problem is the result's publish_error."""
+    from mutguard.errors import StoreError
+    from mutguard.publish import Redactor, SecretRefs, SinkContext, build_sinks, notify
+    from mutguard.publish.base import ConfigError
+    from mutguard.publish.cli import parse_sink_config, select_sinks
+    from mutguard.publish.stores import open_store
+    from mutguard.state import SuppressionError, stored_suppressions
+
+    selected = payload.sinks if payload.sinks is not None else list(settings.sinks)
+    redactor = Redactor()
+    context = SinkContext(SecretRefs(redactor), redactor)
+    try:
+        if not selected:
+            raise ConfigurationError("publish: no sinks named and MUTGUARD_SINKS is not set")
+        configured = (
+            parse_sink_config(settings.sinks_config, "MUTGUARD_SINKS_CONFIG")
+            if settings.sinks_config
+            else []
+        )
+        sinks = build_sinks(select_sinks(selected, configured), context)
+        store = open_store(settings.state_store) if settings.state_store else ForgetfulStore()
+        outcome = notify(
+            result.report,
+            store,
+            sinks,
+            context,
+            suppressions=stored_suppressions(store),
+            digest=payload.digest or settings.state_store is None,
+        )
+    except (ConfigurationError, ConfigError, InputError, StoreError, SuppressionError) as exc:
+        result.publish_error = redactor.redact(str(exc))
+        log.error("publishing failed: %s", result.publish_error)
+        return
+    result.published = outcome.results
+
+
+class ForgetfulStore:
+    """No memory between runs (no MUTGUARD_STATE_STORE): every run is a digest."""
+
+    def load(self, keys: Iterable[str]) -> dict:
+        return {}
+
+    def save(self, states: Mapping) -> None:
+        return None
+
+    def load_suppressions(self) -> str | None:
+        return None
+
+    def save_suppressions(self, document: str) -> None:
+        raise ConfigurationError("set MUTGUARD_STATE_STORE to keep suppressions")
+
+
+def result_body(result: ScanResult) -> dict[str, Any]:
+    """What an on-demand audit returns: the JSON report and how publishing went."""
+    return {
+        "report": json.loads(result.report.to_json()),
+        "failed_targets": [t.label for t in result.failed_targets],
+        "published": [
+            {"sink": r.sink, "ok": r.ok, "sent": r.sent, "error": r.error} for r in result.published
+        ],
+        "publish_error": result.publish_error,
+    }

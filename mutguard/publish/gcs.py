@@ -1,0 +1,220 @@
+"""The state store on Google Cloud Storage (`--state-store gcs:BUCKET[/PREFIX]`): one object per
+cluster, for runs that have no disk of their own (a scheduled Cloud Function or Cloud Run job).
+
+Objects, under PREFIX when one is given:
+- `clusters/<cluster key>.json`, one per cluster: `{"cluster": KEY, "saved_at": ISO 8601 UTC,
+  "state": ClusterState.to_dict()}`, Content-Type application/json. The key (state.cluster_key)
+  is percent-escaped: `/` would make pseudo-folders, and GCS advises against `#`, `?`, `[`,
+  `]`, `*` and control characters in names. A document over GZIP_OVER bytes (a cluster with
+  hundreds of findings) is stored gzip-compressed with Content-Encoding gzip; the client
+  library, `gcloud storage cat` and the console's download decompress it, so every object reads
+  as JSON.
+- `suppressions.yaml`: the suppressions document (`mutguard suppressions push`).
+
+Each cluster is an object of its own, so runs that save different clusters at the same time
+(function instances per account or project) never overwrite one another. A save replaces the
+objects of the clusters it names (runs of one schedule do not overlap) and writes whole objects
+without preconditions, so retrying it is safe. Objects are read and written WORKERS at a time.
+An object that does not exist is a cluster never saved; so is a bucket that does not exist,
+until the first save fails naming it.
+
+Credentials are Application Default Credentials; the service account needs
+storage.objects.get, storage.objects.create and storage.objects.delete (replacing an object
+deletes the old one) on the bucket, e.g. roles/storage.objectUser. With STORAGE_EMULATOR_HOST
+set (`http://HOST:PORT`) the client library talks to that server instead, with anonymous
+credentials (an emulator, or a test server). The library's own retries are off: the run's
+RetryPolicy retries what GCS's retry strategy calls transient (408, 429, 5xx, broken
+connections, a download whose checksum does not match). Failures raise errors.StoreError naming
+the store.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from mutguard.errors import InputError, StoreError
+from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
+from mutguard.publish.text import truncate
+from mutguard.state import ClusterState
+
+T = TypeVar("T")
+
+# Bucket names: 3-63 characters (up to 222 with dots) of lowercase letters, digits, `-`, `_`
+# and `.`, starting and ending with a letter or digit.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+CLUSTERS = "clusters/"
+SUPPRESSIONS = "suppressions.yaml"
+GZIP_OVER = 64 * 1024  # bytes of JSON; smaller documents stay plain, for `gcloud storage cat`
+WORKERS = 8
+TIMEOUT_SECONDS = 30.0
+# What GCS's retry strategy (and the client library's own retry predicate) calls transient.
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def object_name(cluster_key: str) -> str:
+    """`clusters/<key>.json`, the key percent-escaped but for letters, digits, `_.-~` and `:`
+    (so no `/`, `#`, `?`, `[`, `]`, `*`, control or non-ASCII characters remain)."""
+    return f"{CLUSTERS}{quote(cluster_key, safe=':')}.json"
+
+
+def document_of_state(key: str, state: ClusterState, saved_at: str) -> bytes:
+    document = {"cluster": key, "saved_at": saved_at, "state": state.to_dict()}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def state_of_document(data: bytes) -> ClusterState:
+    return ClusterState.from_dict(json.loads(data)["state"])
+
+
+class GcsStateStore:
+    def __init__(self, location: str, retry: RetryPolicy | None = None) -> None:
+        bucket, _, prefix = location.partition("/")
+        if not BUCKET_NAME.match(bucket):
+            raise InputError(
+                "state store gcs needs a bucket name (lowercase letters, digits, '-', '_' and "
+                "'.'): gcs:BUCKET[/PREFIX]"
+            )
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.name = f"gcs:{bucket}/{self.prefix}" if self.prefix else f"gcs:{bucket}"
+        self._what = f"state store {self.name}"
+        self._retry = retry or RetryPolicy()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        wanted = list(dict.fromkeys(keys))
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            found = pool.map(lambda key: self._read("read the state", object_name(key)), wanted)
+            documents = dict(zip(wanted, found, strict=True))
+        return {key: state_of_document(data) for key, data in documents.items() if data is not None}
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        documents = {
+            object_name(key): document_of_state(key, state, saved_at)
+            for key, state in states.items()
+        }
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            list(pool.map(lambda item: self._write_json(*item), documents.items()))
+
+    def load_suppressions(self) -> str | None:
+        data = self._read("read the suppressions", SUPPRESSIONS)
+        return None if data is None else data.decode("utf-8")
+
+    def save_suppressions(self, document: str) -> None:
+        self._write(
+            "save the suppressions", SUPPRESSIONS, document.encode(), "application/yaml", None
+        )
+
+    def _read(self, verb: str, name: str) -> bytes | None:
+        """The object's content (decompressed), or None when there is no such object."""
+
+        def download() -> bytes | None:
+            from google.api_core.exceptions import NotFound
+
+            try:
+                data: bytes = self._blob(name).download_as_bytes(
+                    retry=None, timeout=TIMEOUT_SECONDS
+                )
+            except NotFound:
+                return None
+            return data
+
+        return self._run(verb, download)
+
+    def _write_json(self, name: str, data: bytes) -> None:
+        if len(data) > GZIP_OVER:
+            self._write("save the state", name, gzip.compress(data), "application/json", "gzip")
+        else:
+            self._write("save the state", name, data, "application/json", None)
+
+    def _write(
+        self, verb: str, name: str, data: bytes, content_type: str, encoding: str | None
+    ) -> None:
+        def upload() -> None:
+            blob = self._blob(name)
+            blob.content_encoding = encoding
+            blob.upload_from_string(
+                data, content_type=content_type, retry=None, timeout=TIMEOUT_SECONDS
+            )
+
+        self._run(verb, upload)
+
+    def _run(self, verb: str, action: Callable[[], T]) -> T:
+        try:
+            return call_with_retry(lambda: self._attempt(action), self._retry)
+        except DeliveryError as err:  # its message names the store already
+            raise StoreError(f"could not {verb}: {err}") from None
+
+    def _attempt(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except Exception as err:  # whatever the client raises, the error must name the store
+            raise failure(self._what, err) from None
+
+    def _blob(self, name: str) -> Any:
+        path = f"{self.prefix}/{name}" if self.prefix else name
+        return self._storage().bucket(self.bucket).blob(path)
+
+    def _storage(self) -> Any:
+        # One client for the worker threads, as the library's transfer_manager shares one.
+        with self._client_lock:
+            if self._client is None:
+                from google.cloud import storage
+
+                # project=None: objects in a named bucket need no project, so Application
+                # Default Credentials without one (a developer's gcloud login) work too.
+                self._client = storage.Client(project=None)
+            return self._client
+
+
+def failure(what: str, err: Exception) -> DeliveryError:
+    """A client library failure as RetryableError or DeliveryError, its message naming `what`."""
+    import requests
+    from google.api_core.exceptions import GoogleAPICallError
+    from google.auth.exceptions import DefaultCredentialsError, TransportError
+    from google.cloud.storage.exceptions import DataCorruption
+
+    if isinstance(err, GoogleAPICallError):
+        message = f"{what} answered HTTP {err.code}: {google_message(err)}"
+        if err.code in RETRYABLE_STATUS:
+            return RetryableError(message)
+        return DeliveryError(message)
+    if isinstance(err, DefaultCredentialsError):
+        detail = "no Google credentials (Application Default Credentials) were found"
+        return DeliveryError(f"{what}: {detail}")
+    if isinstance(err, DataCorruption):
+        return RetryableError(f"{what}: the download did not match its checksum")
+    broken = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        TransportError,
+        ConnectionError,
+    )
+    if isinstance(err, broken):
+        return RetryableError(f"{what}: unreachable: {truncate(str(err), 300)}")
+    return DeliveryError(f"{what}: {truncate(str(err) or type(err).__name__, 300)}")
+
+
+def google_message(err: Any) -> str:
+    """The `error.message` of Google's JSON error body; the exception's own text (which quotes
+    the whole body for media requests) only when the body has none."""
+    try:
+        message = err.response.json()["error"]["message"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        message = err.message
+    return truncate(str(message), 300)
+
+
+def open_store(location: str) -> GcsStateStore:
+    return GcsStateStore(location)
