@@ -279,3 +279,15 @@ def result_body(result: ScanResult) -> dict[str, Any]:
         ],
         "publish_error": result.publish_error,
     }
+
+
+def retry_reason(result: ScanResult) -> str | None:
+    """Why a queued scan has to run again (a target not read, findings not delivered), in one
+    line naming them, or None when it is done. Tokens never reach it: errors are redacted."""
+    reasons = []
+    if result.failed_targets:
+        reasons.append("not scanned: " + ", ".join(t.label for t in result.failed_targets))
+    if result.publish_error is not None:
+        reasons.append(f"not published: {result.publish_error}")
+    reasons += [f"sink {r.sink} failed: {r.error}" for r in result.published if not r.ok]
+    return "; ".join(reasons) or None

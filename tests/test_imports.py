@@ -1,7 +1,13 @@
 """No cloud SDK loads before it is needed: a snapshot scan and the CLI start without boto3."""
 
+import os
 import subprocess
 import sys
+
+import pytest
+
+from servers.aws_clients import AwsClients
+from servers.chat import ChatServer
 
 PROBE = """
 import sys
@@ -46,3 +52,77 @@ def test_live_collector_starts_without_pydantic_or_rich():
         [sys.executable, "-c", LIVE_START], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+HANDLER_IMPORT = """
+import importlib
+import sys
+importlib.import_module(sys.argv[1])
+foreign = set(sys.argv[2].split(","))
+print(",".join(sorted(m for m, module in list(sys.modules.items())
+                      if m.split(".")[0] in foreign
+                      and getattr(module, "__file__", None) is not None)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("handler", "foreign"),
+    [
+        ("mutguard.functions.gcp.main", "boto3,botocore,aws_lambda_powertools,azure"),
+        (
+            "mutguard.functions.azure.function_app",
+            "boto3,botocore,aws_lambda_powertools,google,functions_framework",
+        ),
+    ],
+)
+def test_a_cloud_function_loads_no_other_cloud_sdk(handler, foreign):
+    # Each cloud's package holds its own SDK only: importing another's would fail there.
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_IMPORT, handler, foreign],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == ""
+
+
+LAMBDA_RUN = """
+import sys
+from dataclasses import dataclass
+
+from mutguard.functions.aws_lambda import dispatcher, worker
+
+
+@dataclass
+class Context:
+    function_name: str = "mutguard"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:mutguard"
+    aws_request_id: str = "5f0c4b5e-7d0a-4f6e-9a39-6a4bf5e8a001"
+
+
+target = {"provider": "eks", "account": "123456789012", "region": "us-east-1"}
+assert dispatcher.handler({"targets": [target]}, Context())["dispatched"] == 1
+answer = worker.handler({"targets": [target], "include_rbac": False, "publish": True}, Context())
+assert answer["report"]["clusters"] and answer["published"][0]["ok"], answer
+print("loaded:" + ",".join(sorted(m for m, module in list(sys.modules.items())
+                                  if m.split(".")[0] in {"google", "azure", "functions_framework"}
+                                  and getattr(module, "__file__", None) is not None)))
+"""
+
+
+def test_the_aws_lambda_handlers_run_without_other_clouds_sdks(cloud: AwsClients):
+    cloud.fakes.create_cluster(cloud.fakes.session(), "us-east-1", "web", version="1.34")
+    with ChatServer() as chat:
+        env = {
+            **os.environ,  # the `aws` environment: moto and the EKS gap server
+            "MUTGUARD_QUEUE_URL": cloud.create_queue("mutguard-scan"),
+            "MUTGUARD_ROLE_ARN": "arn:aws:iam::{account}:role/mutguard-reader",
+            "MUTGUARD_SINKS": "slack",
+            "MUTGUARD_SLACK_WEBHOOK_URL": chat.url + "/services/T0/B0/importsSecret0123",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", LAMBDA_RUN], env=env, capture_output=True, text=True
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loaded:"  # before it: the functions' JSON logs

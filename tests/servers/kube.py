@@ -603,7 +603,8 @@ class KubeApiServer:
 
         Real STS rejects a presigned URL whose signature does not cover the cluster name the API
         server sends; moto checks no signature at all, so this server checks it, which needs the
-        secret. Tokens signed with an unknown key are refused, as STS refuses unknown keys.
+        secret. Keys that moto's STS issued (AssumeRole) are found in moto's state; tokens
+        signed with any other unknown key are refused, as STS refuses unknown keys.
         """
         with self._lock:
             self._aws_secrets[access_key_id] = secret_access_key
@@ -771,6 +772,8 @@ class KubeApiServer:
         with self._lock:
             secret = self._aws_secrets.get(access_key)
         if secret is None:
+            secret = self._issued_secret(access_key)
+        if secret is None:
             raise _AuthFailure(f"STS: unknown access key {access_key!r}")
         # The verifier sends only these two headers; a URL that signed more cannot verify.
         sent = {"host": host, EKS_CLUSTER_HEADER: self.cluster_name}
@@ -781,6 +784,26 @@ class KubeApiServer:
         given = params.get("x-amz-signature", "")
         if not any(hmac.compare_digest(given, signature) for signature in expected):
             raise _AuthFailure("STS: SignatureDoesNotMatch (wrong cluster name or altered URL)")
+
+    def _issued_secret(self, access_key: str) -> str | None:
+        """The secret of a session key that moto's STS issued (AssumeRole), from moto's state:
+        real STS knows every key it issued, even one minted in the middle of a scan."""
+        if self.sts_url is None:
+            return None
+        sts = urlsplit(self.sts_url)
+        conn = http.client.HTTPConnection(sts.hostname, sts.port, timeout=STS_TIMEOUT_SECONDS)
+        try:
+            conn.request("GET", "/moto-api/data.json")
+            state = json.loads(conn.getresponse().read())
+        except (OSError, ValueError):
+            return None
+        finally:
+            conn.close()
+        sessions = state.get("sts", {}).get("AssumedRole", [])
+        return next(
+            (s["secret_access_key"] for s in sessions if s.get("access_key_id") == access_key),
+            None,
+        )
 
     def _caller_arn(self, sts: Any, target: str, params: Mapping[str, str]) -> str:
         """Replay the presigned GET against moto; moto needs the query's SigV4 as a header."""

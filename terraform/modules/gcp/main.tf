@@ -1,0 +1,264 @@
+# mutguard on Google Cloud: Cloud Scheduler -> Pub/Sub topic -> on_message (a dispatch fans out
+# one scan message per project-location back onto the topic; a scan message is scanned), plus
+# the audit HTTP function for on-demand scans, callable by IAM only.
+
+locals {
+  scanner_member = "serviceAccount:${google_service_account.scanner.email}"
+
+  # Projects whose clusters the scanner lists: the ones named, and every target's.
+  scan_project_ids = toset(concat(var.scan_project_ids, [for t in var.targets : t.account]))
+
+  state_bucket_name = (
+    var.state_bucket_name != null ? var.state_bucket_name
+    : var.create_state_bucket ? "${var.project_id}-${var.name}-state"
+    : null
+  )
+
+  # Null values are dropped below, so an unset option is absent rather than empty.
+  environment = {
+    MUTGUARD_TARGETS      = length(var.targets) > 0 ? jsonencode([for t in var.targets : { for k, v in t : k => v if v != null }]) : null
+    MUTGUARD_TOPIC        = google_pubsub_topic.scan.id
+    MUTGUARD_SINKS        = length(var.sinks) > 0 ? join(",", var.sinks) : null
+    MUTGUARD_SINKS_CONFIG = var.sinks_config
+    MUTGUARD_STATE_STORE  = local.state_bucket_name == null ? null : "gcs:${local.state_bucket_name}/${var.state_prefix}"
+    MUTGUARD_GKE_ENDPOINT = var.gke_endpoint
+  }
+  function_environment = { for k, v in local.environment : k => v if v != null }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Identities: the scanner (both functions run as it) and the trigger that delivers Pub/Sub
+# messages to on_message. Neither holds a primitive role.
+
+resource "google_service_account" "scanner" {
+  project      = var.project_id
+  account_id   = "${var.name}-scanner"
+  display_name = "mutguard scanner"
+  description  = "Runs the mutguard functions: reads GKE clusters, publishes scan messages and reports."
+}
+
+resource "google_service_account" "trigger" {
+  project      = var.project_id
+  account_id   = "${var.name}-trigger"
+  display_name = "mutguard trigger"
+  description  = "Delivers the mutguard topic's messages to the on_message function."
+}
+
+resource "google_project_iam_member" "cluster_viewer" {
+  for_each = local.scan_project_ids
+
+  project = each.value
+  role    = "roles/container.clusterViewer"
+  member  = local.scanner_member
+}
+
+resource "google_secret_manager_secret_iam_member" "sink_secret" {
+  for_each = toset(var.secret_ids)
+
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.scanner_member
+}
+
+resource "google_pubsub_topic_iam_member" "scan_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.scan.name
+  role    = "roles/pubsub.publisher"
+  member  = local.scanner_member
+}
+
+resource "google_pubsub_topic_iam_member" "sink_publisher" {
+  for_each = toset(var.sink_topic_ids)
+
+  topic  = each.value
+  role   = "roles/pubsub.publisher"
+  member = local.scanner_member
+}
+
+# ---------------------------------------------------------------------------------------------
+# Buckets: the functions' source and the optional alert state.
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only the deployment package; Cloud Audit Logs record access, a usage-log bucket adds nothing here.
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.name}-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  labels                      = var.labels
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_object" "source" {
+  # The content hash in the name makes a new package a new object, which redeploys the functions.
+  name   = "mutguard-gcp-function-${filemd5(var.source_zip_path)}.zip"
+  bucket = google_storage_bucket.source.name
+  source = var.source_zip_path
+}
+
+resource "google_storage_bucket" "state" {
+  #checkov:skip=CKV_GCP_62:Only the scanner's service account reads or writes the state; Cloud Audit Logs record it.
+  count = var.create_state_bucket ? 1 : 0
+
+  project                     = var.project_id
+  name                        = local.state_bucket_name
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  labels                      = var.labels
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "state" {
+  count = local.state_bucket_name == null ? 0 : 1
+
+  # Read, create and replace objects (mutguard/publish/gcs.py), nothing else.
+  bucket = var.create_state_bucket ? google_storage_bucket.state[0].name : local.state_bucket_name
+  role   = "roles/storage.objectUser"
+  member = local.scanner_member
+}
+
+# ---------------------------------------------------------------------------------------------
+# Topic and schedule.
+
+resource "google_pubsub_topic" "scan" {
+  project                    = var.project_id
+  name                       = "${var.name}-scan"
+  kms_key_name               = var.kms_key_name
+  message_retention_duration = "86400s"
+  labels                     = var.labels
+}
+
+resource "google_cloud_scheduler_job" "dispatch" {
+  project     = var.project_id
+  region      = var.region
+  name        = "${var.name}-dispatch"
+  description = "mutguard: dispatch a scan of the configured targets"
+  schedule    = var.schedule
+  time_zone   = var.time_zone
+
+  pubsub_target {
+    topic_name = google_pubsub_topic.scan.id
+    data       = base64encode(jsonencode({ action = "dispatch", publish = true }))
+  }
+
+  retry_config {
+    retry_count = 3
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Functions (/tmp/brief/functions.md): on_message behind the topic, audit over HTTP.
+
+resource "google_cloudfunctions2_function" "on_message" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name}-on-message"
+  description = "mutguard: fans out dispatch messages and scans scan messages"
+  labels      = var.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "on_message"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    max_instance_count             = var.max_instance_count
+    available_memory               = var.available_memory
+    timeout_seconds                = var.timeout_seconds
+    environment_variables          = local.function_environment
+    ingress_settings               = "ALLOW_INTERNAL_ONLY" # only Eventarc delivers to it
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.scanner.email
+  }
+
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic          = google_pubsub_topic.scan.id
+    retry_policy          = var.event_retry ? "RETRY_POLICY_RETRY" : "RETRY_POLICY_DO_NOT_RETRY"
+    service_account_email = google_service_account.trigger.email
+  }
+}
+
+resource "google_cloud_run_v2_service_iam_member" "on_message_trigger" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.on_message.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.trigger.email}"
+}
+
+resource "google_cloudfunctions2_function" "audit" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name}-audit"
+  description = "mutguard: scans the targets a POSTed payload names and returns the report"
+  labels      = var.labels
+
+  build_config {
+    runtime         = "python312"
+    entry_point     = "audit"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    max_instance_count             = var.max_instance_count
+    available_memory               = var.available_memory
+    timeout_seconds                = var.timeout_seconds
+    environment_variables          = local.function_environment
+    ingress_settings               = var.audit_ingress_settings
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.scanner.email
+  }
+}
+
+# Calling the audit function takes roles/run.invoker on its service: IAM only, never public.
+resource "google_cloud_run_v2_service_iam_member" "audit_invoker" {
+  for_each = toset(var.audit_invokers)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.audit.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
