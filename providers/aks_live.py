@@ -58,7 +58,7 @@ LEGACY_ENTRA = (
     "the cluster uses the legacy Azure AD integration (aadProfile.managed is not true): mutguard "
     "reads inside only clusters with AKS-managed Entra ID, so RBAC is UNKNOWN"
 )
-NEEDS_KUBE = "in-cluster reads need the kubernetes package: pip install 'mutguard[kube]'"
+NEEDS_KUBE = "in-cluster reads need PyYAML and urllib3: pip install 'mutguard[kube]'"
 # Subscriptions in these states cannot be read; the others (Enabled, Warned, PastDue) can.
 UNREADABLE_STATES = ("Disabled", "Deleted")
 _CAMEL = re.compile(r"(?!^)_([a-zA-Z])")  # az's to_camel_case (azure-cli / knack)
@@ -217,7 +217,7 @@ def read_in_cluster(source: ClusterSource, client: Any, tokens: AksTokenSource) 
     if not isinstance(entra, Mapping) or entra.get("managed") is not True:
         _not_read(source, LOCAL_ACCOUNTS_ONLY if not entra else LEGACY_ENTRA)
         return
-    if importlib.util.find_spec("yaml") is None:  # PyYAML comes with the kubernetes package
+    if importlib.util.find_spec("yaml") is None:  # the kubeconfig is YAML (mutguard[kube])
         _not_read(source, NEEDS_KUBE)
         return
     group = _RESOURCE_GROUP.match(str(cluster.get("id") or ""))

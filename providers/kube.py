@@ -1,4 +1,4 @@
-"""In-cluster reads through the `kubernetes` client, configured in memory, read-only.
+"""In-cluster reads over HTTPS with the API server's own wire format, in memory, read-only.
 
 The API server's CA comes from the cloud API or the kubeconfig and TLS verification is always
 on; the bearer token comes from a TokenSource (minted or read per cluster, renewed when it
@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
+from mutguard import __version__
 from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, PROBE_DOC, RBAC_DOC, WORKLOADS_DOC
 
 PAGE_SIZE = 500
@@ -97,51 +100,56 @@ class KubeUnreachable(KubeReadError):
     """The endpoint did not answer at all: every other read would fail the same way."""
 
 
-def _client(endpoint: KubeEndpoint, authenticated: bool) -> Any:
-    from kubernetes import client
+class _Api:
+    """GETs to one API server over HTTPS, the cluster CA held in memory (never in a file).
 
-    # A PEM string: the client reads bytes as DER. Held in memory, never written to a file.
-    ca_pem = endpoint.ca_pem.decode("ascii") if endpoint.ca_pem is not None else None
-    config = client.Configuration(host=endpoint.url, ca_cert_data=ca_pem)
-    config.verify_ssl = True
-    config.tls_server_name = endpoint.tls_server_name
-    config.retries = 1
-    if authenticated:
-        config.api_key_prefix["authorization"] = "Bearer"
-        # The client calls the refresh hook only once some key is set.
-        config.api_key["authorization"] = ""
+    Plain urllib3, the transport the `kubernetes` client itself uses: mutguard only lists and
+    gets, and the client's generated models (about 85 MB with its dependencies) would be most
+    of a function package and of its cold start.
+    """
 
-        def refresh(cfg: Any) -> None:
-            cfg.api_key["authorization"] = endpoint.tokens.token()
+    def __init__(self, endpoint: KubeEndpoint, authenticated: bool) -> None:
+        import urllib3
 
-        config.refresh_api_key_hook = refresh
-    return client.ApiClient(config)
+        # Only the cluster CA is trusted; without one (a kubeconfig that names none) the
+        # system's CA store is, as kubectl does.
+        context = ssl.create_default_context(
+            cadata=endpoint.ca_pem.decode("ascii") if endpoint.ca_pem is not None else None
+        )
+        self._endpoint = endpoint
+        self._authenticated = authenticated
+        self._pool = urllib3.PoolManager(
+            ssl_context=context,
+            server_hostname=endpoint.tls_server_name,
+            retries=urllib3.Retry(total=1, redirect=0, raise_on_redirect=False),
+            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+        )
 
+    def get(self, path: str, query: Mapping[str, Any]) -> Any:
+        """GET a path; returns the decoded JSON or raises KubeReadError with a safe reason."""
+        from urllib3.exceptions import HTTPError
 
-def _get(api: Any, path: str, query: list[tuple[str, Any]], authenticated: bool) -> Any:
-    """GET a path; returns the decoded JSON or raises KubeReadError with a safe reason."""
-    from urllib3.exceptions import HTTPError
+        headers = {"Accept": "application/json", "User-Agent": f"mutguard/{__version__}"}
+        if self._authenticated:
+            headers["Authorization"] = f"Bearer {self._endpoint.tokens.token()}"
+        url = self._endpoint.url.rstrip("/") + path
+        if query:
+            url += "?" + urlencode(query)
+        try:
+            response = self._pool.request("GET", url, headers=headers, preload_content=True)
+        except (HTTPError, OSError) as exc:
+            raise KubeUnreachable(_network_reason(exc)) from None
+        if response.status == 404:
+            raise KubeNotFound(f"GET {path}: not found")
+        if response.status != 200:
+            raise KubeReadError(_status_reason(response.status, response.data, path))
+        try:
+            return json.loads(response.data)
+        except ValueError:
+            raise KubeReadError(f"GET {path}: the API server answered invalid JSON") from None
 
-    method, url, headers, body, post = api.param_serialize(
-        "GET",
-        path,
-        query_params=query,
-        header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"] if authenticated else [],
-    )
-    try:
-        response = api.call_api(method, url, headers, body, post, (CONNECT_TIMEOUT, READ_TIMEOUT))
-        data = response.read()
-    except (HTTPError, OSError) as exc:
-        raise KubeUnreachable(_network_reason(exc)) from None
-    if response.status == 404:
-        raise KubeNotFound(f"GET {path}: not found")
-    if response.status != 200:
-        raise KubeReadError(_status_reason(response.status, data, path))
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise KubeReadError(f"GET {path}: the API server answered invalid JSON") from None
+    def close(self) -> None:
+        self._pool.clear()
 
 
 def _network_reason(exc: Exception) -> str:
@@ -165,20 +173,20 @@ def _status_reason(status: int, data: bytes, path: str) -> str:
     return f"GET {path}: HTTP {status} {message}".strip()
 
 
-def _list(api: Any, tokens: TokenSource, kind: str, api_version: str, path: str) -> list[dict]:
+def _list(api: _Api, tokens: TokenSource, kind: str, api_version: str, path: str) -> list[dict]:
     items: list[dict] = []
     token = ""
     while True:
-        query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+        query: dict[str, Any] = {"limit": PAGE_SIZE}
         if token:
-            query.append(("continue", token))
+            query["continue"] = token
         try:
-            page = _get(api, path, query, authenticated=True)
+            page = api.get(path, query)
         except KubeReadError as exc:
             if not str(exc).startswith("401"):
                 raise
             tokens.renew()  # the token expired mid-scan: mint a new one and try once more
-            page = _get(api, path, query, authenticated=True)
+            page = api.get(path, query)
         for item in page.get("items") or []:
             # Items of a typed list carry no kind; a kubectl List of several kinds does.
             items.append({"apiVersion": api_version, "kind": kind, **item})
@@ -208,8 +216,8 @@ def read(
     single objects a provider needs (document name -> API path), e.g. EKS's aws-auth."""
     documents: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    if importlib.util.find_spec("kubernetes") is None:
-        reason = "in-cluster reads need the kubernetes package: pip install 'mutguard[kube]'"
+    if importlib.util.find_spec("urllib3") is None:
+        reason = "in-cluster reads need the urllib3 package: pip install 'mutguard[kube]'"
         return {}, dict.fromkeys(IN_CLUSTER_DOCS, reason)
     if not _ca_is_pem(endpoint.ca_pem):
         reason = "the cluster CA the cloud API reported is not a PEM certificate; not dialled"
@@ -220,7 +228,7 @@ def read(
         return {}, dict.fromkeys(IN_CLUSTER_DOCS, str(exc))
     except KubeReadError as exc:
         errors[PROBE_DOC] = str(exc)
-    api = _client(endpoint, authenticated=True)
+    api = _Api(endpoint, authenticated=True)
     try:
         for name, sources in DOCUMENTS.items():
             try:
@@ -233,7 +241,7 @@ def read(
             documents[name] = {"apiVersion": "v1", "kind": "List", "items": items}
         for name, path in (objects or {}).items():
             try:
-                documents[name] = _get(api, path, [], authenticated=True)
+                documents[name] = api.get(path, {})
             except KubeNotFound:
                 documents[name] = NOT_FOUND
             except KubeReadError as exc:
@@ -245,7 +253,7 @@ def read(
 
 def probe(endpoint: KubeEndpoint) -> dict[str, bool]:
     """Did GET /version and GET /api answer without credentials (CA still verified)?"""
-    api = _client(endpoint, authenticated=False)
+    api = _Api(endpoint, authenticated=False)
     try:
         return {
             "anonymous_version": _answers(api, "/version"),
@@ -257,13 +265,13 @@ def probe(endpoint: KubeEndpoint) -> dict[str, bool]:
 
 def server_version(endpoint: KubeEndpoint) -> dict | None:
     """GET /version (what `kubectl version` shows): with the scan's credential, else without
-    one; None when neither is answered or the kubernetes package is missing."""
-    if importlib.util.find_spec("kubernetes") is None:
+    one; None when neither is answered or urllib3 is missing."""
+    if importlib.util.find_spec("urllib3") is None:
         return None
     for authenticated in (True, False):
-        api = _client(endpoint, authenticated)
+        api = _Api(endpoint, authenticated)
         try:
-            answer = _get(api, "/version", [], authenticated)
+            answer = api.get("/version", {})
         except KubeUnreachable:
             return None
         except KubeReadError:
@@ -274,9 +282,9 @@ def server_version(endpoint: KubeEndpoint) -> dict | None:
     return None
 
 
-def _answers(api: Any, path: str) -> bool:
+def _answers(api: _Api, path: str) -> bool:
     try:
-        _get(api, path, [], authenticated=False)
+        api.get(path, {})
     except KubeReadError as exc:
         if str(exc).startswith(("401", "403")):
             return False
