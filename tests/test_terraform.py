@@ -525,6 +525,31 @@ def test_the_functions_get_only_contract_settings(modules: dict[str, Module], na
     assert REQUIRED_ENV[name] <= settings
 
 
+def test_every_setting_the_modules_pass_is_read_by_the_code(modules: dict[str, Module]) -> None:
+    # The names above are the modules' side of the contract; this ties them to the Python side,
+    # so a setting renamed in one place fails here instead of being silently ignored.
+    sources = [*(ROOT / "functions").rglob("*.py"), *(ROOT / "mutguard").rglob("*.py")]
+    code = "\n".join(path.read_text() for path in sources)
+    read = set(re.findall(r"[\"%](MUTGUARD_[A-Z0-9_]+)[\"%]", code))
+    passed = {
+        setting
+        for name in ("aws", "gcp", "azure")
+        for setting in modules[name].locals["environment"]
+        if setting.startswith("MUTGUARD_")
+    }
+    assert passed <= read, passed - read
+
+
+def test_the_contract_handlers_are_callables_of_the_functions_package() -> None:
+    import importlib
+
+    for dotted in AWS_HANDLERS.values():
+        module, _, attribute = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attribute)), dotted
+    gcp = importlib.import_module("mutguard.functions.gcp.main")
+    assert all(callable(getattr(gcp, entry)) for entry in GCP_ENTRY_POINTS.values())
+
+
 def test_the_access_entries_use_the_group_the_reader_role_binds(
     modules: dict[str, Module],
 ) -> None:

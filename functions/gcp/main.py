@@ -35,9 +35,6 @@ from typing import Any
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
-from google.api_core import exceptions as api_exceptions
-from google.api_core import retry as retries
-from google.cloud.pubsub_v1 import PublisherClient
 
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
@@ -48,19 +45,10 @@ from mutguard.functions.runtime import (
     retry_reason,
     run_scan,
 )
-from mutguard.publish.pubsub import RETRYABLE_ERRORS
 
 TOPIC_SETTING = "MUTGUARD_TOPIC"
 # A dispatch publishes within about a minute (the function's default timeout), retrying what the
 # client library itself retries; its default would keep trying for ten.
-PUBLISH_RETRY = retries.Retry(
-    predicate=retries.if_exception_type(
-        *(getattr(api_exceptions, name) for name in RETRYABLE_ERRORS)
-    ),
-    initial=0.1,
-    maximum=5.0,
-    timeout=30.0,
-)
 PUBLISH_TIMEOUT_SECONDS = 30.0
 RESULT_TIMEOUT_SECONDS = 45.0
 
@@ -148,13 +136,28 @@ def dispatch(payload: InvokePayload, settings: Settings) -> tuple[str, int]:
 def _publish(topic: str, scans: list[InvokePayload], run_id: str) -> None:
     """Every message is published, or DispatchError says how many were not. A redelivered
     dispatch publishes all of them again: the groups that had made it are scanned twice."""
+    # Imported here: a scan message, most of what this function gets, never publishes one.
+    from google.api_core import exceptions as api_exceptions
+    from google.api_core import retry as retries
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    from mutguard.publish.pubsub import RETRYABLE_ERRORS
+
+    retry = retries.Retry(
+        predicate=retries.if_exception_type(
+            *(getattr(api_exceptions, name) for name in RETRYABLE_ERRORS)
+        ),
+        initial=0.1,
+        maximum=5.0,
+        timeout=30.0,
+    )
     failures: list[Exception] = []
     with PublisherClient() as publisher:
         futures = [
             publisher.publish(
                 topic,
                 scan.to_message().encode(),
-                retry=PUBLISH_RETRY,
+                retry=retry,
                 timeout=PUBLISH_TIMEOUT_SECONDS,
                 run_id=run_id,
             )
