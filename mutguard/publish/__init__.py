@@ -15,17 +15,74 @@ mutguard/state.py holds what is remembered between runs and the suppressions.
 No sink's, store's or secret source's client library is imported until it is used.
 """
 
-from mutguard.publish.base import ConfigError, Notice, Outgoing, Sink, SinkContext, SinkResult
-from mutguard.publish.dispatch import (
-    SINK_MODULES,
-    RunOutcome,
-    SinkSpec,
-    build_sinks,
-    notify,
-    publish,
-)
-from mutguard.publish.retry import RetryPolicy
-from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretRefs, SecretSource
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mutguard.publish.base import (
+        ConfigError,
+        Notice,
+        Outgoing,
+        Sink,
+        SinkContext,
+        SinkResult,
+    )
+    from mutguard.publish.dispatch import (
+        SINK_MODULES,
+        RunOutcome,
+        SinkSpec,
+        build_sinks,
+        notify,
+        publish,
+    )
+    from mutguard.publish.retry import RetryPolicy
+    from mutguard.publish.secrets import (
+        EnvSecrets,
+        MissingSecret,
+        Redactor,
+        SecretRefs,
+        SecretSource,
+    )
+
+# Loaded on first use (PEP 562): `mutguard.publish.retry` alone, as a dispatcher function needs
+# it, must not pull in the report models that dispatch.py and base.py import.
+_EXPORTS = {
+    "mutguard.publish.base": (
+        "ConfigError",
+        "Notice",
+        "Outgoing",
+        "Sink",
+        "SinkContext",
+        "SinkResult",
+    ),
+    "mutguard.publish.dispatch": (
+        "SINK_MODULES",
+        "RunOutcome",
+        "SinkSpec",
+        "build_sinks",
+        "notify",
+        "publish",
+    ),
+    "mutguard.publish.retry": ("RetryPolicy",),
+    "mutguard.publish.secrets": (
+        "EnvSecrets",
+        "MissingSecret",
+        "Redactor",
+        "SecretRefs",
+        "SecretSource",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "SINK_MODULES",
