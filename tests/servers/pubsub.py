@@ -15,14 +15,12 @@ next `times` Publish calls fail with that status (e.g. UNAVAILABLE) before it an
 from __future__ import annotations
 
 import itertools
-import threading
-from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import grpc
 from google.pubsub_v1 import PublishRequest, PublishResponse
+
+from .grpc_serving import GrpcServing
 
 SERVICE = "google.pubsub.v1.Publisher"
 TOPIC = "projects/mutguard-test/topics/mutguard-alerts"
@@ -42,12 +40,6 @@ class Published:
     message_id: str
     data: bytes
     attributes: dict[str, str]
-
-
-@dataclass
-class _Fault:
-    code: grpc.StatusCode
-    remaining: int
 
 
 def request_problem(request: PublishRequest) -> str | None:
@@ -70,34 +62,26 @@ def request_problem(request: PublishRequest) -> str | None:
     return None
 
 
-class PubSubServer:
+class PubSubServer(GrpcServing):
     """Use as a context manager; `host` goes into PUBSUB_EMULATOR_HOST."""
 
+    SERVICE = SERVICE
+    OPTIONS = (("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),)
+
     def __init__(self, topics: tuple[str, ...] = ()) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._topics = set(topics)
         self._published: list[Published] = []
         self._requests: list[PublishRequest] = []
-        self._faults: list[_Fault] = []
         self._ids = itertools.count(1)
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
-        self.port = 0
 
     @property
     def host(self) -> str:
-        if self._server is None:
-            raise RuntimeError("PubSubServer is not started")
-        return f"127.0.0.1:{self.port}"
+        return self._address()
 
     def create_topic(self, topic: str) -> None:
         with self._lock:
             self._topics.add(topic)
-
-    def fail(self, code: grpc.StatusCode, times: int = 1) -> None:
-        """The next `times` Publish calls fail with `code`."""
-        with self._lock:
-            self._faults.append(_Fault(code, times))
 
     @property
     def published(self) -> list[Published]:
@@ -111,49 +95,14 @@ class PubSubServer:
         with self._lock:
             return list(self._requests)
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("PubSubServer is already started")
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "Publish": grpc.unary_unary_rpc_method_handler(
-                    self._publish,
-                    request_deserializer=PublishRequest.deserialize,
-                    response_serializer=PublishResponse.serialize,
-                )
-            },
-        )
-        self._executor = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="pubsub")
-        server = grpc.server(
-            self._executor,
-            handlers=[handler],
-            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
-        )
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            # stop() cancels in-flight calls; its event is set once the server has shut down.
-            server.stop(grace=None).wait()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)  # the server does not own the threads it was given
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        return {
+            "Publish": grpc.unary_unary_rpc_method_handler(
+                self._publish,
+                request_deserializer=PublishRequest.deserialize,
+                response_serializer=PublishResponse.serialize,
+            )
+        }
 
     def _publish(self, request: PublishRequest, context: grpc.ServicerContext) -> PublishResponse:
         with self._lock:
@@ -174,12 +123,3 @@ class PubSubServer:
             ]
             self._published += accepted
         return PublishResponse(message_ids=[p.message_id for p in accepted])
-
-    def _take_fault(self) -> grpc.StatusCode | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            self._faults.pop(0)
-        return fault.code

@@ -19,11 +19,7 @@ makes the next `times` calls fail with that status (e.g. UNAVAILABLE) before it 
 
 from __future__ import annotations
 
-import threading
-from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import google_crc32c
 import grpc
@@ -32,6 +28,8 @@ from google.cloud.secretmanager_v1 import (
     AccessSecretVersionResponse,
     SecretPayload,
 )
+
+from .grpc_serving import GrpcServing
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
@@ -42,31 +40,21 @@ class Version:
     state: str = "ENABLED"  # ENABLED, DISABLED or DESTROYED
 
 
-@dataclass
-class _Fault:
-    code: grpc.StatusCode
-    remaining: int
-
-
-class SecretManagerServer:
+class SecretManagerServer(GrpcServing):
     """Use as a context manager; `endpoint` goes into MUTGUARD_GCP_SECRETMANAGER_ENDPOINT."""
 
+    SERVICE = SERVICE
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._secrets: dict[str, list[Version]] = {}
         self._denied: set[str] = set()
-        self._faults: list[_Fault] = []
         self._corrupt = 0
         self._requests: list[str] = []
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
-        self.port = 0
 
     @property
     def endpoint(self) -> str:
-        if self._server is None:
-            raise RuntimeError("SecretManagerServer is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self._address()}"
 
     def add_version(self, secret: str, data: str | bytes, state: str = "ENABLED") -> str:
         """Add a version to `secret` (projects/P/secrets/S, created if new); its name."""
@@ -86,11 +74,6 @@ class SecretManagerServer:
         with self._lock:
             self._denied.add(secret)
 
-    def fail(self, code: grpc.StatusCode, times: int = 1) -> None:
-        """The next `times` calls fail with `code`."""
-        with self._lock:
-            self._faults.append(_Fault(code, times))
-
     def corrupt(self, times: int = 1) -> None:
         """The next `times` answers carry a CRC32C that does not match their data."""
         with self._lock:
@@ -102,45 +85,14 @@ class SecretManagerServer:
         with self._lock:
             return list(self._requests)
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("SecretManagerServer is already started")
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "AccessSecretVersion": grpc.unary_unary_rpc_method_handler(
-                    self._access,
-                    request_deserializer=AccessSecretVersionRequest.deserialize,
-                    response_serializer=AccessSecretVersionResponse.serialize,
-                )
-            },
-        )
-        self._executor = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="secrets")
-        server = grpc.server(self._executor, handlers=[handler])
-        self.port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            # stop() cancels in-flight calls; its event is set once the server has shut down.
-            server.stop(grace=None).wait()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)  # the server does not own the threads it was given
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        return {
+            "AccessSecretVersion": grpc.unary_unary_rpc_method_handler(
+                self._access,
+                request_deserializer=AccessSecretVersionRequest.deserialize,
+                response_serializer=AccessSecretVersionResponse.serialize,
+            )
+        }
 
     def _access(
         self, request: AccessSecretVersionRequest, context: grpc.ServicerContext
@@ -179,15 +131,6 @@ class SecretManagerServer:
         return AccessSecretVersionResponse(
             name=name, payload=SecretPayload(data=version.data, data_crc32c=checksum)
         )
-
-    def _take_fault(self) -> grpc.StatusCode | None:
-        if not self._faults:
-            return None
-        fault = self._faults[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            self._faults.pop(0)
-        return fault.code
 
 
 def _number(version_id: str) -> int:
