@@ -14,14 +14,12 @@ nor in botocore's debug log of response bodies.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from typing import Any
 
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError
-from mutguard.publish.secrets import MissingSecret, Redactor
+from mutguard.publish.secrets import CloudSecretStore, MissingSecret, Redactor
 
 SERVICE = "AWS Secrets Manager"
 
@@ -47,27 +45,14 @@ def _withhold_secret_bodies() -> None:
         logger.addFilter(_WithholdSecretBodies())
 
 
-class AwsSecretsManager:
+class AwsSecretsManager(CloudSecretStore):
+    service = SERVICE
+
     def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
         _withhold_secret_bodies()
         self._redactor = redactor
         self._clients: dict[str | None, Any] = {}
-        self._texts: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> str:
-        secret_id, hash_sign, key = name.partition("#")
-        text = self._secret_string(secret_id)
-        value = _field(text, secret_id, key) if hash_sign else text
-        if not value.strip():
-            raise MissingSecret(f"{SERVICE} secret {name} is empty")
-        return value
-
-    def _secret_string(self, secret_id: str) -> str:
-        with self._lock:  # one read per secret, even when several sinks ask at once
-            if secret_id not in self._texts:
-                self._texts[secret_id] = self._read(secret_id)
-            return self._texts[secret_id]
 
     def _read(self, secret_id: str) -> str:
         region = aws.region_of_arn(secret_id)
@@ -92,19 +77,6 @@ class AwsSecretsManager:
         if region not in self._clients:
             self._clients[region] = aws.client("secretsmanager", region)
         return self._clients[region]
-
-
-def _field(text: str, secret_id: str, key: str) -> str:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        document = None
-    if not isinstance(document, dict):
-        raise MissingSecret(f"{SERVICE} secret {secret_id} is not a JSON object, so has no {key}")
-    value = document.get(key)
-    if not isinstance(value, str):
-        raise MissingSecret(f"{SERVICE} secret {secret_id} has no string value for key {key}")
-    return value
 
 
 def secret_source(redactor: Redactor) -> AwsSecretsManager:

@@ -23,16 +23,14 @@ server only.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from mutguard.publish.retry import DeliveryError, RetryableError
-from mutguard.publish.secrets import MissingSecret, Redactor
+from mutguard.publish.secrets import CloudSecretStore, MissingSecret, Redactor
 from mutguard.publish.text import truncate
 
 SERVICE = "GCP Secret Manager"
@@ -63,33 +61,22 @@ def _withhold_secret_payloads() -> None:
         logger.addFilter(_WithholdSecretPayloads())
 
 
-class GcpSecretManager:
+class GcpSecretManager(CloudSecretStore):
+    service = SERVICE
+
     def __init__(self, redactor: Redactor, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
         _withhold_secret_payloads()
         self._redactor = redactor
         self._endpoint = (os.environ if environ is None else environ).get(ENDPOINT_ENV, "")
         self._client: Any = None
-        self._texts: dict[str, str] = {}
-        self._lock = threading.Lock()
 
-    def get(self, name: str) -> str:
-        secret, hash_sign, key = name.partition("#")
+    def _check(self, secret: str) -> None:
         if not SECRET_NAME.match(secret):
             raise DeliveryError(
                 f"{SERVICE} reference {secret} is not projects/PROJECT/secrets/SECRET"
                 "[/versions/VERSION]"
             )
-        text = self._secret_text(secret)
-        value = _field(text, secret, key) if hash_sign else text
-        if not value.strip():
-            raise MissingSecret(f"{SERVICE} secret {name} is empty")
-        return value
-
-    def _secret_text(self, secret: str) -> str:
-        with self._lock:  # one read per secret, even when several sinks ask at once
-            if secret not in self._texts:
-                self._texts[secret] = self._read(secret)
-            return self._texts[secret]
 
     def _read(self, secret: str) -> str:
         import google_crc32c
@@ -159,19 +146,6 @@ def _failure(what: str, err: Exception, redactor: Redactor) -> Exception:
     if isinstance(err, TransportError):  # the token could not be fetched
         return RetryableError(redactor.redact(f"{what}: unreachable: {truncate(str(err), 300)}"))
     return DeliveryError(redactor.redact(f"{what}: {str(err) or type(err).__name__}"))
-
-
-def _field(text: str, secret: str, key: str) -> str:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
-        document = None
-    if not isinstance(document, dict):
-        raise MissingSecret(f"{SERVICE} secret {secret} is not a JSON object, so has no {key}")
-    value = document.get(key)
-    if not isinstance(value, str):
-        raise MissingSecret(f"{SERVICE} secret {secret} has no string value for key {key}")
-    return value
 
 
 def secret_source(redactor: Redactor) -> GcpSecretManager:

@@ -17,6 +17,7 @@ has `secret_source(redactor) -> SecretSource` and is imported only when a refere
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import threading
@@ -54,6 +55,51 @@ class EnvSecrets:
         value = self._environ.get(name, "").strip()
         if not value:
             raise MissingSecret(f"environment variable {name} is not set")
+        return value
+
+
+class CloudSecretStore:
+    """What every cloud secret store shares: references `NAME[#KEY]`, one read per secret and
+    run (thread-safe), KEY as a string of the JSON object the secret holds, and an empty value
+    as MissingSecret. A store names its `service` and implements `_read(NAME)`, returning the
+    secret's text already registered with the run's Redactor."""
+
+    service = ""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str:
+        secret, hash_sign, key = name.partition("#")
+        self._check(secret)
+        with self._lock:  # one read per secret, even when several sinks ask at once
+            if secret not in self._texts:
+                self._texts[secret] = self._read(secret)
+            text = self._texts[secret]
+        value = self._field(text, secret, key) if hash_sign else text
+        if not value.strip():
+            raise MissingSecret(f"{self.service} secret {name} is empty")
+        return value
+
+    def _check(self, secret: str) -> None:
+        """Refuse a reference that cannot name a secret of this store, before any call."""
+
+    def _read(self, secret: str) -> str:
+        raise NotImplementedError
+
+    def _field(self, text: str, secret: str, key: str) -> str:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            document = None
+        if not isinstance(document, dict):
+            raise MissingSecret(
+                f"{self.service} secret {secret} is not a JSON object, so has no {key}"
+            )
+        value = document.get(key)
+        if not isinstance(value, str):
+            raise MissingSecret(f"{self.service} secret {secret} has no string value for key {key}")
         return value
 
 
