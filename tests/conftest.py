@@ -9,6 +9,7 @@ import pytest
 from servers.aws import AwsFakes, aws_env
 from servers.aws_clients import AwsClients
 from servers.azurite import Azurite
+from servers.chat import ChatServer
 from servers.eks_gap import EksGapServer
 from servers.gcs import BUCKET, GcsServer
 from servers.kube import KubeApiServer
@@ -93,4 +94,11 @@ def secret_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretManagerSer
     MUTGUARD_GCP_SECRETMANAGER_ENDPOINT (plain-text gRPC, no credentials)."""
     with SecretManagerServer() as server:
         monkeypatch.setenv("MUTGUARD_GCP_SECRETMANAGER_ENDPOINT", server.endpoint)
+        yield server
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    """The local Slack / Teams / webhook receiver (servers/chat.py)."""
+    with ChatServer() as server:
         yield server

@@ -130,12 +130,6 @@ class Lambda:
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-
-
-@pytest.fixture
 def fn(
     aws: AwsFakes, cloud: AwsClients, chat: ChatServer, monkeypatch: pytest.MonkeyPatch
 ) -> Lambda:

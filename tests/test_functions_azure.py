@@ -111,12 +111,6 @@ def identity() -> Iterator[ManagedIdentityServer]:
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-
-
-@pytest.fixture
 def environment(
     arm: ArmServer,
     identity: ManagedIdentityServer,

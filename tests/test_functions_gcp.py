@@ -66,12 +66,6 @@ def gke() -> Iterator[GkeServer]:
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-
-
-@pytest.fixture
 def environment(
     gke: GkeServer,
     chat: ChatServer,

@@ -353,12 +353,6 @@ def test_a_dead_letter_queue_that_fails_too_is_reported(cloud: AwsClients):
 # --- Secrets from AWS Secrets Manager -----------------------------------------------------
 
 
-@pytest.fixture
-def chat():
-    with ChatServer() as server:
-        yield server
-
-
 def test_the_webhook_reads_its_url_and_key_from_secrets_manager(
     cloud: AwsClients, chat: ChatServer, caplog: pytest.LogCaptureFixture
 ):

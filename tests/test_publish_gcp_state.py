@@ -316,12 +316,6 @@ def webhook(url: str = f"gcp-secretmanager:{HOOK_SECRET}#url") -> SinkSpec:
     )
 
 
-@pytest.fixture
-def chat():
-    with ChatServer() as server:
-        yield server
-
-
 def test_slack_and_the_webhook_read_their_secrets_from_secret_manager(
     secret_manager: SecretManagerServer, chat: ChatServer, caplog: pytest.LogCaptureFixture
 ):

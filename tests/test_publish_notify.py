@@ -64,12 +64,6 @@ def demo(tmp_path: Path) -> Demo:
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-
-
-@pytest.fixture
 def smtp(test_ca: TestCa) -> Iterator[SmtpServer]:
     with SmtpServer(test_ca) as server:
         yield server

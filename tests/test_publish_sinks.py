@@ -67,12 +67,6 @@ def demo_report() -> Report:
 
 
 @pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    with ChatServer() as server:
-        yield server
-
-
-@pytest.fixture
 def smtp(test_ca: TestCa) -> Iterator[SmtpServer]:
     with SmtpServer(test_ca) as server:
         yield server

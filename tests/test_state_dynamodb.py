@@ -225,12 +225,6 @@ def mutguard(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.fixture
-def chat():
-    with ChatServer() as server:
-        yield server
-
-
 def test_the_cli_keeps_state_in_dynamodb_and_reads_secrets_from_secrets_manager(
     cloud: AwsClients,
     chat: ChatServer,
