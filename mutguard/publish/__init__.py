@@ -18,33 +18,7 @@ No sink's, store's or secret source's client library is imported until it is use
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mutguard.publish.base import (
-        ConfigError,
-        Notice,
-        Outgoing,
-        Sink,
-        SinkContext,
-        SinkResult,
-    )
-    from mutguard.publish.dispatch import (
-        SINK_MODULES,
-        RunOutcome,
-        SinkSpec,
-        build_sinks,
-        notify,
-        publish,
-    )
-    from mutguard.publish.retry import RetryPolicy
-    from mutguard.publish.secrets import (
-        EnvSecrets,
-        MissingSecret,
-        Redactor,
-        SecretRefs,
-        SecretSource,
-    )
+from typing import Any
 
 # Loaded on first use (PEP 562): `mutguard.publish.retry` alone, as a dispatcher function needs
 # it, must not pull in the report models that dispatch.py and base.py import.
@@ -84,23 +58,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [
-    "SINK_MODULES",
-    "ConfigError",
-    "EnvSecrets",
-    "MissingSecret",
-    "Notice",
-    "Outgoing",
-    "Redactor",
-    "RetryPolicy",
-    "RunOutcome",
-    "SecretRefs",
-    "SecretSource",
-    "Sink",
-    "SinkContext",
-    "SinkResult",
-    "SinkSpec",
-    "build_sinks",
-    "notify",
-    "publish",
-]
+__all__ = sorted(_MODULE_OF)
