@@ -223,7 +223,7 @@ def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> 
     from mutguard.publish.base import ConfigError
     from mutguard.publish.cli import parse_sink_config, select_sinks
     from mutguard.publish.stores import open_store
-    from mutguard.state import SuppressionError, stored_suppressions
+    from mutguard.state import stored_suppressions
 
     selected = payload.sinks if payload.sinks is not None else list(settings.sinks)
     redactor = Redactor()
@@ -246,7 +246,8 @@ def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> 
             suppressions=stored_suppressions(store),
             digest=payload.digest or settings.state_store is None,
         )
-    except (ConfigurationError, ConfigError, InputError, StoreError, SuppressionError) as exc:
+    # A bad stored suppressions document is an InputError (state.SuppressionError).
+    except (ConfigurationError, ConfigError, InputError, StoreError) as exc:
         result.publish_error = redactor.redact(str(exc))
         log.error("publishing failed: %s", result.publish_error)
         return
