@@ -2,20 +2,38 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# `make demo` installs mutguard alone; `make test` adds every test tool (the dev extra).
+CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
+# libfaketime (PyPI; pip compiles it with the machine's C compiler) moves the clock for the run
+# of tests/clock_ahead.py, which says so and skips where it could not be built.
+FAKETIME_STAMP := $(VENV)/.installed-faketime
 # Azurite (Azure Storage emulator) for the Storage Queue and Table tests; 3.36+ need Node >= 21.
 AZURITE := .tools/node_modules/.bin/azurite
 # checkov (Terraform policy checks in tests/test_terraform.py) in a venv of its own: its pins
 # would clash with the project's dependencies.
 CHECKOV := .tools/checkov/bin/checkov
+# sarif-multitool (GitHub code scanning's SARIF rules, in tests/test_sarif.py): its npm package
+# carries a self-contained linux-x64 .NET build, so it needs Node.js but no .NET runtime.
+SARIF_MULTITOOL := .tools/node_modules/.bin/sarif-multitool
 
 .PHONY: setup test lint demo bench package schema clean
 
-$(STAMP): pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --quiet --upgrade pip
+
+$(CORE_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --quiet -e .
+	touch $@
+
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(CORE_STAMP)
+
+$(FAKETIME_STAMP): | $(STAMP)
+	$(PY) -m pip install --quiet libfaketime==3.0.1 && touch $@ \
+		|| echo "libfaketime could not be built here (it needs cc and make)"
 
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
@@ -24,16 +42,20 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/pip install --quiet checkov==3.3.30
 
+$(SARIF_MULTITOOL):
+	npm install --prefix .tools --no-audit --no-fund @microsoft/sarif-multitool@5.7.0
+
 setup: $(STAMP) $(AZURITE)
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint $(CHECKOV)
+test: lint $(CHECKOV) $(SARIF_MULTITOOL) $(FAKETIME_STAMP)
 	$(PY) -m pytest
+	$(PY) tests/clock_ahead.py
 
-demo: setup
+demo: $(CORE_STAMP)
 	$(VENV)/bin/mutguard demo
 
 bench: setup

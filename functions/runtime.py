@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mutguard import clock
 from mutguard.errors import InputError
 from mutguard.functions.payload import InvokePayload, PayloadError, Target, parse_payload
 from mutguard.models import Report
@@ -126,7 +127,7 @@ class ScanResult:
 def run_scan(
     payload: InvokePayload,
     settings: Settings,
-    now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+    now: Callable[[], datetime.datetime] = clock.now,
 ) -> ScanResult:
     """Scan every target of a `scan` payload, then publish when it asks to."""
     from mutguard.scan import build_report

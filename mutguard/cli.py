@@ -1,8 +1,5 @@
-"""The `mutguard` command line.
+"""The `mutguard` command line; EXIT_CODES says what each exit code means.
 
-Exit codes: 0 scanned, no gate tripped; 1 a gate (--fail-on, --max-mut) tripped; 2 usage error or
-nothing could be scanned; 3 scanned, but some account, region or cluster could not be read; 4 a
-sink could not deliver (the others did).
 Heavy modules are imported inside the commands so that `mutguard --help` starts fast.
 """
 
@@ -10,14 +7,32 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from mutguard import __version__
+from mutguard import __version__, clock
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED, EXIT_UNREAD = 0, 1, 2, 3, 4, 5
+EXIT_CODES = {
+    EXIT_OK: "scanned; no gate tripped",
+    EXIT_GATE: "a gate tripped: --fail-on SEVERITY or --max-mut N",
+    EXIT_USAGE: "usage or input error, or a missing optional dependency; nothing was scanned",
+    EXIT_PARTIAL: "scanned, but some account, region or cluster could not be read (named in "
+    "the report)",
+    EXIT_UNDELIVERED: "a publishing sink could not deliver (the others did)",
+    EXIT_UNREAD: "no cluster could be read at all (credentials, permissions, network); the "
+    "reasons are on stderr",
+}
+# `checks --provider` takes the names `scan --provider` takes, and the clusters' own.
+PROVIDER_ALIASES = {"aws": "eks", "gcp": "gke", "azure": "aks"}
+# Loggers of the SDKs mutguard drives: quiet unless -v (DefaultAzureCredential alone logs a dozen
+# lines when one of its credential kinds is not configured).
+SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3", "msal", "grpc")
+STDIO = "-"
 FORMATS = ("table", "json", "sarif", "markdown")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -108,9 +123,34 @@ def _add_live_sources(group: argparse._MutuallyExclusiveGroup) -> None:
     )
 
 
+def _as_of(text: str) -> datetime:
+    try:
+        return clock.parse_as_of(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_clock_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="DATE",
+        help="judge dates (version support, suppression expiry) as of this day (YYYY-MM-DD) or "
+        "ISO 8601 time instead of now: reproducible scans of old snapshots",
+    )
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table")
-    parser.add_argument("-o", "--output", type=Path, help="write the report to FILE")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (default, for a terminal), json (the versioned report), sarif (code "
+        "scanning) or markdown",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write the report to FILE ('-': stdout)"
+    )
     parser.add_argument(
         "--fail-on",
         choices=SEVERITIES,
@@ -168,59 +208,123 @@ def _add_store_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log progress to stderr (accounts, regions, clusters, timings) and the SDKs' warnings",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="print only errors on stderr (no progress bar, no publishing summary)",
+    )
+
+
+def _exit_codes() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutguard",
         description="Measure how many mistakes stand between an attacker and cluster-admin.",
-        epilog="Exit codes: 0 ok, 1 gate tripped, 2 usage or input error, 3 partial scan errors.",
+        epilog=_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mutguard {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    commands = parser.add_subparsers(dest="command", required=True)
+    _add_verbosity(parser, default=False)
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (`mutguard COMMAND --help` lists its options)",
+    )
 
-    scan = commands.add_parser("scan", help="scan live clusters or an offline snapshot")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=_exit_codes(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        # SUPPRESS: a flag given before the subcommand is not reset by the subcommand's default.
+        _add_verbosity(sub, default=argparse.SUPPRESS)
+        return sub
+
+    scan = command("scan", "scan live clusters or an offline snapshot")
     source = scan.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--snapshot", type=Path, metavar="DIR", help="a cluster directory or a directory of them"
     )
     _add_live_sources(source)
     _add_live_options(scan)
+    _add_clock_option(scan)
     _add_output_options(scan)
     _add_publish_options(scan, "--publish")
 
-    publish = commands.add_parser("publish", help="send a saved JSON report to sinks")
-    publish.add_argument("report", type=Path, help="a report written by `scan --format json`")
+    publish = command("publish", "send a saved JSON report to sinks")
+    publish.add_argument(
+        "report", type=Path, help="a report written by `scan --format json` ('-': stdin)"
+    )
     _add_publish_options(publish, "--to")
 
-    snapshot = commands.add_parser("snapshot", help="save live clusters as a snapshot directory")
+    snapshot = command("snapshot", "save live clusters as a snapshot directory")
     _add_live_sources(snapshot.add_mutually_exclusive_group(required=True))
-    snapshot.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    snapshot.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="where to write one folder per cluster",
+    )
     _add_live_options(snapshot)
 
-    checks = commands.add_parser("checks", help="list the check catalogue")
-    checks.add_argument("--format", choices=("table", "json"), default="table")
-    checks.add_argument("--provider", choices=("eks", "gke", "aks", "kubernetes"))
+    checks = command("checks", "list the check catalogue")
+    checks.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or json"
+    )
+    checks.add_argument(
+        "--provider",
+        choices=sorted({*PROVIDER_ALIASES, *PROVIDER_ALIASES.values(), "kubernetes"}),
+        help="only the checks that apply to this provider (aws and eks are the same, and so on)",
+    )
 
-    explain = commands.add_parser(
-        "explain", help="show a cluster's attack paths and why each step costs what it costs"
+    explain = command(
+        "explain", "show a cluster's attack paths and why each step costs what it costs"
     )
     explain.add_argument("cluster", help="the cluster's name (or ARN / id)")
     explained = explain.add_mutually_exclusive_group(required=True)
-    explained.add_argument("--snapshot", type=Path, metavar="DIR")
+    explained.add_argument(
+        "--snapshot", type=Path, metavar="DIR", help="a cluster directory or a directory of them"
+    )
     _add_live_sources(explained)
     explained.add_argument("--demo", action="store_true", help="the bundled example clusters")
     _add_live_options(explain)
+    _add_clock_option(explain)
 
-    suppressions = commands.add_parser(
-        "suppressions", help="keep the suppressions in the state store, for scheduled runs"
+    suppressions = command(
+        "suppressions", "keep the suppressions in the state store, for scheduled runs"
     )
-    suppressions.add_argument("action", choices=("push", "show"))
+    suppressions.add_argument(
+        "action",
+        choices=("push", "show"),
+        help="push: check FILE and keep it; show: print what the store keeps",
+    )
     suppressions.add_argument(
         "file", type=Path, nargs="?", help="push: the YAML suppressions to keep (checked first)"
     )
     _add_store_options(suppressions.add_argument_group("state store"))
 
-    demo = commands.add_parser("demo", help="scan the bundled example clusters")
+    demo = command("demo", "scan the bundled example clusters")
+    _add_clock_option(demo)
     _add_output_options(demo)
     _add_publish_options(demo, "--publish")
     return parser
@@ -308,8 +412,12 @@ def _live_items(args: argparse.Namespace) -> Iterable:
     name, make_options = _live_source(args)
     collect = providers.live(name).collect
     options = make_options(args)
-    if not sys.stderr.isatty():
-        return list(collect(options))
+    log.info("reading %s clusters (%d API calls at a time)", name, args.concurrency)
+    started = time.monotonic()
+    if args.quiet or args.verbose or not sys.stderr.isatty():
+        items = list(collect(options))
+        log.info("read %d item(s) in %.1f s", len(items), time.monotonic() - started)
+        return items
     from rich.console import Console
     from rich.progress import Progress
 
@@ -325,12 +433,20 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     from mutguard.render import render
     from mutguard.scan import build_report
 
-    report = build_report(items, datetime.now(UTC))
-    if args.output:
+    started = time.monotonic()
+    report = build_report(items, args.as_of or clock.now())
+    log.info("assessed %d cluster(s) in %.1f s", len(report.clusters), time.monotonic() - started)
+    if args.output and args.output != Path(STDIO):
         args.output.write_text(render(report, args.format), encoding="utf-8")
     else:
-        color = args.format == "table" and sys.stdout.isatty()
-        sys.stdout.write(render(report, args.format, color=color))
+        sys.stdout.write(render(report, args.format, color=_colour(args.format)))
+    if report.errors and not report.clusters:
+        for error in report.errors:
+            print(
+                f"mutguard: no cluster could be read: {error.scope}: {error.message}",
+                file=sys.stderr,
+            )
+        return EXIT_UNREAD
     delivered = True
     if args.publish:
         from mutguard.publish.cli import publish_report
@@ -362,6 +478,11 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _colour(output_format: str) -> bool:
+    """Colour for the terminal report on a terminal, unless NO_COLOR (no-color.org) is set."""
+    return output_format == "table" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.snapshot is not None:
         from mutguard.providers import snapshot
@@ -391,7 +512,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         items = snapshot.read(_demo_dir() if args.demo else args.snapshot)
     else:
         items = _live_items(args)
-    report = build_report(items, datetime.now(UTC))
+    report = build_report(items, args.as_of or clock.now())
     matches = [c for c in report.clusters if args.cluster in (c.name, c.arn_or_id)]
     if not matches:
         known = ", ".join(sorted(c.name for c in report.clusters)) or "none"
@@ -404,15 +525,18 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from mutguard.providers import snapshot
     from mutguard.sources import ScanError
 
-    failed = False
+    failed, written = False, 0
     for item in _live_items(args):
         if isinstance(item, ScanError):
             print(f"error {item.scope}: {item.message}", file=sys.stderr)
             failed = True
             continue
-        written = snapshot.write(item, args.output)
+        folder = snapshot.write(item, args.output)
+        written += 1
         failed = failed or bool(item.errors)
-        print(f"wrote {written}")
+        print(f"wrote {folder}")
+    if failed and not written:
+        return EXIT_UNREAD
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -422,12 +546,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from mutguard.models import Report
     from mutguard.publish.cli import publish_report
 
+    from_stdin = args.report == Path(STDIO)
+    source = "stdin" if from_stdin else str(args.report)
     try:
-        report = Report.model_validate_json(args.report.read_bytes())
+        data = sys.stdin.buffer.read() if from_stdin else args.report.read_bytes()
+        report = Report.model_validate_json(data)
     except ValidationError as exc:
-        raise _usage(
-            f"{args.report}: not a mutguard JSON report ({exc.error_count()} errors)"
-        ) from None
+        raise _usage(f"{source}: not a mutguard JSON report ({exc.error_count()} errors)") from None
     return EXIT_OK if publish_report(report, args.publish, args) else EXIT_UNDELIVERED
 
 
@@ -458,7 +583,8 @@ def cmd_checks(args: argparse.Namespace) -> int:
     from mutguard.checks import catalogue
     from mutguard.models import Provider
 
-    checks = catalogue(Provider(args.provider) if args.provider else None)
+    name = PROVIDER_ALIASES.get(args.provider, args.provider)
+    checks = catalogue(Provider(name) if name else None)
     if args.format == "json":
         data = [c.meta.model_dump(mode="json") for c in checks]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -496,11 +622,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose, args.quiet)
     from mutguard.errors import InputError, StoreError
 
     try:
@@ -511,6 +633,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, StoreError) as exc:
         print(f"mutguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    """mutguard's own warnings by default, its progress with -v, errors only with -q; the SDKs'
+    loggers say only errors unless -v. A host that set up logging keeps its handlers."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 if __name__ == "__main__":

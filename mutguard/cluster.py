@@ -8,6 +8,7 @@ probe.json) are parsed here because they do not depend on the cloud.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -75,9 +76,22 @@ class Cluster(BaseModel):
         """The attack-graph edges this cluster has before any mistake; providers may differ."""
         return BASE_EDGES
 
+    def minor_version(self) -> tuple[int, int] | None:
+        return minor_version(self.version)
+
     def missing(self, document: str) -> str:
         """Why a document is absent, for UNKNOWN results: the error or 'not collected'."""
         return self.collection_errors.get(document, f"{document} was not collected")
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.|$)")
+
+
+def minor_version(version: str | None) -> tuple[int, int] | None:
+    """(1, 33) from "1.33", "1.33.5" or "1.33.5-gke.1308000"; None when it is not a Kubernetes
+    version."""
+    match = _VERSION.match(version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def parse_optional(

@@ -7,3 +7,7 @@ class InputError(ValueError):
 
 class StoreError(RuntimeError):
     """The state store could not be read or written; the message names the store."""
+
+
+class MissingDependency(InputError):
+    """An optional dependency is not installed; the message names the extra to install."""

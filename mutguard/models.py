@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from mutguard import __version__
 from mutguard.sources import Provider, ScanError
@@ -182,6 +184,18 @@ class Report(_Model):
     generated_at: datetime
     clusters: list[ClusterReport]
     errors: list[ScanError] = Field(default_factory=list)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Every report written carries schema_version, and a reader needs it before anything
+        # else: required in the schema of what is written, while building a Report (or reading
+        # one) may still leave it to its default.
+        json_schema = handler.resolve_ref_schema(handler(core_schema))
+        if handler.mode == "serialization":
+            json_schema["required"] = ["schema_version", *json_schema.get("required", [])]
+        return json_schema
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(by_alias=True, indent=indent)

@@ -32,8 +32,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mutguard import clock
 from mutguard.errors import InputError
 from mutguard.models import ClusterReport, Finding, Report, Severity, Status
+from mutguard.plugins import needs
 
 FindingKey = tuple[str, str]  # (check_id, resource)
 MUT_FIELDS = ("mut", "mut_workload", "mut_credential")
@@ -188,7 +190,8 @@ def load_suppressions(path: Path) -> list[Suppression]:
 
 
 def parse_suppressions_yaml(text: str, origin: str) -> list[Suppression]:
-    import yaml  # PyYAML: only when suppressions are used
+    with needs(f"reading the suppressions in {origin}", "notify", "PyYAML"):
+        import yaml  # PyYAML: only when suppressions are used
 
     try:
         data = yaml.safe_load(text)
@@ -266,11 +269,10 @@ def changes(
     previous: Mapping[str, ClusterState],
     report: Report,
     suppressions: Sequence[Suppression] = (),
-    today: datetime.date | None = None,
 ) -> list[ClusterChange]:
     """One ClusterChange per cluster of the report, in report order; `has_news` says whether
-    there is anything to tell."""
-    day = today or _utc_today()
+    there is anything to tell. Suppressions are judged on the report's date (mutguard/clock.py)."""
+    day = report.generated_at.date()
     return [
         _cluster_change(previous.get(cluster_key(c)), c, suppressions, day) for c in report.clusters
     ]
@@ -326,11 +328,10 @@ def next_state(
     previous: Mapping[str, ClusterState],
     report: Report,
     suppressions: Sequence[Suppression] = (),
-    today: datetime.date | None = None,
 ) -> dict[str, ClusterState]:
     """The state to save for every cluster of the report (other clusters are left as they are:
     a run that scanned fewer clusters says nothing about the others)."""
-    day = today or _utc_today()
+    day = report.generated_at.date()
     return {
         cluster_key(c): _cluster_state(previous.get(cluster_key(c)), c, suppressions, day)
         for c in report.clusters
@@ -356,10 +357,6 @@ def _cluster_state(
         for f in cluster.findings
     }
     return ClusterState(readable=True, mut=Mut.of(cluster), findings=findings)
-
-
-def _utc_today() -> datetime.date:
-    return datetime.datetime.now(datetime.UTC).date()
 
 
 # --- Stores -------------------------------------------------------------------------------
@@ -443,7 +440,7 @@ class SqliteStateStore:
             connection.close()
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         connection = self._connect()
         try:
             with connection:  # one transaction: all clusters or none
@@ -463,7 +460,7 @@ class SqliteStateStore:
         return None if row is None else str(row[0])
 
     def save_suppressions(self, document: str) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         connection = self._connect()
         try:
             with connection:

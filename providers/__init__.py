@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from mutguard.errors import InputError
+from mutguard.plugins import Plugin
 from mutguard.sources import Provider
 
 PARSERS: dict[Provider, str] = {
@@ -20,11 +21,15 @@ PARSERS: dict[Provider, str] = {
     Provider.KUBERNETES: "mutguard.providers.kubernetes",
 }
 
-LIVE: dict[str, str] = {
-    "aws": "mutguard.providers.eks_live",
-    "gcp": "mutguard.providers.gke_live",
-    "azure": "mutguard.providers.aks_live",
-    "kubernetes": "mutguard.providers.kubeconfig",
+# name -> (the live collector, what a user does with it).
+LIVE: dict[str, tuple[Plugin, str]] = {
+    "aws": (Plugin("mutguard.providers.eks_live", "aws"), "scanning EKS"),
+    "gcp": (Plugin("mutguard.providers.gke_live", "gcp"), "scanning GKE"),
+    "azure": (Plugin("mutguard.providers.aks_live", "azure"), "scanning AKS"),
+    "kubernetes": (
+        Plugin("mutguard.providers.kubeconfig", "kube"),
+        "scanning through a kubeconfig",
+    ),
 }
 
 
@@ -37,7 +42,8 @@ def parser(provider: Provider) -> ModuleType:
 def live(name: str) -> ModuleType:
     if name not in LIVE:
         raise InputError(f"unknown provider {name!r}: choose one of {', '.join(sorted(LIVE))}")
-    return importlib.import_module(LIVE[name])
+    plugin, purpose = LIVE[name]
+    return plugin.load(purpose)
 
 
 def detect(cluster_json: Any) -> Provider:

@@ -183,13 +183,6 @@ class AksCluster(Cluster):
     node_pools_ssh: list[NodePoolSsh] | None = None
     support_plan: str | None = None
 
-    def minor_version(self) -> tuple[int, int] | None:
-        try:
-            major, minor = (self.version or "").split(".")[:2]
-            return int(major), int(minor)
-        except ValueError:
-            return None
-
 
 def _describe_error(exc: ValidationError) -> str:
     problems = "; ".join(

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from mutguard.cluster import Cluster, EndpointAccess, parse_common, parse_optional
 from mutguard.errors import InputError
+from mutguard.plugins import needs
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     AWS_AUTH_DOC,
@@ -183,17 +184,6 @@ class EksCluster(Cluster):
     identity_providers: list[OidcIdentityProvider] | None = None
     aws_auth: list[AwsAuthMapping] | None = None  # [] when the ConfigMap does not exist
 
-    def minor_version(self) -> tuple[int, int] | None:
-        return parse_minor_version(self.version)
-
-
-def parse_minor_version(version: str | None) -> tuple[int, int] | None:
-    try:
-        major, minor = (version or "").split(".")[:2]
-        return int(major), int(minor)
-    except ValueError:
-        return None
-
 
 def _describe_error(document: str, exc: ValidationError) -> str:
     problems = "; ".join(
@@ -330,10 +320,8 @@ def _parse_aws_auth(document: Any) -> list[AwsAuthMapping]:
         raise InputError(f"{AWS_AUTH_DOC}: the API server answered {document.get('reason')}")
     if not isinstance(document, dict) or document.get("kind") != "ConfigMap":
         raise InputError(f"{AWS_AUTH_DOC}: expected the aws-auth ConfigMap")
-    try:
+    with needs(f"{AWS_AUTH_DOC}: reading it", "kube", "PyYAML"):
         import yaml
-    except ImportError:
-        raise InputError(f"{AWS_AUTH_DOC}: reading it needs PyYAML (mutguard[kube])") from None
     data = document.get("data") or {}
     mappings = []
     for key, arn_field in (("mapRoles", "rolearn"), ("mapUsers", "userarn")):

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from mutguard import __version__
 from mutguard.errors import InputError
@@ -59,6 +59,11 @@ def aws_error(exc: Exception, action: str) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{action}: {error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+    if isinstance(exc, NoCredentialsError):
+        return (
+            f"{action}: AWS credentials not found ({exc}): set them as for the AWS CLI "
+            "(environment, --profile, SSO or an instance role)"
+        )
     return f"{action}: {exc}"
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from mutguard import clock
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - the format marker, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -41,7 +43,7 @@ class EksTokenSource:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None or datetime.now(UTC) >= self._token.expires_at:
+            if self._token is None or clock.now() >= self._token.expires_at:
                 self._token = self._mint()
             return self._token.value
 
@@ -60,4 +62,4 @@ class EksTokenSource:
             "get_caller_identity", Params={}, ExpiresIn=URL_EXPIRES_SECONDS, HttpMethod="GET"
         )
         encoded = base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
-        return Token(TOKEN_PREFIX + encoded, datetime.now(UTC) + TOKEN_LIFETIME)
+        return Token(TOKEN_PREFIX + encoded, clock.now() + TOKEN_LIFETIME)

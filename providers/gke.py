@@ -35,7 +35,6 @@ DEFAULT_COMPUTE_SA_SUFFIX = "-compute@developer.gserviceaccount.com"
 BINDINGS_TO_AUTHENTICATED = "gke:bindings-to-system:authenticated-allowed"
 BINDINGS_TO_UNAUTHENTICATED = "gke:bindings-to-system:unauthenticated-allowed"
 _SELF_LINK = re.compile(r"/projects/([^/]+)/(?:locations|zones)/([^/]+)/clusters/([^/?]+)")
-_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.|$)")
 
 
 def _enum_text(value: Any) -> Any:
@@ -340,9 +339,6 @@ class GkeCluster(Cluster):
         matches = [pool for pool in self.node_pools if f"-{pool.name}-" in node]
         return matches[0] if len(matches) == 1 else None
 
-    def minor_version(self) -> tuple[int, int] | None:
-        return minor_version(self.version)
-
 
 def node_credential_edge(source: str, pool: NodePool, who: str) -> Edge:
     """`who` fetches the pool's service-account token from the Compute Engine metadata server."""
@@ -368,12 +364,6 @@ def _gate(group_node: str, gate: str, group: str) -> list[Edge]:
         ),
         Edge(gate, ADMIN, 1, "authorization", f"then one bad binding to {group} is needed"),
     ]
-
-
-def minor_version(version: str | None) -> tuple[int, int] | None:
-    """(1, 33) from "1.33.5-gke.1308000"; None when it is not a Kubernetes version."""
-    match = _VERSION.match(version or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _describe_error(exc: ValidationError) -> str:

@@ -15,10 +15,11 @@ import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mutguard import clock
 from mutguard.providers.kube import KubeReadError
 
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
@@ -109,7 +110,7 @@ class ExecTokens:
         with self._lock:
             if self._failure is not None:
                 raise KubeReadError(self._failure)
-            expired = self._expires_at is not None and datetime.now(UTC) >= self._expires_at
+            expired = self._expires_at is not None and clock.now() >= self._expires_at
             if self._token is None or expired:
                 try:
                     self._token, self._expires_at = run_plugin(self._plugin)

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mutguard.errors import InputError
+from mutguard.plugins import needs
 from mutguard.providers import kube
 from mutguard.providers.kube_credentials import (
     EXEC_API_VERSIONS,
@@ -239,11 +240,8 @@ class _Kubeconfig:
 
 
 def _load_yaml(path: Path) -> Any:
-    try:
+    with needs("reading a kubeconfig", "kube", "PyYAML"):
         import yaml
-    except ImportError:
-        hint = "reading a kubeconfig needs PyYAML: pip install 'mutguard[kube]'"
-        raise InputError(hint) from None
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -1,4 +1,4 @@
-"""Offline snapshots: directories of the raw JSON the real CLIs print (DESIGN.md).
+"""Offline snapshots: directories of the raw JSON the real CLIs print (README: Offline snapshots).
 
 `read` turns a cluster directory, or a directory of them, into ClusterSources; `write` stores a
 ClusterSource in the same layout, so `mutguard snapshot` output scans exactly like the live cloud.
@@ -19,8 +19,13 @@ _NOT_A_DOCUMENT = {ERRORS_DOC}
 
 
 def find_cluster_dirs(root: Path) -> list[Path]:
+    if not root.exists():
+        raise InputError(f"snapshot {root}: no such file or directory")
     if not root.is_dir():
-        raise InputError(f"snapshot {root}: not a directory")
+        raise InputError(
+            f"snapshot {root}: not a directory; pass the folder that holds {CLUSTER_DOC} "
+            "(or a folder of such folders)"
+        )
     if (root / CLUSTER_DOC).is_file():
         return [root]
     found = sorted(child for child in root.iterdir() if (child / CLUSTER_DOC).is_file())

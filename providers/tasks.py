@@ -8,6 +8,7 @@ in parallel instead of one after another.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -26,19 +27,40 @@ def run_tasks(
 ) -> Iterator[Item]:
     """Yield each task's items as soon as it finishes; on_progress(done, known) counts tasks."""
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mutguard") as pool:
-        pending: set[Future] = {pool.submit(task) for task in initial}
+        pending: set[Future] = {pool.submit(_timed, task) for task in initial}
         known, done = len(pending), 0
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 try:
-                    follow_ups, items = future.result()
+                    seconds, (follow_ups, items) = future.result()
                 except Exception as exc:  # a bug in one task must not end the other clusters' scan
                     log.exception("a collection task failed")
-                    follow_ups, items = [], [ScanError("internal", f"{type(exc).__name__}: {exc}")]
-                pending |= {pool.submit(task) for task in follow_ups}
+                    seconds, follow_ups = 0.0, []
+                    items = [ScanError("internal", f"{type(exc).__name__}: {exc}")]
+                _log_progress(items, len(follow_ups), seconds)
+                pending |= {pool.submit(_timed, task) for task in follow_ups}
                 known += len(follow_ups)
                 done += 1
                 if on_progress:
                     on_progress(done, known)
                 yield from items
+
+
+def _timed(task: Task) -> tuple[float, tuple[list[Task], list[Item]]]:
+    started = time.monotonic()
+    result = task()
+    return time.monotonic() - started, result
+
+
+def _log_progress(items: list[Item], follow_ups: int, seconds: float) -> None:
+    """With -v: what each task read (cluster names, locations; never a credential)."""
+    for item in items:
+        if isinstance(item, ScanError):
+            log.info("could not read %s (%.1f s): %s", item.scope, seconds, item.message)
+        else:
+            where = "/".join(filter(None, (item.provider.value, item.account, item.location)))
+            unread = f", {len(item.errors)} document(s) unread" if item.errors else ""
+            log.info("read cluster %s in %s (%.1f s%s)", item.name, where, seconds, unread)
+    if follow_ups:
+        log.info("found %d more to read (%.1f s)", follow_ups, seconds)

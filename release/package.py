@@ -172,19 +172,26 @@ def pip(*args: str) -> str:
     return done.stdout
 
 
-def build_wheel(work: Path) -> Path:
-    """mutguard's wheel, built from a copy of its sources (no stale build/ or egg-info)."""
+def copy_sources(source: Path) -> None:
+    """What building mutguard reads, copied into `source`: pyproject.toml, the readme, the
+    licence files and the package directories, and nothing stale (build/, egg-info, bytecode)."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    source = work / "source"
+    project = config["project"]
     source.mkdir(parents=True)
-    shutil.copy2(ROOT / "pyproject.toml", source)
-    shutil.copy2(ROOT / config["project"]["readme"], source)
+    for name in ("pyproject.toml", project["readme"], *project["license-files"]):
+        shutil.copy2(ROOT / name, source / name)
     for directory in sorted(set(config["tool"]["setuptools"]["package-dir"].values())):
         shutil.copytree(
             ROOT / directory,
             source / directory,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
         )
+
+
+def build_wheel(work: Path) -> Path:
+    """mutguard's wheel, built from a copy of its sources."""
+    source = work / "source"
+    copy_sources(source)
     backend = work / "build-constraints.txt"
     backend.write_text(BUILD_BACKEND + "\n")
     wheels = work / "wheel"

@@ -1,8 +1,11 @@
 """Shared fixtures: real local servers that real SDK clients talk to over 127.0.0.1."""
 
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -102,3 +105,18 @@ def chat() -> Iterator[ChatServer]:
     """The local Slack / Teams / webhook receiver (servers/chat.py)."""
     with ChatServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def package_script() -> Iterator[ModuleType]:
+    """release/package.py as a module (its dataclasses need it in sys.modules while it loads)."""
+    path = Path(__file__).resolve().parent.parent / "release" / "package.py"
+    spec = importlib.util.spec_from_file_location("mutguard_release_package", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]

@@ -449,7 +449,9 @@ def test_node_os_upgrade(channel, expected):
         ("1.34.2", "KubernetesOfficial", Status.PASS, "2026-11-30"),
         ("1.33.5", "KubernetesOfficial", Status.FAIL, "ended on 2026-06-30"),
         ("1.33.5", "AKSLongTermSupport", Status.PASS, "long-term support until 2027-06-30"),
-        ("1.26.6", "KubernetesOfficial", Status.UNKNOWN, "not in mutguard's version calendar"),
+        # Older than the calendar's oldest row (1.27, end of life 2024-07-31): ended before it.
+        ("1.26.6", "KubernetesOfficial", Status.FAIL, "older than 1.27, whose support ended"),
+        ("1.37.1", "KubernetesOfficial", Status.UNKNOWN, "support dates for 1.37 are not known"),
         ("latest", None, Status.UNKNOWN, "not a Kubernetes version"),
     ],
 )

@@ -20,7 +20,15 @@ from mutguard.providers import snapshot
 from mutguard.providers.aks_live import AksCollector, AzureOptions
 from mutguard.scan import build_report
 
-from builders import FIXTURES, bootstrap_items, cluster_role_binding, finding, namespace, pod
+from builders import (
+    FIXTURES,
+    OBSERVED_AT,
+    bootstrap_items,
+    cluster_role_binding,
+    finding,
+    namespace,
+    pod,
+)
 from servers.aks import ArmServer
 from servers.tls import TestCa
 
@@ -99,7 +107,7 @@ def collect(arm: ArmServer, credential: EntraTokens, test_ca: TestCa, tmp_path: 
 
 
 def scan(collect) -> dict[str, Any]:
-    return {c.name: c for c in build_report(collect(), datetime.now(UTC)).clusters}
+    return {c.name: c for c in build_report(collect(), OBSERVED_AT).clusters}
 
 
 def test_an_entra_cluster_is_read_inside_with_an_aks_token(arm, kube_api, credential, collect):

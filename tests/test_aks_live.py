@@ -19,7 +19,7 @@ from mutguard.providers.aks_live import AksCollector, AzureOptions
 from mutguard.scan import build_report
 from mutguard.sources import CLUSTER_DOC, ScanError
 
-from builders import FIXTURES
+from builders import FIXTURES, OBSERVED_AT
 from servers.aks import ArmServer
 from servers.tls import TestCa
 
@@ -116,7 +116,7 @@ def test_every_cluster_of_every_listed_subscription_with_paging(fleet, arm_ca):
     assert fleet.requests_seen("GET", "/subscriptions") == 2
     assert fleet.requests_seen("GET", CLUSTERS_PATH.format(SUB_A)) == 2
     assert fleet.requests_seen("GET", CLUSTERS_PATH.format(SUB_OFF)) == 0
-    report = build_report(items, datetime.now(UTC))
+    report = build_report(items, OBSERVED_AT)
     web = next(c for c in report.clusters if c.name == "web")
     assert web.mut_workload == 1  # RBAC disabled: one exploited pod is admin
     batch = next(c for c in report.clusters if c.name == "batch")
@@ -209,7 +209,7 @@ def test_newer_api_fields_and_unknown_enums_do_not_crash(arm, arm_ca):
     arm.add_cluster(SUB_A, newer)
     (item,) = collect(arm, arm_ca)
     assert item.documents[CLUSTER_DOC]["futureProfile"] == {"mode": "Auto"}
-    (report,) = build_report([item], datetime.now(UTC)).clusters
+    (report,) = build_report([item], OBSERVED_AT).clusters
     statuses = {f.check_id: f for f in report.findings}
     policy = statuses["aks.network.policy"]
     assert policy.status is Status.UNKNOWN and "somethingNew" in policy.detail
@@ -230,7 +230,7 @@ def test_a_malformed_cluster_is_reported_by_name_and_the_others_scanned(
     arm.add_subscription(SUB_A)
     arm.add_cluster(SUB_A, cluster_resource(SUB_A, "broken", **properties))
     arm.add_cluster(SUB_A, cluster_resource(SUB_A, "fine"))
-    report = build_report(collect(arm, arm_ca), datetime.now(UTC))
+    report = build_report(collect(arm, arm_ca), OBSERVED_AT)
     clusters = {c.name: c for c in report.clusters}
     assert clusters["broken"].mut is None and error in clusters["broken"].errors[0]
     assert clusters["fine"].mut is not None and clusters["fine"].errors == []

@@ -1,10 +1,13 @@
 """Each EKS check on tiny describe-cluster fixtures: PASS, FAIL and UNKNOWN with its reason."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from mutguard.models import Status
+from mutguard.scan import evaluate
 
-from builders import access_entry, assess, describe_cluster, finding
+from builders import access_entry, assess, describe_cluster, finding, source
 
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/platform-admins"
 OIDC = {
@@ -206,6 +209,30 @@ def test_version_support_on_the_scan_date(version, supported, standard):
     cluster = describe_cluster(version=version)
     assert status("eks.version.supported", cluster).status is supported
     assert status("eks.version.standard_support", cluster).status is standard
+
+
+@pytest.mark.parametrize(
+    ("version", "as_of", "supported", "detail"),
+    [
+        # The calendar (mutguard/data/eks_versions.json) has rows 1.23-1.36; 1.36 without dates.
+        ("1.37", "2026-12-04", Status.UNKNOWN, "support dates for 1.37 are not known"),
+        ("1.36", "2030-01-01", Status.UNKNOWN, "support dates for 1.36 are not known"),
+        # 1.34 is judged by its own row on any day, also long after the data was written.
+        ("1.34", "2027-12-02", Status.PASS, "supported until 2027-12-02"),
+        ("1.34", "2027-12-03", Status.FAIL, "extended support ended on 2027-12-02"),
+        # Older than the oldest row (1.23: extended support until 2024-10-11): support ended
+        # no later than 1.23's did, but before that day nothing says when.
+        ("1.22", "2024-10-12", Status.FAIL, "older than 1.23, whose support ended on 2024-10-11"),
+        ("1.22", "2024-10-11", Status.UNKNOWN, "support dates for 1.22 are not known"),
+    ],
+)
+def test_version_support_is_judged_as_of_the_scan_date_and_never_guessed(
+    version, as_of, supported, detail
+):
+    observed_at = datetime.fromisoformat(as_of).replace(tzinfo=UTC)
+    report = evaluate(source(describe_cluster(version=version)), observed_at)
+    result = finding(report, "eks.version.supported")
+    assert result.status is supported and detail in result.detail
 
 
 def test_malformed_field_names_the_cluster_and_the_field():

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import UTC, datetime
 
 import pytest
 
@@ -17,6 +16,7 @@ from mutguard.providers.eks_live import AwsOptions, EksCollector, role_arns
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
 
+from builders import OBSERVED_AT
 from servers.aws import AwsFakes
 
 OTHER_ACCOUNT = "210987654321"
@@ -30,7 +30,7 @@ NOT_SENT_BY_A_READ = r"(?!/clusters/[^/]+/identity-provider-configs/describe$).*
 def scan(**options):
     options.setdefault("in_cluster", False)  # moto's endpoints are fake names: never dial them
     items = list(EksCollector(AwsOptions(**options)).collect())
-    return build_report(items, datetime.now(UTC))
+    return build_report(items, OBSERVED_AT)
 
 
 @pytest.fixture
@@ -255,10 +255,15 @@ def test_cli_without_credentials_reports_the_account_error(aws, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 3
+    assert done.returncode == 5  # nothing could be read at all: not "some targets failed"
     errors = json.loads(done.stdout)["errors"]
     assert errors[0]["scope"] == "eks:current-account"
     assert "credentials" in errors[0]["message"].lower()
+    assert done.stderr.startswith(
+        "mutguard: no cluster could be read: eks:current-account: sts:GetCallerIdentity: "
+        "AWS credentials not found"
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_roles_are_assumed_with_the_external_id(fleet):

@@ -11,7 +11,6 @@ Where GKE's facts move a seed number (DESIGN.md) away from EKS's:
 import copy
 import json
 import typing
-from datetime import UTC, datetime
 
 import pytest
 from google.cloud.container_v1.types import Cluster
@@ -26,6 +25,7 @@ from mutguard.sources import Provider
 from builders import (
     CLOUD_PLATFORM,
     FIXTURES,
+    OBSERVED_AT,
     assess_gke,
     cluster_role_binding,
     describe_cluster,
@@ -415,7 +415,7 @@ def test_node_pool_of_a_node_is_known_only_when_certain():
     second = copy.deepcopy(cluster["nodePools"][0])
     second["name"] = "batch"
     cluster["nodePools"].append(second)
-    parsed = gke.parse(gke_source(cluster), datetime.now(UTC))
+    parsed = gke.parse(gke_source(cluster), OBSERVED_AT)
     assert parsed.pool_of_node(NODE).name == "default-pool"
     assert parsed.pool_of_node("gke-prod-batch-1a2b3c4d-9xz1").name == "batch"
     assert parsed.pool_of_node("some-node") is None
@@ -534,7 +534,7 @@ def test_newer_fields_are_ignored():
 
 def test_malformed_field_names_the_cluster_and_the_field():
     broken = with_field(gke_cluster("broken"), "legacyAbac.enabled", "yes")
-    report = build_report([gke_source(broken), gke_source(gke_cluster("fine"))], datetime.now(UTC))
+    report = build_report([gke_source(broken), gke_source(gke_cluster("fine"))], OBSERVED_AT)
     reports = {c.name: c for c in report.clusters}
     assert reports["broken"].mut is None
     assert "broken" in reports["broken"].errors[0]

@@ -14,7 +14,15 @@ from mutguard.providers import snapshot
 from mutguard.providers.gke_live import GcpOptions, GkeCollector
 from mutguard.scan import build_report
 
-from builders import bootstrap_items, cluster_role_binding, finding, gke_cluster, namespace, pod
+from builders import (
+    OBSERVED_AT,
+    bootstrap_items,
+    cluster_role_binding,
+    finding,
+    gke_cluster,
+    namespace,
+    pod,
+)
 from servers.gke import TEST_TOKEN, GkeServer
 
 PROJECT = "shop-prod-1234"
@@ -58,7 +66,7 @@ def collect(fake: GkeServer) -> list:
 
 
 def scan(fake: GkeServer, name: str = "web"):
-    report = build_report(collect(fake), datetime.now(UTC))
+    report = build_report(collect(fake), OBSERVED_AT)
     return next(c for c in report.clusters if c.name == name)
 
 

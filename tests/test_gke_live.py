@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from mutguard.providers.gke_live import GcpOptions, GkeCollector
 from mutguard.scan import build_report
 from mutguard.sources import ClusterSource, ScanError
 
-from builders import CLOUD_PLATFORM, finding, gke_cluster
+from builders import CLOUD_PLATFORM, OBSERVED_AT, finding, gke_cluster
 from servers.gke import TEST_TOKEN, GkeServer
 
 SHOP, DATA, DENIED = "shop-prod-1234", "data-prod-5678", "secret-prod-9999"
@@ -70,7 +69,7 @@ def collect(fake: GkeServer, **settings) -> list:
 
 def test_every_cluster_of_every_project_and_the_failing_one_named(fake):
     items = collect(fake, projects=(SHOP, DENIED, DATA))
-    report = build_report(items, datetime.now(UTC))
+    report = build_report(items, OBSERVED_AT)
     clusters = {c.name: c for c in report.clusters}
     assert {(c.name, c.account, c.location) for c in report.clusters} == {
         ("web", SHOP, "europe-west1-b"),
@@ -163,7 +162,7 @@ def test_unknown_enum_values_and_fields_from_newer_apis_do_not_crash(fake):
     newer["someFeatureOf2027"] = {"enabled": True}
     fake.add_cluster(DATA, newer)
     items = collect(fake, projects=(DATA,))
-    report = build_report(items, datetime.now(UTC))
+    report = build_report(items, OBSERVED_AT)
     cluster = next(c for c in report.clusters if c.name == "newer")
     anonymous = finding(cluster, "gke.auth.anonymous")
     assert anonymous.status is Status.UNKNOWN and "'7'" in anonymous.detail
@@ -248,7 +247,8 @@ def test_cli_without_credentials_reports_the_error(fake, tmp_path):
     del env["GOOGLE_APPLICATION_CREDENTIALS"]
     args = ["--projects", SHOP, "--skip-in-cluster", "--format", "json"]
     done = run(["scan", "--provider", "gcp", *args], env)
-    assert done.returncode == 3
+    assert done.returncode == 5, done.stderr  # nothing could be read at all
+    assert done.stderr.startswith("mutguard: no cluster could be read: gke: ")
     errors = json.loads(done.stdout)["errors"]
     assert [e["scope"] for e in errors] == ["gke"]
     assert "credentials" in errors[0]["message"].lower()

@@ -129,11 +129,12 @@ def test_the_aws_lambda_handlers_run_without_other_clouds_sdks(cloud: AwsClients
 
 
 def test_the_publish_package_loads_only_what_is_asked_for():
-    # The AWS dispatcher needs publish.retry alone: the package must not load the report models.
+    # The AWS dispatcher needs publish.retry alone (and the clock it reads, stdlib only): the
+    # package must not load the report models.
     probe = (
         "import sys, mutguard.publish, mutguard.publish.retry\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith('mutguard'))))\n"
         "from mutguard.publish import notify, Redactor\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "mutguard,mutguard.publish,mutguard.publish.retry"
+    assert done.stdout.strip() == "mutguard,mutguard.clock,mutguard.publish,mutguard.publish.retry"

@@ -2,8 +2,6 @@
 checked against moto's STS by the local HTTPS Kubernetes API server, which serves RBAC and
 workloads to the real `kubernetes` client with the cluster CA from DescribeCluster."""
 
-from datetime import UTC, datetime
-
 import pytest
 
 from mutguard.models import Status
@@ -11,7 +9,7 @@ from mutguard.providers import kube
 from mutguard.providers.eks_live import AwsOptions, EksCollector
 from mutguard.scan import build_report
 
-from builders import bootstrap_items, cluster_role_binding, namespace, pod
+from builders import OBSERVED_AT, bootstrap_items, cluster_role_binding, namespace, pod
 
 MOTO_USER = "arn:aws:sts::123456789012:user/moto"  # whom moto's dummy key signs as
 
@@ -30,7 +28,7 @@ def cluster_api(aws, kube_api):
 
 def scan():
     items = list(EksCollector(AwsOptions(regions=("us-east-1",))).collect())
-    (cluster,) = build_report(items, datetime.now(UTC)).clusters
+    (cluster,) = build_report(items, OBSERVED_AT).clusters
     return cluster
 
 

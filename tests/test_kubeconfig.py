@@ -30,7 +30,7 @@ from mutguard.providers.kube_credentials import ExecPlugin, ExecTokens, FileToke
 from mutguard.providers.kubeconfig import KubeconfigOptions
 from mutguard.scan import build_report
 
-from builders import cluster_role, cluster_role_binding, kube_list, namespace, pod
+from builders import OBSERVED_AT, cluster_role, cluster_role_binding, kube_list, namespace, pod
 from servers.kube import KubeApiServer
 from servers.tls import TestCa
 
@@ -278,7 +278,7 @@ def test_a_plugin_that_gives_no_token_makes_the_reads_unknown(api, tmp_path, plu
     (source,) = kubeconfig.collect(KubeconfigOptions(path))
     assert reason in source.errors["rbac.json"]
     assert "probe.json" in source.documents  # the anonymous probe needs no credential
-    (report,) = build_report([source], datetime.now(UTC)).clusters
+    (report,) = build_report([source], OBSERVED_AT).clusters
     rbac = next(f for f in report.findings if f.check_id == "rbac.anonymous_admin")
     assert rbac.status.value == "UNKNOWN" and reason in rbac.detail
 

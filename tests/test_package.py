@@ -26,13 +26,15 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+# Builds install their backend (setuptools) from the package index.
+pytestmark = pytest.mark.needs_index
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_SCRIPT = ROOT / "release" / "package.py"
@@ -252,20 +254,6 @@ def test_entries_are_clean_and_uniform(lambda_zip: LambdaZip, entries: list[zipf
         for info in entries:
             data = archive.read(info)
             assert not [p for p in leaked if p.encode() in data], info.filename
-
-
-@pytest.fixture(scope="module")
-def package_script() -> Iterator[ModuleType]:
-    """release/package.py as a module (its dataclasses need it in sys.modules while it loads)."""
-    spec = importlib.util.spec_from_file_location("mutguard_release_package", PACKAGE_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def report_item(name: str, *requires: str, extras: tuple[str, ...] = ()) -> dict[str, Any]:

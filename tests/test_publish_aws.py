@@ -44,7 +44,14 @@ from servers.chat import ChatServer
 from servers.ports import free_port
 
 MESSAGE_SCHEMA = Path(__file__).parents[1] / "schemas" / "message.schema.json"
-NEWS_CLUSTERS = ["data-platform", "orders-aks", "payments-legacy", "shop-prod", "shop-staging"]
+NEWS_CLUSTERS = [
+    "data-platform",
+    "orders-aks",
+    "payments-legacy",
+    "platform-core",
+    "shop-prod",
+    "shop-staging",
+]
 SENDER = "mutguard@example.com"
 HOOK_URL_PATH = "/hook/awsHookSecret0123456789"
 HMAC_KEY = "whsec-from-secrets-manager-0123456789"
@@ -108,7 +115,7 @@ def failing_cluster(count: int) -> ClusterReport:
 def test_sqs_gets_one_valid_message_per_cluster_with_filterable_attributes(cloud: AwsClients):
     queue = cloud.create_queue("mutguard-alerts")
     result = send([SinkSpec("sqs", options={"queue_url": queue})])["sqs"]
-    assert (result.ok, result.sent, result.error) == (True, 5, None)
+    assert (result.ok, result.sent, result.error) == (True, 6, None)
 
     received = cloud.receive_all(queue)
     bodies = [json.loads(m["Body"]) for m in received]
@@ -134,11 +141,11 @@ def test_a_fifo_queue_keeps_each_cluster_in_its_group_and_drops_a_resent_duplica
 ):
     queue = cloud.create_queue("mutguard-alerts.fifo", FifoQueue="true")
     spec = SinkSpec("sqs", options={"queue_url": queue})
-    assert send([spec])["sqs"].sent == 5
-    assert send([spec])["sqs"].sent == 5  # a platform retrying the run sends it all again
+    assert send([spec])["sqs"].sent == 6
+    assert send([spec])["sqs"].sent == 6  # a platform retrying the run sends it all again
 
     received = cloud.receive_all(queue)
-    assert len(received) == 5  # same bodies, same deduplication ids: kept once
+    assert len(received) == 6  # same bodies, same deduplication ids: kept once
     keys = {cluster_key(c) for c in demo_report().clusters}
     for message in received:
         system = message["Attributes"]
@@ -215,7 +222,7 @@ def test_sns_subscribers_filter_on_the_message_attributes(cloud: AwsClients):
     numeric_filter = {"mut_lowest": [{"numeric": ["<", 1]}]}
     cloud.subscribe(topic, mut_zero, FilterPolicy=json.dumps(numeric_filter))
     result = send([SinkSpec("sns", options={"topic_arn": topic})])["sns"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
 
     raw = cloud.receive_all(eks_critical)
     names = sorted(json.loads(m["Body"])["clusters"][0]["name"] for m in raw)
@@ -255,7 +262,7 @@ def test_ses_sends_the_same_html_and_text_email_as_smtp(cloud: AwsClients):
     assert sent["source"] == SENDER
     message = email.message_from_string(sent["raw_data"], policy=email.policy.default)
     assert message["Subject"] == (
-        "mutguard: 5 clusters, worst MUT 0 (payments-legacy), 6 new critical"
+        "mutguard: 6 clusters, worst MUT 0 (payments-legacy), 6 new critical"
     )
     assert message["To"] == "secops@example.com"
     assert message.get_content_type() == "multipart/alternative"
@@ -299,9 +306,9 @@ def test_a_deleted_queue_fails_its_sink_while_the_others_deliver(cloud: AwsClien
         "sqs sqs: AWS.SimpleQueueService.NonExistentQueue: The specified queue does not exist."
     )
     assert waits == []  # a queue that does not exist is not retried
-    assert (results["sns"].ok, results["sns"].sent) == (True, 5)
+    assert (results["sns"].ok, results["sns"].sent) == (True, 6)
     assert (results["ses"].ok, results["ses"].sent) == (True, 1)
-    assert len(cloud.receive_all(subscriber)) == 5
+    assert len(cloud.receive_all(subscriber)) == 6
 
 
 @pytest.mark.parametrize("kind", ["sqs", "sns"])
@@ -319,8 +326,8 @@ def test_undeliverable_messages_go_to_the_dead_letter_queue_and_the_sink_still_f
     ctx = context()
     result = send([spec], ctx)[kind]
 
-    assert not result.ok and (result.sent, result.parked) == (0, 5)
-    assert result.error.endswith("; 5 message(s) sent to the dead-letter queue")
+    assert not result.ok and (result.sent, result.parked) == (0, 6)
+    assert result.error.endswith("; 6 message(s) sent to the dead-letter queue")
     parked = cloud.receive_all(dead_letters)
     # Exactly what the sink would have sent, so a redrive delivers the original messages.
     report = demo_report()
@@ -345,7 +352,7 @@ def test_a_dead_letter_queue_that_fails_too_is_reported(cloud: AwsClients):
     result = send([spec])["sqs"]
     assert not result.ok and result.parked == 0
     assert result.error.endswith(
-        "; the dead-letter queue took 0 of 5, then failed: sqs sqs dead-letter queue: "
+        "; the dead-letter queue took 0 of 6, then failed: sqs sqs dead-letter queue: "
         "AWS.SimpleQueueService.NonExistentQueue: The specified queue does not exist."
     )
 
@@ -365,10 +372,10 @@ def test_the_webhook_reads_its_url_and_key_from_secrets_manager(
         "secret_env": f"aws-secretsmanager:{arn}#key",  # by ARN: the region comes from it
     }
     result = send([SinkSpec("webhook", options=options)])["webhook"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
 
     delivered = chat.delivered(HOOK_URL_PATH)
-    assert len(delivered) == 5
+    assert len(delivered) == 6
     for request in delivered:
         timestamp = request.headers["x-mutguard-timestamp"]
         expected = hmac.new(HMAC_KEY.encode(), f"{timestamp}.".encode() + request.body, "sha256")
@@ -386,7 +393,7 @@ def test_an_absent_secret_fails_that_sink_naming_it_and_the_others_deliver(
     results = send(specs, context(env={"HOOK_KEY": HMAC_KEY}))
     assert results["webhook"].error == "AWS Secrets Manager secret prod/mutguard/absent not found"
     assert chat.requests() == []
-    assert (results["sqs"].ok, results["sqs"].sent) == (True, 5)
+    assert (results["sqs"].ok, results["sqs"].sent) == (True, 6)
 
 
 def test_secret_references_that_cannot_be_resolved_say_why(cloud: AwsClients):

@@ -54,8 +54,14 @@ from servers.pubsub import TOPIC, PubSubServer
 MESSAGE_SCHEMA = Path(__file__).parents[1] / "schemas" / "message.schema.json"
 CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"
 GENERATED_AT = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
-TODAY = datetime.date(2026, 3, 1)
-NEWS_CLUSTERS = ["data-platform", "orders-aks", "payments-legacy", "shop-prod", "shop-staging"]
+NEWS_CLUSTERS = [
+    "data-platform",
+    "orders-aks",
+    "payments-legacy",
+    "platform-core",
+    "shop-prod",
+    "shop-staging",
+]
 QUEUE_LIMIT = 64 * 1024
 
 
@@ -160,7 +166,7 @@ def envelopes(azurite: Azurite, queue: str) -> list[dict]:
 
 def test_pubsub_publishes_each_cluster_with_string_attributes(pubsub: PubSubServer):
     result = send([pubsub_spec()], context({}))["pubsub"]
-    assert (result.ok, result.sent, result.error) == (True, 5, None)
+    assert (result.ok, result.sent, result.error) == (True, 6, None)
     published = pubsub.published
     assert {p.topic for p in published} == {TOPIC}
     bodies = [json.loads(p.data) for p in published]
@@ -201,8 +207,8 @@ def test_pubsub_retries_an_unavailable_service_then_delivers(pubsub: PubSubServe
     waits = Waits()
     pubsub.fail(grpc.StatusCode.UNAVAILABLE, times=2)
     result = send([pubsub_spec()], context({}, waits))["pubsub"]
-    assert (result.ok, result.sent) == (True, 5)
-    assert len(pubsub.requests) == 7 and len(pubsub.published) == 5
+    assert (result.ok, result.sent) == (True, 6)
+    assert len(pubsub.requests) == 8 and len(pubsub.published) == 6
     assert waits.seconds == [0.5, 1.0]  # the dispatcher's backoff, not the library's
 
 
@@ -212,13 +218,13 @@ def test_pubsub_down_fails_that_sink_while_the_others_deliver(pubsub: PubSubServ
     with ChatServer() as chat:
         env = {"MUTGUARD_WEBHOOK_URL": f"{chat.url}/hook/x", "MUTGUARD_WEBHOOK_SECRET": "k" * 16}
         results = send([pubsub_spec(), SinkSpec("webhook")], context(env, waits))
-        assert len(chat.delivered("/hook/")) == 5
+        assert len(chat.delivered("/hook/")) == 6
     down = results["pubsub"]
     assert not down.ok and down.sent == 0
     assert down.error.startswith("pubsub pubsub answered UNAVAILABLE:")
     assert down.error.endswith("(gave up after 4 attempts)")
     assert len(pubsub.requests) == 4 and pubsub.published == []
-    assert results["webhook"].ok and results["webhook"].sent == 5
+    assert results["webhook"].ok and results["webhook"].sent == 6
     assert waits.seconds == [0.5, 1.0, 2.0]
 
 
@@ -259,7 +265,7 @@ def test_azure_queue_gets_each_cluster_as_a_base64_envelope_with_attributes(
 ):
     env = {CONNECTION_ENV: azurite.connection_string()}
     result = send([queue_spec(queue)], context(env))["azure-queue"]
-    assert (result.ok, result.sent, result.error) == (True, 5, None)
+    assert (result.ok, result.sent, result.error) == (True, 6, None)
     sent = envelopes(azurite, queue)
     assert [e["message"]["clusters"][0]["name"] for e in sent] == NEWS_CLUSTERS
     for envelope in sent:
@@ -295,7 +301,7 @@ def test_an_absent_connection_string_fails_the_queue_sink_and_pubsub_still_deliv
     results = send([queue_spec(queue), pubsub_spec()], context({}))
     assert results["azure-queue"].error == f"environment variable {CONNECTION_ENV} is not set"
     assert take(azurite, queue) == []
-    assert results["pubsub"].ok and len(pubsub.published) == 5
+    assert results["pubsub"].ok and len(pubsub.published) == 6
 
 
 def test_rejected_credentials_and_a_missing_queue_are_not_retried_nor_shown(
@@ -424,7 +430,7 @@ def run(azurite: Azurite, queue: str, table_name: str, pubsub: PubSubServer):
     def notify_once(report: Report) -> RunOutcome:
         ctx = context(env)
         sinks = build_sinks([pubsub_spec(), queue_spec(queue)], ctx)
-        return notify(report, store, sinks, ctx, today=TODAY)
+        return notify(report, store, sinks, ctx)
 
     return notify_once
 
@@ -434,12 +440,12 @@ def test_first_run_then_unchanged_then_one_cluster_worsens(
 ):
     demo = Demo(tmp_path / "demo")
     first = run(demo.scan())
-    assert first.ok and first.state_saved and [r.sent for r in first.results] == [5, 5]
-    assert len(take(azurite, queue)) == 5
+    assert first.ok and first.state_saved and [r.sent for r in first.results] == [6, 6]
+    assert len(take(azurite, queue)) == 6
 
     again = run(demo.scan())
     assert again.state_saved and [(r.planned, r.sent) for r in again.results] == [(0, 0)] * 2
-    assert len(pubsub.published) == 5 and take(azurite, queue) == []
+    assert len(pubsub.published) == 6 and take(azurite, queue) == []
 
     demo.add_admin_binding("shop-prod")
     worse = run(demo.scan())
@@ -456,6 +462,10 @@ def test_first_run_then_unchanged_then_one_cluster_worsens(
     assert envelope["attributes"]["change"] == "worsened"
 
 
+# The demo is judged on the day its alert counts were derived (a fixed clock, not today's).
+AS_OF = "2026-03-01"
+
+
 def test_the_cli_keeps_its_state_in_azure_table(
     azurite: Azurite, queue: str, table_name: str, tmp_path: Path
 ):
@@ -463,15 +473,15 @@ def test_the_cli_keeps_its_state_in_azure_table(
     config.write_text(f"sinks:\n  - kind: azure-queue\n    options: {{queue: {queue}}}\n")
     env = {**os.environ, CONNECTION_ENV: azurite.connection_string()}
     command = [
-        *(sys.executable, "-m", "mutguard.cli", "demo", "--format", "json"),
+        *(sys.executable, "-m", "mutguard.cli", "demo", "--format", "json", "--as-of", AS_OF),
         *("--publish", "azure-queue", "--publish-config", str(config)),
         *("--state-store", f"azure-table:{table_name}"),
     ]
     first = subprocess.run(command, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    assert "publish azure-queue: sent 5 message(s)" in first.stderr
+    assert "publish azure-queue: sent 6 message(s)" in first.stderr
     second = subprocess.run(command, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "publish azure-queue: sent 0 message(s)" in second.stderr
-    assert len(take(azurite, queue)) == 5
+    assert len(take(azurite, queue)) == 6
     assert ACCOUNT_KEY not in first.stderr + second.stderr

@@ -277,7 +277,7 @@ def test_the_cli_keeps_its_state_and_suppressions_in_gcs_and_its_secrets_in_secr
         publish_args = ("publish", str(report_file), "--to", "webhook", "--publish-config")
         first = mutguard(*publish_args, str(config), *store, env=env)
         assert first.returncode == 0, first.stderr
-        assert "publish webhook: sent 4 message(s)" in first.stderr  # 5 with news, less staging
+        assert "publish webhook: sent 5 message(s)" in first.stderr  # 6 with news, less staging
         sent = chat.delivered(HOOK_PATH)
         assert "shop-staging" not in {json.loads(r.body)["clusters"][0]["name"] for r in sent}
         for request in sent:
@@ -291,7 +291,7 @@ def test_the_cli_keeps_its_state_and_suppressions_in_gcs_and_its_secrets_in_secr
         second = mutguard(*publish_args, str(config), *store, env=env)
         assert second.returncode == 0, second.stderr
         assert "publish webhook: sent 0 message(s)" in second.stderr
-        assert len(chat.delivered(HOOK_PATH)) == 4
+        assert len(chat.delivered(HOOK_PATH)) == 5
         assert HMAC_KEY not in first.stderr + second.stderr
         assert HOOK_PATH not in first.stderr + second.stderr
 
@@ -334,9 +334,9 @@ def test_slack_and_the_webhook_read_their_secrets_from_secret_manager(
     finally:
         transport_logger.removeHandler(caplog.handler)
 
-    assert (results["slack"].ok, results["slack"].sent) == (True, 5)
-    assert (results["webhook"].ok, results["webhook"].sent) == (True, 5)
-    assert len(chat.delivered(SLACK_PATH)) == 5 and len(chat.delivered(HOOK_PATH)) == 5
+    assert (results["slack"].ok, results["slack"].sent) == (True, 6)
+    assert (results["webhook"].ok, results["webhook"].sent) == (True, 6)
+    assert len(chat.delivered(SLACK_PATH)) == 6 and len(chat.delivered(HOOK_PATH)) == 6
     request = chat.delivered(HOOK_PATH)[0]
     signed = hmac.new(
         HMAC_KEY.encode(),
@@ -375,8 +375,8 @@ def test_an_absent_secret_fails_that_sink_naming_it_and_the_others_deliver(
         "GCP Secret Manager secret projects/mutguard-test/secrets/absent not found or has no "
         "versions"
     )
-    assert (results["webhook"].ok, results["webhook"].sent) == (True, 5)
-    assert len(chat.requests("/hook/")) == 5
+    assert (results["webhook"].ok, results["webhook"].sent) == (True, 6)
+    assert len(chat.requests("/hook/")) == 6
 
 
 def test_refused_secrets_fail_the_sink_at_once_naming_the_secret_and_status(
@@ -412,7 +412,7 @@ def test_an_unavailable_or_garbled_answer_is_retried_then_delivers(
     secret_manager.corrupt(times=1)  # the next answer's CRC32C does not match its data
     waits = Waits()
     result = send([webhook()], context(waits))["webhook"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
     assert waits.seconds == [0.5, 1.0]  # the dispatcher's backoff, not the library's
     assert len(secret_manager.requests) == 4  # 2 failed reads, then each secret once
 

@@ -94,7 +94,7 @@ def run(chat: ChatServer, smtp: SmtpServer, test_ca: TestCa, tmp_path: Path):
     def notify_once(report: Report, **kwargs) -> RunOutcome:
         policy = RetryPolicy(sleep=lambda seconds: None, jitter=lambda d: d)
         ctx = SinkContext(EnvSecrets(env), Redactor(), policy)
-        return notify(report, store, build_sinks(specs, ctx), ctx, today=TODAY, **kwargs)
+        return notify(report, store, build_sinks(specs, ctx), ctx, **kwargs)
 
     return notify_once
 
@@ -125,8 +125,8 @@ def test_first_run_alerts_everything_then_an_unchanged_rerun_sends_nothing(
     report = demo.scan()
     first = run(report)
     assert first.ok and first.state_saved
-    assert [r.sent for r in first.results] == [5, 5, 1]
-    assert len(slack_headers(chat)) == 5 and len(smtp.messages) == 1
+    assert [r.sent for r in first.results] == [6, 6, 1]  # every demo cluster has failures
+    assert len(slack_headers(chat)) == 6 and len(smtp.messages) == 1
 
     requests_before = len(chat.requests())
     again = run(demo.scan())
@@ -142,8 +142,8 @@ def test_one_cluster_worsens_then_its_new_finding_is_resolved(
     demo.edit_rbac("shop-prod", add_admin_binding)
     worse = run(demo.scan())
     assert [r.sent for r in worse.results] == [1, 1, 1]
-    assert slack_headers(chat, since=5) == ["shop-prod (eks, us-east-1): lowest MUT 1"]
-    text = slack_text(chat, 5)
+    assert slack_headers(chat, since=6) == ["shop-prod (eks, us-east-1): lowest MUT 1"]
+    text = slack_text(chat, 6)
     assert "MUT since the last run: 2 → 1 from the internet; 2 → 1 from a compromised pod" in text
     assert "*New failures (1)*\n• [critical] rbac.authenticated_admin:" in text
     hook = chat.delivered(HOOK_PATH)[-1]
@@ -156,7 +156,7 @@ def test_one_cluster_worsens_then_its_new_finding_is_resolved(
     demo.edit_rbac("shop-prod", remove_admin_binding)
     better = run(demo.scan())
     assert [r.sent for r in better.results] == [1, 1, 1]
-    text = slack_text(chat, 6)
+    text = slack_text(chat, 7)
     assert "MUT since the last run: 1 → 2 from the internet" in text
     assert "*Resolved (1)*\n• [critical] rbac.authenticated_admin on ClusterRoleBinding" in text
     assert "ClusterRoleBinding ci-admin (no longer found)" in text
@@ -171,8 +171,8 @@ def test_a_failed_sink_keeps_the_state_so_the_next_run_says_it_again(
     assert not first.ok and not first.state_saved
 
     second = run(demo.scan())  # the webhook is back: nothing was forgotten
-    assert second.state_saved and [r.sent for r in second.results] == [5, 5, 1]
-    assert len(chat.delivered(HOOK_PATH)) == 5
+    assert second.state_saved and [r.sent for r in second.results] == [6, 6, 1]
+    assert len(chat.delivered(HOOK_PATH)) == 6
 
 
 def test_digest_mode_sends_one_summary_of_every_cluster(
@@ -182,7 +182,7 @@ def test_digest_mode_sends_one_summary_of_every_cluster(
     digest = run(demo.scan(), digest=True)  # nothing changed, and the digest still goes out
     slack, hook, email = digest.results
     assert slack.sent == 1 and email.sent == 1 and hook.sent == 6
-    (message,) = [r.json() for r in chat.delivered(SLACK_PATH)][5:]
+    (message,) = [r.json() for r in chat.delivered(SLACK_PATH)][6:]
     headers = [b["text"]["text"] for b in message["blocks"] if b["type"] == "header"]
     assert (
         headers[0] == "mutguard digest: 6 clusters, worst MUT 0 (payments-legacy), no new criticals"
@@ -206,7 +206,7 @@ def test_suppressions_silence_a_finding_until_they_expire(
     suppressions = load_suppressions(rules)
     run(demo.scan(), suppressions=suppressions)
     shop_prod = next(t for t in slack_headers(chat) if t.startswith("shop-prod"))
-    new = slack_text(chat, slack_headers(chat).index(shop_prod)).split("*New failures (2)*")[1]
+    new = slack_text(chat, slack_headers(chat).index(shop_prod)).split("*New failures (7)*")[1]
     assert "eks.endpoint.public_unrestricted" not in new  # still listed among the top fixes
 
     assert [r.sent for r in run(demo.scan(), suppressions=suppressions).results] == [0, 0, 0]
@@ -216,16 +216,16 @@ def test_suppressions_silence_a_finding_until_they_expire(
     after = run(demo.scan(), suppressions=expired)
     assert [r.sent for r in after.results] == [1, 1, 1]
     assert "*New failures (1)*\n• [critical] eks.endpoint.public_unrestricted" in slack_text(
-        chat, 5
+        chat, 6
     )
 
 
 def test_a_dry_run_sends_nothing_and_remembers_nothing(demo: Demo, run, chat: ChatServer):
     dry = run(demo.scan(), dry_run=True)
     assert not dry.state_saved and chat.requests() == []
-    assert [len(r.outgoing) for r in dry.results] == [5, 5, 1]
+    assert [len(r.outgoing) for r in dry.results] == [6, 6, 1]
     real = run(demo.scan())
-    assert [r.sent for r in real.results] == [5, 5, 1]
+    assert [r.sent for r in real.results] == [6, 6, 1]
 
 
 def test_what_could_not_be_scanned_leads_the_digest_and_the_alert_email(

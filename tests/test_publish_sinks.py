@@ -125,7 +125,14 @@ def send(
     return {r.sink: r for r in results}
 
 
-NEWS_CLUSTERS = ["data-platform", "orders-aks", "payments-legacy", "shop-prod", "shop-staging"]
+NEWS_CLUSTERS = [
+    "data-platform",
+    "orders-aks",
+    "payments-legacy",
+    "platform-core",
+    "shop-prod",
+    "shop-staging",
+]
 
 
 # --- Slack --------------------------------------------------------------------------------
@@ -135,11 +142,11 @@ def test_slack_webhook_gets_a_block_kit_message_per_cluster_paced_a_second_apart
     chat: ChatServer, fake_time: FakeTime
 ):
     result = send([SinkSpec("slack")], context(environment(chat), fake_time))["slack"]
-    assert (result.ok, result.sent, result.error) == (True, 5, None)
+    assert (result.ok, result.sent, result.error) == (True, 6, None)
     delivered = [r.json() for r in chat.delivered(f"/services/{SLACK_SECRET_PATH}")]
-    assert len(delivered) == 5
+    assert len(delivered) == 6
     headers = [m["blocks"][0]["text"]["text"] for m in delivered]
-    assert [h.split(" ")[0] for h in headers] == NEWS_CLUSTERS  # platform-core: nothing failed
+    assert [h.split(" ")[0] for h in headers] == NEWS_CLUSTERS  # each fails something
     legacy = delivered[2]
     assert headers[2] == "payments-legacy (eks, eu-west-1): lowest MUT 0"
     text = "\n".join(b["text"]["text"] for b in legacy["blocks"] if "text" in b)
@@ -147,13 +154,13 @@ def test_slack_webhook_gets_a_block_kit_message_per_cluster_paced_a_second_apart
     assert "*Cheapest attack path*\ninternet → network (0): API endpoint public" in text
     assert "*Top fixes by MUT gain (3)*\n• +2 MUT · [high] eks.auth.anonymous" in text
     assert legacy["blocks"][-1]["elements"][0]["text"].startswith("Failed checks: 2 critical")
-    assert fake_time.waits == [1.0] * 4  # about one message per second per channel
+    assert fake_time.waits == [1.0] * 5  # about one message per second per channel
 
 
 def test_slack_bot_posts_with_chat_post_message(chat: ChatServer, fake_time: FakeTime):
     spec = SinkSpec("slack", options={"channel": CHANNEL, "base_url": f"{chat.url}/api/"})
     result = send([spec], context(environment(chat), fake_time))["slack"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
     delivered = chat.delivered("/api/chat.postMessage")
     assert {r.json()["channel"] for r in delivered} == {CHANNEL}
     assert {r.headers["authorization"] for r in delivered} == {f"Bearer {BOT_TOKEN}"}
@@ -169,8 +176,8 @@ def test_slack_honours_retry_after_on_429(chat: ChatServer, fake_time: FakeTime)
     )
     spec = SinkSpec("slack", options={"channel": CHANNEL, "base_url": f"{chat.url}/api/"})
     result = send([spec], context(environment(chat), fake_time))["slack"]
-    assert (result.ok, result.sent) == (True, 5)
-    assert len(chat.requests("/api/chat.postMessage")) == 6
+    assert (result.ok, result.sent) == (True, 6)
+    assert len(chat.requests("/api/chat.postMessage")) == 7
     assert fake_time.waits[0] == 7.0  # the server's Retry-After, not the 0.5 s backoff
 
 
@@ -235,7 +242,7 @@ def test_slack_limits_hold_for_a_60_finding_cluster_and_a_30_cluster_digest(
 
 def test_teams_gets_an_adaptive_card_per_cluster(chat: ChatServer, fake_time: FakeTime):
     result = send([SinkSpec("teams")], context(environment(chat), fake_time))["teams"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
     cards = [r.json() for r in chat.delivered(f"/teams/{TEAMS_SECRET_PATH}")]
     assert {c["attachments"][0]["contentType"] for c in cards} == {
         "application/vnd.microsoft.card.adaptive"
@@ -244,7 +251,7 @@ def test_teams_gets_an_adaptive_card_per_cluster(chat: ChatServer, fake_time: Fa
     assert (first["type"], first["version"]) == ("AdaptiveCard", "1.2")
     container = first["body"][0]
     assert container["items"][0]["text"].startswith("data-platform (gke, europe-west4)")
-    assert fake_time.waits == [0.25] * 4  # at most four requests a second
+    assert fake_time.waits == [0.25] * 5  # at most four requests a second
 
 
 def test_teams_cards_stay_small_for_a_big_cluster_and_throttling_in_the_body_is_retried(
@@ -268,7 +275,7 @@ def test_webhook_posts_each_cluster_message_with_a_verifiable_hmac(
 ):
     chat.fail("/hook/", 503, times=1)
     result = send([SinkSpec("webhook")], context(environment(chat), fake_time))["webhook"]
-    assert (result.ok, result.sent) == (True, 5)
+    assert (result.ok, result.sent) == (True, 6)
     schema = jsonschema.Draft202012Validator(json.loads(MESSAGE_SCHEMA.read_text()))
     attempts = chat.requests(f"/hook/{HOOK_SECRET_PATH}")
     for request in attempts:
@@ -281,7 +288,7 @@ def test_webhook_posts_each_cluster_message_with_a_verifiable_hmac(
         schema.validate(request.json())
     # The 503'd message was sent again with the same delivery id.
     deliveries = [r.headers["x-mutguard-delivery"] for r in attempts]
-    assert deliveries[0] == deliveries[1] and len(set(deliveries)) == 5
+    assert deliveries[0] == deliveries[1] and len(set(deliveries)) == 6
     assert [r.json()["clusters"][0]["name"] for r in chat.delivered("/hook/")] == NEWS_CLUSTERS
 
 
@@ -324,7 +331,7 @@ def test_email_over_starttls_with_auth_has_html_and_plain_text(
     assert smtp.logins == [(USERNAME, True)]
     (message,) = smtp.messages
     assert message["Subject"] == (
-        "mutguard: 5 clusters, worst MUT 0 (payments-legacy), 6 new critical"
+        "mutguard: 6 clusters, worst MUT 0 (payments-legacy), 6 new critical"
     )
     assert smtp.envelopes == [("mutguard@example.com", ["platform-team@example.com"])]
     assert message.get_content_type() == "multipart/alternative"
@@ -389,7 +396,7 @@ def test_an_absent_secret_fails_that_sink_naming_the_variable(
     results = send([SinkSpec("webhook"), SinkSpec("slack")], ctx)
     assert results["webhook"].error == "environment variable MUTGUARD_WEBHOOK_SECRET is not set"
     assert chat.requests("/hook/") == []
-    assert results["slack"].ok and results["slack"].sent == 5
+    assert results["slack"].ok and results["slack"].sent == 6
 
 
 def test_secrets_stay_out_of_errors_and_logs(
@@ -411,7 +418,7 @@ def test_secrets_stay_out_of_errors_and_logs(
     for secret in (SLACK_SECRET_PATH, TEAMS_SECRET_PATH, HOOK_SECRET_PATH, BOT_TOKEN, HMAC_KEY):
         assert all(secret not in text for text in texts), secret
     assert results["slack-bot"].error.startswith("slack chat.postMessage answered HTTP 500")
-    assert "sink slack-hook failed after 0 of 5 messages" in caplog.text
+    assert "sink slack-hook failed after 0 of 6 messages" in caplog.text
 
 
 def test_a_secret_path_is_redacted_wherever_an_error_quotes_it():
@@ -430,7 +437,7 @@ def test_dry_run_shows_what_would_be_sent_without_secrets_or_requests(
     assert chat.requests() == []
     for result in results.values():
         assert result.ok and result.dry_run and result.sent == 0
-        assert len(result.outgoing) == result.planned == 5
+        assert len(result.outgoing) == result.planned == 6
     assert block_problems(results["slack"].outgoing[0].payload["blocks"]) == []
 
 

@@ -38,7 +38,7 @@ def test_one_cluster_directory_or_a_directory_of_them(tmp_path):
 def test_empty_or_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match=r"no cluster\.json"):
         list(snapshot.read(tmp_path))
-    with pytest.raises(InputError, match="not a directory"):
+    with pytest.raises(InputError, match="nope: no such file or directory"):
         list(snapshot.read(tmp_path / "nope"))
 
 

@@ -58,32 +58,39 @@ def replace_finding(cluster: ClusterReport, old, **update) -> ClusterReport:
 
 
 def news(report: Report, previous, **kwargs):
-    return {
-        c.cluster.name: c for c in changes(previous, report, today=TODAY, **kwargs) if c.has_news
-    }
+    return {c.cluster.name: c for c in changes(previous, report, **kwargs) if c.has_news}
 
 
 def test_first_run_reports_every_failure_as_new():
     report = demo_report()
-    found = changes({}, report, today=TODAY)
+    found = changes({}, report)
     assert [c.cluster.name for c in found] == [c.name for c in report.clusters]
     for change in found:
         failed = [f for f in change.cluster.findings if f.status is Status.FAIL]
         assert change.first_seen and list(change.new) == failed
         assert not change.resolved and not change.worsened
-    # platform-core fails nothing: even on a first run it has nothing to say.
-    assert {c.cluster.name for c in found if not c.has_news} == {"platform-core"}
+    assert all(c.has_news for c in found)  # every demo cluster fails something
+    # A cluster that fails nothing has nothing to say, even on a first run.
+    core = cluster_named(report, "platform-core")
+    passing = [
+        f.model_copy(update={"status": Status.PASS, "mut_gain": None})
+        if f.status is Status.FAIL
+        else f
+        for f in core.findings
+    ]
+    clean = with_cluster(report, core.model_copy(update={"findings": passing}))
+    assert {c.cluster.name for c in changes({}, clean) if not c.has_news} == {"platform-core"}
 
 
 def test_an_unchanged_rerun_has_nothing_to_say():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     assert news(report, state) == {}
 
 
 def test_a_mut_drop_is_worse_even_without_a_new_finding():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     prod = cluster_named(report, "shop-prod")
     worse = prod.model_copy(update={"mut_credential": prod.mut_credential - 1})
     found = news(with_cluster(report, worse), state)
@@ -96,7 +103,7 @@ def test_a_mut_drop_is_worse_even_without_a_new_finding():
 
 def test_a_rise_in_severity_is_worse():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     prod = cluster_named(report, "shop-prod")
     medium = first_fail(prod, Severity.MEDIUM)
     found = news(with_cluster(report, replace_finding(prod, medium, severity=Severity.HIGH)), state)
@@ -106,7 +113,7 @@ def test_a_rise_in_severity_is_worse():
 
 def test_a_finding_that_passes_or_is_gone_is_resolved():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     prod = cluster_named(report, "shop-prod")
     fixed = first_fail(prod, Severity.CRITICAL)
     now_passing = replace_finding(prod, fixed, status=Status.PASS, mut_gain=None)
@@ -123,7 +130,7 @@ def test_a_finding_that_passes_or_is_gone_is_resolved():
 
 def test_a_failure_that_turns_unknown_is_neither_resolved_nor_new():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     prod = cluster_named(report, "shop-prod")
     unknown = replace_finding(prod, first_fail(prod), status=Status.UNKNOWN)
     assert news(with_cluster(report, unknown), state) == {}
@@ -144,14 +151,14 @@ def unreadable(cluster: ClusterReport) -> ClusterReport:
 
 def test_an_unreadable_cluster_alerts_once_and_keeps_what_was_last_seen():
     report = demo_report()
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     prod = cluster_named(report, "shop-prod")
     blind = with_cluster(report, unreadable(prod))
     found = news(blind, state)
     assert list(found) == ["shop-prod"]
     assert found["shop-prod"].became_unreadable and not found["shop-prod"].resolved
 
-    blind_state = next_state(state, blind, today=TODAY)
+    blind_state = next_state(state, blind)
     key = cluster_key(prod)
     assert not blind_state[key].readable
     assert blind_state[key].findings == state[key].findings
@@ -185,10 +192,13 @@ def test_a_suppressed_failure_is_not_alerted_and_alerts_again_when_the_suppressi
     elsewhere = [c for name, c in first.items() if name != "shop-prod"]
     assert any(critical.check_id in {f.check_id for f in c.new} for c in elsewhere)
 
-    state = next_state({}, report, rules, TODAY)
+    state = next_state({}, report, rules)
     assert news(report, state, suppressions=rules) == {}
-    expired = datetime.date(2026, 4, 1)
-    found = {c.cluster.name: c for c in changes(state, report, rules, expired) if c.has_news}
+    # The same findings a month later: suppressions are judged on the report's date.
+    expired = report.model_copy(
+        update={"generated_at": datetime.datetime(2026, 4, 1, 8, 0, tzinfo=datetime.UTC)}
+    )
+    found = {c.cluster.name: c for c in changes(state, expired, rules) if c.has_news}
     assert list(found) == ["shop-prod"]
     assert [f.check_id for f in found["shop-prod"].new] == [critical.check_id]
 
@@ -254,14 +264,14 @@ def test_the_sqlite_store_round_trips_and_keeps_clusters_it_was_not_given(tmp_pa
     keys = [cluster_key(c) for c in report.clusters]
     assert store.load(keys) == {}
 
-    state = next_state({}, report, today=TODAY)
+    state = next_state({}, report)
     store.save(state)
     assert store.load(keys) == state
     assert store.load(["eks:0:nowhere:absent"]) == {}
 
     prod = cluster_named(report, "shop-prod")
     smaller = report.model_copy(update={"clusters": [unreadable(prod)]})
-    store.save(next_state(state, smaller, today=TODAY))
+    store.save(next_state(state, smaller))
     loaded = store.load(keys)
     assert not loaded[cluster_key(prod)].readable
     others = {k: v for k, v in loaded.items() if k != cluster_key(prod)}
@@ -269,7 +279,7 @@ def test_the_sqlite_store_round_trips_and_keeps_clusters_it_was_not_given(tmp_pa
 
 
 def test_cluster_state_has_a_json_form_for_document_stores():
-    state = next_state({}, demo_report(), today=TODAY)
+    state = next_state({}, demo_report())
     for value in state.values():
         assert ClusterState.from_dict(value.to_dict()) == value
 

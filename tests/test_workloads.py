@@ -296,7 +296,9 @@ def test_reports_name_the_most_exposed_workload():
         workloads=kube_list(pod("web-1")),
     )
     report = Report(generated_at=OBSERVED_AT, clusters=[cluster])
-    assert "most exposed workload: shop/web-1 (MUT 1)" in render(report, "table")
+    table = render(report, "table")
+    assert "most exposed workloads (MUT if its app is exploited):" in table
+    assert "│   MUT 1  shop/web-1 " in table
     assert "Most exposed workload: `shop/web-1` (MUT 1)" in render(report, "markdown")
 
 

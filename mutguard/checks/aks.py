@@ -17,13 +17,10 @@ What the model takes from AKS (sources in each check's references):
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from functools import cache
-from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.common import allow_list_judgement, probed_anonymous
+from mutguard.checks.common import allow_list_judgement, probed_anonymous, support_ends
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
     ADMIN,
@@ -38,6 +35,7 @@ from mutguard.providers.aks import AksCluster
 
 AKS = (Provider.AKS,)
 DOCS = "https://learn.microsoft.com/en-us/azure/aks"
+CALENDAR = "aks_versions.json"  # mutguard/data/: the support calendar, with its sources
 REST = "https://learn.microsoft.com/en-us/rest/api/aks/managed-clusters/get"
 TERRAFORM = "azurerm_kubernetes_cluster"
 CIS = f"{DOCS}/cis-kubernetes"
@@ -516,12 +514,6 @@ def image_cleaner(cluster: AksCluster):
     return failed("Image Cleaner is not enabled")
 
 
-@cache
-def _calendar() -> dict:
-    text = resources.files("mutguard").joinpath("data/aks_versions.json").read_text("utf-8")
-    return json.loads(text)
-
-
 @check(
     id="aks.version.supported",
     title="Kubernetes version still receives security patches",
@@ -539,15 +531,10 @@ def _calendar() -> dict:
     references=[f"{DOCS}/supported-kubernetes-versions", f"{DOCS}/long-term-support"],
 )
 def version_supported(cluster: AksCluster):
-    minor = cluster.minor_version()
-    if minor is None:
-        return unknown(f"version {cluster.version!r} is not a Kubernetes version")
-    key = f"{minor[0]}.{minor[1]}"
-    dates = _calendar()["versions"].get(key)
-    if dates is None:
-        return unknown(f"AKS {key} is not in mutguard's version calendar; update mutguard")
     lts = cluster.support_plan == LONG_TERM_SUPPORT
-    end = date.fromisoformat(dates["lts_end_of_life" if lts else "end_of_life"])
+    end = support_ends(cluster, CALENDAR, "lts_end_of_life" if lts else "end_of_life")
+    if not isinstance(end, date):
+        return end
     support = "long-term support" if lts else "support"
     if cluster.observed_at.date() > end:
         return failed(f"AKS {cluster.version}: {support} ended on {end}")

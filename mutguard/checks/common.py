@@ -1,9 +1,14 @@
-"""What the providers' checks judge alike: API-server allow-lists and the anonymous probe."""
+"""What the providers' checks judge alike: API-server allow-lists, the anonymous probe and
+version support calendars."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable
+from datetime import date
+from functools import cache
+from importlib import resources
 
 from mutguard.checks import Outcome, failed, passed, unknown
 from mutguard.cluster import Cluster
@@ -60,3 +65,39 @@ def allow_list_judgement(field: str, cidrs: list[str], endpoint: str) -> Outcome
             assumption=f"network: {field} unreadable; assumed restricted",
         )
     return None
+
+
+@cache
+def _support_calendar(name: str) -> dict[str, dict[str, str | None]]:
+    text = resources.files("mutguard").joinpath("data", name).read_text("utf-8")
+    return json.loads(text)["versions"]
+
+
+def _minor_key(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def support_ends(cluster: Cluster, calendar: str, field: str) -> date | Outcome:
+    """When support of the cluster's minor version ends, by the `field` column of the bundled
+    `calendar` (mutguard/data/), or an UNKNOWN outcome: a version newer than the calendar, or
+    one whose dates were not yet published, is never judged by guess. A version older than
+    every row ends no later than the oldest row does (support ends in version order): once that
+    date is past, the outcome is already the FAIL."""
+    minor = cluster.minor_version()
+    if minor is None:
+        return unknown(f"version {cluster.version!r} is not a Kubernetes version")
+    key = f"{minor[0]}.{minor[1]}"
+    rows = _support_calendar(calendar)
+    end = rows.get(key, {}).get(field)
+    if end is not None:
+        return date.fromisoformat(end)
+    oldest = min(rows, key=_minor_key)
+    oldest_end = rows[oldest].get(field)
+    if minor < _minor_key(oldest) and oldest_end is not None:
+        ended = date.fromisoformat(oldest_end)
+        if cluster.observed_at.date() > ended:
+            return failed(f"{key} is older than {oldest}, whose support ended on {ended}")
+    return unknown(
+        f"support dates for {key} are not known to this mutguard release; upgrade mutguard"
+    )

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from functools import cache
-from importlib import resources
 
 from mutguard.checks import check, failed, passed, unknown
-from mutguard.checks.common import allow_list_judgement, probed_anonymous
+from mutguard.checks.common import allow_list_judgement, probed_anonymous, support_ends
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import ANONYMOUS, API, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
 
 EKS = (Provider.EKS,)
 DOCS = "https://docs.aws.amazon.com/eks/latest/userguide"
+CALENDAR = "eks_versions.json"  # mutguard/data/: the support calendar, with its sources
 
 # From this version EKS restricts anonymous requests to /healthz, /livez and /readyz.
 ANONYMOUS_RESTRICTED_FROM = (1, 32)
@@ -414,27 +412,6 @@ def audit_logging(cluster: EksCluster):
     return passed("audit and authenticator logs are enabled")
 
 
-@cache
-def _calendar() -> dict:
-    text = resources.files("mutguard").joinpath("data/eks_versions.json").read_text("utf-8")
-    return json.loads(text)
-
-
-def _support_dates(cluster: EksCluster):
-    """(end of standard support, end of extended support) or an UNKNOWN outcome."""
-    minor = cluster.minor_version()
-    if minor is None:
-        return unknown(f"version {cluster.version!r} is not a Kubernetes version")
-    key = f"{minor[0]}.{minor[1]}"
-    dates = _calendar()["versions"].get(key)
-    if dates is None:
-        return unknown(f"EKS {key} is not in mutguard's version calendar; update mutguard")
-    standard, extended = dates.get("end_of_standard_support"), dates.get("end_of_extended_support")
-    if standard is None or extended is None:
-        return unknown(f"EKS {key}: support dates not published in mutguard's calendar")
-    return date.fromisoformat(standard), date.fromisoformat(extended)
-
-
 @check(
     id="eks.version.supported",
     title="Kubernetes version still receives security patches",
@@ -451,13 +428,12 @@ def _support_dates(cluster: EksCluster):
     references=[f"{DOCS}/kubernetes-versions.html", f"{DOCS}/update-cluster.html"],
 )
 def version_supported(cluster: EksCluster):
-    dates = _support_dates(cluster)
-    if not isinstance(dates, tuple):
-        return dates
-    today = cluster.observed_at.date()
-    if today > dates[1]:
-        return failed(f"EKS {cluster.version}: extended support ended on {dates[1]}")
-    return passed(f"EKS {cluster.version} is supported until {dates[1]}")
+    end = support_ends(cluster, CALENDAR, "end_of_extended_support")
+    if not isinstance(end, date):
+        return end
+    if cluster.observed_at.date() > end:
+        return failed(f"EKS {cluster.version}: extended support ended on {end}")
+    return passed(f"EKS {cluster.version} is supported until {end}")
 
 
 @check(
@@ -476,10 +452,9 @@ def version_supported(cluster: EksCluster):
     references=[f"{DOCS}/kubernetes-versions.html", f"{DOCS}/update-cluster.html"],
 )
 def version_standard_support(cluster: EksCluster):
-    dates = _support_dates(cluster)
-    if not isinstance(dates, tuple):
-        return dates
-    today = cluster.observed_at.date()
-    if today > dates[0]:
-        return failed(f"EKS {cluster.version}: standard support ended on {dates[0]}")
-    return passed(f"EKS {cluster.version} is in standard support until {dates[0]}")
+    end = support_ends(cluster, CALENDAR, "end_of_standard_support")
+    if not isinstance(end, date):
+        return end
+    if cluster.observed_at.date() > end:
+        return failed(f"EKS {cluster.version}: standard support ended on {end}")
+    return passed(f"EKS {cluster.version} is in standard support until {end}")

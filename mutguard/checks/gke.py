@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from mutguard.checks import Outcome, check, failed, passed, unknown
 from mutguard.checks.common import ANONYMOUS_AUTHENTICATED, open_cidrs, probed_anonymous
+from mutguard.cluster import minor_version
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
     ADMIN,
@@ -34,7 +35,6 @@ from mutguard.providers.gke import (
     AuthorizedNetworks,
     GkeCluster,
     NodePool,
-    minor_version,
     node_credential_edge,
 )
 

@@ -20,7 +20,6 @@ the run's RetryPolicy retries instead. Failures raise stores.StoreError naming t
 from __future__ import annotations
 
 import contextlib
-import datetime
 import gzip
 import json
 import re
@@ -28,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from mutguard import clock
 from mutguard.errors import InputError, StoreError
 from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
@@ -110,7 +110,7 @@ class AzureTableStateStore:
         }
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         for key, state in states.items():
             entity = entity_of_state(key, state, saved_at)
             self._run("save", lambda entity=entity: self._upsert(entity))
@@ -124,7 +124,7 @@ class AzureTableStateStore:
             raise StoreError(
                 f"{self._what}: a suppressions document holds at most 32,000 characters"
             )
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         entity = {**SUPPRESSIONS, "document": document, "saved_at": saved_at}
         self._run("save", lambda: self._upsert(entity))
 

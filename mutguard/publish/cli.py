@@ -22,6 +22,7 @@ from typing import Any
 
 from mutguard.errors import InputError
 from mutguard.models import Report
+from mutguard.plugins import needs
 from mutguard.publish import Redactor, SecretRefs, SinkContext, SinkSpec, build_sinks, notify
 from mutguard.publish.base import ConfigError
 
@@ -41,7 +42,8 @@ def select_sinks(selected: Sequence[str], configured: Sequence[SinkSpec]) -> lis
 
 def parse_sink_config(text: str, origin: str) -> list[SinkSpec]:
     """The `sinks:` entries of a YAML document; InputError names `origin` and the bad entry."""
-    import yaml
+    with needs(f"reading {origin}", "notify", "PyYAML"):
+        import yaml
 
     try:
         document = yaml.safe_load(text) or {}

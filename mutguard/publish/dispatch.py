@@ -12,8 +12,6 @@ have said is forgotten.
 
 from __future__ import annotations
 
-import datetime
-import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from mutguard.models import Report
+from mutguard.plugins import Plugin
 from mutguard.publish.base import (
     ConfigError,
     DeadLetter,
@@ -43,15 +42,23 @@ from mutguard.state import (
 log = logging.getLogger("mutguard.publish")
 
 SINK_MODULES = {
-    "slack": "mutguard.publish.slack",
-    "teams": "mutguard.publish.teams",
-    "smtp": "mutguard.publish.smtp",
-    "webhook": "mutguard.publish.webhook",
-    "sqs": "mutguard.publish.sqs",
-    "sns": "mutguard.publish.sns",
-    "ses": "mutguard.publish.ses",
-    "pubsub": "mutguard.publish.pubsub",
-    "azure-queue": "mutguard.publish.azure_queue",
+    "slack": Plugin("mutguard.publish.slack", "notify", imports_later={"slack_sdk": "slack-sdk"}),
+    "teams": Plugin("mutguard.publish.teams"),
+    "smtp": Plugin("mutguard.publish.smtp"),
+    "webhook": Plugin("mutguard.publish.webhook"),
+    "sqs": Plugin("mutguard.publish.sqs", "aws", imports_later={"boto3": "boto3"}),
+    "sns": Plugin("mutguard.publish.sns", "aws", imports_later={"boto3": "boto3"}),
+    "ses": Plugin("mutguard.publish.ses", "aws", imports_later={"boto3": "boto3"}),
+    "pubsub": Plugin(
+        "mutguard.publish.pubsub",
+        "notify-gcp",
+        imports_later={"google.cloud.pubsub_v1": "google-cloud-pubsub"},
+    ),
+    "azure-queue": Plugin(
+        "mutguard.publish.azure_queue",
+        "notify-azure",
+        imports_later={"azure.storage.queue": "azure-storage-queue"},
+    ),
 }
 
 
@@ -78,11 +85,12 @@ def build_sinks(specs: Sequence[SinkSpec], context: SinkContext) -> list[Sink]:
 
 
 def _build(spec: SinkSpec, context: SinkContext) -> Sink:
-    module_name = SINK_MODULES.get(spec.kind)
-    if module_name is None:
+    plugin = SINK_MODULES.get(spec.kind)
+    if plugin is None:
         known = ", ".join(sorted(SINK_MODULES))
         raise ConfigError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
-    sink: Sink = importlib.import_module(module_name).build(spec.label, spec.options, context)
+    module = plugin.load(f"the {spec.kind} sink")
+    sink: Sink = module.build(spec.label, spec.options, context)
     return sink
 
 
@@ -168,15 +176,14 @@ def notify(
     context: SinkContext,
     *,
     suppressions: Sequence[Suppression] = (),
-    today: datetime.date | None = None,
     digest: bool = False,
     dry_run: bool = False,
 ) -> RunOutcome:
     """Alert on what changed since the last run (or send the digest) and remember this run."""
     previous = store.load(cluster_key(c) for c in report.clusters)
-    found = changes(previous, report, suppressions, today)
+    found = changes(previous, report, suppressions)
     results = publish(report, found, sinks, context, digest=digest, dry_run=dry_run)
     save = not dry_run and all(r.ok for r in results)
     if save:
-        store.save(next_state(previous, report, suppressions, today))
+        store.save(next_state(previous, report, suppressions))
     return RunOutcome(changes=found, results=results, state_saved=save)

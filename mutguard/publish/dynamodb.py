@@ -17,13 +17,13 @@ The region is boto3's (AWS_REGION in Lambda).
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from mutguard import clock
 from mutguard.errors import InputError, StoreError
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
@@ -56,7 +56,7 @@ class DynamoDbStateStore:
         return {item[KEY]["S"]: state_of_item(item) for item in items}
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         puts = [{"PutRequest": {"Item": item_of_state(k, s, saved_at)}} for k, s in states.items()]
         for start in range(0, len(puts), WRITE_BATCH):
             self._write(puts[start : start + WRITE_BATCH])
@@ -66,7 +66,7 @@ class DynamoDbStateStore:
         return items[0]["document"]["S"] if items else None
 
     def save_suppressions(self, document: str) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         item = {
             KEY: {"S": SUPPRESSIONS_KEY},
             "saved_at": {"S": saved_at},

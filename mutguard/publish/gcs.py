@@ -30,7 +30,6 @@ the store.
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 import re
@@ -40,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from mutguard import clock
 from mutguard.errors import InputError, StoreError
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
@@ -98,7 +98,7 @@ class GcsStateStore:
         return {key: state_of_document(data) for key, data in documents.items() if data is not None}
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
-        saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+        saved_at = clock.now().isoformat()
         documents = {
             object_name(key): document_of_state(key, state, saved_at)
             for key, state in states.items()

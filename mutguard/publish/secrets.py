@@ -16,7 +16,6 @@ has `secret_source(redactor) -> SecretSource` and is imported only when a refere
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -25,10 +24,18 @@ from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from mutguard.plugins import Plugin
+
 REDACTED = "***"
 SECRET_SOURCES = {
-    "aws-secretsmanager": "mutguard.publish.aws_secrets",
-    "gcp-secretmanager": "mutguard.publish.gcp_secrets",
+    "aws-secretsmanager": Plugin(
+        "mutguard.publish.aws_secrets", "aws", imports_later={"boto3": "boto3"}
+    ),
+    "gcp-secretmanager": Plugin(
+        "mutguard.publish.gcp_secrets",
+        "notify-gcp",
+        imports_later={"google.cloud.secretmanager_v1": "google-cloud-secret-manager"},
+    ),
 }
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.
@@ -122,13 +129,14 @@ class SecretRefs:
         return self._redactor.add(self._source(source, name).get(inner))
 
     def _source(self, source: str, reference: str) -> SecretSource:
-        module = SECRET_SOURCES.get(source)
-        if module is None:
+        plugin = SECRET_SOURCES.get(source)
+        if plugin is None:
             known = ", ".join(["env", *sorted(SECRET_SOURCES)])
             raise MissingSecret(f"{reference}: unknown secret source {source!r} (known: {known})")
         with self._lock:
             if source not in self._sources:
-                opened = importlib.import_module(module).secret_source(self._redactor)
+                module = plugin.load(f"the secret source {source}")
+                opened = module.secret_source(self._redactor)
                 self._sources[source] = opened
             return self._sources[source]
 

@@ -9,19 +9,27 @@ $MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled 
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from mutguard.errors import InputError
+from mutguard.plugins import Plugin
 from mutguard.state import StateStore
 
 STATE_STORES = {
-    "sqlite": "mutguard.state",
-    "dynamodb": "mutguard.publish.dynamodb",
-    "azure-table": "mutguard.publish.azure_table",
-    "gcs": "mutguard.publish.gcs",
+    "sqlite": Plugin("mutguard.state"),
+    "dynamodb": Plugin("mutguard.publish.dynamodb", "aws", imports_later={"boto3": "boto3"}),
+    "azure-table": Plugin(
+        "mutguard.publish.azure_table",
+        "notify-azure",
+        imports_later={"azure.data.tables": "azure-data-tables"},
+    ),
+    "gcs": Plugin(
+        "mutguard.publish.gcs",
+        "notify-gcp",
+        imports_later={"google.cloud.storage": "google-cloud-storage"},
+    ),
 }
 DEFAULT_STORE = "sqlite"
 STORE_ENV = "MUTGUARD_STATE_STORE"
@@ -43,9 +51,9 @@ def store_spec(
 
 def open_store(spec: str) -> StateStore:
     kind, _, location = spec.partition(":")
-    module = STATE_STORES.get(kind)
-    if module is None:
+    plugin = STATE_STORES.get(kind)
+    if plugin is None:
         known = ", ".join(sorted(STATE_STORES))
         raise InputError(f"state store {spec}: unknown kind {kind!r} (known: {known})")
-    store: StateStore = importlib.import_module(module).open_store(location)
+    store: StateStore = plugin.load(f"the {kind} state store").open_store(location)
     return store

@@ -1,12 +1,24 @@
-"""SARIF 2.1.0: FAIL findings as results, the catalogue entries they come from as rules."""
+"""SARIF 2.1.0 for GitHub code scanning: FAIL findings as results, the catalogue entries they come
+from as rules.
+
+A finding is about a cluster, not a file, yet GitHub shows only results with a physical location:
+each result points at line 1 of a stable relative URI naming its cluster,
+clusters/<provider>/<account>/<location>/<name> (for AKS the account is the subscription and the
+resource group), and keeps the resource as its logical location.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import string
+from importlib import metadata
+from urllib.parse import quote
 
 from mutguard.checks import catalogue
-from mutguard.models import Report, Severity, Status
+from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
+from mutguard.sources import Provider
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {
@@ -24,21 +36,100 @@ _SECURITY_SEVERITY = {
     Severity.LOW: "3.0",
     Severity.INFO: "0.0",
 }
+_PROVIDER_TITLE = {
+    Provider.EKS: "EKS",
+    Provider.GKE: "GKE",
+    Provider.AKS: "AKS",
+    Provider.KUBERNETES: "Kubernetes",
+}
+# The URI segment for what a cluster does not have, such as a kubeconfig cluster's account.
+_NO_SEGMENT = "-"
+_AZURE_RESOURCE_GROUP = re.compile(r"^/subscriptions/[^/]+/resourcegroups/([^/]+)/", re.IGNORECASE)
+# [project.urls] labels, normalised as PEP 753 does, that name the project's home, best first.
+_HOME_LABELS = ("homepage", "repository", "source")
+_LABEL_NOISE = str.maketrans("", "", string.punctuation + string.whitespace)
 
 
-def _rule(meta) -> dict:
-    remediation = "\n".join(f"{p.value}: {text}" for p, text in meta.remediation.items())
+def _project_home() -> str | None:
+    """The home URL in the installed package's metadata (pyproject.toml [project.urls])."""
+    try:
+        entries = metadata.metadata("mutguard").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    urls = {}
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        urls[label.translate(_LABEL_NOISE).lower()] = url.strip()
+    return next((urls[label] for label in _HOME_LABELS if urls.get(label)), None)
+
+
+def _help(meta: CheckMetadata) -> dict:
+    remediation = [(_PROVIDER_TITLE[p], text) for p, text in meta.remediation.items()]
+    text = [meta.rationale, "", *(f"{title}: {fix}" for title, fix in remediation)]
+    markdown = [meta.rationale, "", "**Remediation**", ""]
+    markdown += [f"- **{title}**: {fix}" for title, fix in remediation]
+    if meta.references:
+        text += ["", "References:", *meta.references]
+        markdown += ["", "**References**", "", *(f"- <{url}>" for url in meta.references)]
+    return {"text": "\n".join(text), "markdown": "\n".join(markdown)}
+
+
+def _rule(meta: CheckMetadata) -> dict:
     return {
         "id": meta.id,
         "name": meta.id.replace(".", "_"),
         "shortDescription": {"text": meta.title},
         "fullDescription": {"text": meta.rationale},
-        "help": {"text": remediation},
+        "help": _help(meta),
         **({"helpUri": meta.references[0]} if meta.references else {}),
         "defaultConfiguration": {"level": _LEVEL[meta.severity]},
         "properties": {
             "tags": ["security", meta.area.value, meta.maturity.value],
             "security-severity": _SECURITY_SEVERITY[meta.severity],
+        },
+    }
+
+
+def _cluster_uri(cluster: ClusterReport) -> str:
+    """clusters/<provider>/<account>/<location>/<name>, each segment percent-encoded (RFC 3986)
+    so that the URI stays a relative reference whatever the names hold."""
+    scope = [cluster.account]
+    group = _AZURE_RESOURCE_GROUP.match(cluster.arn_or_id)
+    # AKS cluster names are unique within a resource group, not within a subscription and region.
+    if cluster.provider is Provider.AKS and group:
+        scope.append(group.group(1))
+    segments = [cluster.provider.value, *scope, cluster.location, cluster.name]
+    return "/".join(["clusters", *(quote(s, safe="") or _NO_SEGMENT for s in segments)])
+
+
+def _result(cluster: ClusterReport, finding: Finding, rule_index: int) -> dict:
+    # The identity of a finding: unchanged while the same check fails on the same resource.
+    fingerprint = hashlib.sha256(
+        f"{finding.check_id}|{cluster.arn_or_id}|{finding.resource}".encode()
+    ).hexdigest()
+    return {
+        "ruleId": finding.check_id,
+        "ruleIndex": rule_index,
+        "level": _LEVEL[finding.severity],
+        "message": {"text": f"{cluster.name}: {finding.detail}"},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": _cluster_uri(cluster)},
+                    "region": {"startLine": 1},
+                },
+                "logicalLocations": [{"fullyQualifiedName": finding.resource, "kind": "resource"}],
+            }
+        ],
+        # GitHub matches alerts across runs by primaryLocationLineHash alone, and upload-sarif
+        # cannot compute it for a URI that is no file in the repository: without it every
+        # finding of one cluster and check would share one alert.
+        "partialFingerprints": {"mutguard/v1": fingerprint, "primaryLocationLineHash": fingerprint},
+        "properties": {
+            "cluster": cluster.arn_or_id,
+            "provider": cluster.provider.value,
+            "mut": cluster.mut,
+            "mut_gain": finding.mut_gain,
         },
     }
 
@@ -56,34 +147,12 @@ def render(report: Report, color: bool = False) -> str:
             {"level": "error", "message": {"text": f"cluster {cluster.name}: {e}"}}
             for e in cluster.errors
         ]
-        for finding in cluster.findings:
-            if finding.status is not Status.FAIL:
-                continue
-            fingerprint = hashlib.sha256(
-                f"{finding.check_id}|{cluster.arn_or_id}|{finding.resource}".encode()
-            ).hexdigest()
-            results.append(
-                {
-                    "ruleId": finding.check_id,
-                    "ruleIndex": rule_index[finding.check_id],
-                    "level": _LEVEL[finding.severity],
-                    "message": {"text": f"{cluster.name}: {finding.detail}"},
-                    "locations": [
-                        {
-                            "logicalLocations": [
-                                {"fullyQualifiedName": finding.resource, "kind": "resource"}
-                            ]
-                        }
-                    ],
-                    "partialFingerprints": {"mutguard/v1": fingerprint},
-                    "properties": {
-                        "cluster": cluster.arn_or_id,
-                        "provider": cluster.provider.value,
-                        "mut": cluster.mut,
-                        "mut_gain": finding.mut_gain,
-                    },
-                }
-            )
+        results += [
+            _result(cluster, finding, rule_index[finding.check_id])
+            for finding in cluster.findings
+            if finding.status is Status.FAIL
+        ]
+    home = _project_home()
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -93,6 +162,7 @@ def render(report: Report, color: bool = False) -> str:
                     "driver": {
                         "name": report.tool.name,
                         "version": report.tool.version,
+                        **({"informationUri": home} if home else {}),
                         "rules": [_rule(metas[check_id]) for check_id in used],
                     }
                 },

@@ -1,35 +1,94 @@
-"""What every human-facing format says first about a cluster."""
+"""What every human-facing format says first about a cluster, and about the fleet."""
 
 from __future__ import annotations
 
+import math
+import shlex
 from collections import Counter
+from collections.abc import Iterable
 
-from mutguard.models import ClusterReport, Finding, Severity, Status
+from mutguard.models import AttackPath, ClusterReport, Finding, Report, Severity, Status
+from mutguard.sources import Provider
 
 TOP_FIXES = 5
+# The three MUT fields, each with the starting point it is measured from.
+MUT_STARTS = (
+    ("mut", "the internet"),
+    ("mut_workload", "a compromised pod"),
+    ("mut_credential", "a leaked credential"),
+)
+# How `mutguard explain` reaches a cluster live, by provider (the report does not say whether
+# it came from a live scan, a snapshot or the demo).
+_LIVE_SOURCE = {
+    Provider.EKS: "--provider aws",
+    Provider.GKE: "--provider gcp",
+    Provider.AKS: "--provider azure",
+}
+
+
+def mut_value(cluster: ClusterReport, field: str) -> str:
+    """One MUT as shown to people: `≤` marks an upper bound, `?` a cluster that was not read."""
+    number = getattr(cluster, field)
+    if number is None:
+        return "?"
+    return f"≤{number}" if field in cluster.mut_upper_bound else str(number)
 
 
 def headline(cluster: ClusterReport) -> str:
     if cluster.mut is None:
         return "MUT unknown: the cluster could not be read"
-    bound = set(cluster.mut_upper_bound)
+    parts = [f"{mut_value(cluster, field)} from {start}" for field, start in MUT_STARTS]
+    return "MUT " + " · ".join(parts)
 
-    def value(field: str, number: int | None) -> str:
-        return f"≤{number}" if field in bound else str(number)
 
-    return (
-        f"MUT {value('mut', cluster.mut)} from the internet · "
-        f"{value('mut_workload', cluster.mut_workload)} from a compromised pod · "
-        f"{value('mut_credential', cluster.mut_credential)} from a leaked credential"
-    )
+def worst_first(clusters: Iterable[ClusterReport]) -> list[ClusterReport]:
+    """Lowest MUT first; ties go to the lower MUT from the internet, then from a pod, then from
+    a credential, then by name. Clusters that could not be read have no MUT and come last."""
+
+    def key(cluster: ClusterReport) -> tuple:
+        if cluster.mut is None:
+            return (1, (), cluster.name)
+        values = [getattr(cluster, field) for field, _ in MUT_STARTS]
+        ranked = [math.inf if v is None else v for v in values]
+        return (0, (min(ranked), *ranked), cluster.name)
+
+    return sorted(clusters, key=key)
+
+
+def start_phrase(label: str) -> str:
+    """A path's starting point in words: `workload:shop/cart` -> `a compromised pod of shop/cart`.
+    Which credential leaks is the path's own first step, so it is not repeated here."""
+    kind, _, what = label.partition(":")
+    if label == "internet":
+        return "the internet"
+    if kind == "workload":
+        return f"a compromised pod of {what}" if what and what != "any" else "a compromised pod"
+    if kind == "credential":
+        return "a leaked credential"
+    return label
+
+
+def cheapest(cluster: ClusterReport) -> AttackPath | None:
+    return min(cluster.paths, key=lambda p: p.mut) if cluster.paths else None
 
 
 def cheapest_path(cluster: ClusterReport) -> str:
     """The lowest-MUT path in one line."""
-    if not cluster.paths:
+    path = cheapest(cluster)
+    if path is None:
         return ""
-    path = min(cluster.paths, key=lambda p: p.mut)
     return f"{path.from_} → " + " → ".join(path.steps)
+
+
+def next_step(report: Report) -> str | None:
+    """The command that explains the worst cluster that was read, step by step."""
+    readable = [c for c in worst_first(report.clusters) if c.mut is not None]
+    if not readable:
+        return None
+    worst = readable[0]
+    name = shlex.quote(worst.name)
+    live = _LIVE_SOURCE.get(worst.provider, f"--kubeconfig PATH --context {name}")
+    return f"mutguard explain {name} --demo|--snapshot DIR|{live}"
 
 
 def top_fixes(cluster: ClusterReport, limit: int = TOP_FIXES) -> list[Finding]:
