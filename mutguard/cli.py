@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -439,7 +440,8 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     if args.output and args.output != Path(STDIO):
         args.output.write_text(render(report, args.format), encoding="utf-8")
     else:
-        sys.stdout.write(render(report, args.format, color=_colour(args.format)))
+        colour = _colour(args.format)
+        sys.stdout.write(render(report, args.format, color=colour, source=_source(args)))
     if report.errors and not report.clusters:
         for error in report.errors:
             print(
@@ -478,12 +480,55 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The options that choose which clusters a live scan reads, as `explain` takes them too (not
+# --external-id: the report's next step is no place to repeat it).
+_LIVE_FILTERS = {
+    "regions": "--regions",
+    "role_arns": "--role-arn",
+    "accounts": "--accounts",
+    "profile": "--profile",
+    "projects": "--projects",
+    "subscriptions": "--subscriptions",
+    "locations": "--locations",
+    "contexts": "--context",
+}
+
+
+def _source(args: argparse.Namespace) -> str:
+    """The options that name where this run's clusters came from, for `mutguard explain`."""
+    if args.command == "demo":
+        return "--demo"
+    if args.snapshot is not None:
+        return shlex.join(["--snapshot", str(args.snapshot)])
+    if args.kubeconfig is not None:
+        words = ["--kubeconfig", str(args.kubeconfig)]
+    else:
+        words = ["--provider", args.provider]
+    for name, flag in _LIVE_FILTERS.items():
+        value = getattr(args, name)
+        if isinstance(value, list):  # repeated flags
+            words += [part for item in value for part in (flag, item)]
+        elif isinstance(value, tuple) and value:  # comma-separated
+            words += [flag, ",".join(value)]
+        elif isinstance(value, str):
+            words += [flag, value]
+    return shlex.join(words)
+
+
+def _check_publishing(args: argparse.Namespace) -> None:
+    if args.publish:
+        from mutguard.publish.cli import check_publishing
+
+        check_publishing(args.publish, args)
+
+
 def _colour(output_format: str) -> bool:
     """Colour for the terminal report on a terminal, unless NO_COLOR (no-color.org) is set."""
     return output_format == "table" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    _check_publishing(args)
     if args.snapshot is not None:
         from mutguard.providers import snapshot
 
@@ -500,6 +545,7 @@ def _demo_dir() -> Path:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mutguard.providers import snapshot
 
+    _check_publishing(args)
     return _scan(snapshot.read(_demo_dir()), args)
 
 

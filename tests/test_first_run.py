@@ -94,6 +94,7 @@ def test_publishing_without_its_extra_names_the_extra(bare: Path, tmp_path, args
         [bare, "demo", "--format", "json", *args], capture_output=True, text=True, cwd=tmp_path
     )
     assert one_line_error(done) == f"mutguard: {line}"
+    assert done.stdout == ""  # found before anything was scanned
 
 
 @pytest.mark.needs_index

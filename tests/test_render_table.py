@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mutguard.cli import build_parser
+from mutguard.cli import build_parser, main
 from mutguard.models import ClusterReport, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
@@ -178,6 +179,19 @@ def test_the_report_ends_with_the_command_that_explains_the_worst_cluster():
         args = build_parser().parse_args(["explain", worst, *source])
         assert args.cluster == worst
     assert build_parser().parse_args(["explain", worst, *sources[2]]).provider == "aws"
+
+
+@pytest.mark.parametrize("source", ["demo", "snapshot"])
+def test_the_cli_names_its_own_source_in_the_next_step(capsys, source):
+    demo = Path(str(resources.files("mutguard") / "demo"))
+    argv = ["demo"] if source == "demo" else ["scan", "--snapshot", str(demo)]
+    assert main([*argv, "--as-of", "2026-03-01"]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    command = shlex.split(last.removeprefix("next: "))
+    assert command[:2] == ["mutguard", "explain"]
+    # The command runs as printed and explains the cluster it names.
+    assert main(command[1:]) == 0
+    assert capsys.readouterr().out.startswith(f"{command[2]} (")
 
 
 def test_without_a_readable_cluster_there_is_no_next_step():

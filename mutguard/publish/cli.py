@@ -63,6 +63,20 @@ def parse_sink_config(text: str, origin: str) -> list[SinkSpec]:
     return specs
 
 
+def check_publishing(selected: Sequence[str], args: Any) -> None:
+    """Fail before anything is scanned when publishing could not start: a bad --publish-config,
+    an unknown sink or store, or one whose dependencies are not installed."""
+    from mutguard.publish.dispatch import sink_module
+    from mutguard.publish.stores import store_module, store_spec
+
+    try:
+        for spec in sink_specs(selected, args.publish_config):
+            sink_module(spec)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    store_module(store_spec(args.state_store, args.state))
+
+
 def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.stdout) -> bool:
     """Send what changed (or the digest) to the selected sinks; True when every sink delivered.
 

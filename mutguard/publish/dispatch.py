@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 from mutguard.models import Report
@@ -84,13 +85,18 @@ def build_sinks(specs: Sequence[SinkSpec], context: SinkContext) -> list[Sink]:
     return [_build(spec, context) for spec in specs]
 
 
-def _build(spec: SinkSpec, context: SinkContext) -> Sink:
+def sink_module(spec: SinkSpec) -> ModuleType:
+    """The module of a sink's kind; ConfigError for an unknown kind, MissingDependency when
+    what it needs is not installed."""
     plugin = SINK_MODULES.get(spec.kind)
     if plugin is None:
         known = ", ".join(sorted(SINK_MODULES))
         raise ConfigError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
-    module = plugin.load(f"the {spec.kind} sink")
-    sink: Sink = module.build(spec.label, spec.options, context)
+    return plugin.load(f"the {spec.kind} sink")
+
+
+def _build(spec: SinkSpec, context: SinkContext) -> Sink:
+    sink: Sink = sink_module(spec).build(spec.label, spec.options, context)
     return sink
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 from mutguard.errors import InputError
 from mutguard.plugins import Plugin
@@ -49,11 +50,17 @@ def store_spec(
     return f"sqlite:{state_file}"
 
 
-def open_store(spec: str) -> StateStore:
-    kind, _, location = spec.partition(":")
+def store_module(spec: str) -> ModuleType:
+    """The module of a store's kind; InputError for an unknown kind, MissingDependency when
+    what it needs is not installed."""
+    kind = spec.partition(":")[0]
     plugin = STATE_STORES.get(kind)
     if plugin is None:
         known = ", ".join(sorted(STATE_STORES))
         raise InputError(f"state store {spec}: unknown kind {kind!r} (known: {known})")
-    store: StateStore = plugin.load(f"the {kind} state store").open_store(location)
+    return plugin.load(f"the {kind} state store")
+
+
+def open_store(spec: str) -> StateStore:
+    store: StateStore = store_module(spec).open_store(spec.partition(":")[2])
     return store

@@ -14,5 +14,10 @@ FORMATS = {
 }
 
 
-def render(report: Report, fmt: str, color: bool = False) -> str:
-    return importlib.import_module(FORMATS[fmt]).render(report, color=color)
+def render(report: Report, fmt: str, color: bool = False, source: str | None = None) -> str:
+    """`source`: the options that name where the clusters came from (`--demo`, `--snapshot DIR`,
+    `--provider aws ...`), for the next command the terminal report suggests."""
+    module = importlib.import_module(FORMATS[fmt])
+    if fmt == "table":
+        return module.render(report, color=color, source=source)
+    return module.render(report, color=color)

@@ -80,13 +80,16 @@ def cheapest_path(cluster: ClusterReport) -> str:
     return f"{path.from_} → " + " → ".join(path.steps)
 
 
-def next_step(report: Report) -> str | None:
-    """The command that explains the worst cluster that was read, step by step."""
+def next_step(report: Report, source: str | None = None) -> str | None:
+    """The command that explains the worst cluster that was read, step by step; `source` names
+    where the report came from, else each way `mutguard explain` can reach the cluster."""
     readable = [c for c in worst_first(report.clusters) if c.mut is not None]
     if not readable:
         return None
     worst = readable[0]
     name = shlex.quote(worst.name)
+    if source:
+        return f"mutguard explain {name} {source}"
     live = _LIVE_SOURCE.get(worst.provider, f"--kubeconfig PATH --context {name}")
     return f"mutguard explain {name} --demo|--snapshot DIR|{live}"
 

@@ -122,7 +122,7 @@ def _cluster_panel(cluster: ClusterReport) -> Panel:
     return Panel(Group(*parts), title=_title(cluster, account=True), title_align="left")
 
 
-def render(report: Report, color: bool = False) -> str:
+def render(report: Report, color: bool = False, source: str | None = None) -> str:
     """Whether to colour is the caller's decision: without colour nothing turns it on again
     (FORCE_COLOR included), and with it NO_COLOR in the environment still has its say."""
     buffer = io.StringIO()
@@ -138,10 +138,10 @@ def render(report: Report, color: bool = False) -> str:
         console.print(_cluster_panel(cluster))
     if not clusters:
         console.print("no cluster could be read" if report.errors else "no clusters found")
-    command = next_step(report)
+    command = next_step(report, source)
     if command:
-        console.print(
-            Text(f"next: {command}", style="bold"),
-            Text("(with the source this report came from)", style="dim"),
-        )
+        line = [Text(f"next: {command}", style="bold")]
+        if not source:
+            line.append(Text("(with the source this report came from)", style="dim"))
+        console.print(*line)
     return buffer.getvalue()
