@@ -17,6 +17,16 @@ from mutguard.sources import ClusterSource, Provider
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOTSTRAP_RBAC = FIXTURES / "kubernetes-bootstrap-rbac"
+# The bundled demo clusters (mutguard/demo), each of which fails at least one check: on a first
+# run, with no state, every one of them has news to publish.
+NEWS_CLUSTERS = [
+    "data-platform",
+    "orders-aks",
+    "payments-legacy",
+    "platform-core",
+    "shop-prod",
+    "shop-staging",
+]
 OBSERVED_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

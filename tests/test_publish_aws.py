@@ -39,19 +39,12 @@ from mutguard.publish.messages import SQS_SNS_LIMIT
 from mutguard.scan import build_report
 from mutguard.state import changes, cluster_key
 
+from builders import NEWS_CLUSTERS
 from servers.aws_clients import AwsClients
 from servers.chat import ChatServer
 from servers.ports import free_port
 
 MESSAGE_SCHEMA = Path(__file__).parents[1] / "schemas" / "message.schema.json"
-NEWS_CLUSTERS = [
-    "data-platform",
-    "orders-aks",
-    "payments-legacy",
-    "platform-core",
-    "shop-prod",
-    "shop-staging",
-]
 SENDER = "mutguard@example.com"
 HOOK_URL_PATH = "/hook/awsHookSecret0123456789"
 HMAC_KEY = "whsec-from-secrets-manager-0123456789"

@@ -46,7 +46,7 @@ from mutguard.publish.stores import open_store
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, changes
 
-from builders import cluster_role_binding
+from builders import NEWS_CLUSTERS, cluster_role_binding
 from servers.azurite import ACCOUNT_KEY, Azurite
 from servers.chat import ChatServer
 from servers.pubsub import TOPIC, PubSubServer
@@ -54,14 +54,6 @@ from servers.pubsub import TOPIC, PubSubServer
 MESSAGE_SCHEMA = Path(__file__).parents[1] / "schemas" / "message.schema.json"
 CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"
 GENERATED_AT = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
-NEWS_CLUSTERS = [
-    "data-platform",
-    "orders-aks",
-    "payments-legacy",
-    "platform-core",
-    "shop-prod",
-    "shop-staging",
-]
 QUEUE_LIMIT = 64 * 1024
 
 

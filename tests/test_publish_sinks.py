@@ -33,6 +33,7 @@ from mutguard.publish import (
 from mutguard.scan import build_report
 from mutguard.state import changes
 
+from builders import NEWS_CLUSTERS
 from servers.chat import BOT_TOKEN, CHANNEL, ChatServer, block_problems
 from servers.smtp import PASSWORD, USERNAME, SmtpServer
 from servers.tls import TestCa
@@ -123,16 +124,6 @@ def send(
     sinks = build_sinks(specs, ctx)
     results = publish(report, changes({}, report), sinks, ctx, digest=digest, dry_run=dry_run)
     return {r.sink: r for r in results}
-
-
-NEWS_CLUSTERS = [
-    "data-platform",
-    "orders-aks",
-    "payments-legacy",
-    "platform-core",
-    "shop-prod",
-    "shop-staging",
-]
 
 
 # --- Slack --------------------------------------------------------------------------------
