@@ -29,6 +29,7 @@ import base64
 import binascii
 import importlib.util
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from mutguard.providers import kube
 from mutguard.providers.aks_token import AksTokenSource
 from mutguard.providers.tasks import Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
+
+log = logging.getLogger(__name__)
 
 LIST_CLUSTERS = "Microsoft.ContainerService/managedClusters/read"
 LIST_SUBSCRIPTIONS = "Microsoft.Resources/subscriptions/read"
@@ -193,6 +196,7 @@ class AksCollector:
                 for source in (_source(subscription, cluster) for cluster in clusters)
                 if selected(source, self.options.clusters, self.options.locations)
             ]
+            log.info("subscription %s: %d cluster(s)", subscription, len(sources))
             if self.tokens is None:
                 return [], list(sources)
             return [self._in_cluster_task(subscription, source) for source in sources], []

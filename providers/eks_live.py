@@ -9,6 +9,7 @@ failing cluster becomes a ClusterSource with the error, so the other clusters st
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -34,6 +35,8 @@ from mutguard.sources import (
     Provider,
     ScanError,
 )
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_PLACEHOLDER = "{account}"
 AWS_AUTH_PATH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
@@ -154,6 +157,7 @@ class EksCollector:
                 regions = list(self.options.regions) or self._enabled_regions(account)
             except AWS_ERRORS as exc:
                 return [], [ScanError(scope=scope, message=aws_error(exc, action))]
+            log.info("account %s: %d region(s) to list", account.account, len(regions))
             return [self._region_task(account, region) for region in regions], []
 
         return run
@@ -188,6 +192,7 @@ class EksCollector:
             except AWS_ERRORS as exc:
                 scope = f"eks:{account.account}:{region}"
                 return [], [ScanError(scope=scope, message=aws_error(exc, "eks:ListClusters"))]
+            log.info("account %s, region %s: %d cluster(s)", account.account, region, len(names))
             return [self._cluster_task(account, region, name) for name in names], []
 
         return run

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ _RETRYABLE = retries.if_exception_type(
     api_exceptions.ServiceUnavailable,
     api_exceptions.GatewayTimeout,
 )
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,7 @@ class GkeCollector:
                 for source in (_source(project, cluster) for cluster in response.clusters)
                 if selected(source, self.options.clusters, self.options.locations)
             ]
+            log.info("project %s: %d cluster(s)", project, len(sources))
             errors: list[Item] = []
             if response.missing_zones:
                 missing = ", ".join(response.missing_zones)

@@ -38,7 +38,7 @@ def run_tasks(
                     log.exception("a collection task failed")
                     seconds, follow_ups = 0.0, []
                     items = [ScanError("internal", f"{type(exc).__name__}: {exc}")]
-                _log_progress(items, len(follow_ups), seconds)
+                _log_progress(items, seconds)
                 pending |= {pool.submit(_timed, task) for task in follow_ups}
                 known += len(follow_ups)
                 done += 1
@@ -53,7 +53,7 @@ def _timed(task: Task) -> tuple[float, tuple[list[Task], list[Item]]]:
     return time.monotonic() - started, result
 
 
-def _log_progress(items: list[Item], follow_ups: int, seconds: float) -> None:
+def _log_progress(items: list[Item], seconds: float) -> None:
     """With -v: what each task read (cluster names, locations; never a credential)."""
     for item in items:
         if isinstance(item, ScanError):
@@ -62,5 +62,3 @@ def _log_progress(items: list[Item], follow_ups: int, seconds: float) -> None:
             where = "/".join(filter(None, (item.provider.value, item.account, item.location)))
             unread = f", {len(item.errors)} document(s) unread" if item.errors else ""
             log.info("read cluster %s in %s (%.1f s%s)", item.name, where, seconds, unread)
-    if follow_ups:
-        log.info("found %d more to read (%.1f s)", follow_ups, seconds)

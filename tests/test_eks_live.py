@@ -4,6 +4,7 @@ the local EksGapServer in tests/servers, speaking the EKS REST-JSON wire format.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -230,6 +231,33 @@ def test_cli_live_scan_and_snapshot_agree(fleet, tmp_path):
 
     assert essence(live.stdout) == essence(offline.stdout)
     assert "testing" not in saved.stdout + "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+
+
+def test_verbose_logs_each_account_region_and_cluster_it_reads(fleet):
+    env = {**os.environ, **fleet.env}
+    command = ["scan", "--provider", "aws", "--skip-in-cluster", "--regions", ",".join(REGIONS)]
+    done = subprocess.run(
+        [sys.executable, "-m", "mutguard.cli", *command, "--format", "json", "-v"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    log = done.stderr
+    # The fleet: web in us-east-1 and payments in eu-west-1 of the home account.
+    assert "account 123456789012: 3 region(s) to list" in log
+    assert "account 123456789012, region us-east-1: 1 cluster(s)" in log
+    assert "account 123456789012, region ap-southeast-2: 0 cluster(s)" in log
+    assert re.search(r"read cluster web in eks/123456789012/us-east-1 \(\d+\.\d s\)", log)
+    assert re.search(r"assessed 2 cluster\(s\) in \d+\.\d s", log)
+    assert env["AWS_SECRET_ACCESS_KEY"] not in log
+    quiet = subprocess.run(
+        [sys.executable, "-m", "mutguard.cli", *command, "--format", "json", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def test_cli_without_credentials_reports_the_account_error(aws, tmp_path):
