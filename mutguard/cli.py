@@ -11,7 +11,8 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -668,26 +669,35 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
     from mutguard.errors import InputError, StoreError
 
-    try:
-        return COMMANDS[args.command](args)
-    except InputError as exc:
-        print(f"mutguard: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, StoreError) as exc:
-        print(f"mutguard: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    with _logging_for(args.verbose, args.quiet):
+        try:
+            return COMMANDS[args.command](args)
+        except InputError as exc:
+            print(f"mutguard: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except (OSError, StoreError) as exc:
+            print(f"mutguard: {exc}", file=sys.stderr)
+            return EXIT_USAGE
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
+@contextmanager
+def _logging_for(verbose: bool, quiet: bool) -> Iterator[None]:
     """mutguard's own warnings by default, its progress with -v, errors only with -q; the SDKs'
-    loggers say only errors unless -v. A host that set up logging keeps its handlers."""
+    loggers say only errors unless -v. A host that set up logging keeps its handlers, and its
+    levels once the command is done."""
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    loggers = [log, *(logging.getLogger(name) for name in SDK_LOGGERS)]
+    before = [logger.level for logger in loggers]
     log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
-    for name in SDK_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
+    for logger in loggers[1:]:
+        logger.setLevel(logging.WARNING if verbose else logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -162,19 +162,38 @@ def test_verbosity_flags_go_before_or_after_the_command(capsys, where):
     capsys.readouterr()
 
 
-def test_sdk_warnings_are_quiet_unless_verbose(capsys, caplog):
-    # DefaultAzureCredential logs a warning per credential kind it could not use; botocore and
-    # google-auth warn similarly. They are noise to a user unless -v asks for detail.
-    sdk = logging.getLogger("azure.identity._credentials.chained")
-    assert main(["demo", "--as-of", "2026-03-01"]) == EXIT_OK
-    with caplog.at_level(logging.NOTSET):
-        sdk.warning("EnvironmentCredential: environment variables are not fully configured")
-    assert caplog.records == []
-    assert main(["demo", "-v", "--as-of", "2026-03-01"]) == EXIT_OK
-    with caplog.at_level(logging.NOTSET):
-        sdk.warning("EnvironmentCredential: environment variables are not fully configured")
-    assert [r.getMessage() for r in caplog.records][-1].startswith("EnvironmentCredential")
-    capsys.readouterr()
+def test_sdk_warnings_are_quiet_unless_verbose():
+    # DefaultAzureCredential logs a multi-line warning when none of its credentials can be used;
+    # AZURE_TOKEN_CREDENTIALS limits it to the environment's, so nothing leaves the machine.
+    env = {"PATH": "/usr/bin:/bin", "AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential"}
+    scan = ["scan", "--provider", "azure", "--skip-in-cluster"]
+    scan += ["--subscriptions", "00000000-0000-0000-0000-000000000000"]
+    runs = {
+        flags: subprocess.run(
+            [sys.executable, "-m", "mutguard.cli", *scan, *flags],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        for flags in ((), ("-v",))
+    }
+    plain, verbose = runs[()], runs[("-v",)]
+    assert plain.returncode == verbose.returncode == 5
+    assert plain.stderr.splitlines() == [
+        "mutguard: no cluster could be read: aks:00000000-0000-0000-0000-000000000000: "
+        "Microsoft.ContainerService/managedClusters/read: DefaultAzureCredential failed to "
+        "retrieve a token from the included credentials."
+    ]
+    assert "WARNING azure.identity" in verbose.stderr
+    assert "EnvironmentCredential authentication unavailable" in verbose.stderr
+
+
+def test_the_cli_leaves_a_hosts_logger_levels_as_it_found_them():
+    sdk = logging.getLogger("azure")
+    sdk.setLevel(logging.DEBUG)
+    assert main(["demo", "--format", "json", "--as-of", "2026-03-01", "-o", "/dev/null"]) == 0
+    assert sdk.level == logging.DEBUG
+    sdk.setLevel(logging.NOTSET)
 
 
 def test_every_option_has_help_and_the_help_lists_every_exit_code():
