@@ -32,8 +32,9 @@ EXIT_CODES = {
 # `checks --provider` takes the names `scan --provider` takes, and the clusters' own.
 PROVIDER_ALIASES = {"aws": "eks", "gcp": "gke", "azure": "aks"}
 # Loggers of the SDKs mutguard drives: quiet unless -v (DefaultAzureCredential alone logs a dozen
-# lines when one of its credential kinds is not configured).
-SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3", "msal", "grpc")
+# lines when one of its credential kinds is not configured). py.warnings: the SDKs' Python
+# warnings (google-api-core warns of Python versions it will stop supporting, by date).
+SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3", "msal", "grpc", "py.warnings")
 STDIO = "-"
 FORMATS = ("table", "json", "sarif", "markdown")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -688,6 +689,7 @@ def _logging_for(verbose: bool, quiet: bool) -> Iterator[None]:
     loggers say only errors unless -v. A host that set up logging keeps its handlers, and its
     levels once the command is done."""
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
     loggers = [log, *(logging.getLogger(name) for name in SDK_LOGGERS)]
     before = [logger.level for logger in loggers]
     log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
@@ -696,6 +698,7 @@ def _logging_for(verbose: bool, quiet: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        logging.captureWarnings(False)
         for logger, level in zip(loggers, before, strict=True):
             logger.setLevel(level)
 
