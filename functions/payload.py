@@ -40,6 +40,7 @@ ACCOUNT_FORMATS = {
 }
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 MAX_TARGETS = 1000
+SHOWN_VALUE_LENGTH = 40
 
 
 class PayloadError(ValueError):
@@ -73,14 +74,14 @@ class Target(_Strict):
         if provider is not None:  # else the provider's own error is the one to report
             pattern, what = ACCOUNT_FORMATS[provider]
             if not pattern.match(value):
-                raise ValueError(f"{value!r} is not {what}")
+                raise ValueError(f"{_shown(value)} is not {what}")
         return value
 
     @field_validator("region", "cluster")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
         if value is not None and not NAME.match(value):
-            raise ValueError(f"{value!r} is not a region or cluster name")
+            raise ValueError(f"{_shown(value)} is not a region or cluster name")
         return value
 
     @property
@@ -129,6 +130,8 @@ def parse_payload(raw: bytes | str | Mapping[str, Any] | None) -> InvokePayload:
             raw = json.loads(raw or "{}")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError("", f"the payload is not JSON: {exc}") from None
+        except RecursionError:  # the parser recurses once per level: "[" * 100000 overflows it
+            raise PayloadError("", "the payload is nested too deeply to be a payload") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -138,6 +141,12 @@ def parse_payload(raw: bytes | str | Mapping[str, Any] | None) -> InvokePayload:
     except ValidationError as exc:
         error = exc.errors()[0]
         raise PayloadError(_field(error["loc"]), _message(error)) from None
+
+
+def _shown(value: str) -> str:
+    """A rejected value as an error may quote it: short, since errors are logged and a payload
+    that is not what it should be may hold anything."""
+    return repr(value) if len(value) <= SHOWN_VALUE_LENGTH else f"{value[:SHOWN_VALUE_LENGTH]!r}…"
 
 
 def _field(location: tuple[int | str, ...]) -> str:

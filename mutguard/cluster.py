@@ -107,6 +107,10 @@ def parse_optional(
     except InputError as exc:
         errors[document] = str(exc)
         return None
+    # A shape no parser anticipated must still cost only this document, never the whole run.
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        errors[document] = f"{document}: unexpected structure ({type(exc).__name__}: {exc})"
+        return None
 
 
 def _parse_probe(raw: Any) -> Probe:
@@ -128,18 +132,27 @@ def _list_items(document: Any, name: str) -> list[dict]:
 
 
 def _parse_namespaces(document: Any) -> dict[str, dict[str, str]]:
-    return {
-        str(item["metadata"].get("name")): dict(item["metadata"].get("labels") or {})
-        for item in _list_items(document, NAMESPACES_DOC)
-    }
+    namespaces = {}
+    for item in _list_items(document, NAMESPACES_DOC):
+        name, labels = str(item["metadata"].get("name")), item["metadata"].get("labels") or {}
+        if not isinstance(labels, dict):
+            raise InputError(
+                f"{NAMESPACES_DOC}: Namespace {name}: metadata.labels must be an object"
+            )
+        namespaces[name] = dict(labels)
+    return namespaces
 
 
 def _parse_admission(document: Any) -> list[str]:
-    return [
-        f"{item['metadata'].get('name')}/{webhook.get('name')}"
-        for item in _list_items(document, ADMISSION_DOC)
-        for webhook in item.get("webhooks") or [{"name": ""}]
-    ]
+    names = []
+    for item in _list_items(document, ADMISSION_DOC):
+        name, webhooks = item["metadata"].get("name"), item.get("webhooks") or [{"name": ""}]
+        if not isinstance(webhooks, list) or not all(isinstance(w, dict) for w in webhooks):
+            raise InputError(
+                f"{ADMISSION_DOC}: {item.get('kind')} {name}: webhooks must be a list of objects"
+            )
+        names += [f"{name}/{webhook.get('name')}" for webhook in webhooks]
+    return names
 
 
 def parse_common(source: ClusterSource, errors: dict[str, str]) -> dict[str, Any]:

@@ -200,14 +200,20 @@ class RbacPolicy:
             if not isinstance(item, dict):
                 raise InputError(f"rbac.json: items[{index}] is not an object")
             kind = item.get("kind")
-            metadata = item.get("metadata") or {}
-            name = metadata.get("name")
-            where = f"rbac.json: {kind} {name or f'items[{index}]'}"
             if kind not in ROLE_KINDS + BINDING_KINDS:
                 continue  # other kinds are not RBAC; a mixed List is fine
+            metadata = item.get("metadata") or {}
+            if not isinstance(metadata, dict):
+                raise InputError(f"rbac.json: {kind} items[{index}]: metadata must be an object")
+            name = metadata.get("name")
+            namespace = metadata.get("namespace") or ""
+            where = f"rbac.json: {kind} {_qualified(namespace, name) or f'items[{index}]'}"
             if not isinstance(name, str):
                 raise InputError(f"{where}: metadata.name is missing")
-            namespace = metadata.get("namespace") or ""
+            if not isinstance(namespace, str):
+                raise InputError(f"{where}: metadata.namespace must be a string")
+            if not isinstance(metadata.get("labels") or {}, dict):
+                raise InputError(f"{where}: metadata.labels must be an object")
             if kind in ROLE_KINDS:
                 roles.append(_parse_role(item, kind, name, namespace, where))
             else:
@@ -258,8 +264,7 @@ def _parse_role(item: dict, kind: str, name: str, namespace: str, where: str) ->
         raise InputError(f"{where}: rules must be a list")
     aggregation = None
     if kind == "ClusterRole" and item.get("aggregationRule"):
-        selectors = item["aggregationRule"].get("clusterRoleSelectors") or []
-        aggregation = tuple(selectors)
+        aggregation = _aggregation(item["aggregationRule"], f"{where}.aggregationRule")
     return Role(
         kind=kind,
         name=name,
@@ -270,6 +275,36 @@ def _parse_role(item: dict, kind: str, name: str, namespace: str, where: str) ->
     )
 
 
+def _aggregation(rule: Any, where: str) -> tuple[Mapping[str, Any], ...]:
+    """The clusterRoleSelectors of an aggregationRule, checked as far as they are read."""
+    if not isinstance(rule, dict):
+        raise InputError(f"{where}: must be an object")
+    selectors = rule.get("clusterRoleSelectors") or []
+    if not isinstance(selectors, list):
+        raise InputError(f"{where}.clusterRoleSelectors: must be a list")
+    for i, selector in enumerate(selectors):
+        at = f"{where}.clusterRoleSelectors[{i}]"
+        if not isinstance(selector, dict):
+            raise InputError(f"{at}: must be an object")
+        if not isinstance(selector.get("matchLabels") or {}, dict):
+            raise InputError(f"{at}.matchLabels: must be an object")
+        expressions = selector.get("matchExpressions") or []
+        if not isinstance(expressions, list) or not all(isinstance(e, dict) for e in expressions):
+            raise InputError(f"{at}.matchExpressions: must be a list of objects")
+        for j, expression in enumerate(expressions):
+            if not isinstance(expression.get("key"), str):
+                raise InputError(f"{at}.matchExpressions[{j}].key: must be a string")
+            if not isinstance(expression.get("values") or [], list):
+                raise InputError(f"{at}.matchExpressions[{j}].values: must be a list")
+    return tuple(selectors)
+
+
+def _qualified(namespace: str, name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        return ""
+    return f"{namespace}/{name}" if namespace and isinstance(namespace, str) else name
+
+
 def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str) -> Binding:
     role_ref = item.get("roleRef")
     if not isinstance(role_ref, dict) or role_ref.get("kind") not in ROLE_KINDS:
@@ -278,7 +313,10 @@ def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str)
     for i, raw in enumerate(item.get("subjects") or []):
         if not isinstance(raw, dict) or raw.get("kind") not in ("User", "Group", "ServiceAccount"):
             raise InputError(f"{where}.subjects[{i}]: kind must be User, Group or ServiceAccount")
-        subjects.append(Subject(raw["kind"], str(raw.get("name", "")), raw.get("namespace") or ""))
+        namespace_of_subject = raw.get("namespace") or ""
+        if not isinstance(namespace_of_subject, str):
+            raise InputError(f"{where}.subjects[{i}].namespace: must be a string")
+        subjects.append(Subject(raw["kind"], str(raw.get("name", "")), namespace_of_subject))
     return Binding(
         kind=kind,
         name=name,

@@ -7,15 +7,24 @@ ClusterSource in the same layout, so `mutguard snapshot` output scans exactly li
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 from mutguard.errors import InputError
 from mutguard.providers import detect
 from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError
 
 _NOT_A_DOCUMENT = {ERRORS_DOC}
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+_MAX_DOCUMENT_SIZE = "256 MiB"
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
 def find_cluster_dirs(root: Path) -> list[Path]:
@@ -26,9 +35,11 @@ def find_cluster_dirs(root: Path) -> list[Path]:
             f"snapshot {root}: not a directory; pass the folder that holds {CLUSTER_DOC} "
             "(or a folder of such folders)"
         )
-    if (root / CLUSTER_DOC).is_file():
+    # lexists, not is_file: a cluster.json that is a broken link, a loop or a FIFO still marks
+    # a cluster directory, so that cluster is reported with why it could not be read.
+    if os.path.lexists(root / CLUSTER_DOC):
         return [root]
-    found = sorted(child for child in root.iterdir() if (child / CLUSTER_DOC).is_file())
+    found = sorted(child for child in root.iterdir() if os.path.lexists(child / CLUSTER_DOC))
     if not found:
         raise InputError(f"snapshot {root}: no {CLUSTER_DOC} in it or in its subdirectories")
     return found
@@ -44,33 +55,104 @@ def read(root: Path) -> Iterator[ClusterSource | ScanError]:
 
 
 def _read_cluster_dir(directory: Path) -> ClusterSource:
-    documents: dict[str, object] = {}
+    cluster_file = directory / CLUSTER_DOC
+    try:
+        documents: dict[str, object] = {CLUSTER_DOC: read_document(cluster_file)}
+        names = sorted(path.name for path in directory.iterdir() if path.suffix == ".json")
+    except InputError as exc:
+        raise InputError(f"{cluster_file} {exc}") from None
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot be listed: {exc.strerror}") from None
     errors: dict[str, str] = {}
-    for path in sorted(directory.glob("*.json")):
-        if path.name in _NOT_A_DOCUMENT:
+    for name in names:
+        if name in _NOT_A_DOCUMENT or name == CLUSTER_DOC:
             continue
         try:
-            documents[path.name] = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            if path.name == CLUSTER_DOC:
-                raise InputError(f"{path}: invalid JSON ({exc})") from exc
-            errors[path.name] = f"{path.name} is not valid JSON ({exc})"
+            documents[name] = read_document(directory / name)
+        except InputError as exc:
+            errors[name] = f"{name} {exc}"
     errors_file = directory / ERRORS_DOC
-    if errors_file.is_file():
-        try:
-            recorded = json.loads(errors_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{errors_file}: invalid JSON ({exc})") from exc
-        if not isinstance(recorded, dict):
-            raise InputError(f"{errors_file}: expected an object of document name to reason")
-        errors.update({str(k): str(v) for k, v in recorded.items()})
+    if os.path.lexists(errors_file):
+        errors.update(_recorded_errors(errors_file))
     return ClusterSource(
         provider=detect(documents[CLUSTER_DOC]),
         name=directory.name,
         documents=documents,
         errors=errors,
-        origin=str(directory / CLUSTER_DOC),
+        origin=str(cluster_file),
     )
+
+
+def _recorded_errors(path: Path) -> dict[str, str]:
+    """errors.json; when it cannot be read itself, that is the one error recorded."""
+    try:
+        recorded = read_document(path)
+    except InputError as exc:
+        return {path.name: f"{path.name} {exc}"}
+    if not isinstance(recorded, dict):
+        return {path.name: f"{path.name}: expected an object of document name to reason"}
+    return {str(k): str(v) for k, v in recorded.items()}
+
+
+def read_document(path: Path) -> Any:
+    """One JSON document; InputError says why it cannot be read, worded to follow its name.
+
+    Only a regular file is opened (a FIFO would block the scan forever, a device could be
+    endless), at most MAX_DOCUMENT_BYTES of it, and nesting too deep for the parser is an
+    error of this document, not a RecursionError that ends the whole run.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"is not a regular file but {_file_kind(info.st_mode)}")
+    if info.st_size > MAX_DOCUMENT_BYTES:
+        raise InputError(f"is larger than {_MAX_DOCUMENT_SIZE}, the limit per document")
+    try:
+        # O_NONBLOCK: should the file have been swapped for a FIFO since the stat, opening it
+        # does not wait for a writer, and the fstat below refuses it.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            opened = os.fstat(file.fileno())
+            if not stat.S_ISREG(opened.st_mode):
+                raise InputError(f"is not a regular file but {_file_kind(opened.st_mode)}")
+            data = file.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise InputError(f"is larger than {_MAX_DOCUMENT_SIZE}, the limit per document")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not valid JSON (not UTF-8: {exc.reason})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"is not valid JSON ({exc})") from None
+    except RecursionError:
+        # Measured only now: counting every bracket of every document would double the read.
+        depth = _nesting_depth(text)
+        raise InputError(
+            f"is nested {depth} levels deep, deeper than JSON parsing allows"
+        ) from None
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep text's arrays and objects nest; brackets inside strings do not count."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)).encode()
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def directory_name(source: ClusterSource) -> str:

@@ -56,7 +56,7 @@ def test_bad_clusters_are_named_and_the_others_still_report(tmp_path):
     assert by_name["wrong-type"].mut is None
     assert "publicAccessCidrs" in by_name["wrong-type"].errors[0]
     errors = {e.scope: e.message for e in report.errors}
-    assert "invalid JSON" in errors[f"snapshot:{tmp_path / 'truncated'}"]
+    assert "cluster.json is not valid JSON" in errors[f"snapshot:{tmp_path / 'truncated'}"]
     assert "is not `aws eks describe-cluster`" in errors[f"snapshot:{tmp_path / 'gke-looking'}"]
 
 

@@ -133,6 +133,7 @@ def scan(payload: InvokePayload, settings: Settings) -> ScanResult:
 
 
 def run_id(record: Mapping[str, Any]) -> str | None:
-    attribute = (record.get("messageAttributes") or {}).get(RUN_ID_ATTRIBUTE) or {}
-    value = attribute.get("stringValue")
+    attributes = record.get("messageAttributes")
+    attribute = attributes.get(RUN_ID_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+    value = attribute.get("stringValue") if isinstance(attribute, Mapping) else None
     return value if isinstance(value, str) and value else None

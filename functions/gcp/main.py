@@ -74,8 +74,14 @@ def log(severity: str, message: str, **fields: Any) -> None:
 def on_message(cloud_event: CloudEvent) -> None:
     message = _pubsub_message(cloud_event.data)
     attributes = message.get("attributes") or {}
-    context = {"message_id": message.get("messageId"), "run_id": attributes.get("run_id")}
+    # Only strings are logged: whatever else an envelope holds is the sender's data.
+    context = {
+        "message_id": _string(message.get("messageId")),
+        "run_id": _string(attributes.get("run_id")) if isinstance(attributes, dict) else None,
+    }
     try:
+        if not isinstance(attributes, dict):
+            raise PayloadError("attributes", "the Pub/Sub message attributes are not an object")
         payload = parse_payload(_message_data(message))
         settings = Settings.from_env()
         if payload.action == "dispatch":
@@ -113,6 +119,10 @@ def _scan(payload: InvokePayload, settings: Settings, context: Mapping[str, Any]
 def _pubsub_message(data: Any) -> dict[str, Any]:
     message = data.get("message") if isinstance(data, dict) else None
     return message if isinstance(message, dict) else {}
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _message_data(message: Mapping[str, Any]) -> bytes:
