@@ -160,7 +160,8 @@ def test_secret_env_reports_names_never_values():
     ]
     report = assess(describe_cluster(), workloads=kube_list(pod("web", containers=containers)))
     result = finding(report, "workloads.secret_env")
-    assert result.status is Status.FAIL and result.detail.endswith("app:DB_PASSWORD")
+    assert result.status is Status.FAIL
+    assert result.detail.endswith("app:DB_PASSWORD (a credential by its name)")
     assert "hunter2" not in report.model_dump_json()
 
 

@@ -10,13 +10,14 @@ from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import NODE_ANY, Edge, StartKind
 from mutguard.rbac import Reach
 from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, RBAC_DOC, WORKLOADS_DOC
-from mutguard.workloads import Workload, node_names, token_edge
+from mutguard.workloads import Workload, node_names, node_tokens, token_edge
 
 ALL_PROVIDERS = tuple(Provider)
 POD_SECURITY = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
 PSA_LABELS = "https://kubernetes.io/docs/concepts/security/pod-security-admission/"
 SECURITY_CONTEXT = "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/"
 SA_TOKENS = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/"
+HOST_PATH = "https://kubernetes.io/docs/concepts/storage/volumes/#hostpath"
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 # Admission webhooks of the two common policy engines, by configuration name.
@@ -61,25 +62,72 @@ def _remediation(text: str) -> dict[Provider, str]:
     area=Area.WORKLOADS,
     maturity=Maturity.CRAWL,
     providers=ALL_PROVIDERS,
-    rationale="A privileged container, a hostPath onto the node's root, runtime socket or kubelet "
-    "directory, or an escape capability makes the pod's compromise root on its node, with every "
-    "token of every pod there.",
+    rationale="A privileged container, a hostPath onto the node's root, configuration, runtime "
+    "socket or kubelet directory (or onto a directory that holds one, such as /var or /run), or "
+    "an escape capability makes the pod's compromise root on its node, with every token of every "
+    "pod there. A runtime socket does so even mounted read-only: connecting needs no write access.",
     remediation=_remediation(
         "Drop `privileged: true`, sensitive hostPath volumes and added SYS_ADMIN-like capabilities "
         "from the pod spec; enforce the baseline Pod Security Standard on the namespace "
         "(`kubectl label ns NS pod-security.kubernetes.io/enforce=baseline`)."
     ),
-    references=[POD_SECURITY, SECURITY_CONTEXT],
+    references=[
+        POD_SECURITY,
+        SECURITY_CONTEXT,
+        HOST_PATH,
+        "https://github.com/Shopify/kubeaudit/blob/main/docs/auditors/mounts.md",
+        "https://amf3.github.io/articles/virtualization/docker_socket",
+    ],
 )
 def node_escape(cluster: Cluster):
     def judge(workload: Workload):
         reasons = workload.escapes()
+        if reasons:
+            why = "; ".join(reasons)
+            return failed(f"{workload}: {why}", str(workload), edges=_escape_edges(workload, why))
+        if unjudged := workload.unjudged_host_paths():
+            return unknown(
+                f"{workload}: {'; '.join(unjudged)}",
+                str(workload),
+                assumption=f"{workload}: its invalid hostPath assumed to mount nothing",
+                affects=[StartKind.WORKLOAD],
+            )
+        return None
+
+    return _each_workload(cluster, judge, "no workload runs privileged or mounts the node")
+
+
+@check(
+    id="workloads.host_path_tokens",
+    title="No workload reads its node's credentials through a hostPath",
+    severity=Severity.HIGH,
+    area=Area.WORKLOADS,
+    maturity=Maturity.CRAWL,
+    providers=ALL_PROVIDERS,
+    rationale="A hostPath onto /var/lib/kubelet/pods (or a directory that holds it) hands the pod "
+    "the service-account token of every pod on its node, even read-only; one onto the kubelet's "
+    "credentials lets it act as the node, which reads the same tokens. Whoever exploits the app "
+    "then holds the most powerful of them.",
+    remediation=_remediation(
+        "Remove the hostPath volume, or mount only the subdirectory the app needs (node agents "
+        "rarely need more than /var/log/pods read-only); enforce the baseline Pod Security "
+        "Standard on the namespace, which forbids hostPath volumes."
+    ),
+    references=[POD_SECURITY, HOST_PATH, "https://avd.aquasec.com/misconfig/kubernetes/khv047"],
+)
+def host_path_tokens(cluster: Cluster):
+    def judge(workload: Workload):
+        reasons = workload.token_reads()
         if not reasons:
             return None
         why = "; ".join(reasons)
-        return failed(f"{workload}: {why}", str(workload), edges=_escape_edges(workload, why))
+        edges = [
+            Edge(workload.node, node_tokens(node), 0, "credential", f"{workload}: {why}")
+            for node in node_names(workload)
+        ]
+        return failed(f"{workload}: {why}", str(workload), edges=edges)
 
-    return _each_workload(cluster, judge, "no workload runs privileged or mounts the node")
+    return _each_workload(cluster, judge, "no workload mounts its node's credentials")
 
 
 @check(
@@ -257,7 +305,10 @@ def run_as_root(cluster: Cluster):
     maturity=Maturity.CRAWL,
     providers=ALL_PROVIDERS,
     rationale="A secret in an env value is readable by everyone who can read the workload, is in "
-    "every manifest and backup, and cannot be rotated without a redeploy.",
+    "every manifest and backup, and cannot be rotated without a redeploy. Literal values are "
+    "judged by their name (PASSWORD, TOKEN, SECRET, API_KEY ...) and by their shape (AWS, GitHub, "
+    "GitLab, Slack, Stripe and Google keys, JWTs, PEM private keys, passwords in URLs, long "
+    "random strings), in every container of every pod template.",
     remediation=_remediation(
         "Move the value into a Secret (or an external secret store) and reference it with "
         "`valueFrom.secretKeyRef`."
@@ -266,8 +317,11 @@ def run_as_root(cluster: Cluster):
 )
 def secret_env(cluster: Cluster):
     def judge(workload: Workload):
-        names = [f"{c.name}:{n}" for c in workload.containers for n in c.secret_env]
-        if names:  # only the variable names: the values never leave the cluster's documents
+        # Only the variable names and the detector: the values never leave the documents.
+        names = [
+            f"{c.name}:{s.variable} ({s.why})" for c in workload.containers for s in c.secret_env
+        ]
+        if names:
             return failed(f"{workload} sets literal secrets in {', '.join(names)}", str(workload))
         return None
 
