@@ -4,10 +4,16 @@ Input is `kubectl get clusterroles,clusterrolebindings,roles,rolebindings -A -o 
 Rule matching follows the authorizer exactly: `*` in verbs, apiGroups and resources; `*/sub` and
 `res/sub` for subresources; resourceNames narrowing; nonResourceURLs with a trailing `*` prefix.
 Aggregated ClusterRoles take the rules of every ClusterRole their selectors match.
+
+A binding's roleRef is resolved when a request is authorized (the rule resolver of
+pkg/registry/rbac/validation/rule.go skips a binding whose role is missing), and the binding
+registry stores a roleRef to a role that does not exist yet, so a dangling binding grants nothing
+today and everything its role will hold once someone creates it.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -146,6 +152,24 @@ def _strings(value: Any, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
+def _string_map(value: Any, where: str) -> dict[str, str]:
+    """Labels or matchLabels: a value of another type would silently stop a selector matching."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InputError(f"{where} must be an object of strings")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    """A list, or null for none; any other type is refused, never read as empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{where} must be a list")
+    return value
+
+
 def _rule(raw: Any, where: str) -> Rule:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: a rule must be an object")
@@ -156,6 +180,9 @@ def _rule(raw: Any, where: str) -> Rule:
         resource_names=_strings(raw.get("resourceNames"), f"{where}.resourceNames"),
         non_resource_urls=_strings(raw.get("nonResourceURLs"), f"{where}.nonResourceURLs"),
     )
+
+
+_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 def _label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -174,19 +201,31 @@ def _label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, st
             return False
         if operator == "DoesNotExist" and present:
             return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise InputError(f"aggregationRule: unknown label selector operator {operator!r}")
     return True
 
 
 class RbacPolicy:
-    """All roles and bindings of one cluster, indexed for the questions the checks ask."""
+    """All roles and bindings of one cluster, indexed for the questions the checks ask.
+
+    A real API server never lists two objects of one kind, namespace and name, but an edited or
+    merged rbac.json can. Every copy is kept and judged: a binding counts however often it
+    appears, and a binding of a role that appears twice gets the rules of both copies, the
+    worst case of whichever copy is real. `duplicates` says so, one sentence per duplicate.
+    """
 
     def __init__(self, roles: Iterable[Role], bindings: Iterable[Binding]) -> None:
-        self.roles: dict[tuple[str, str, str], Role] = {
-            (role.kind, role.namespace, role.name): role for role in roles
-        }
+        self.roles: dict[tuple[str, str, str], list[Role]] = defaultdict(list)
+        for role in roles:
+            self.roles[(role.kind, role.namespace, role.name)].append(role)
         self.bindings: list[Binding] = list(bindings)
+        self.duplicates: list[str] = _duplicates(
+            [
+                (kind, namespace, name)
+                for (kind, namespace, name), copies in self.roles.items()
+                for _ in copies
+            ]
+            + [(b.kind, b.namespace, b.name) for b in self.bindings]
+        )
         self._aggregated: dict[str, tuple[Rule, ...]] = {}
         self._grants: list[Grant] | None = None
 
@@ -212,36 +251,43 @@ class RbacPolicy:
                 raise InputError(f"{where}: metadata.name is missing")
             if not isinstance(namespace, str):
                 raise InputError(f"{where}: metadata.namespace must be a string")
-            if not isinstance(metadata.get("labels") or {}, dict):
-                raise InputError(f"{where}: metadata.labels must be an object")
+            labels = _string_map(metadata.get("labels"), f"{where}: metadata.labels")
             if kind in ROLE_KINDS:
-                roles.append(_parse_role(item, kind, name, namespace, where))
+                roles.append(_parse_role(item, kind, name, namespace, labels, where))
             else:
-                bindings.append(_parse_binding(item, kind, name, namespace, where))
+                bindings.append(_parse_binding(item, kind, name, namespace, labels, where))
         return cls(roles, bindings)
+
+    def role_of(self, binding: Binding) -> list[Role]:
+        """Every copy of the role a binding names; empty when it does not exist."""
+        namespace = binding.namespace if binding.role_kind == "Role" else ""
+        return self.roles.get((binding.role_kind, namespace, binding.role_name), [])
 
     def rules_of(self, binding: Binding) -> tuple[Rule, ...] | None:
         """The rules a binding grants, or None when its role does not exist (grants nothing)."""
-        if binding.role_kind == "ClusterRole":
-            role = self.roles.get(("ClusterRole", "", binding.role_name))
-        else:
-            role = self.roles.get(("Role", binding.namespace, binding.role_name))
-        if role is None:
+        copies = self.role_of(binding)
+        if not copies:
             return None
-        if role.aggregation is None:
-            return role.rules
-        if role.name not in self._aggregated:
-            self._aggregated[role.name] = self._aggregate(role)
-        return self._aggregated[role.name]
+        if all(copy.aggregation is None for copy in copies):
+            return tuple(dict.fromkeys(rule for copy in copies for rule in copy.rules))
+        if binding.role_name not in self._aggregated:
+            self._aggregated[binding.role_name] = self._aggregate(copies)
+        return self._aggregated[binding.role_name]
 
-    def _aggregate(self, role: Role) -> tuple[Rule, ...]:
-        rules = list(role.rules)
-        for other in self.roles.values():
-            if other.kind != "ClusterRole" or other is role:
-                continue
-            if any(_label_selector_matches(sel, other.labels) for sel in role.aggregation or ()):
-                rules.extend(other.rules)
+    def _aggregate(self, copies: list[Role]) -> tuple[Rule, ...]:
+        rules = [rule for copy in copies for rule in copy.rules]
+        selectors = [selector for copy in copies for selector in copy.aggregation or ()]
+        for others in self.roles.values():
+            for other in others:
+                if other.kind != "ClusterRole" or other in copies:
+                    continue
+                if any(_label_selector_matches(selector, other.labels) for selector in selectors):
+                    rules.extend(other.rules)
         return tuple(dict.fromkeys(rules))
+
+    def dangling_bindings(self) -> list[Binding]:
+        """Bindings with subjects whose role does not exist: live once someone creates it."""
+        return [b for b in self.bindings if b.subjects and not self.role_of(b)]
 
     def powerful_service_accounts(self) -> frozenset[str]:
         """Graph nodes of the service accounts that hold a power reaching somewhere."""
@@ -258,19 +304,35 @@ class RbacPolicy:
         return self._grants
 
 
-def _parse_role(item: dict, kind: str, name: str, namespace: str, where: str) -> Role:
-    rules_raw = item.get("rules") or []
-    if not isinstance(rules_raw, list):
-        raise InputError(f"{where}: rules must be a list")
+_COUNTS = {2: "two", 3: "three"}
+
+
+def _duplicates(keys: list[tuple[str, str, str]]) -> list[str]:
+    counted: dict[tuple[str, str, str], int] = {}
+    for key in keys:
+        counted[key] = counted.get(key, 0) + 1
+    return [
+        f"rbac.json holds {_COUNTS.get(count, str(count))} {kind}s named "
+        f"{_qualified(namespace, name)}: a real API server never returns duplicates; "
+        f"{'both' if count == 2 else 'all'} are judged"
+        for (kind, namespace, name), count in counted.items()
+        if count > 1
+    ]
+
+
+def _parse_role(
+    item: dict, kind: str, name: str, namespace: str, labels: dict[str, str], where: str
+) -> Role:
+    rules_raw = _list(item.get("rules"), f"{where}: rules")
     aggregation = None
-    if kind == "ClusterRole" and item.get("aggregationRule"):
+    if kind == "ClusterRole" and item.get("aggregationRule") is not None:
         aggregation = _aggregation(item["aggregationRule"], f"{where}.aggregationRule")
     return Role(
         kind=kind,
         name=name,
         namespace=namespace if kind == "Role" else "",
         rules=tuple(_rule(rule, f"{where}.rules[{i}]") for i, rule in enumerate(rules_raw)),
-        labels=(item.get("metadata") or {}).get("labels") or {},
+        labels=labels,
         aggregation=aggregation,
     )
 
@@ -279,23 +341,24 @@ def _aggregation(rule: Any, where: str) -> tuple[Mapping[str, Any], ...]:
     """The clusterRoleSelectors of an aggregationRule, checked as far as they are read."""
     if not isinstance(rule, dict):
         raise InputError(f"{where}: must be an object")
-    selectors = rule.get("clusterRoleSelectors") or []
-    if not isinstance(selectors, list):
-        raise InputError(f"{where}.clusterRoleSelectors: must be a list")
+    selectors = _list(rule.get("clusterRoleSelectors"), f"{where}.clusterRoleSelectors:")
     for i, selector in enumerate(selectors):
         at = f"{where}.clusterRoleSelectors[{i}]"
         if not isinstance(selector, dict):
             raise InputError(f"{at}: must be an object")
-        if not isinstance(selector.get("matchLabels") or {}, dict):
-            raise InputError(f"{at}.matchLabels: must be an object")
-        expressions = selector.get("matchExpressions") or []
-        if not isinstance(expressions, list) or not all(isinstance(e, dict) for e in expressions):
+        _string_map(selector.get("matchLabels"), f"{at}.matchLabels:")
+        expressions = _list(selector.get("matchExpressions"), f"{at}.matchExpressions:")
+        if not all(isinstance(e, dict) for e in expressions):
             raise InputError(f"{at}.matchExpressions: must be a list of objects")
         for j, expression in enumerate(expressions):
             if not isinstance(expression.get("key"), str):
                 raise InputError(f"{at}.matchExpressions[{j}].key: must be a string")
-            if not isinstance(expression.get("values") or [], list):
-                raise InputError(f"{at}.matchExpressions[{j}].values: must be a list")
+            _strings(expression.get("values"), f"{at}.matchExpressions[{j}].values")
+            if expression.get("operator") not in _SELECTOR_OPERATORS:
+                raise InputError(
+                    f"{at}.matchExpressions[{j}].operator: unknown label selector operator "
+                    f"{expression.get('operator')!r}"
+                )
     return tuple(selectors)
 
 
@@ -305,26 +368,33 @@ def _qualified(namespace: str, name: Any) -> str:
     return f"{namespace}/{name}" if namespace and isinstance(namespace, str) else name
 
 
-def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str) -> Binding:
+def _parse_binding(
+    item: dict, kind: str, name: str, namespace: str, labels: dict[str, str], where: str
+) -> Binding:
     role_ref = item.get("roleRef")
     if not isinstance(role_ref, dict) or role_ref.get("kind") not in ROLE_KINDS:
         raise InputError(f"{where}: roleRef must name a ClusterRole or Role")
+    # A name that is not a string would read as a role that does not exist: a hidden grant.
+    if not isinstance(role_ref.get("name"), str) or not role_ref["name"]:
+        raise InputError(f"{where}: roleRef.name must be a non-empty string")
     subjects = []
-    for i, raw in enumerate(item.get("subjects") or []):
+    for i, raw in enumerate(_list(item.get("subjects"), f"{where}: subjects")):
         if not isinstance(raw, dict) or raw.get("kind") not in ("User", "Group", "ServiceAccount"):
             raise InputError(f"{where}.subjects[{i}]: kind must be User, Group or ServiceAccount")
+        if not isinstance(raw.get("name"), str):
+            raise InputError(f"{where}.subjects[{i}].name: must be a string")
         namespace_of_subject = raw.get("namespace") or ""
         if not isinstance(namespace_of_subject, str):
             raise InputError(f"{where}.subjects[{i}].namespace: must be a string")
-        subjects.append(Subject(raw["kind"], str(raw.get("name", "")), namespace_of_subject))
+        subjects.append(Subject(raw["kind"], raw["name"], namespace_of_subject))
     return Binding(
         kind=kind,
         name=name,
         namespace=namespace if kind == "RoleBinding" else "",
         role_kind=role_ref["kind"],
-        role_name=str(role_ref.get("name", "")),
+        role_name=role_ref["name"],
         subjects=tuple(subjects),
-        labels=(item.get("metadata") or {}).get("labels") or {},
+        labels=labels,
     )
 
 

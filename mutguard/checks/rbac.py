@@ -201,6 +201,71 @@ def public_group_grant(cluster: Cluster):
     )
 
 
+@check(
+    id="rbac.dangling_binding",
+    title="Every binding names a role that exists",
+    severity=Severity.MEDIUM,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.WALK,
+    providers=ALL_PROVIDERS,
+    rationale="The authorizer resolves a binding's roleRef at every request, and the API server "
+    "stores a binding whose role does not exist. Such a binding grants nothing today and "
+    "everything the role will hold once someone creates it: a reinstalled chart or a "
+    "`kubectl create clusterrole` with an old name then hands that power to the subjects, "
+    "unreviewed.",
+    remediation=dict.fromkeys(
+        ALL_PROVIDERS,
+        "Delete the binding (`kubectl delete clusterrolebinding NAME`, or `kubectl -n NS delete "
+        "rolebinding NAME`) and remove it from the manifests or chart that created it; if the "
+        "role is meant to come back, recreate the binding together with it, with reviewed "
+        "subjects.",
+    ),
+    references=[RBAC_DOCS, GOOD_PRACTICES],
+)
+def dangling_binding(cluster: Cluster):
+    # No attack-graph edge: creating the role needs `create` on roles and, by the API server's
+    # escalation check, either every permission the role holds or `escalate`; whoever can do
+    # that already holds the power the binding would pass on.
+    if cluster.rbac is None:
+        return _rbac_unknown(cluster, "bindings of missing roles")
+    outcomes = [
+        failed(
+            f"{binding} binds {binding.role_kind} {binding.role_name}, which does not exist, to "
+            f"{', '.join(str(s) for s in binding.subjects)}: whoever creates that role grants "
+            "its rules to them",
+            str(binding),
+        )
+        for binding in cluster.rbac.dangling_bindings()
+    ]
+    return outcomes or passed("every binding names a role that exists")
+
+
+@check(
+    id="rbac.duplicate_objects",
+    title="rbac.json lists every role and binding once",
+    severity=Severity.MEDIUM,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.WALK,
+    providers=ALL_PROVIDERS,
+    rationale="An API server never lists two objects of one kind, namespace and name: an rbac.json "
+    "that does was edited or merged, and which copy is real cannot be told. Both are judged, so "
+    "a grant in either is reported and MUT is the worse of the two.",
+    remediation=dict.fromkeys(
+        ALL_PROVIDERS,
+        "Collect rbac.json again from the cluster, unedited: `kubectl get clusterroles,"
+        "clusterrolebindings,roles,rolebindings -A -o json`.",
+    ),
+    references=[RBAC_DOCS],
+)
+def duplicate_objects(cluster: Cluster):
+    if cluster.rbac is None:
+        return unknown(f"RBAC not read: {cluster.missing(RBAC_DOC)}")
+    # UNKNOWN without an assumption: every copy is judged, so MUT is no upper bound.
+    return [unknown(duplicate) for duplicate in cluster.rbac.duplicates] or passed(
+        "no role or binding is listed twice"
+    )
+
+
 @dataclass(frozen=True)
 class PowerCheck:
     kind: str
