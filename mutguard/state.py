@@ -23,9 +23,11 @@ Stores: `StateStore` is the protocol (load the last state of some clusters, save
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +35,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mutguard import clock
-from mutguard.errors import InputError
+from mutguard.errors import InputError, StoreError
 from mutguard.models import ClusterReport, Finding, Report, Severity, Status
 from mutguard.plugins import needs
 
@@ -186,18 +188,54 @@ def _problem(error: Any) -> str:
 
 
 def load_suppressions(path: Path) -> list[Suppression]:
-    return parse_suppressions_yaml(path.read_text(encoding="utf-8"), str(path))
+    return parse_suppressions_yaml(read_text_file(path, SuppressionError), str(path))
 
 
 def parse_suppressions_yaml(text: str, origin: str) -> list[Suppression]:
-    with needs(f"reading the suppressions in {origin}", "notify", "PyYAML"):
-        import yaml  # PyYAML: only when suppressions are used
+    return parse_suppressions(read_yaml(text, origin, SuppressionError), origin)
+
+
+def read_text_file(path: Path, error: type[InputError] = InputError) -> str:
+    """The UTF-8 text of a file the user named; `error` names the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text (invalid byte at offset {err.start})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read: {err.strerror or err}") from None
+
+
+def read_yaml(text: str, origin: str, error: type[InputError] = InputError) -> Any:
+    """One YAML document of a configuration file, parsed safely; `error` names `origin`.
+
+    Aliases (`*name`) are refused: nested aliases make a few lines expand to gigabytes ("billion
+    laughs") and configuration files have no need of them. Dates stay text, so that a bad one
+    (`2026-13-01`) is reported by the model that knows which entry it belongs to."""
+    with needs(f"reading {origin}", "notify", "PyYAML"):
+        import yaml  # PyYAML: only when a configuration file is used
 
     try:
-        data = yaml.safe_load(text)
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, _yaml_loader())):
+            raise error(f"{origin}: YAML aliases (*name) are not accepted")
+        return yaml.load(text, _yaml_loader())  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
-        raise SuppressionError(f"{origin}: not valid YAML: {err}") from None
-    return parse_suppressions(data, origin)
+        reason = " ".join(str(err).split())  # PyYAML's messages span lines; errors are one line
+        raise error(f"{origin}: not valid YAML: {reason}") from None
+    except RecursionError:
+        raise error(f"{origin}: not valid YAML: nested too deeply") from None
+
+
+@functools.cache
+def _yaml_loader() -> Any:
+    import yaml
+
+    class TextDatesLoader(yaml.SafeLoader):
+        """SafeLoader that keeps timestamps as the strings they were written as."""
+
+    TextDatesLoader.add_constructor(
+        "tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str
+    )
+    return TextDatesLoader
 
 
 def stored_suppressions(store: StateStore) -> list[Suppression]:
@@ -415,61 +453,66 @@ SUPPRESSIONS_DOCUMENT = "suppressions"
 
 
 class SqliteStateStore:
-    """One SQLite file; each save replaces the given clusters in one transaction."""
+    """One SQLite file; each save replaces the given clusters in one transaction.
+
+    Any failure (not a database, a directory, locked by another run for longer than
+    `lock_wait_seconds`, a folder that cannot be created) raises StoreError naming the file."""
+
+    lock_wait_seconds = 10.0  # another run saving: wait for it, but not forever
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_state_path()
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path)
-        connection.execute("PRAGMA foreign_keys = ON")
-        connection.executescript(_SCHEMA)
-        return connection
+    @contextmanager
+    def _connection(self, doing: str) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self.lock_wait_seconds)
+            try:
+                connection.execute("PRAGMA foreign_keys = ON")
+                connection.executescript(_SCHEMA)
+                yield connection
+            finally:
+                connection.close()
+        except OSError as err:
+            raise StoreError(f"could not {doing}: {self._what}: {err.strerror or err}") from None
+        except (sqlite3.Error, ValueError) as err:  # ValueError: a row mutguard did not write
+            raise StoreError(f"could not {doing}: {self._what}: {err}") from None
+
+    @property
+    def _what(self) -> str:
+        return f"state store sqlite:{self.path}"
 
     def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
         wanted = list(keys)
-        connection = self._connect()
-        try:
+        with self._connection("read the state") as connection:
             return {
                 key: state
                 for key in wanted
                 if (state := _load_cluster(connection, key)) is not None
             }
-        finally:
-            connection.close()
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
         saved_at = clock.now().isoformat()
-        connection = self._connect()
-        try:
-            with connection:  # one transaction: all clusters or none
-                for key, state in states.items():
-                    _save_cluster(connection, key, state, saved_at)
-        finally:
-            connection.close()
+        # `connection` as a context: one transaction, all clusters or none.
+        with self._connection("save the state") as connection, connection:
+            for key, state in states.items():
+                _save_cluster(connection, key, state, saved_at)
 
     def load_suppressions(self) -> str | None:
-        connection = self._connect()
-        try:
+        with self._connection("read the state") as connection:
             row = connection.execute(
                 "SELECT body FROM documents WHERE name = ?", (SUPPRESSIONS_DOCUMENT,)
             ).fetchone()
-        finally:
-            connection.close()
         return None if row is None else str(row[0])
 
     def save_suppressions(self, document: str) -> None:
         saved_at = clock.now().isoformat()
-        connection = self._connect()
-        try:
-            with connection:
-                connection.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
-                    (SUPPRESSIONS_DOCUMENT, document, saved_at),
-                )
-        finally:
-            connection.close()
+        with self._connection("save the state") as connection, connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                (SUPPRESSIONS_DOCUMENT, document, saved_at),
+            )
 
 
 def open_store(location: str) -> SqliteStateStore:

@@ -91,6 +91,8 @@ OptionsT = TypeVar("OptionsT", bound=SinkOptions)
 
 
 def parse_options(model: type[OptionsT], sink: str, options: Mapping[str, Any]) -> OptionsT:
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"sink {sink}: options must be a mapping, not {type(options).__name__}")
     try:
         return model.model_validate(dict(options))
     except ValidationError as err:

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mutguard.errors import InputError
 from mutguard.models import Report
-from mutguard.plugins import needs
 from mutguard.publish import Redactor, SecretRefs, SinkContext, SinkSpec, build_sinks, notify
 from mutguard.publish.base import ConfigError
+from mutguard.state import read_text_file, read_yaml
 
 
 def sink_specs(selected: Sequence[str], config: Path | None) -> list[SinkSpec]:
-    configured = (
-        parse_sink_config(config.read_text(encoding="utf-8"), str(config)) if config else []
-    )
+    configured = parse_sink_config(read_text_file(config), str(config)) if config else []
     return select_sinks(selected, configured)
 
 
@@ -42,25 +40,27 @@ def select_sinks(selected: Sequence[str], configured: Sequence[SinkSpec]) -> lis
 
 def parse_sink_config(text: str, origin: str) -> list[SinkSpec]:
     """The `sinks:` entries of a YAML document; InputError names `origin` and the bad entry."""
-    with needs(f"reading {origin}", "notify", "PyYAML"):
-        import yaml
-
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{origin}: not valid YAML ({exc})") from None
+    document = read_yaml(text, origin) or {}
     entries = document.get("sinks") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise InputError(f"{origin}: expected a `sinks:` list")
-    specs = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
-            raise InputError(f"{origin}: sinks[{index}] needs a `kind`")
-        unknown = set(entry) - {"kind", "name", "options"}
-        if unknown:
-            raise InputError(f"{origin}: sinks[{index}] has unknown keys {sorted(unknown)}")
-        specs.append(SinkSpec(entry["kind"], entry.get("name", ""), entry.get("options") or {}))
-    return specs
+    return [_sink_spec(entry, f"{origin}: sinks[{index}]") for index, entry in enumerate(entries)]
+
+
+def _sink_spec(entry: Any, label: str) -> SinkSpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
+        raise InputError(f"{label} needs a `kind` (a string)")
+    label += f" ({entry['kind']})"
+    if unknown := set(entry) - {"kind", "name", "options"}:
+        raise InputError(f"{label} has unknown keys {sorted(unknown, key=str)}")
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        raise InputError(f"{label}: `name` must be a string, not {type(name).__name__}")
+    options = entry.get("options")
+    options = {} if options is None else options  # `options:` left empty
+    if not isinstance(options, Mapping):
+        raise InputError(f"{label}: `options` must be a mapping, not {type(options).__name__}")
+    return SinkSpec(entry["kind"], name, options)
 
 
 def check_publishing(selected: Sequence[str], args: Any) -> None:
@@ -91,8 +91,8 @@ def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.s
         sinks = build_sinks(sink_specs(selected, args.publish_config), context)
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    store = open_store(store_spec(args.state_store, args.state))
     try:
+        store = open_store(store_spec(args.state_store, args.state))
         if args.suppressions:
             suppressions = load_suppressions(args.suppressions)
         else:
