@@ -218,6 +218,16 @@ NOT_A_SECRET_VALUE = re.compile(
 )
 
 
+REDACTED_ENV_VALUE = "<redacted by mutguard: {verdict}>"
+NOT_A_CREDENTIAL = "not a credential"
+_REDACTED_ENV_VALUE = re.compile(r"<redacted by mutguard: (?P<verdict>[^<>]+)>")
+# Every verdict literal_secret gives, and the one it gives when it finds nothing.
+_VERDICTS = frozenset(
+    {f"value shaped like {what}" for what, _ in SECRET_VALUE_SHAPES}
+    | {"random-looking value", "a credential by its name", NOT_A_CREDENTIAL}
+)
+
+
 def _name_words(name: str) -> list[str]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)  # apiKey is API_KEY
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.upper()) if w]
@@ -550,10 +560,23 @@ def _secret_env(env: Iterable[dict]) -> Iterable[LiteralSecret]:
     """Literal values only: `valueFrom` and `envFrom` reference a Secret, which is the fix."""
     for variable in env:
         value = variable.get("value")
-        if isinstance(value, str) and (
-            found := literal_secret(str(variable.get("name", "")), value)
-        ):
+        if isinstance(value, str) and (found := _judged(str(variable.get("name", "")), value)):
             yield found
+
+
+def redacted_env_value(name: str, value: str) -> str:
+    """What `mutguard snapshot` writes in place of a literal env value: the verdict on it, so
+    that a scan of the snapshot judges the variable as the live scan did, without the value."""
+    found = literal_secret(name, value)
+    return REDACTED_ENV_VALUE.format(verdict=found.why if found else NOT_A_CREDENTIAL)
+
+
+def _judged(name: str, value: str) -> LiteralSecret | None:
+    marker = _REDACTED_ENV_VALUE.fullmatch(value)
+    if marker is None or marker["verdict"] not in _VERDICTS:  # a value, or a marker made by hand
+        return literal_secret(name, value)
+    verdict = marker["verdict"]
+    return None if verdict == NOT_A_CREDENTIAL else LiteralSecret(name, verdict)
 
 
 def attack_edges(workloads: Workloads, owned_by_findings: frozenset[str]) -> list[Edge]:

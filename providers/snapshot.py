@@ -10,6 +10,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterator
 from itertools import accumulate
 from pathlib import Path
@@ -18,8 +19,19 @@ from typing import Any
 from mutguard.errors import InputError
 from mutguard.providers import detect
 from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError
+from mutguard.workloads import redacted_env_value
 
-_NOT_A_DOCUMENT = {ERRORS_DOC}
+# What `write` keeps out of a snapshot, and the note it leaves of it (read by no check).
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+REDACTED_MANIFEST = "<redacted by mutguard>"
+REDACTIONS_DOC = "redactions.json"
+REDACTIONS_ABOUT = (
+    "mutguard snapshot replaced these fields, by document: each literal env value by "
+    "'<redacted by mutguard: VERDICT>', the secret-env detector's verdict on it, which a scan "
+    "of this snapshot reads instead of the value; each last-applied manifest by "
+    f"'{REDACTED_MANIFEST}'"
+)
+_NOT_A_DOCUMENT = {ERRORS_DOC, REDACTIONS_DOC}
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 _MAX_DOCUMENT_SIZE = "256 MiB"
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -163,13 +175,52 @@ def directory_name(source: ClusterSource) -> str:
 
 
 def write(source: ClusterSource, root: Path) -> Path:
-    """Store one cluster's documents (and why any are missing) under root."""
+    """Store one cluster's documents (and why any are missing) under root, with every literal env
+    value and every last-applied manifest replaced by a marker, and a note of what was."""
     directory = root / directory_name(source)
     directory.mkdir(parents=True, exist_ok=True)
+    redactions: dict[str, dict[str, int]] = {}
     for name, document in source.documents.items():
-        (directory / name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        counts: Counter[str] = Counter()
+        redacted = _without_secrets(document, counts)
+        (directory / name).write_text(json.dumps(redacted, indent=2) + "\n", encoding="utf-8")
+        if counts:
+            redactions[name] = dict(sorted(counts.items()))
     if source.errors:
         (directory / ERRORS_DOC).write_text(
             json.dumps(source.errors, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
+    if redactions:
+        note = {"about": REDACTIONS_ABOUT, "redacted": redactions}
+        (directory / REDACTIONS_DOC).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
     return directory
+
+
+def _without_secrets(document: Any, counts: Counter[str]) -> Any:
+    """A copy of a document without literal env values or last-applied manifests (which hold
+    those env values again); `counts` tallies what was replaced, by field. Walked with a stack,
+    not recursion: a document is as deeply nested as whoever sent it made it."""
+    copy = json.loads(json.dumps(document))
+    stack = [copy]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            env = node.get("env")
+            if isinstance(env, list):
+                node["env"] = [_without_env_value(variable, counts) for variable in env]
+            annotations = node.get("annotations")
+            if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+                annotations[LAST_APPLIED] = REDACTED_MANIFEST
+                counts[f"metadata.annotations[{LAST_APPLIED}]"] += 1
+            stack.extend(node.values())
+    return copy
+
+
+def _without_env_value(variable: Any, counts: Counter[str]) -> Any:
+    if not isinstance(variable, dict) or not isinstance(variable.get("value"), str):
+        return variable  # valueFrom references and malformed entries stay as they are
+    counts["env[].value"] += 1
+    value = redacted_env_value(str(variable.get("name", "")), variable["value"])
+    return {**variable, "value": value}

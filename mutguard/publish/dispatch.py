@@ -135,7 +135,7 @@ def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) 
             result.sent += 1
     except Exception as err:  # one sink's failure, whatever it is, must not stop the others
         result.ok = False
-        result.error = context.redactor.redact(str(err) or type(err).__name__)
+        result.error = _error_text(err, context)
         log.warning(
             "sink %s failed after %d of %d messages: %s",
             sink.name,
@@ -148,6 +148,13 @@ def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) 
     return result
 
 
+def _error_text(err: Exception, context: SinkContext) -> str:
+    """What a sink's failure says, with every secret read this run blanked out: the one place
+    sink errors are redacted, before they are logged, printed or kept in a SinkResult (sinks
+    quote answers as they came, and a server may echo the webhook URL or token in them)."""
+    return context.redactor.redact(str(err) or type(err).__name__)
+
+
 def _park(
     dead_letter: DeadLetter, undelivered: list[Outgoing], result: SinkResult, context: SinkContext
 ) -> None:
@@ -157,7 +164,7 @@ def _park(
             call_with_retry(partial(dead_letter.deliver, item), context.retry)
             result.parked += 1
     except Exception as err:  # the report must still say what happened to the rest
-        reason = context.redactor.redact(str(err) or type(err).__name__)
+        reason = _error_text(err, context)
         took = f"{result.parked} of {len(undelivered)}"
         result.error = f"{result.error}; the dead-letter queue took {took}, then failed: {reason}"
     else:

@@ -3,8 +3,10 @@ line, result and error message.
 
 A sink asks its `SecretSource` for a secret by name only when it is about to send (a dry run needs
 none). Every value handed out is registered with the run's `Redactor`, which replaces it (and,
-for URLs, the secret path and query on their own, since HTTP errors often quote only those) with
-`***` in any text mutguard reports. Cloud secret stores (AWS Secrets Manager, GCP Secret Manager,
+for URLs, the secret path, its tails down to the token segment and the query on their own, since
+HTTP errors often quote only those; and each of these URL-encoded, JSON- and HTML-escaped) with
+`***` in any text mutguard reports. Sink errors are redacted in one place, where the dispatcher
+records and logs them. Cloud secret stores (AWS Secrets Manager, GCP Secret Manager,
 Azure Key Vault) implement the same protocol.
 
 Sink options that name a secret (`url_env`, `token_env`, `password_env`, ...) hold a reference:
@@ -16,13 +18,15 @@ has `secret_source(redactor) -> SecretSource` and is imported only when a refere
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from mutguard.plugins import Plugin
 
@@ -40,6 +44,7 @@ SECRET_SOURCES = {
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.
 _MIN_FRAGMENT = 8
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 
 class MissingSecret(LookupError):
@@ -59,6 +64,8 @@ class EnvSecrets:
         self._environ = os.environ if environ is None else environ
 
     def get(self, name: str) -> str:
+        if "://" in name:
+            raise MissingSecret(_url_in_place_of_reference(name))
         value = self._environ.get(name, "").strip()
         if not value:
             raise MissingSecret(f"environment variable {name} is not set")
@@ -121,6 +128,8 @@ class SecretRefs:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> str:
+        if "://" in name:
+            raise MissingSecret(_url_in_place_of_reference(self._redactor.add(name)))
         source, colon, inner = name.partition(":")
         if not colon:
             return self._redactor.add(self._env.get(name))
@@ -141,6 +150,18 @@ class SecretRefs:
             return self._sources[source]
 
 
+def _url_in_place_of_reference(url: str) -> str:
+    """Why a URL pasted where a secret's name belongs is refused, naming at most its scheme and
+    host: the rest of such a URL is the secret itself."""
+    parts = urlsplit(url)
+    where = f" ({parts.scheme}://{parts.hostname}/...)" if parts.scheme and parts.hostname else ""
+    return (
+        f"a secret option's value{where} looks like a URL, not an environment variable name or "
+        "secret reference: set the URL in an environment variable (or a secret store) and put "
+        "that variable's name here"
+    )
+
+
 class Redactor:
     """Remembers secret values and blanks them out of text; thread-safe."""
 
@@ -149,14 +170,13 @@ class Redactor:
         self._values: set[str] = set()
 
     def add(self, value: str) -> str:
-        """Register a secret (and a URL's path and query); returns it for convenient chaining."""
+        """Register a secret (and a URL's secret parts); returns it for convenient chaining."""
         fragments = {value} if value else set()
         if "://" in value:
-            parts = urlsplit(value)
-            pieces = {parts.path, parts.query, parts.path.strip("/")}
-            fragments |= {p for p in pieces if len(p) >= _MIN_FRAGMENT}
+            fragments |= {p for p in _url_fragments(value) if len(p) >= _MIN_FRAGMENT}
+        quoted = {form for fragment in fragments for form in _quoted_forms(fragment)}
         with self._lock:
-            self._values |= fragments
+            self._values |= fragments | quoted
         return value
 
     def redact(self, text: str) -> str:
@@ -175,6 +195,26 @@ class Redactor:
         logger.parent = logging.getLogger("mutguard.publish")
         logger.addFilter(_RedactingFilter(self))
         return logger
+
+
+def _url_fragments(url: str) -> set[str]:
+    """The parts of a URL an error may quote alone: its path, each tail of the path (the last
+    segment is the token of most webhook URLs), its query and each query value, its password."""
+    parts = urlsplit(url)
+    segments = parts.path.strip("/").split("/")
+    tails = {"/".join(segments[start:]) for start in range(len(segments))}
+    values = {value for _, value in parse_qsl(parts.query)}
+    return {parts.path, parts.query, parts.password or "", *tails, *values}
+
+
+def _quoted_forms(secret: str) -> set[str]:
+    """How a secret reads once an error body has URL-encoded, JSON-escaped or HTML-escaped it
+    (`%2F`, `%2f`, `+` for a space, `\\/`)."""
+    json_escaped = json.dumps(secret)[1:-1]
+    encoded = {quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret)}
+    lower_hex = {_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), form) for form in encoded}
+    forms = {json_escaped, json_escaped.replace("/", "\\/"), html.escape(secret)}
+    return (forms | encoded | lower_hex) - {secret}
 
 
 class _RedactingFilter(logging.Filter):

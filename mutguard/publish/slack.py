@@ -27,7 +27,6 @@ from pydantic import Field
 
 from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError, parse_retry_after
-from mutguard.publish.secrets import Redactor
 from mutguard.publish.text import (
     SCAN_ERRORS_TITLE,
     ClusterSummary,
@@ -218,11 +217,9 @@ class SlackSink:
         try:
             response = client.send_dict(payload)
         except OSError as err:
-            raise RetryableError(redactor.redact(f"slack webhook unreachable: {err}")) from None
+            raise RetryableError(f"slack webhook unreachable: {err}") from None
         if response.status_code != 200:
-            raise _failure(
-                response.status_code, response.headers, response.body, "slack webhook", redactor
-            )
+            raise _failure(response.status_code, response.headers, response.body, "slack webhook")
 
     def _post_message(self, payload: Json) -> None:
         from slack_sdk import WebClient
@@ -247,17 +244,13 @@ class SlackSink:
                 response.headers,
                 str(error or "not ok"),
                 "slack chat.postMessage",
-                redactor,
             ) from None
         except OSError as err:
-            message = f"slack chat.postMessage unreachable: {err}"
-            raise RetryableError(redactor.redact(message)) from None
+            raise RetryableError(f"slack chat.postMessage unreachable: {err}") from None
 
 
-def _failure(
-    status: int, headers: Mapping[str, Any], detail: str, what: str, redactor: Redactor
-) -> DeliveryError:
-    message = redactor.redact(f"{what} answered HTTP {status}: {truncate(detail, 300)}")
+def _failure(status: int, headers: Mapping[str, Any], detail: str, what: str) -> DeliveryError:
+    message = f"{what} answered HTTP {status}: {truncate(detail, 300)}"
     if status == 429 or status >= 500:
         retry_after = headers.get("Retry-After") or headers.get("retry-after")
         return RetryableError(message, parse_retry_after(retry_after))

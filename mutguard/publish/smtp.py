@@ -190,7 +190,7 @@ class SmtpSink:
             connection.send_message(message)
 
     def _fail(self, detail: str, retry: bool) -> None:
-        message = self._context.redactor.redact(f"smtp {self.name}: {detail}")
+        message = f"smtp {self.name}: {detail}"
         raise (RetryableError(message) if retry else DeliveryError(message)) from None
 
 

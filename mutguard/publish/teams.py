@@ -139,15 +139,14 @@ class TeamsSink:
         ]
 
     def deliver(self, item: Outgoing) -> None:
-        redactor = self._context.redactor
-        url = redactor.add(self._context.secrets.get(self.options.url_env))
+        url = self._context.redactor.add(self._context.secrets.get(self.options.url_env))
         self._pacer.wait()
         what = f"teams webhook {self.name}"
         body = json.dumps(item.payload).encode()
-        answer = post(url, body, {"Content-Type": "application/json"}, what, redactor)
+        answer = post(url, body, {"Content-Type": "application/json"}, what)
         if embedded := _EMBEDDED_ERROR.search(answer.body):
             status = int(embedded.group(1))
-            message = redactor.redact(f"{what}: {truncate(answer.body, 300)}")
+            message = f"{what}: {truncate(answer.body, 300)}"
             if status in RETRYABLE_STATUS:
                 raise RetryableError(message)
             raise DeliveryError(message)

@@ -81,7 +81,7 @@ class WebhookSink:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: signature(key, timestamp, body),
         }
-        post(url, body, headers, f"webhook {self.name}", redactor)
+        post(url, body, headers, f"webhook {self.name}")
 
 
 def build(name: str, options: Mapping[str, Any], context: SinkContext) -> WebhookSink:
