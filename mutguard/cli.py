@@ -25,7 +25,8 @@ EXIT_CODES = {
     EXIT_USAGE: "usage or input error, or a missing optional dependency; nothing was scanned",
     EXIT_PARTIAL: "scanned, but some account, region or cluster could not be read (named in "
     "the report)",
-    EXIT_UNDELIVERED: "a publishing sink could not deliver (the others did)",
+    EXIT_UNDELIVERED: "a publishing sink could not deliver (the others did), or the state store "
+    "could not be read or written (run again: nothing is forgotten)",
     EXIT_UNREAD: "no cluster could be read at all (credentials, permissions, network); the "
     "reasons are on stderr",
 }
@@ -607,7 +608,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_suppressions(args: argparse.Namespace) -> int:
     """push: validate the file, then keep it in the store; show: print what the store keeps."""
     from mutguard.publish.stores import open_store, store_spec
-    from mutguard.state import parse_suppressions_yaml
+    from mutguard.state import parse_suppressions_yaml, read_text_file
 
     store = open_store(store_spec(args.state_store, args.state))
     if args.action == "show":
@@ -618,7 +619,7 @@ def cmd_suppressions(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.file is None:
         raise _usage("suppressions push needs the YAML file to keep")
-    document = args.file.read_text(encoding="utf-8")
+    document = read_text_file(args.file)
     kept = parse_suppressions_yaml(document, str(args.file))
     store.save_suppressions(document)
     print(f"kept {len(kept)} suppression(s)", file=sys.stderr)

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 class DeliveryError(Exception):
     """A delivery that failed for good (bad request, missing secret, rejected credentials).
-    Its message is already redacted."""
+    Its message may quote a server's answer: publishing redacts it before anyone sees it."""
 
 
 class RetryableError(DeliveryError):
