@@ -12,7 +12,7 @@ import base64
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -42,6 +42,9 @@ ACCOUNT_PLACEHOLDER = "{account}"
 AWS_AUTH_PATH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
 AWS_ERRORS = (ClientError, BotoCoreError)
+# What botocore raises parsing a body of a shape its EKS model does not define (a string where
+# a structure is due, a list where a map is, a timestamp that is none).
+MALFORMED_ANSWER = (AttributeError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def aws_error(exc: Exception, action: str) -> str:
             "(environment, --profile, SSO or an instance role)"
         )
     return f"{action}: {exc}"
+
+
+def malformed_error(exc: Exception, action: str) -> str:
+    """A one-line reason for an answer of the wrong shape (the body is not quoted)."""
+    return f"{action}: the answer is not what the EKS API defines ({type(exc).__name__}: {exc})"
 
 
 def jsonable(value: Any) -> Any:
@@ -184,14 +192,17 @@ class EksCollector:
 
     def _region_task(self, account: _Account, region: str) -> Task:
         def run() -> tuple[list[Task], list[Item]]:
+            scope = f"eks:{account.account}:{region}"
             try:
                 paginator = account.client("eks", region).get_paginator("list_clusters")
-                names = [name for page in paginator.paginate() for name in page["clusters"]]
-                if self.options.clusters:
-                    names = [name for name in names if name in self.options.clusters]
+                names = _cluster_names(paginator.paginate())
             except AWS_ERRORS as exc:
-                scope = f"eks:{account.account}:{region}"
                 return [], [ScanError(scope=scope, message=aws_error(exc, "eks:ListClusters"))]
+            except MALFORMED_ANSWER as exc:
+                message = malformed_error(exc, "eks:ListClusters")
+                return [], [ScanError(scope=scope, message=message)]
+            if self.options.clusters:
+                names = [name for name in names if name in self.options.clusters]
             log.info("account %s, region %s: %d cluster(s)", account.account, region, len(names))
             return [self._cluster_task(account, region, name) for name in names], []
 
@@ -212,10 +223,17 @@ def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSourc
     source = ClusterSource(
         Provider.EKS, name, region, account, origin=f"aws:{account}:{region}:{name}"
     )
+    action = f"eks:DescribeCluster {name}"
     try:
         described = jsonable(eks.describe_cluster(name=name))
     except AWS_ERRORS as exc:
-        source.errors[CLUSTER_DOC] = aws_error(exc, f"eks:DescribeCluster {name}")
+        source.errors[CLUSTER_DOC] = aws_error(exc, action)
+        return source
+    except MALFORMED_ANSWER as exc:
+        source.errors[CLUSTER_DOC] = malformed_error(exc, action)
+        return source
+    if not isinstance(described.get("cluster"), dict):
+        source.errors[CLUSTER_DOC] = f"{action}: the answer holds no cluster"
         return source
     source.documents[CLUSTER_DOC] = described
     mode = (described.get("cluster", {}).get("accessConfig") or {}).get("authenticationMode")
@@ -224,10 +242,15 @@ def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSourc
             source.documents[ACCESS_ENTRIES_DOC] = _access_entries(eks, name)
         except AWS_ERRORS as exc:
             source.errors[ACCESS_ENTRIES_DOC] = aws_error(exc, "eks:ListAccessEntries")
+        except MALFORMED_ANSWER as exc:
+            source.errors[ACCESS_ENTRIES_DOC] = malformed_error(exc, "eks:ListAccessEntries")
+    action = "eks:ListIdentityProviderConfigs"
     try:
         source.documents[IDENTITY_PROVIDERS_DOC] = _identity_providers(eks, name)
     except AWS_ERRORS as exc:
-        source.errors[IDENTITY_PROVIDERS_DOC] = aws_error(exc, "eks:ListIdentityProviderConfigs")
+        source.errors[IDENTITY_PROVIDERS_DOC] = aws_error(exc, action)
+    except MALFORMED_ANSWER as exc:
+        source.errors[IDENTITY_PROVIDERS_DOC] = malformed_error(exc, action)
     return source
 
 
@@ -240,13 +263,31 @@ def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
         reason = "the cluster reports no API endpoint or CA yet"
         source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
         return
+    try:
+        ca_pem: bytes | None = base64.b64decode(ca_data)
+    except (TypeError, ValueError):
+        ca_pem = None
+    if not isinstance(endpoint, str) or ca_pem is None:
+        reason = f"eks:DescribeCluster {source.name}: the endpoint or CA is malformed; not dialled"
+        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        return
     tokens = EksTokenSource(session, source.name, source.location)
     documents, errors = kube.read(
-        kube.KubeEndpoint(endpoint, base64.b64decode(ca_data), tokens),
+        kube.KubeEndpoint(endpoint, ca_pem, tokens),
         objects={AWS_AUTH_DOC: AWS_AUTH_PATH},
     )
     source.documents.update(documents)
     source.errors.update(errors)
+
+
+def _cluster_names(pages: Iterable[dict]) -> list[str]:
+    names = []
+    for page in pages:
+        clusters = page.get("clusters", [])
+        if not all(isinstance(name, str) and name for name in clusters):
+            raise TypeError("clusters is not a list of cluster names")
+        names.extend(clusters)
+    return names
 
 
 def _access_entries(eks: Any, name: str) -> list[dict]:

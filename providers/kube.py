@@ -23,6 +23,9 @@ from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, PROBE_DOC, RBAC_DOC,
 
 PAGE_SIZE = 500
 CONNECT_TIMEOUT, READ_TIMEOUT = 5, 30
+# Bounds on one resource's list, so a server that pages forever cannot hold the scan.
+MAX_PAGES = 10_000
+MAX_ITEMS = 1_000_000
 
 RBAC_GROUP = "/apis/rbac.authorization.k8s.io/v1"
 # document -> the (kind, apiVersion, collection path) it is listed from, as kubectl would.
@@ -176,6 +179,9 @@ def _status_reason(status: int, data: bytes, path: str) -> str:
 def _list(api: _Api, tokens: TokenSource, kind: str, api_version: str, path: str) -> list[dict]:
     items: list[dict] = []
     token = ""
+    # Any token seen before means the server is looping; tokens are compared, never shown.
+    seen_tokens: set[str] = set()
+    pages = 0
     while True:
         query: dict[str, Any] = {"limit": PAGE_SIZE}
         if token:
@@ -187,12 +193,74 @@ def _list(api: _Api, tokens: TokenSource, kind: str, api_version: str, path: str
                 raise
             tokens.renew()  # the token expired mid-scan: mint a new one and try once more
             page = api.get(path, query)
-        for item in page.get("items") or []:
-            # Items of a typed list carry no kind; a kubectl List of several kinds does.
-            items.append({"apiVersion": api_version, "kind": kind, **item})
-        token = (page.get("metadata") or {}).get("continue") or ""
+        pages += 1
+        page_items, token = _page_contents(page, path)
+        # Items of a typed list carry no kind; a kubectl List of several kinds does.
+        items.extend({"apiVersion": api_version, "kind": kind, **item} for item in page_items)
+        if len(items) > MAX_ITEMS:
+            raise KubeReadError(
+                f"GET {path}: more than {MAX_ITEMS} items after {pages} pages; "
+                "the list is incomplete"
+            )
         if not token:
             return items
+        if token in seen_tokens:
+            raise KubeReadError(
+                f"GET {path}: the API server repeated a continue token after {pages} pages; "
+                "the list is incomplete"
+            )
+        if pages >= MAX_PAGES:
+            raise KubeReadError(
+                f"GET {path}: the API server was still paging after {pages} pages; "
+                "the list is incomplete"
+            )
+        seen_tokens.add(token)
+
+
+def _page_contents(page: Any, path: str) -> tuple[list[dict], str]:
+    """One list page's items and continue token; a body of another shape is a KubeReadError."""
+    if not isinstance(page, dict):
+        raise KubeReadError(
+            f"GET {path}: the API server answered a JSON {_json_type(page)}, not a list"
+        )
+    items = page.get("items")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise KubeReadError(
+            f"GET {path}: the list's items is a JSON {_json_type(items)}, not an array"
+        )
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise KubeReadError(
+                f"GET {path}: item {index} of the list is a JSON {_json_type(item)}, not an object"
+            )
+    metadata = page.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise KubeReadError(
+            f"GET {path}: the list's metadata is a JSON {_json_type(metadata)}, not an object"
+        )
+    token = metadata.get("continue") or ""
+    if not isinstance(token, str):
+        raise KubeReadError(
+            f"GET {path}: the list's metadata.continue is a JSON {_json_type(token)}, not a string"
+        )
+    return items, token
+
+
+def _json_type(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's own terms."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
 
 
 # The Status body the API server answers for a missing object, kept as that object's document.
@@ -241,11 +309,19 @@ def read(
             documents[name] = {"apiVersion": "v1", "kind": "List", "items": items}
         for name, path in (objects or {}).items():
             try:
-                documents[name] = api.get(path, {})
+                answer = api.get(path, {})
             except KubeNotFound:
                 documents[name] = NOT_FOUND
             except KubeReadError as exc:
                 errors[name] = str(exc)
+            else:
+                if isinstance(answer, dict):
+                    documents[name] = answer
+                else:
+                    errors[name] = (
+                        f"GET {path}: the API server answered a JSON {_json_type(answer)}, "
+                        "not an object"
+                    )
     finally:
         api.close()
     return documents, errors

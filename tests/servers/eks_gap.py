@@ -81,6 +81,7 @@ class _Fault:
     remaining: int | None  # None: answer every matching request, forever
     headers: dict[str, str]
     region: str | None
+    answer: bytes | None = None  # a 200 with this body instead of an error (add_malformed_answer)
 
     def matches(self, method: str, path: str, region: str | None) -> bool:
         return (
@@ -379,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
         match = _CREDENTIAL_SCOPE.search(self.headers.get("Authorization", ""))
         region = match.group(1) if match else None
         fault = gap._note_request(self.command, target.path, region)
+        if fault is not None and fault.answer is not None:
+            self._send_bytes(fault.status, fault.answer, fault.headers)
+            return
         if fault is not None:
             self._send_error(ApiError(fault.status, fault.error_type, fault.message), fault.headers)
             return
@@ -412,7 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, payload: Json, headers: Mapping[str, str] | None = None
     ) -> None:
-        data = json.dumps(payload, default=_json_default).encode()
+        self._send_bytes(status, json.dumps(payload, default=_json_default).encode(), headers)
+
+    def _send_bytes(
+        self, status: int, data: bytes, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         # Headers given by the caller (e.g. a fault's) replace these defaults, never duplicate them.
         default = {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}
@@ -526,6 +534,30 @@ class EksGapServer(Serving):
             remaining=times,
             headers=dict(headers or {}),
             region=region,
+        )
+        with self._lock:
+            self._faults.append(fault)
+
+    def add_malformed_answer(
+        self,
+        method: str,
+        path_regex: str,
+        body: Any,
+        times: int | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Answer matching requests 200 with `body` (any JSON value), a body of a shape the
+        EKS model does not define, as a broken proxy or endpoint might. Matched as add_fault."""
+        fault = _Fault(
+            method=method.upper(),
+            path=re.compile(path_regex),
+            status=200,
+            error_type="",
+            message="",
+            remaining=times,
+            headers={},
+            region=region,
+            answer=json.dumps(body).encode(),
         )
         with self._lock:
             self._faults.append(fault)

@@ -20,6 +20,8 @@ adds, on the API's real paths and in its wire format:
   prefixes (the default system:public-info-viewer binding). Denials are 403 Status with the real
   message. As in the real handler chain: authentication, then authorization, then routing.
 - Discovery: /version, /api, /apis, /api/v1, /apis/{group}[/{version}], health endpoints.
+- Nonsense, as a broken or hostile server answers: `answer_with()` serves any JSON body on a
+  path, `repeat_continue_token()` makes a list hand back the same continue token forever.
 
 Secrets are never stored or served.
 """
@@ -104,6 +106,7 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 JOIN_TIMEOUT_SECONDS = 5.0
 
 _CONTINUE_VERSION = "meta.k8s.io/v1"
+_NO_ANSWER = object()  # no answer_with() body for a path: answer it as the real server does
 _EXPIRED_MESSAGE = (
     "The provided continue parameter is too old to display a consistent list result. You can "
     "start a new list without the continue parameter, or use the continue token in this "
@@ -473,6 +476,8 @@ class KubeApiServer:
         self._aws_secrets: dict[str, str] = {DUMMY_KEY: DUMMY_KEY}
         self._forbidden: set[tuple[str, str]] = set()
         self._anonymous_prefixes: list[str] = list(PUBLIC_INFO_PATHS)
+        self._answers: list[tuple[re.Pattern[str], Any]] = []
+        self._repeating: list[re.Pattern[str]] = []
         self._seen: Counter[tuple[str, str]] = Counter()
         self._identities: dict[str, None] = {}  # insertion-ordered set
         self._auth_failures: list[str] = []
@@ -621,6 +626,31 @@ class KubeApiServer:
         with self._lock:
             self._anonymous_prefixes.append(path_prefix)
 
+    # --- nonsense ---
+
+    def answer_with(self, path_regex: str, body: Any) -> None:
+        """Answer GETs whose path fully matches with `body` (any JSON value) and 200, after
+        authentication and authorization, instead of what the path would serve."""
+        with self._lock:
+            self._answers.append((re.compile(path_regex), copy.deepcopy(body)))
+
+    def repeat_continue_token(self, path_regex: str) -> None:
+        """Every page of a list whose path fully matches carries the same continue token, which
+        reads the first page again: a server that never ends a list."""
+        with self._lock:
+            self._repeating.append(re.compile(path_regex))
+
+    def _nonsense_for(self, path: str) -> Any:
+        with self._lock:
+            return next(
+                (copy.deepcopy(body) for p, body in self._answers if p.fullmatch(path)),
+                _NO_ANSWER,
+            )
+
+    def _repeats(self, path: str) -> bool:
+        with self._lock:
+            return any(p.fullmatch(path) for p in self._repeating)
+
     # --- what happened ---
 
     def requests_seen(self, method: str, path_regex: str) -> int:
@@ -667,14 +697,21 @@ class KubeApiServer:
             info = _request_info(path)
             self._authorize(identity, info)
             query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            nonsense = self._nonsense_for(path)
+            if nonsense is not _NO_ANSWER:
+                return self._json(200, nonsense)
             if info.is_resource:
-                return self._json(200, self._resource(info, query))
+                answer = self._resource(info, query)
+                if info.name is None and self._repeats(path):
+                    # -1: "continue at the present", from the first key on, every time.
+                    answer["metadata"]["continue"] = _encode_continue(-1, "\x00")
+                return self._json(200, answer)
             return self._non_resource(path)
         except KubeError as err:
             return self._json(err.code, err.status())
 
     @staticmethod
-    def _json(status: int, payload: Json) -> tuple[int, str, bytes]:
+    def _json(status: int, payload: Any) -> tuple[int, str, bytes]:
         return status, "application/json", json.dumps(payload).encode()
 
     def _authenticate(self, authorization: str | None, path: str) -> _Identity:
