@@ -19,6 +19,7 @@ from pathlib import Path
 from mutguard import __version__, clock
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED, EXIT_UNREAD = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 EXIT_CODES = {
     EXIT_OK: "scanned; no gate tripped",
     EXIT_GATE: "a gate tripped: --fail-on SEVERITY or --max-mut N",
@@ -29,6 +30,8 @@ EXIT_CODES = {
     "could not be read or written (run again: nothing is forgotten)",
     EXIT_UNREAD: "no cluster could be read at all (credentials, permissions, network); the "
     "reasons are on stderr",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C) before the end: no report written, nothing published, "
+    "no state saved",
 }
 # `checks --provider` takes the names `scan --provider` takes, and the clusters' own.
 PROVIDER_ALIASES = {"aws": "eks", "gcp": "gke", "azure": "aks"}
@@ -676,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logging_for(args.verbose, args.quiet):
         try:
             return COMMANDS[args.command](args)
+        except KeyboardInterrupt:
+            # One line instead of a traceback from whichever call was waiting: a live scan spends
+            # its time collecting, before anything is written, published or saved.
+            print("mutguard: interrupted; nothing was reported or published", file=sys.stderr)
+            return EXIT_INTERRUPTED
         except InputError as exc:
             print(f"mutguard: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -1,0 +1,98 @@
+"""Ctrl-C during a live scan: mutguard stops sending requests, says so in one line and exits 130,
+leaving no report behind; a real `python -m mutguard.cli` against the local AWS fakes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mutguard.cli import EXIT_INTERRUPTED
+
+from servers.aws import AwsFakes
+
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2", "eu-central-1")
+CLUSTERS_PER_REGION = 10
+CONCURRENCY = 4
+# Each cluster takes three EKS requests, so the whole scan would take about
+# 50 * 3 * LATENCY / CONCURRENCY = 7.5 s: far longer than stopping may take.
+LATENCY = 0.2
+STARTED = 4  # DescribeCluster requests seen before the signal: the scan is well under way
+
+
+@pytest.fixture
+def slow_fleet(aws: AwsFakes) -> AwsFakes:
+    session = aws.session()
+    for region in REGIONS:
+        for number in range(CLUSTERS_PER_REGION):
+            aws.create_cluster(session, region, f"c{number}", version="1.34")
+    aws.eks_gap.latency_seconds = LATENCY
+    return aws
+
+
+def _signal_a_running_scan(fleet: AwsFakes, report: Path, signum: int):
+    """Start a scan, send `signum` once it is reading clusters; (process, seconds to exit,
+    requests seen when the signal was sent)."""
+    scan = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mutguard.cli",
+            "scan",
+            "--provider",
+            "aws",
+            "--skip-in-cluster",
+            "--regions",
+            ",".join(REGIONS),
+            "--concurrency",
+            str(CONCURRENCY),
+            "--format",
+            "json",
+            "-o",
+            str(report),
+        ],
+        env={**os.environ, **fleet.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while fleet.eks_gap.requests_seen("GET", "/clusters/[^/]+") < STARTED:
+            assert scan.poll() is None and time.monotonic() < deadline, "the scan never started"
+            time.sleep(0.01)
+        seen = fleet.eks_gap.requests_seen("*", ".*")
+        scan.send_signal(signum)
+        signalled = time.monotonic()
+        scan.wait(timeout=10)
+        return scan, time.monotonic() - signalled, seen
+    finally:
+        scan.kill()
+
+
+def test_ctrl_c_stops_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):
+    report = tmp_path / "report.json"
+    scan, took, seen_before = _signal_a_running_scan(slow_fleet, report, signal.SIGINT)
+    assert (scan.returncode, scan.stderr.read(), scan.stdout.read()) == (
+        EXIT_INTERRUPTED,
+        "mutguard: interrupted; nothing was reported or published\n",
+        "",
+    )
+    assert took < 2, f"exited {took:.1f} s after Ctrl-C"
+    assert not report.exists()
+    # Requests already sent when Ctrl-C came are counted once their latency has passed; anything
+    # beyond those (at most one per worker) would be a request sent after the signal.
+    time.sleep(2 * LATENCY)
+    assert slow_fleet.eks_gap.requests_seen("*", ".*") - seen_before <= CONCURRENCY
+
+
+def test_sigterm_ends_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):
+    """mutguard leaves SIGTERM to its default action: the process ends where it stands."""
+    report = tmp_path / "report.json"
+    scan, took, _ = _signal_a_running_scan(slow_fleet, report, signal.SIGTERM)
+    assert (scan.returncode, scan.stderr.read(), scan.stdout.read()) == (-signal.SIGTERM, "", "")
+    assert took < 2
+    assert not report.exists()
