@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 
 from mutguard.checks import Outcome, failed, passed, unknown
-from mutguard.cluster import Cluster
+from mutguard.cluster import Cluster, minor_version
 from mutguard.mut import ANONYMOUS, API, INTERNET, Edge
 
 # Public ranges this wide hold addresses anyone can rent (cloud, ISP pools): no barrier.
@@ -73,11 +73,6 @@ def _support_calendar(name: str) -> dict[str, dict[str, str | None]]:
     return json.loads(text)["versions"]
 
 
-def _minor_key(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")
-    return int(major), int(minor)
-
-
 def support_ends(cluster: Cluster, calendar: str, field: str) -> date | Outcome:
     """When support of the cluster's minor version ends, by the `field` column of the bundled
     `calendar` (mutguard/data/), or an UNKNOWN outcome: a version newer than the calendar, or
@@ -92,9 +87,9 @@ def support_ends(cluster: Cluster, calendar: str, field: str) -> date | Outcome:
     end = rows.get(key, {}).get(field)
     if end is not None:
         return date.fromisoformat(end)
-    oldest = min(rows, key=_minor_key)
+    oldest = min(rows, key=minor_version)  # every row is a "major.minor" key
     oldest_end = rows[oldest].get(field)
-    if minor < _minor_key(oldest) and oldest_end is not None:
+    if minor < minor_version(oldest) and oldest_end is not None:
         ended = date.fromisoformat(oldest_end)
         if cluster.observed_at.date() > ended:
             return failed(f"{key} is older than {oldest}, whose support ended on {ended}")
