@@ -5,9 +5,12 @@ PY := $(VENV)/bin/python
 # `make demo` installs mutguard alone; `make test` adds every test tool (the dev extra).
 CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
-# libfaketime (PyPI; pip compiles it with the machine's C compiler) moves the clock for the run
-# of tests/clock_ahead.py, which says so and skips where it could not be built.
-FAKETIME_STAMP := $(VENV)/.installed-faketime
+# libfaketime moves the clock for the run of tests/clock_ahead.py, which says so and skips where
+# it could not be built. Built from PyPI's source with the machine's C compiler, without faking
+# sleeps, stat or pthread waits: its pthread_cond_timedwait reads the environment on every call
+# (Python's GIL waits there), which crashes Python when another thread sets a variable meanwhile.
+FAKETIME_VERSION := 3.0.1
+FAKETIME_LIBRARY := .tools/libfaketime.so.1
 # Azurite (Azure Storage emulator) for the Storage Queue and Table tests; 3.36+ need Node >= 21.
 AZURITE := .tools/node_modules/.bin/azurite
 # checkov (Terraform policy checks in tests/test_terraform.py) in a venv of its own: its pins
@@ -31,9 +34,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(CORE_STAMP)
 
-$(FAKETIME_STAMP): | $(STAMP)
-	$(PY) -m pip install --quiet libfaketime==3.0.1 && touch $@ \
-		|| echo "libfaketime could not be built here (it needs cc and make)"
+$(FAKETIME_LIBRARY): | $(PY)
+	( rm -rf .tools/libfaketime-$(FAKETIME_VERSION) && mkdir -p .tools \
+	  && $(PY) -m pip download --quiet --no-binary :all: --no-deps --dest .tools \
+		libfaketime==$(FAKETIME_VERSION) \
+	  && tar -xzf .tools/libfaketime-$(FAKETIME_VERSION).tar.gz -C .tools \
+	  && $(MAKE) --silent -C .tools/libfaketime-$(FAKETIME_VERSION)/libfaketime/vendor/libfaketime/src \
+		libfaketime.so.1 FAKETIME_COMPILE_CFLAGS="-UFAKE_STAT -UFAKE_UTIME -UFAKE_SLEEP -UFAKE_PTHREAD" \
+	  && cp .tools/libfaketime-$(FAKETIME_VERSION)/libfaketime/vendor/libfaketime/src/libfaketime.so.1 $@ ) \
+	|| echo "libfaketime could not be built here (it needs cc and make)"
 
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
@@ -51,7 +60,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint $(CHECKOV) $(SARIF_MULTITOOL) $(FAKETIME_STAMP)
+test: lint $(CHECKOV) $(SARIF_MULTITOOL) $(FAKETIME_LIBRARY)
 	$(PY) -m pytest
 	$(PY) tests/clock_ahead.py
 

@@ -1,42 +1,33 @@
 """Run the test suite again with the clock two years ahead: no test may depend on the day it runs.
 
 libfaketime moves what the tests, and every process they start (moto_server, Azurite, the CLI),
-read as the date. It is the build from PyPI's `libfaketime` package, made without faking sleeps:
-with Debian's build, Python's timed waits (Event.wait, botocore's rate limiter) hang once the
-monotonic clock is faked, and sleeps fail once it is not. Tests that reach the package index
-(`needs_index`) are left out: its real TLS certificates have expired two years from now.
+read as the date. `make test` builds it (the Makefile says how, and why not Debian's build) into
+.tools/. Only the wall clock moves: with a faked monotonic clock Python's timed waits (Event.wait,
+botocore's rate limiter) hang. Tests that reach the package index (`needs_index`) are left out:
+its real TLS certificates have expired two years from now.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 SHIFT = "+730d"
-
-
-def _library() -> Path | None:
-    spec = importlib.util.find_spec("libfaketime")
-    if spec is None or spec.origin is None:
-        return None
-    library = Path(spec.origin).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
-    return library if library.is_file() else None
+LIBRARY = Path(__file__).resolve().parent.parent / ".tools" / "libfaketime.so.1"
 
 
 def main() -> int:
-    library = _library()
-    if library is None:
+    if not LIBRARY.is_file():
         print(
-            "SKIPPED the run with the clock two years ahead: the libfaketime package is not "
-            "installed (`pip install libfaketime` builds it and needs a C compiler and make)"
+            f"SKIPPED the run with the clock two years ahead: {LIBRARY} is not there "
+            "(`make test` builds it; that needs a C compiler and make)"
         )
         return 0
     env = {
         **os.environ,
-        "LD_PRELOAD": ":".join(filter(None, (str(library), os.environ.get("LD_PRELOAD")))),
+        "LD_PRELOAD": ":".join(filter(None, (str(LIBRARY), os.environ.get("LD_PRELOAD")))),
         "FAKETIME": SHIFT,
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
