@@ -270,6 +270,14 @@ class ForgetfulStore:
     def save_suppressions(self, document: str) -> None:
         raise ConfigurationError("set MUTGUARD_STATE_STORE to keep suppressions")
 
+    def claim(self, keys: Iterable[Any]) -> set[Any]:
+        # Nothing is shared between runs, so nothing can be contended: each run sends its own
+        # whole digest.
+        return set(keys)
+
+    def release(self, keys: Iterable[Any]) -> None:
+        return None
+
 
 def result_body(result: ScanResult) -> dict[str, Any]:
     """What an on-demand audit returns: the JSON report and how publishing went."""

@@ -15,18 +15,26 @@ A cluster that could not be read this run keeps its last known findings and MUT 
 only marked unreadable): "we could not look" is neither "resolved" nor "unchanged", and the next
 readable run is compared with what was last seen.
 
-Stores: `StateStore` is the protocol (load the last state of some clusters, save new states);
-`SqliteStateStore` is the default for the CLI (stdlib sqlite3, one file). Cloud stores map
-`ClusterState.to_dict()` / `from_dict()` onto their items.
+Stores: `StateStore` is the protocol (load the last state of some clusters, save new states,
+claim and release alerts); `SqliteStateStore` is the default for the CLI (stdlib sqlite3, one
+file). Cloud stores map `ClusterState.to_dict()` / `from_dict()` onto their items.
+
+Claims: two runs publishing the same report at the same time both load the old state before
+either saves, so both would send the same alerts. Before sending, a run claims each alert with a
+conditional write (create only if absent) of a `ClaimKey`: (cluster key, the report's
+generated_at and a fingerprint of the state it goes from and to; see dispatch.claim_keys). Of
+the runs of one report exactly one wins; runs of different reports never meet. Claims are kept
+CLAIM_DAYS, well past the end of any run that could contend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +48,10 @@ from mutguard.models import ClusterReport, Finding, Report, Severity, Status
 from mutguard.plugins import needs
 
 FindingKey = tuple[str, str]  # (check_id, resource)
+# (cluster key, or DIGEST_CLAIM for a whole digest; "<the report's generated_at>/<fingerprint>")
+ClaimKey = tuple[str, str]
+DIGEST_CLAIM = "digest"
+CLAIM_DAYS = 7  # how long a claim is kept (the cloud stores let their TTL or lifecycle drop it)
 MUT_FIELDS = ("mut", "mut_workload", "mut_credential")
 STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
 
@@ -418,6 +430,44 @@ class StateStore(Protocol):
         """Keep this suppressions document (YAML text, already validated), replacing any other."""
         ...
 
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """Claim these alerts for this run, each with a conditional write that succeeds for one
+        run only; the keys this run won (the others are held by another run of the report)."""
+        ...
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        """Give up claims this run won but could not deliver, so that a later run sends them."""
+        ...
+
+
+def claim_each(
+    store: StateStore, keys: Iterable[ClaimKey], claim_one: Callable[[ClaimKey], bool]
+) -> set[ClaimKey]:
+    """Claim keys one conditional write each (`claim_one`: True when this run's write made it).
+    When a write fails, what was won is given back before the error goes on: the run stops
+    there, so those claims would hold an alert nobody sends."""
+    won: set[ClaimKey] = set()
+    try:
+        for key in dict.fromkeys(keys):
+            if claim_one(key):
+                won.add(key)
+    except StoreError:
+        give_back(store, won)
+        raise
+    return won
+
+
+def give_back(store: StateStore, won: Iterable[ClaimKey]) -> None:
+    """Release claims a store won before claiming the rest failed (that failure is what the
+    run reports, so failing to release too is not raised)."""
+    with contextlib.suppress(StoreError):
+        store.release(won)
+
+
+def claim_cutoff() -> datetime.datetime:
+    """Claims made before this are old enough to drop."""
+    return clock.now() - datetime.timedelta(days=CLAIM_DAYS)
+
 
 def default_state_path(environ: Mapping[str, str] = os.environ) -> Path:
     """$MUTGUARD_STATE_FILE, else $XDG_STATE_HOME/mutguard/state.sqlite3 (~/.local/state)."""
@@ -447,6 +497,12 @@ CREATE TABLE IF NOT EXISTS documents (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL,
     saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    cluster_key TEXT NOT NULL,
+    report TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_key, report)
 );
 """
 SUPPRESSIONS_DOCUMENT = "suppressions"
@@ -512,6 +568,31 @@ class SqliteStateStore:
             connection.execute(
                 "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
                 (SUPPRESSIONS_DOCUMENT, document, saved_at),
+            )
+
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """`INSERT OR IGNORE` in one transaction: a row inserted is a claim won. Claims older
+        than CLAIM_DAYS are deleted first."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        claimed_at = clock.now().isoformat(timespec="seconds")
+        cutoff = claim_cutoff().isoformat(timespec="seconds")
+        won: set[ClaimKey] = set()
+        with self._connection("claim alerts in the state") as connection, connection:
+            connection.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,))
+            for key in wanted:
+                cursor = connection.execute(
+                    "INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", (*key, claimed_at)
+                )
+                if cursor.rowcount == 1:
+                    won.add(key)
+        return won
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        with self._connection("release claims in the state") as connection, connection:
+            connection.executemany(
+                "DELETE FROM claims WHERE cluster_key = ? AND report = ?", list(keys)
             )
 
 

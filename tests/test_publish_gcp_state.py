@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from hashlib import sha256
 from importlib import resources
@@ -205,6 +206,68 @@ def test_gcs_store_failures_name_the_store(gcs: GcsServer):
         "could not save the state: state store gcs:no-such-bucket answered HTTP 404: The "
         "specified bucket does not exist."
     )
+
+
+def test_the_gcs_fake_creates_an_object_only_once_under_if_generation_match_0(gcs: GcsServer):
+    """As GCS: `ifGenerationMatch=0` writes only when there is no live object (412 otherwise),
+    checked atomically; DELETE removes an object (404 when there is none)."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    bucket = storage.Client(project=None).bucket(BUCKET)
+    bucket.blob("claims/a").upload_from_string(b"first", if_generation_match=0)
+    with pytest.raises(PreconditionFailed) as taken:
+        bucket.blob("claims/a").upload_from_string(b"second", if_generation_match=0)
+    assert taken.value.code == 412 and "pre-conditions you specified did not hold" in str(
+        taken.value
+    )
+    generation = metadata("claims/a").generation
+    bucket.blob("claims/a").upload_from_string(b"third", if_generation_match=generation)
+    assert bucket.blob("claims/a").download_as_bytes() == b"third"
+    bucket.blob("claims/a").delete()
+    with pytest.raises(NotFound):
+        bucket.blob("claims/a").delete()
+    bucket.blob("claims/a").upload_from_string(b"again", if_generation_match=0)
+
+    def create(number: int) -> bool:
+        try:
+            bucket.blob("claims/race").upload_from_string(
+                str(number).encode(), if_generation_match=0
+            )
+        except PreconditionFailed:
+            return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:  # many uploads of one name at once: one is written
+        assert sum(pool.map(create, range(64))) == 1
+
+
+def test_gcs_store_claims_are_objects_created_once(gcs: GcsServer):
+    store = GcsStateStore(f"{BUCKET}/{PREFIX}", retry=policy(Waits()))
+    one = ("eks:1:eu-west-1:shop/odd#key", "2026-03-01T08:00:00+00:00/0123456789abcdef")
+    two = ("digest", "2026-03-01T08:00:00+00:00/fedcba9876543210")
+    assert store.claim([one, two]) == {one, two}
+    assert GcsStateStore(f"{BUCKET}/{PREFIX}").claim([one, two]) == set()
+    assert gcs.names(BUCKET) == [
+        f"{PREFIX}/claims/2026-03-01T08:00:00%2B00:00%2F0123456789abcdef/"
+        "eks:1:eu-west-1:shop%2Fodd%23key",
+        f"{PREFIX}/claims/2026-03-01T08:00:00%2B00:00%2Ffedcba9876543210/digest",
+    ]
+    store.release([one, one])
+    assert store.claim([one]) == {one}
+
+    # One claim of several refused: the run stops, giving back the claims it did win.
+    keys = [(f"eks:1:eu-west-1:c{i}", "2026-03-01T08:00:00+00:00/1") for i in range(3)]
+    gcs.fail("POST", UPLOADS, 403, times=1)
+    with pytest.raises(StoreError):
+        GcsStateStore(f"{BUCKET}/{PREFIX}", retry=policy(Waits())).claim(keys)
+    assert store.claim(keys) == set(keys)
+
+    gcs.fail("POST", UPLOADS, 403)  # from now on
+    with pytest.raises(
+        StoreError,
+        match=f"could not claim alerts in the state: state store {STORE} answered HTTP 403",
+    ):
+        store.claim([("eks:1:eu-west-1:other", "2026-03-01T08:00:00+00:00/0")])
 
 
 def test_an_unreachable_gcs_is_retried_then_names_the_store(monkeypatch: pytest.MonkeyPatch):

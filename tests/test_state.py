@@ -1,12 +1,14 @@
 """Memory between runs: what is new, worse, resolved or unchanged; suppressions; SQLite store."""
 
 import datetime
+import sqlite3
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from mutguard.errors import StoreError
 from mutguard.models import ClusterReport, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.scan import build_report
@@ -287,3 +289,32 @@ def test_cluster_state_has_a_json_form_for_document_stores():
 def test_the_default_state_file_is_configurable():
     assert default_state_path({"MUTGUARD_STATE_FILE": "/srv/mg.db"}) == Path("/srv/mg.db")
     assert default_state_path({"XDG_STATE_HOME": "/x"}) == Path("/x/mutguard/state.sqlite3")
+
+
+def test_the_sqlite_store_claims_each_key_once_and_forgets_claims_after_a_week(tmp_path: Path):
+    path = tmp_path / "state.sqlite3"
+    one = ("eks:1:eu-west-1:shop", "2026-03-01T08:00:00+00:00/0123456789abcdef")
+    two = ("digest", "2026-03-01T08:00:00+00:00/fedcba9876543210")
+    assert SqliteStateStore(path).claim([one, two, one]) == {one, two}
+    assert SqliteStateStore(path).claim([one, two]) == set()
+    SqliteStateStore(path).release([two])
+    assert SqliteStateStore(path).claim([two]) == {two}
+
+    # A claim made more than CLAIM_DAYS ago is dropped by the next claim (the clock is read
+    # here as the store reads it, so this holds on any date).
+    long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=8)
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "UPDATE claims SET claimed_at = ? WHERE cluster_key = ?",
+            (long_ago.isoformat(timespec="seconds"), one[0]),
+        )
+    assert SqliteStateStore(path).claim([one, two]) == {one}
+
+
+def test_a_sqlite_store_that_cannot_be_claimed_in_names_the_file(tmp_path: Path):
+    with pytest.raises(StoreError) as caught:
+        SqliteStateStore(tmp_path).claim([("eks:1:eu-west-1:shop", "2026-03-01T08:00:00+00:00")])
+    assert str(caught.value) == (
+        f"could not claim alerts in the state: state store sqlite:{tmp_path}: "
+        "unable to open database file"
+    )

@@ -134,6 +134,33 @@ def test_a_missing_table_is_a_clear_error(cloud: AwsClients):
     )
 
 
+def test_claims_are_items_written_once_that_a_ttl_can_drop(
+    table: DynamoDbStateStore, cloud: AwsClients
+):
+    one = ("eks:1:eu-west-1:shop", "2026-03-01T08:00:00+00:00/0123456789abcdef")
+    two = ("digest", "2026-03-01T08:00:00+00:00/fedcba9876543210")
+    assert table.claim([one, two, one]) == {one, two}
+    assert DynamoDbStateStore(TABLE, retry=no_waiting()).claim([one, two]) == set()
+    item = cloud.dynamodb.get_item(
+        TableName=TABLE, Key={"cluster_key": {"S": f"#claim|{one[1]}|{one[0]}"}}
+    )["Item"]
+    claimed_at = datetime.datetime.fromisoformat(item["claimed_at"]["S"])
+    week = claimed_at + datetime.timedelta(days=7)
+    assert int(item["expires_at"]["N"]) == int(week.timestamp())  # epoch seconds, for the TTL
+    assert table.load([one[0]]) == {}  # a claim is no cluster's state
+
+    table.release([one])
+    assert table.claim([one, two]) == {one}
+
+    missing = DynamoDbStateStore("no-such-table", retry=no_waiting())
+    with pytest.raises(StoreError) as caught:
+        missing.claim([one])
+    assert str(caught.value) == (
+        "could not claim alerts in the state: state store dynamodb:no-such-table: "
+        "ResourceNotFoundException: Requested resource not found"
+    )
+
+
 # --- Whole runs through notify ------------------------------------------------------------
 
 
@@ -258,7 +285,9 @@ def test_the_cli_keeps_state_in_dynamodb_and_reads_secrets_from_secrets_manager(
     assert "publish sqs: sent 6 message(s)" in first
     assert "publish webhook: sent 6 message(s)" in first
     assert len(cloud.receive_all(queue)) == 6 and len(chat.delivered(HOOK_PATH)) == 6
-    assert cloud.dynamodb.scan(TableName=TABLE)["Count"] == 6  # every cluster, news or not
+    keys = [item["cluster_key"]["S"] for item in cloud.dynamodb.scan(TableName=TABLE)["Items"]]
+    assert len([k for k in keys if not k.startswith("#")]) == 6  # every cluster, news or not
+    assert len([k for k in keys if k.startswith("#claim|")]) == 6  # each alert, claimed
     assert not (tmp_path / "unused.sqlite3").exists()
 
     # $MUTGUARD_STATE_STORE does what the flag does: the same table, so nothing is new.

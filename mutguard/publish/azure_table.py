@@ -13,6 +13,11 @@ entity read and write rights, e.g. a table SAS). Each entity has:
   most) with their count in `state_gzip_parts`; an entity holds at most 1 MiB in all.
 The suppressions document (`mutguard suppressions push`) is the entity PartitionKey
 `suppressions`, RowKey `current`, its YAML text in `document`.
+Claims (mutguard.state, "Claims": so that overlapping runs of one report alert once) are
+entities with PartitionKey `claim` and RowKey `<report>|<cluster key>` (state.ClaimKey, escaped
+as above), holding `run` and `claimed_at`; each is written with create_entity (insert, never
+replace), so ResourceExistsError (409) means another run holds it. Claiming also deletes
+claims made more than CLAIM_DAYS ago; releasing one deletes it.
 A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
 the run's RetryPolicy retries instead. Failures raise stores.StoreError naming the table.
 """
@@ -23,6 +28,7 @@ import contextlib
 import gzip
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,13 +38,14 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
-from mutguard.state import ClusterState
+from mutguard.state import ClaimKey, ClusterState, claim_cutoff, claim_each
 
 T = TypeVar("T")
 Entity = dict[str, Any]
 
 PARTITION = "cluster"
 SUPPRESSIONS = {"PartitionKey": "suppressions", "RowKey": "current"}
+CLAIMS = "claim"
 # Table names: 3-63 letters and digits, starting with a letter.
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
@@ -49,6 +56,11 @@ MAX_CHUNKS = 15  # with the other properties, within the 1 MiB an entity may hol
 def row_key(cluster_key: str) -> str:
     """The cluster key with `%`, `/`, `\\`, `#`, `?`, control and non-ASCII characters escaped."""
     return quote(cluster_key, safe=":")
+
+
+def claim_row_key(key: ClaimKey) -> str:
+    cluster, report = key
+    return f"{row_key(report)}|{row_key(cluster)}"
 
 
 def entity_of_state(key: str, state: ClusterState, saved_at: str) -> Entity:
@@ -127,6 +139,67 @@ class AzureTableStateStore:
         saved_at = clock.now().isoformat()
         entity = {**SUPPRESSIONS, "document": document, "saved_at": saved_at}
         self._run("save", lambda: self._upsert(entity))
+
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        self._run("claim alerts in", self._drop_old_claims)
+        run = uuid.uuid4().hex
+        claimed_at = clock.now()
+
+        def claim_one(key: ClaimKey) -> bool:
+            entity = {
+                "PartitionKey": CLAIMS,
+                "RowKey": claim_row_key(key),
+                "run": run,
+                "claimed_at": claimed_at,
+            }
+            return bool(self._run("claim alerts in", lambda: self._create(entity)))
+
+        return claim_each(self, wanted, claim_one)
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        for key in dict.fromkeys(keys):
+            row = claim_row_key(key)
+            self._run("release claims in", lambda row=row: self._table().delete_entity(CLAIMS, row))
+
+    def _create(self, entity: Entity) -> bool:
+        """Insert the claim unless its RowKey exists: True when inserted. A retry that finds the
+        entity its own first try inserted counts as inserted."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        table = self._table()
+        try:
+            try:
+                table.create_entity(entity)
+            except ResourceNotFoundError:  # no table yet: create it, then insert
+                with contextlib.suppress(ResourceExistsError):  # another run just created it
+                    table.create_table()
+                table.create_entity(entity)
+        except ResourceExistsError:
+            try:
+                held = table.get_entity(entity["PartitionKey"], entity["RowKey"])
+            except ResourceNotFoundError:  # released in between: still not this run's
+                return False
+            return bool(held.get("run") == entity["run"])
+        return True
+
+    def _drop_old_claims(self) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            old = list(
+                self._table().query_entities(
+                    "PartitionKey eq @partition and claimed_at lt @cutoff",
+                    parameters={"partition": CLAIMS, "cutoff": claim_cutoff()},
+                    select=["PartitionKey", "RowKey"],
+                )
+            )
+        except ResourceNotFoundError:  # no table yet
+            return
+        for entity in old:
+            self._table().delete_entity(entity["PartitionKey"], entity["RowKey"])
 
     def _suppressions(self) -> Entity | None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -109,6 +109,8 @@ def publish_report(report: Report, selected: Sequence[str], args: Any, out=sys.s
     except StoreError as exc:  # nothing is known to be sent, or it was and cannot be remembered
         print(f"mutguard: {exc}", file=sys.stderr)
         return False
+    if left := len(outcome.left_to_another_run):
+        print(f"publish: {left} cluster(s) left to another run of this report", file=sys.stderr)
     for result in outcome.results:
         status = "would send" if result.dry_run else ("sent" if result.ok else "FAILED")
         count = result.planned if result.dry_run else result.sent

@@ -5,13 +5,19 @@
 `publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
 reported in its SinkResult and the others still deliver; when the sink has a `dead_letter`
 (base.DeadLetter), what it did not deliver is handed there, and the sink still counts as
-failed. `notify()` is the whole run: load the last state, work out what changed, publish,
-and save the new state only when every sink delivered, so that nothing a failed sink should
-have said is forgotten.
+failed. `notify()` is the whole run: load the last state, work out what changed, claim what
+it is about to send, publish, and save the new state only when every sink delivered, so that
+nothing a failed sink should have said is forgotten.
+
+Claims (mutguard.state, "Claims") make two runs of the same report that overlap send each
+alert once: a cluster whose alert another run claimed is left to that run, in the notice and
+in the state saved; a run whose sink failed releases its claims, so the next run says it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
+from mutguard.errors import StoreError
 from mutguard.models import Report
 from mutguard.plugins import Plugin
 from mutguard.publish.base import (
@@ -32,7 +39,10 @@ from mutguard.publish.base import (
 )
 from mutguard.publish.retry import call_with_retry
 from mutguard.state import (
+    DIGEST_CLAIM,
+    ClaimKey,
     ClusterChange,
+    ClusterState,
     StateStore,
     Suppression,
     changes,
@@ -176,6 +186,10 @@ class RunOutcome:
     changes: list[ClusterChange]
     results: list[SinkResult]
     state_saved: bool
+    # Clusters (keys) whose alert another run of the same report claimed: it sends and saves
+    # them, this run did neither (state_saved is about the others). In digest mode, every
+    # cluster when the digest was claimed.
+    left_to_another_run: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -192,11 +206,84 @@ def notify(
     digest: bool = False,
     dry_run: bool = False,
 ) -> RunOutcome:
-    """Alert on what changed since the last run (or send the digest) and remember this run."""
+    """Alert on what changed since the last run (or send the digest) and remember this run.
+
+    What is about to be sent is claimed first (StateStore.claim): when another run of the same
+    report holds a cluster's claim, that cluster is neither told about nor saved here (saving
+    it would forget an alert the other run may yet fail to send). A dry run claims nothing."""
     previous = store.load(cluster_key(c) for c in report.clusters)
     found = changes(previous, report, suppressions)
-    results = publish(report, found, sinks, context, digest=digest, dry_run=dry_run)
+    states = next_state(previous, report, suppressions)
+    wanted = {} if dry_run else claim_keys(report, previous, states, found, digest)
+    won, lost = _claim(store, wanted)
+    handled = [c for c in found if c.key not in lost]
+    if digest and lost:  # another run sends this digest
+        results = [SinkResult(sink=sink.name, ok=True) for sink in sinks]
+    else:
+        results = publish(report, handled, sinks, context, digest=digest, dry_run=dry_run)
     save = not dry_run and all(r.ok for r in results)
     if save:
-        store.save(next_state(previous, report, suppressions))
-    return RunOutcome(changes=found, results=results, state_saved=save)
+        if kept := {key: state for key, state in states.items() if key not in lost}:
+            store.save(kept)
+    elif won:  # not delivered: let the next run claim and send it
+        _release(store, won)
+    return RunOutcome(changes=found, results=results, state_saved=save, left_to_another_run=lost)
+
+
+def claim_keys(
+    report: Report,
+    previous: Mapping[str, ClusterState],
+    states: Mapping[str, ClusterState],
+    cluster_changes: Sequence[ClusterChange],
+    digest: bool,
+) -> dict[ClaimKey, tuple[str, ...]]:
+    """What a run claims before sending, and the clusters each claim stands for: in alert mode
+    one claim per cluster with news, in digest mode one for the whole digest.
+
+    A claim names the report by its generated_at and a fingerprint, so that scans which share a
+    generated_at (`--as-of`) but differ do not contend. In alert mode the fingerprint is of the
+    cluster's state before (`previous`) and after (`states`): runs that loaded the same state
+    contend, and a run that loaded what the winner saved has no news and claims nothing. A
+    digest is sent whatever the state, so its fingerprint is of the report alone."""
+    stamp = report.generated_at.isoformat()
+    if digest:
+        whole = hashlib.sha256(report.to_json().encode()).hexdigest()[:16]
+        return {(DIGEST_CLAIM, f"{stamp}/{whole}"): tuple(c.key for c in cluster_changes)}
+    return {
+        (c.key, f"{stamp}/{_fingerprint(previous.get(c.key), states.get(c.key))}"): (c.key,)
+        for c in cluster_changes
+        if c.has_news
+    }
+
+
+def _fingerprint(before: ClusterState | None, after: ClusterState | None) -> str:
+    """The first 16 hex digits of SHA-256 over both states' JSON."""
+    text = json.dumps([_dict_of(before), _dict_of(after)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _dict_of(state: ClusterState | None) -> dict[str, Any] | None:
+    return None if state is None else state.to_dict()
+
+
+def _claim(
+    store: StateStore, wanted: Mapping[ClaimKey, tuple[str, ...]]
+) -> tuple[tuple[ClaimKey, ...], tuple[str, ...]]:
+    """(the claims this run won, the clusters left to another run)."""
+    if not wanted:
+        return (), ()
+    won: set[ClaimKey] = store.claim(wanted)
+    lost = tuple(key for claim, keys in wanted.items() if claim not in won for key in keys)
+    if lost:
+        log.info("%d cluster(s) left to another run of the same report", len(lost))
+    return tuple(claim for claim in wanted if claim in won), lost
+
+
+def _release(store: StateStore, won: Sequence[ClaimKey]) -> None:
+    """Give back what this run claimed but did not deliver. Failing to is logged, not raised:
+    the sink's failure is what the run reports, and the state is not saved either way, so the
+    next report alerts again (only a rerun of this same report would find the claims taken)."""
+    try:
+        store.release(won)
+    except StoreError as err:
+        log.warning("could not release this run's claims: %s", err)

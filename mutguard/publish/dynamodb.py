@@ -12,13 +12,22 @@ attribute `state_gzip` instead. Reads are strongly consistent, so a run compares
 what the last one wrote; a save replaces whole items (runs of one schedule do not overlap).
 The suppressions document (`mutguard suppressions push`) is the item whose key is
 SUPPRESSIONS_KEY, its YAML text in `document` (no cluster key starts with `#`).
+
+Claims (mutguard.state, "Claims": so that overlapping runs of one report alert once) are items
+too, keyed `#claim|<report>|<cluster key>` (state.ClaimKey), written one by one with PutItem and
+`attribute_not_exists(cluster_key)`: ConditionalCheckFailedException means another run holds
+it. They carry `claimed_at` and `expires_at` (epoch seconds, CLAIM_DAYS later): enable the
+table's TTL on `expires_at` so DynamoDB drops old claims. Releasing one deletes it through
+BatchWriteItem. The function's role needs dynamodb:BatchGetItem, BatchWriteItem and PutItem.
 The region is boto3's (AWS_REGION in Lambda).
 """
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -28,10 +37,12 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
-from mutguard.state import ClusterState
+from mutguard.state import CLAIM_DAYS, ClaimKey, ClusterState, claim_each
 
 KEY = "cluster_key"
 SUPPRESSIONS_KEY = "#suppressions"
+CLAIM_PREFIX = "#claim|"
+EXPIRES = "expires_at"  # the attribute the table's TTL reads
 INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
 GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
 WRITE_BATCH = 25  # BatchWriteItem: at most 25 puts per call
@@ -74,6 +85,56 @@ class DynamoDbStateStore:
         }
         self._write([{"PutRequest": {"Item": item}}])
 
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        now = clock.now()
+        expires = int((now + datetime.timedelta(days=CLAIM_DAYS)).timestamp())
+        run = uuid.uuid4().hex  # a retried PutItem whose first try was written finds its own
+
+        def claim_one(key: ClaimKey) -> bool:
+            item = {
+                KEY: {"S": claim_item_key(key)},
+                "run": {"S": run},
+                "claimed_at": {"S": now.isoformat()},
+                EXPIRES: {"N": str(expires)},
+            }
+            return self._put_new(item)
+
+        return claim_each(self, keys, claim_one)
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        deletes = [
+            {"DeleteRequest": {"Key": {KEY: {"S": claim_item_key(key)}}}}
+            for key in dict.fromkeys(keys)
+        ]
+        for start in range(0, len(deletes), WRITE_BATCH):
+            self._write(deletes[start : start + WRITE_BATCH], "release claims in")
+
+    def _put_new(self, item: Item) -> bool:
+        """PutItem only when no item has this key: True when written, False when one had."""
+        from botocore.exceptions import ClientError
+
+        written = False
+
+        def one_round() -> None:
+            nonlocal written
+            try:
+                self._dynamodb().put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#key)",
+                    ExpressionAttributeNames={"#key": KEY},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as err:
+                if aws.error_code(err) != "ConditionalCheckFailedException":
+                    raise
+                written = err.response.get("Item", {}).get("run") == item["run"]
+            else:
+                written = True
+
+        self._run("claim alerts in", one_round)
+        return written
+
     def _get(self, keys: list[str]) -> list[Item]:
         found: list[Item] = []
         pending: dict[str, Any] = {
@@ -91,7 +152,7 @@ class DynamoDbStateStore:
         self._run("read", one_round)
         return found
 
-    def _write(self, puts: list[Item]) -> None:
+    def _write(self, puts: list[Item], verb: str = "save") -> None:
         pending: dict[str, Any] = {self.table: puts}
 
         def one_round() -> None:
@@ -101,9 +162,10 @@ class DynamoDbStateStore:
             if pending:
                 raise RetryableError(f"{self._what}: BatchWriteItem left items unprocessed")
 
-        self._run("save", one_round)
+        self._run(verb, one_round)
 
     def _run(self, verb: str, one_round: Callable[[], None]) -> None:
+        """`verb` completes "could not ... the state": read, save, claim alerts in, ..."""
         try:
             call_with_retry(lambda: aws.call(self._what, one_round, Redactor()), self._retry)
         except DeliveryError as err:
@@ -113,6 +175,12 @@ class DynamoDbStateStore:
         if self._client is None:
             self._client = aws.client("dynamodb", None)
         return self._client
+
+
+def claim_item_key(key: ClaimKey) -> str:
+    """`#claim|<report>|<cluster key>`: no cluster key starts with `#`."""
+    cluster, report = key
+    return f"{CLAIM_PREFIX}{report}|{cluster}"
 
 
 def item_of_state(key: str, state: ClusterState, saved_at: str) -> Item:

@@ -10,6 +10,11 @@ Objects, under PREFIX when one is given:
   library, `gcloud storage cat` and the console's download decompress it, so every object reads
   as JSON.
 - `suppressions.yaml`: the suppressions document (`mutguard suppressions push`).
+- `claims/<report>/<cluster key>` (state.ClaimKey, both escaped as above), one small JSON
+  object per claim (mutguard.state, "Claims": so that overlapping runs of one report alert
+  once), uploaded with `ifGenerationMatch=0`: GCS writes it only when no live object has that
+  name, and 412 Precondition Failed means another run holds it. Releasing a claim deletes its
+  object. A lifecycle rule (age CLAIM_DAYS, prefix `claims/`) may drop old claims.
 
 Each cluster is an object of its own, so runs that save different clusters at the same time
 (function instances per account or project) never overwrite one another. A save replaces the
@@ -20,9 +25,10 @@ until the first save fails naming it.
 
 Credentials are Application Default Credentials; the service account needs
 storage.objects.get, storage.objects.create and storage.objects.delete (replacing an object
-deletes the old one) on the bucket, e.g. roles/storage.objectUser. With STORAGE_EMULATOR_HOST
-set (`http://HOST:PORT`) the client library talks to that server instead, with anonymous
-credentials (an emulator, or a test server). The library's own retries are off: the run's
+deletes the old one; releasing a claim deletes it) on the bucket, e.g.
+roles/storage.objectUser. With STORAGE_EMULATOR_HOST set (`http://HOST:PORT`) the client
+library talks to that server instead, with anonymous credentials (an emulator, or a test
+server). The library's own retries are off: the run's
 RetryPolicy retries what GCS's retry strategy calls transient (408, 429, 5xx, broken
 connections, a download whose checksum does not match). Failures raise errors.StoreError naming
 the store.
@@ -30,10 +36,12 @@ the store.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,7 +51,7 @@ from mutguard import clock
 from mutguard.errors import InputError, StoreError
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
-from mutguard.state import ClusterState
+from mutguard.state import ClaimKey, ClusterState, give_back
 
 T = TypeVar("T")
 
@@ -51,6 +59,7 @@ T = TypeVar("T")
 # and `.`, starting and ending with a letter or digit.
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 CLUSTERS = "clusters/"
+CLAIMS = "claims/"
 SUPPRESSIONS = "suppressions.yaml"
 GZIP_OVER = 64 * 1024  # bytes of JSON; smaller documents stay plain, for `gcloud storage cat`
 WORKERS = 8
@@ -63,6 +72,12 @@ def object_name(cluster_key: str) -> str:
     """`clusters/<key>.json`, the key percent-escaped but for letters, digits, `_.-~` and `:`
     (so no `/`, `#`, `?`, `[`, `]`, `*`, control or non-ASCII characters remain)."""
     return f"{CLUSTERS}{quote(cluster_key, safe=':')}.json"
+
+
+def claim_name(key: ClaimKey) -> str:
+    """`claims/<report>/<cluster key>`, both escaped as object_name escapes."""
+    cluster, report = key
+    return f"{CLAIMS}{quote(report, safe=':')}/{quote(cluster, safe=':')}"
 
 
 def document_of_state(key: str, state: ClusterState, saved_at: str) -> bytes:
@@ -114,6 +129,59 @@ class GcsStateStore:
         self._write(
             "save the suppressions", SUPPRESSIONS, document.encode(), "application/yaml", None
         )
+
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        wanted = list(dict.fromkeys(keys))
+        document = {"run": uuid.uuid4().hex, "claimed_at": clock.now().isoformat()}
+        data = json.dumps(document, separators=(",", ":")).encode()
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            tries = {key: pool.submit(self._create, claim_name(key), data) for key in wanted}
+        failures = [error for done in tries.values() if (error := done.exception())]
+        won = {key for key, done in tries.items() if not done.exception() and done.result()}
+        if failures:
+            give_back(self, won)  # the run stops here: what it won would hold no one's alert
+            raise failures[0]
+        return won
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        names = [claim_name(key) for key in dict.fromkeys(keys)]
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            list(pool.map(self._delete, names))
+
+    def _create(self, name: str, data: bytes) -> bool:
+        """Upload only when no live object has this name (ifGenerationMatch=0): True when
+        written. A retry that finds the object its own first try wrote counts as written."""
+
+        def upload() -> bool:
+            from google.api_core.exceptions import NotFound, PreconditionFailed
+
+            blob = self._blob(name)
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type="application/json",
+                    if_generation_match=0,
+                    retry=None,
+                    timeout=TIMEOUT_SECONDS,
+                )
+            except PreconditionFailed:
+                try:
+                    held: bytes = blob.download_as_bytes(retry=None, timeout=TIMEOUT_SECONDS)
+                except NotFound:  # released in between: still not this run's
+                    return False
+                return held == data
+            return True
+
+        return self._run("claim alerts in the state", upload)
+
+    def _delete(self, name: str) -> None:
+        def delete() -> None:
+            from google.api_core.exceptions import NotFound
+
+            with contextlib.suppress(NotFound):  # gone already (a retry, a lifecycle rule)
+                self._blob(name).delete(retry=None, timeout=TIMEOUT_SECONDS)
+
+        self._run("release claims in the state", delete)
 
     def _read(self, verb: str, name: str) -> bytes | None:
         """The object's content (decompressed), or None when there is no such object."""

@@ -17,8 +17,13 @@ cloud.google.com/storage/docs/json_api/v1):
 - POST /upload/storage/v1/b/{bucket}/o?uploadType=multipart: multipart/related, a JSON part
   (`name`, optional `contentEncoding`, `contentType`, `crc32c`, `md5Hash`) then the media part
   (whose Content-Type is the object's unless the JSON names one). A checksum that does not
-  match answers 400, as GCS does; each write gets a new, larger generation. Preconditions
-  (`ifGenerationMatch`, ...) and other upload types answer 501: mutguard does not use them.
+  match answers 400, as GCS does; each write gets a new, larger generation. `ifGenerationMatch=N`
+  writes only when the live object's generation is N (0: there is no live object), checked and
+  written under one lock so concurrent uploads of one name cannot both pass; otherwise 412
+  `conditionNotMet`. Other preconditions and other upload types answer 501: mutguard does not
+  use them.
+- DELETE /storage/v1/b/{bucket}/o/{object} -> 204 with no body (404 when there is no such
+  object). Preconditions on it answer 501.
 Errors are Google's JSON error body {"error": {"code", "message", "errors": [{"domain":
 "global", "reason", "message"}]}}: 404 `No such object: BUCKET/NAME` or `The specified bucket
 does not exist.`. `fail(method, path_regex, status, times)` makes matching requests answer an
@@ -63,6 +68,7 @@ _ERRORS = {
         "object. Permission 'storage.objects.get' denied on resource (or it may not exist).",
     ),
     404: ("notFound", "Not Found"),
+    412: ("conditionNotMet", "At least one of the pre-conditions you specified did not hold."),
     429: ("rateLimitExceeded", "The rate of change requests to the object exceeds the rate limit."),
     500: ("backendError", "We encountered an internal error. Please try again."),
     501: ("notImplemented", "Not implemented by this fake."),
@@ -129,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake._note(self.command, target.path)
             if self.command == "POST" and (match := _UPLOAD.fullmatch(target.path)):
                 self._send_json(200, fake._upload(match.group(1), query, self.headers, body))
+            elif self.command == "DELETE" and (match := _OBJECT.fullmatch(target.path)):
+                fake._delete(match.group(1), unquote(match.group(2)), query)
+                self._send_empty(204)
             elif self.command != "GET":
                 raise ApiError(501, f"{self.command} {target.path} is not served by this fake")
             elif match := _OBJECT.fullmatch(target.path):
@@ -163,6 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-goog-storage-class", "STANDARD")
         self.end_headers()
         self.wfile.write(stored.data)
+
+    def _send_empty(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send_json(self, status: int, body: Json) -> None:
         data = json.dumps(body).encode()
@@ -279,7 +293,9 @@ class GcsServer(Serving):
         }
 
     def _object_resource(self, bucket: str, name: str) -> Json:
-        stored = self._stored(bucket, name)
+        return self._resource_of(bucket, name, self._stored(bucket, name))
+
+    def _resource_of(self, bucket: str, name: str, stored: StoredObject) -> Json:
         crc32c, md5 = stored.hashes()
         escaped = quote(name, safe="")
         resource = {
@@ -325,8 +341,9 @@ class GcsServer(Serving):
     def _upload(self, bucket: str, query: dict[str, str], headers: Any, body: bytes) -> Json:
         if query.get("uploadType") != "multipart":
             raise ApiError(501, f"uploadType={query.get('uploadType')} is not served by this fake")
-        if preconditions := sorted(k for k in query if k.startswith("if")):
-            raise ApiError(501, f"{', '.join(preconditions)} is not served by this fake")
+        preconditions = sorted(k for k in query if k.startswith("if"))
+        if unserved := [k for k in preconditions if k != "ifGenerationMatch"]:
+            raise ApiError(501, f"{', '.join(unserved)} is not served by this fake")
         self._check_bucket(bucket)
         parts = multipart_parts(headers.get("Content-Type", ""), body)
         if len(parts) != 2:
@@ -344,11 +361,24 @@ class GcsServer(Serving):
         )
         _check_checksums(metadata, *candidate.hashes())
         with self._lock:
+            if "ifGenerationMatch" in query:
+                live = self._objects.get((bucket, name))
+                if str(live.generation if live else 0) != query["ifGenerationMatch"]:
+                    raise ApiError(412)
             stored = StoredObject(
                 data, candidate.content_type, candidate.content_encoding, next(self._generations)
             )
             self._objects[bucket, name] = stored
-        return self._object_resource(bucket, name)
+            # The resource of what was written (a later upload may replace it at once).
+            return self._resource_of(bucket, name, stored)
+
+    def _delete(self, bucket: str, name: str, query: dict[str, str]) -> None:
+        if preconditions := sorted(k for k in query if k.startswith("if")):
+            raise ApiError(501, f"{', '.join(preconditions)} is not served by this fake")
+        self._check_bucket(bucket)
+        with self._lock:
+            if self._objects.pop((bucket, name), None) is None:
+                raise ApiError(404, f"No such object: {bucket}/{name}")
 
 
 def _check_checksums(metadata: Json, crc32c: str, md5: str) -> None:

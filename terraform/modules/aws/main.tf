@@ -119,6 +119,12 @@ resource "aws_dynamodb_table" "state" {
     enabled = true
   }
 
+  # Alert claims (mutguard/publish/dynamodb.py) carry expires_at; DynamoDB drops them after it.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   tags = var.tags
 }
 
@@ -263,8 +269,9 @@ data "aws_iam_policy_document" "worker" {
   dynamic "statement" {
     for_each = local.state_table_arn == null ? [] : [1]
     content {
+      # PutItem: claiming an alert is a conditional put (releasing deletes through BatchWriteItem).
       sid       = "KeepAlertState"
-      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
+      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
       resources = [local.state_table_arn]
     }
   }

@@ -131,12 +131,23 @@ resource "google_storage_bucket" "state" {
       type = "Delete"
     }
   }
+
+  # Alert claims (mutguard/publish/gcs.py) are needed for minutes; drop them after a week.
+  lifecycle_rule {
+    condition {
+      age            = 7
+      matches_prefix = [format("%s/claims/", trimsuffix(var.state_prefix, "/"))]
+    }
+    action {
+      type = "Delete"
+    }
+  }
 }
 
 resource "google_storage_bucket_iam_member" "state" {
   count = local.state_bucket_name == null ? 0 : 1
 
-  # Read, create and replace objects (mutguard/publish/gcs.py), nothing else.
+  # Read, create, replace and delete (released claims) objects (mutguard/publish/gcs.py).
   bucket = var.create_state_bucket ? google_storage_bucket.state[0].name : local.state_bucket_name
   role   = "roles/storage.objectUser"
   member = local.scanner_member
