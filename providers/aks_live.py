@@ -45,7 +45,7 @@ from azure.mgmt.resource.subscriptions import SubscriptionClient
 from mutguard import __version__
 from mutguard.providers import kube
 from mutguard.providers.aks_token import AksTokenSource
-from mutguard.providers.tasks import Item, Task, run_tasks
+from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ class AzureOptions:
     base_url: str | None = None
     connection_verify: bool | str = True
     in_cluster: bool = True  # read RBAC and workloads through the API server too
+    # Seconds the subscription's managedClusters list may take (tasks.Deadline): azure-core waits
+    # 300 s per read by default, and retries.
+    subscription_timeout: float = 60.0
 
 
 def azure_error(exc: Exception, action: str) -> str:
@@ -184,6 +187,11 @@ class AksCollector:
         return ContainerServiceClient(self.credential, subscription, **self._client_options())
 
     def _subscription_task(self, subscription: str) -> Task:
+        def late() -> list[Item]:
+            seconds = f"{self.options.subscription_timeout:g}"
+            message = f"subscription {subscription} did not answer within {seconds} s"
+            return [ScanError(scope=f"aks:{subscription}", message=message)]
+
         def run() -> tuple[list[Task], list[Item]]:
             try:
                 with self._containers(subscription) as client:
@@ -201,7 +209,7 @@ class AksCollector:
                 return [], list(sources)
             return [self._in_cluster_task(subscription, source) for source in sources], []
 
-        return run
+        return Deadline(self.options.subscription_timeout, late).bind(run)
 
     def _in_cluster_task(self, subscription: str, source: ClusterSource) -> Task:
         def run() -> tuple[list[Task], list[Item]]:

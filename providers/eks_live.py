@@ -9,6 +9,7 @@ failing cluster becomes a ClusterSource with the error, so the other clusters st
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import threading
@@ -25,7 +26,7 @@ from mutguard import __version__
 from mutguard.errors import InputError
 from mutguard.providers import kube
 from mutguard.providers.eks_token import EksTokenSource
-from mutguard.providers.tasks import Item, Task, run_tasks
+from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     AWS_AUTH_DOC,
@@ -58,6 +59,7 @@ class AwsOptions:
     concurrency: int = 16
     max_attempts: int = 8
     in_cluster: bool = True  # read RBAC and workloads through the API server too
+    region_timeout: float = 60.0  # seconds each of a region's EKS reads may take (tasks.Deadline)
 
 
 def aws_error(exc: Exception, action: str) -> str:
@@ -123,10 +125,79 @@ class _Account:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = self.session.client(
-                    service, region_name=region, config=self._config
-                )
+                client = self.session.client(service, region_name=region, config=self._config)
+                client.meta.events.register(f"before-parse.{service}", refuse_wrong_json_types)
+                self._clients[key] = client
             return self._clients[key]
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "structure": (dict,),
+    "map": (dict,),
+    "list": (list,),
+    "string": (str,),
+    "blob": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (int, float),
+    "double": (int, float),
+    "timestamp": (str, int, float),
+}
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+}
+
+
+def refuse_wrong_json_types(operation_model: Any, response_dict: dict, **_: Any) -> None:
+    """Refuse a JSON answer whose fields are not of the types the API model gives, before
+    botocore parses it: botocore reads a string where a list belongs one character at a time,
+    so `"clusters": "prod"` from ListClusters would become clusters p, r, o and d."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code", 500) >= 300 or not body:
+        return
+    protocol = operation_model.metadata.get("protocol")
+    if protocol not in ("json", "rest-json") or operation_model.output_shape is None:
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return  # botocore reports a body that is no JSON at all
+    if (wrong := _wrong_json_type(document, operation_model.output_shape, "")) is not None:
+        raise ValueError(wrong)
+
+
+def _wrong_json_type(value: Any, shape: Any, path: str) -> str | None:
+    """Where value first differs from shape's JSON type (fields outside the body skipped)."""
+    expected = _JSON_TYPES.get(shape.type_name)
+    if expected is None:
+        return None
+    if not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)):
+        found = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
+        return f"{path or 'the answer'} must be {_TYPE_NAMES[expected[0]]}, not {found}"
+    if shape.type_name == "structure":
+        for name, member in shape.members.items():
+            field = member.serialization.get("name", name)
+            if member.serialization.get("location") or value.get(field) is None:
+                continue
+            wrong = _wrong_json_type(value[field], member, f"{path}.{field}".lstrip("."))
+            if wrong:
+                return wrong
+    elif shape.type_name == "list":
+        for index, item in enumerate(value):
+            if item is not None and (
+                wrong := _wrong_json_type(item, shape.member, f"{path}[{index}]")
+            ):
+                return wrong
+    elif shape.type_name == "map":
+        for key, item in value.items():
+            if item is not None and (wrong := _wrong_json_type(item, shape.value, f"{path}.{key}")):
+                return wrong
+    return None
 
 
 class EksCollector:
@@ -191,8 +262,23 @@ class EksCollector:
         return sorted(region["RegionName"] for region in regions)
 
     def _region_task(self, account: _Account, region: str) -> Task:
+        """ListClusters, then one task per cluster, all bound to the region's deadline: an
+        endpoint that never answers costs the scan that deadline, not botocore's timeouts times
+        its retries times the calls."""
+        scope = f"eks:{account.account}:{region}"
+        listed: list[str] = []
+        read: list[str] = []
+
+        def late() -> list[Item]:
+            seconds = f"{self.options.region_timeout:g}"
+            message = f"region {region} did not answer within {seconds} s"
+            if listed:
+                message += f" ({len(read)} of {len(listed)} cluster(s) read)"
+            return [ScanError(scope=scope, message=message)]
+
+        deadline = Deadline(self.options.region_timeout, late)
+
         def run() -> tuple[list[Task], list[Item]]:
-            scope = f"eks:{account.account}:{region}"
             try:
                 paginator = account.client("eks", region).get_paginator("list_clusters")
                 names = _cluster_names(paginator.paginate())
@@ -204,18 +290,31 @@ class EksCollector:
             if self.options.clusters:
                 names = [name for name in names if name in self.options.clusters]
             log.info("account %s, region %s: %d cluster(s)", account.account, region, len(names))
-            return [self._cluster_task(account, region, name) for name in names], []
+            listed.extend(names)
+            tasks = [self._cluster_task(account, region, name, read) for name in names]
+            return [deadline.bind(task) for task in tasks], []
 
-        return run
+        return deadline.bind(run)
 
-    def _cluster_task(self, account: _Account, region: str, name: str) -> Task:
+    def _cluster_task(self, account: _Account, region: str, name: str, read: list[str]) -> Task:
         def run() -> tuple[list[Task], list[Item]]:
             source = read_cluster(account.client("eks", region), account.account, region, name)
+            read.append(name)
             if self.options.in_cluster and CLUSTER_DOC in source.documents:
-                read_in_cluster(source, account.session)
+                # A task of its own, outside the region's deadline: the API server is the
+                # cluster's, and a slow one costs only that cluster (kube's own timeouts).
+                return [_in_cluster_task(source, account.session)], []
             return [], [source]
 
         return run
+
+
+def _in_cluster_task(source: ClusterSource, session: boto3.Session) -> Task:
+    def run() -> tuple[list[Task], list[Item]]:
+        read_in_cluster(source, session)
+        return [], [source]
+
+    return run
 
 
 def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSource:

@@ -38,7 +38,7 @@ from google.protobuf import json_format
 from mutguard import __version__
 from mutguard.providers import kube
 from mutguard.providers.gke_token import CLOUD_PLATFORM_SCOPE, GkeTokenSource
-from mutguard.providers.tasks import Item, Task, run_tasks
+from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
 
 # masterAuth fields that are credentials: present only for callers allowed
@@ -80,6 +80,7 @@ class GcpOptions:
     resource_manager_client_options: Mapping[str, Any] | None = None
     retry_timeout: float = 60.0
     in_cluster: bool = True  # read RBAC and workloads through the API server too
+    project_timeout: float = 60.0  # seconds the project's clusters.list may take (tasks.Deadline)
 
 
 def gcp_error(exc: Exception, action: str) -> str:
@@ -171,8 +172,15 @@ class GkeCollector:
     def _project_task(
         self, credentials: Credentials, project: str, tokens: GkeTokenSource | None
     ) -> Task:
+        """The project's clusters.list, bound to a deadline: a trickling answer defeats the
+        call's own timeout, which bounds each read of the socket, not the call."""
+        scope = f"gke:{project}"
+
+        def late() -> list[Item]:
+            seconds = f"{self.options.project_timeout:g}"
+            return [ScanError(scope, f"project {project} did not answer within {seconds} s")]
+
         def run() -> tuple[list[Task], list[Item]]:
-            scope = f"gke:{project}"
             action = f"container.clusters.list {project}"
             try:
                 response = self._container(credentials).list_clusters(
@@ -196,7 +204,7 @@ class GkeCollector:
                 return [], [*sources, *errors]
             return [_in_cluster_task(source, tokens) for source in sources], errors
 
-        return run
+        return Deadline(self.options.project_timeout, late).bind(run)
 
 
 def _in_cluster_task(source: ClusterSource, tokens: GkeTokenSource) -> Task:

@@ -168,7 +168,10 @@ def eks_scan():
     return build_report(list(EksCollector(options).collect()), OBSERVED_AT)
 
 
-@pytest.mark.parametrize("body", [{"clusters": 5}, ["payments"], "payments", {"clusters": [7]}])
+@pytest.mark.parametrize(
+    "body",
+    [{"clusters": 5}, ["payments"], "payments", {"clusters": [7]}, {"clusters": "payments"}],
+)
 def test_a_list_clusters_answer_of_the_wrong_shape_names_the_region(fleet, body):
     fleet.eks_gap.add_malformed_answer("GET", "/clusters", body, region="eu-west-1")
     report = eks_scan()
