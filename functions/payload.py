@@ -1,4 +1,4 @@
-"""The one invoke payload of every mutguard function (DESIGN.md "Manual invoke payload").
+"""The one invoke payload of every mutguard function (docs/architecture.md, Invoke payload).
 
     {"action": "scan", "targets": [{"provider": "eks", "account": "123456789012",
       "region": "eu-west-1", "cluster": "prod"}], "publish": true, "sinks": ["slack"],

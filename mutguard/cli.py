@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -70,6 +71,14 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
         "--skip-in-cluster",
         action="store_true",
         help="read only the cloud's control-plane settings, not RBAC and workloads",
+    )
+    parser.add_argument(
+        "--region-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="stop waiting for an AWS region (GCP project, Azure subscription) whose cloud API "
+        "leaves one read unanswered for SECONDS, and report it as an error (default 60)",
     )
     aws = parser.add_argument_group("AWS (--provider aws)")
     aws.add_argument(
@@ -351,6 +360,7 @@ def _aws_options(args: argparse.Namespace):
         clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
+        region_timeout=args.region_timeout,
     )
 
 
@@ -363,6 +373,7 @@ def _gcp_options(args: argparse.Namespace):
         clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
+        project_timeout=args.region_timeout,
     )
 
 
@@ -375,6 +386,7 @@ def _azure_options(args: argparse.Namespace):
         clusters=args.clusters,
         concurrency=args.concurrency,
         in_cluster=not args.skip_in_cluster,
+        subscription_timeout=args.region_timeout,
     )
 
 
@@ -416,6 +428,8 @@ def _live_items(args: argparse.Namespace) -> Iterable:
 
     if args.concurrency < 1:
         raise _usage("--concurrency must be at least 1")
+    if not 0 < args.region_timeout < float("inf"):  # NaN fails this too
+        raise _usage("--region-timeout must be a number of seconds more than 0")
     name, make_options = _live_source(args)
     collect = providers.live(name).collect
     options = make_options(args)
@@ -425,17 +439,14 @@ def _live_items(args: argparse.Namespace) -> Iterable:
         items = list(collect(options))
         log.info("read %d item(s) in %.1f s", len(items), time.monotonic() - started)
         return items
-    from rich.console import Console
-    from rich.progress import Progress
+    from mutguard.render.table import progress_bar
 
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("reading clusters", total=None)
-        return list(
-            collect(options, lambda done, known: progress.update(task, completed=done, total=known))
-        )
+    with progress_bar("reading clusters") as update:
+        return list(collect(options, update))
 
 
 def _scan(items: Iterable, args: argparse.Namespace) -> int:
+    from mutguard.files import write_atomically
     from mutguard.models import Severity, Status
     from mutguard.render import render
     from mutguard.scan import build_report
@@ -444,7 +455,7 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     report = build_report(items, args.as_of or clock.now())
     log.info("assessed %d cluster(s) in %.1f s", len(report.clusters), time.monotonic() - started)
     if args.output and args.output != Path(STDIO):
-        args.output.write_text(render(report, args.format), encoding="utf-8")
+        write_atomically(args.output, render(report, args.format))
     else:
         colour = _colour(args.format)
         sys.stdout.write(render(report, args.format, color=colour, source=_source(args)))
@@ -641,15 +652,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
         data = [c.meta.model_dump(mode="json") for c in checks]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return EXIT_OK
-    from rich.console import Console
-    from rich.table import Table
+    from mutguard.render.table import listing
 
-    table = Table(title=f"mutguard checks ({len(checks)})")
-    for column in ("id", "severity", "area", "maturity", "providers", "title"):
-        table.add_column(column, overflow="fold")
-    for c in checks:
-        m = c.meta
-        table.add_row(
+    rows = [
+        (
             m.id,
             m.severity.value,
             m.area.value,
@@ -657,7 +663,11 @@ def cmd_checks(args: argparse.Namespace) -> int:
             ",".join(p.value for p in m.providers),
             m.title,
         )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+        for m in (c.meta for c in checks)
+    ]
+    columns = ("id", "severity", "area", "maturity", "providers", "title")
+    width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
+    sys.stdout.write(listing(f"mutguard checks ({len(checks)})", columns, rows, width))
     return EXIT_OK
 
 

@@ -1,22 +1,25 @@
 """What the checks read: one cluster's posture, parsed from the raw documents an adapter collected.
 
 Adapters (live or snapshot) hand over a ClusterSource (mutguard.sources): the raw JSON documents
-of the snapshot layout in DESIGN.md, so a live scan and an offline scan are the same scan.
-Each provider parses cluster.json into its Cluster subclass; the in-cluster documents (rbac.json,
-probe.json) are parsed here because they do not depend on the cloud.
+of the snapshot layout (docs/architecture.md, Snapshot layout), so a live scan and an offline
+scan are the same scan. Each provider parses cluster.json into its Cluster subclass; the
+in-cluster documents (rbac.json, probe.json) are parsed here because they do not depend on the
+cloud.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mutguard.errors import InputError
 from mutguard.mut import BASE_EDGES, Edge
+from mutguard.platform_rbac import catalogue_for
 from mutguard.rbac import RbacPolicy
 from mutguard.sources import (
     ADMISSION_DOC,
@@ -155,12 +158,26 @@ def _parse_admission(document: Any) -> list[str]:
     return names
 
 
+def _skipped(reasons: Iterable[str]) -> str:
+    """A document's error when some of its objects were skipped as malformed."""
+    return "; ".join(f"{reason} (skipped: what it holds is not counted)" for reason in reasons)
+
+
 def parse_common(source: ClusterSource, errors: dict[str, str]) -> dict[str, Any]:
     """Fields every provider's Cluster takes from the in-cluster documents."""
+    platform = catalogue_for(source.provider)
+    rbac = parse_optional(
+        source, errors, RBAC_DOC, partial(RbacPolicy.from_kubectl, platform=platform)
+    )
+    if rbac is not None and rbac.unread:
+        errors[RBAC_DOC] = _skipped([skipped.reason for skipped in rbac.unread])
+    workloads = parse_optional(source, errors, WORKLOADS_DOC, Workloads.from_kubectl)
+    if workloads is not None and workloads.unread:
+        errors[WORKLOADS_DOC] = _skipped(workloads.unread)
     return {
         "probe": parse_optional(source, errors, PROBE_DOC, _parse_probe),
-        "rbac": parse_optional(source, errors, RBAC_DOC, RbacPolicy.from_kubectl),
-        "workloads": parse_optional(source, errors, WORKLOADS_DOC, Workloads.from_kubectl),
+        "rbac": rbac,
+        "workloads": workloads,
         "namespaces": parse_optional(source, errors, NAMESPACES_DOC, _parse_namespaces),
         "admission_webhooks": parse_optional(source, errors, ADMISSION_DOC, _parse_admission),
         "collection_errors": errors,

@@ -1,4 +1,5 @@
-"""The report contract (DESIGN.md, schema_version 1) and the values it is built from.
+"""The report contract (docs/architecture.md, Report contract; schema_version 1) and the values
+it is built from.
 
 The JSON report, the publishers' messages and schemas/report.schema.json are all this module's
 models serialised with aliases; renaming or removing a field bumps SCHEMA_VERSION.

@@ -17,21 +17,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutguard.errors import InputError
 from mutguard.mut import ANONYMOUS, AUTHENTICATED, SERVICE_ACCOUNTS
+
+if TYPE_CHECKING:
+    from mutguard.platform_rbac import PlatformCatalogue, Recognition
 
 ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
 AUTHENTICATED_GROUP = "system:authenticated"
 MASTERS_GROUP = "system:masters"
 
-BOOTSTRAP_LABEL = "kubernetes.io/bootstrapping"
-SYSTEM_PREFIX = "system:"
-
 ROLE_KINDS = ("ClusterRole", "Role")
 BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
+NAMESPACED_KINDS = ("Role", "RoleBinding")
 
 
 _PUBLIC_NODES = {
@@ -132,13 +133,6 @@ class Binding:
     def cluster_wide(self) -> bool:
         return self.kind == "ClusterRoleBinding"
 
-    @property
-    def is_default(self) -> bool:
-        """Part of the Kubernetes bootstrap policy or another system component's own RBAC."""
-        return self.labels.get(BOOTSTRAP_LABEL) == "rbac-defaults" or self.name.startswith(
-            SYSTEM_PREFIX
-        )
-
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name}"
@@ -168,6 +162,11 @@ def _list(value: Any, where: str) -> list:
     if not isinstance(value, list):
         raise InputError(f"{where} must be a list")
     return value
+
+
+def parse_rules(raw: Any, where: str) -> tuple[Rule, ...]:
+    """A role's `rules` (null for none), each checked as the API server's validation would."""
+    return tuple(_rule(rule, f"{where}.rules[{i}]") for i, rule in enumerate(_list(raw, where)))
 
 
 def _rule(raw: Any, where: str) -> Rule:
@@ -211,9 +210,19 @@ class RbacPolicy:
     merged rbac.json can. Every copy is kept and judged: a binding counts however often it
     appears, and a binding of a role that appears twice gets the rules of both copies, the
     worst case of whichever copy is real. `duplicates` says so, one sentence per duplicate.
+
+    An object with a field of the wrong shape is skipped alone, never the whole document: it is
+    in `unread`, naming the object and the field, and its grants are not counted (so the checks
+    that found nothing say they cannot tell, and MUT is an upper bound).
     """
 
-    def __init__(self, roles: Iterable[Role], bindings: Iterable[Binding]) -> None:
+    def __init__(
+        self,
+        roles: Iterable[Role],
+        bindings: Iterable[Binding],
+        unread: Iterable[UnreadObject] = (),
+        platform: PlatformCatalogue | None = None,
+    ) -> None:
         self.roles: dict[tuple[str, str, str], list[Role]] = defaultdict(list)
         for role in roles:
             self.roles[(role.kind, role.namespace, role.name)].append(role)
@@ -226,37 +235,30 @@ class RbacPolicy:
             ]
             + [(b.kind, b.namespace, b.name) for b in self.bindings]
         )
+        self.unread: list[UnreadObject] = list(unread)
+        self.platform = platform
+        self._recognised: dict[int, Recognition | None] = {}
         self._aggregated: dict[str, tuple[Rule, ...]] = {}
         self._grants: list[Grant] | None = None
 
     @classmethod
-    def from_kubectl(cls, document: Any) -> RbacPolicy:
+    def from_kubectl(cls, document: Any, platform: PlatformCatalogue | None = None) -> RbacPolicy:
         if not isinstance(document, dict) or not isinstance(document.get("items"), list):
             raise InputError("rbac.json: expected a kubectl List with an 'items' array")
         roles: list[Role] = []
         bindings: list[Binding] = []
+        unread: list[UnreadObject] = []
         for index, item in enumerate(document["items"]):
-            if not isinstance(item, dict):
-                raise InputError(f"rbac.json: items[{index}] is not an object")
-            kind = item.get("kind")
-            if kind not in ROLE_KINDS + BINDING_KINDS:
+            kind = item.get("kind") if isinstance(item, dict) else None
+            if isinstance(item, dict) and kind not in ROLE_KINDS + BINDING_KINDS:
                 continue  # other kinds are not RBAC; a mixed List is fine
-            metadata = item.get("metadata") or {}
-            if not isinstance(metadata, dict):
-                raise InputError(f"rbac.json: {kind} items[{index}]: metadata must be an object")
-            name = metadata.get("name")
-            namespace = metadata.get("namespace") or ""
-            where = f"rbac.json: {kind} {_qualified(namespace, name) or f'items[{index}]'}"
-            if not isinstance(name, str):
-                raise InputError(f"{where}: metadata.name is missing")
-            if not isinstance(namespace, str):
-                raise InputError(f"{where}: metadata.namespace must be a string")
-            labels = _string_map(metadata.get("labels"), f"{where}: metadata.labels")
-            if kind in ROLE_KINDS:
-                roles.append(_parse_role(item, kind, name, namespace, labels, where))
-            else:
-                bindings.append(_parse_binding(item, kind, name, namespace, labels, where))
-        return cls(roles, bindings)
+            try:
+                parsed = _parse_object(item, index)
+            except InputError as exc:
+                unread.append(_unread(item, index, str(exc)))
+                continue
+            (roles if isinstance(parsed, Role) else bindings).append(parsed)
+        return cls(roles, bindings, unread, platform)
 
     def role_of(self, binding: Binding) -> list[Role]:
         """Every copy of the role a binding names; empty when it does not exist."""
@@ -285,9 +287,34 @@ class RbacPolicy:
                     rules.extend(other.rules)
         return tuple(dict.fromkeys(rules))
 
+    def recognition(self, binding: Binding) -> Recognition | None:
+        """Whether the platform's catalogue knows this binding: as its own, as a look-alike of
+        one of its own, or (None) not at all."""
+        if self.platform is None:
+            return None
+        if id(binding) not in self._recognised:
+            rules = self.rules_of(binding) or ()
+            self._recognised[id(binding)] = self.platform.recognise(binding, rules)
+        return self._recognised[id(binding)]
+
+    def is_platform(self, binding: Binding, subject: Subject) -> bool:
+        """Whether this binding gives this subject what the platform's own binding does."""
+        recognised = self.recognition(binding)
+        return recognised is not None and recognised.is_platform(subject)
+
     def dangling_bindings(self) -> list[Binding]:
         """Bindings with subjects whose role does not exist: live once someone creates it."""
         return [b for b in self.bindings if b.subjects and not self.role_of(b)]
+
+    def role_may_be_unread(self, binding: Binding) -> bool:
+        """Whether the role a binding names could be one of the objects that were skipped."""
+        namespace = binding.namespace if binding.role_kind == "Role" else ""
+        return any(
+            skipped.kind in ("", binding.role_kind)
+            and skipped.name in ("", binding.role_name)
+            and skipped.namespace in ("", namespace)
+            for skipped in self.unread
+        )
 
     def powerful_service_accounts(self) -> frozenset[str]:
         """Graph nodes of the service accounts that hold a power reaching somewhere."""
@@ -320,10 +347,57 @@ def _duplicates(keys: list[tuple[str, str, str]]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadObject:
+    """A role or binding skipped because a field it is judged by has the wrong shape."""
+
+    kind: str  # "" when the item is not even an object
+    namespace: str
+    name: str  # "" when the name itself is unreadable
+    reason: str  # names the object and the field
+
+    @property
+    def is_role(self) -> bool:
+        return self.kind in ROLE_KINDS
+
+
+def _parse_object(item: Any, index: int) -> Role | Binding:
+    if not isinstance(item, dict):
+        raise InputError(f"items[{index}] is not an object")
+    kind = item["kind"]
+    metadata = item.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"{kind} items[{index}]: metadata must be an object")
+    name = metadata.get("name")
+    namespace = metadata.get("namespace") or ""
+    where = f"{kind} {_qualified(namespace, name) or f'items[{index}]'}"
+    if not isinstance(name, str):
+        raise InputError(f"{where}: metadata.name is missing")
+    if not isinstance(namespace, str):
+        raise InputError(f"{where}: metadata.namespace must be a string")
+    labels = _string_map(metadata.get("labels"), f"{where}: metadata.labels")
+    if kind in ROLE_KINDS:
+        return _parse_role(item, kind, name, namespace, labels, where)
+    return _parse_binding(item, kind, name, namespace, labels, where)
+
+
+def _unread(item: Any, index: int, reason: str) -> UnreadObject:
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    kind = item.get("kind") if isinstance(item, dict) else ""
+    return UnreadObject(
+        kind=kind if isinstance(kind, str) else "",
+        namespace=namespace if isinstance(namespace, str) and kind in NAMESPACED_KINDS else "",
+        name=name if isinstance(name, str) else "",
+        reason=reason,
+    )
+
+
 def _parse_role(
     item: dict, kind: str, name: str, namespace: str, labels: dict[str, str], where: str
 ) -> Role:
-    rules_raw = _list(item.get("rules"), f"{where}: rules")
+    rules = parse_rules(item.get("rules"), where)
     aggregation = None
     if kind == "ClusterRole" and item.get("aggregationRule") is not None:
         aggregation = _aggregation(item["aggregationRule"], f"{where}.aggregationRule")
@@ -331,7 +405,7 @@ def _parse_role(
         kind=kind,
         name=name,
         namespace=namespace if kind == "Role" else "",
-        rules=tuple(_rule(rule, f"{where}.rules[{i}]") for i, rule in enumerate(rules_raw)),
+        rules=rules,
         labels=labels,
         aggregation=aggregation,
     )
@@ -432,10 +506,10 @@ KUBE_SYSTEM = "kube-system"
 def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
     """The dangerous powers rules grant, cluster-wide (namespace None) or in one namespace.
 
-    What each power reaches follows DESIGN.md's admin-equivalent: read every secret, run
-    privileged pods on any node, or escalate / bind / impersonate to get there. kube-system's
-    service accounts include the controllers', which can escalate, so power over that namespace
-    is admin-equivalent.
+    What each power reaches follows the admin-equivalent of docs/architecture.md (MUT): read
+    every secret, run privileged pods on any node, or escalate / bind / impersonate to get there.
+    kube-system's service accounts include the controllers', which can escalate, so power over
+    that namespace is admin-equivalent.
     """
     rules = tuple(rules)
 
@@ -463,15 +537,10 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
         any_verb(("create", "get"), "", "pods", sub) for sub in ("exec", "attach", "portforward")
     ):
         found.append(Power("rbac.pod_exec", "exec into or attach to running pods", own_namespace))
-    for role_kind, binding_kind in (
-        ("clusterroles", "clusterrolebindings"),
-        ("roles", "rolebindings"),
-    ):
-        if can("escalate", RBAC_API, role_kind) and any_verb(WRITE_VERBS, RBAC_API, role_kind):
-            found.append(Power("rbac.escalate_bind", f"escalate {role_kind}", own_namespace))
-        elif can("bind", RBAC_API, role_kind) and any_verb(WRITE_VERBS, RBAC_API, binding_kind):
-            found.append(Power("rbac.escalate_bind", f"bind {role_kind}", own_namespace))
-    impersonated = [r for r in ("users", "groups") if can("impersonate", "", r)]
+    found += _escalation_powers(can, any_verb, cluster, own_namespace)
+    # The impersonation filter asks for users, groups and uids without a namespace, which no
+    # RoleBinding matches, and for a service account in its own namespace.
+    impersonated = [r for r in ("users", "groups") if cluster and can("impersonate", "", r)]
     if impersonated:
         found.append(
             Power("rbac.impersonate", f"impersonate {', '.join(impersonated)}", Reach.ADMIN)
@@ -483,6 +552,28 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
     if cluster:
         found += _cluster_only_powers(can, any_verb)
     return found
+
+
+def _escalation_powers(can, any_verb, cluster: bool, reach: Reach) -> list[Power]:
+    """Writing RBAC past one's own permissions. `escalate` lets a role be written with rules its
+    writer lacks; `bind` lets a binding name a role whose rules its writer lacks, and the binding
+    registry asks for it on the role's kind in the binding's namespace, so `bind` on clusterroles
+    through a RoleBinding lets RoleBindings there name any ClusterRole. Both need a right to write
+    what they apply to: bind alone grants nothing. Through a RoleBinding, clusterroles and
+    clusterrolebindings (cluster-scoped) cannot be written at all."""
+    role_kinds = ("clusterroles", "roles") if cluster else ("roles",)
+    binding_kinds = ("clusterrolebindings", "rolebindings") if cluster else ("rolebindings",)
+    for role_kind in role_kinds:
+        if can("escalate", RBAC_API, role_kind) and any_verb(WRITE_VERBS, RBAC_API, role_kind):
+            return [Power("rbac.escalate_bind", f"escalate {role_kind}", reach)]
+    writable = [kind for kind in binding_kinds if any_verb(WRITE_VERBS, RBAC_API, kind)]
+    for role_kind in ("clusterroles", "roles"):
+        if writable and can("bind", RBAC_API, role_kind):
+            # A Role can only be named by a RoleBinding; a ClusterRole by either kind.
+            if role_kind == "roles" and "rolebindings" not in writable:
+                continue
+            return [Power("rbac.escalate_bind", f"bind {role_kind}", reach)]
+    return []
 
 
 def _cluster_only_powers(can, any_verb) -> list[Power]:
@@ -514,15 +605,16 @@ def _cluster_only_powers(can, any_verb) -> list[Power]:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """One subject holding one power through one binding (namespace None: cluster-wide)."""
+    """One subject holding one power through one binding (namespace None: cluster-wide), or
+    through that binding `together_with` others when no single one of them grants it."""
 
     subject: Subject
     binding: Binding
     power: Power
-
-    @property
-    def namespace(self) -> str | None:
-        return None if self.binding.cluster_wide else self.binding.namespace
+    namespace: str | None
+    together_with: tuple[Binding, ...] = ()
+    platform: bool = False  # every binding it comes through is the platform's own
+    note: str = ""  # why a binding named like a platform object is not taken for one
 
 
 def _grants(policy: RbacPolicy) -> list[Grant]:
@@ -540,7 +632,71 @@ def _grants(policy: RbacPolicy) -> list[Grant]:
             key = (binding.role_kind, "", binding.role_name, scope_class)
         if key not in cache:
             cache[key] = powers(rules, scope)
-        found.extend(
-            Grant(subject, binding, power) for power in cache[key] for subject in binding.subjects
-        )
+        recognised = policy.recognition(binding)
+        for subject in binding.subjects:
+            platform = recognised is not None and recognised.is_platform(subject)
+            note = recognised.look_alike if recognised is not None and not platform else ""
+            found.extend(
+                Grant(subject, binding, power, scope, platform=platform, note=note)
+                for power in cache[key]
+            )
+    return found + _combined_grants(policy, found)
+
+
+def _groups_of(subject: Subject) -> list[Subject]:
+    """The groups the authenticator puts a subject in whatever its identity provider says:
+    every user in system:authenticated, every service account also in system:serviceaccounts
+    and system:serviceaccounts:<namespace> (k8s.io/apiserver/pkg/authentication/serviceaccount,
+    and the authenticated-group adder of the authenticator chain)."""
+    if subject.kind == "ServiceAccount":
+        names = ("system:serviceaccounts", f"system:serviceaccounts:{subject.namespace}")
+        return [Subject("Group", name) for name in (*names, AUTHENTICATED_GROUP)]
+    if subject.kind == "User" and subject.name != ANONYMOUS_USER:
+        return [Subject("Group", AUTHENTICATED_GROUP)]
+    return []
+
+
+def _combined_grants(policy: RbacPolicy, single: list[Grant]) -> list[Grant]:
+    """Powers a subject holds only through several bindings at once (its own and its groups'):
+    the authorizer allows a request when any rule of any binding that applies matches
+    (plugin/pkg/auth/authorizer/rbac: VisitRulesFor walks every ClusterRoleBinding, then every
+    RoleBinding of the request's namespace), so `bind` from one binding and `create
+    clusterrolebindings` from another are together cluster-admin."""
+    applying: dict[Subject, dict[str | None, list[Binding]]] = defaultdict(dict)
+    for binding in policy.bindings:
+        if binding.subjects and policy.rules_of(binding):
+            scope = None if binding.cluster_wide else binding.namespace
+            for subject in binding.subjects:
+                applying[subject].setdefault(scope, []).append(binding)
+    held = {(g.subject, g.namespace, g.power.kind) for g in single}
+    found: list[Grant] = []
+    # Groups first: what a group holds through several bindings is the group's, not each member's.
+    for subject in sorted(applying, key=lambda s: s.kind != "Group"):
+        holders = [subject, *_groups_of(subject)]
+        sources = [applying[holder] for holder in holders if holder in applying]
+        own = {id(b) for bindings in applying[subject].values() for b in bindings}
+        for scope in {scope for by_scope in sources for scope in by_scope}:
+            bindings = list(  # each once, by identity: bindings hold dicts, so cannot hash
+                {
+                    id(binding): binding
+                    for by_scope in sources
+                    for at in dict.fromkeys((scope, None))
+                    for binding in by_scope.get(at, ())
+                }.values()
+            )
+            mine = [b for b in bindings if id(b) in own]
+            if len(bindings) < 2 or not mine:
+                continue
+            rules = [rule for binding in bindings for rule in policy.rules_of(binding) or ()]
+            for power in powers(rules, scope):
+                if any((h, at, power.kind) in held for h in holders for at in (scope, None)):
+                    continue
+                first = next((b for b in mine if not policy.is_platform(b, subject)), mine[0])
+                others = tuple(b for b in bindings if b is not first)
+                platform = all(
+                    any(policy.is_platform(b, s) for s in (subject, *holders)) for b in bindings
+                )
+                grant = Grant(subject, first, power, scope, others, platform=platform)
+                found.append(grant)
+                held.add((subject, scope, power.kind))
     return found

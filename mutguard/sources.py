@@ -19,7 +19,8 @@ class Provider(StrEnum):
     KUBERNETES = "kubernetes"
 
 
-# The snapshot layout (DESIGN.md): one file per document in a cluster directory.
+# The snapshot layout (docs/architecture.md, Snapshot layout): one file per document in a cluster
+# directory.
 CLUSTER_DOC = "cluster.json"
 RBAC_DOC = "rbac.json"
 WORKLOADS_DOC = "workloads.json"

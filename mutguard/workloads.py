@@ -336,18 +336,27 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Workloads:
+    """The workloads of one cluster. An object with a field of the wrong JSON type is skipped
+    alone, its reason (naming the object and the field) in `unread`: what it runs is then not
+    known, so the workload checks that found nothing cannot pass."""
+
     items: tuple[Workload, ...]
     service_accounts: frozenset[tuple[str, str]]  # (namespace, name) of every known account
+    unread: tuple[str, ...] = ()
 
     @classmethod
     def from_kubectl(cls, document: Any) -> Workloads:
         if not isinstance(document, dict) or not isinstance(document.get("items"), list):
             raise InputError("workloads.json: expected a kubectl List with an 'items' array")
-        objects = document["items"]
-        for index, item in enumerate(objects):
-            if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
-                raise InputError(f"workloads.json: items[{index}] has no metadata")
-            _check_shape(item, _OBJECT_SHAPES.get(item.get("kind"), _METADATA_SHAPE), index)
+        objects: list[dict] = []
+        unread: list[str] = []
+        for index, item in enumerate(document["items"]):
+            try:
+                _check_object(item, index)
+            except InputError as exc:
+                unread.append(str(exc))
+            else:
+                objects.append(item)
         automount = {
             _key(item): item.get("automountServiceAccountToken")
             for item in objects
@@ -368,7 +377,7 @@ class Workloads:
             for (kind, namespace, name), found in sorted(grouped.items())
         )
         accounts = set(automount) | {(w.namespace, w.service_account) for w in workloads}
-        return cls(workloads, frozenset(accounts))
+        return cls(workloads, frozenset(accounts), tuple(unread))
 
 
 # The JSON type of every field this module reads, as far as it reads them: a type, an object's
@@ -404,9 +413,12 @@ _OBJECT_SHAPES: dict[Any, dict] = {
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string"}
 
 
-def _check_shape(item: dict, shape: dict, index: int) -> None:
+def _check_object(item: Any, index: int) -> None:
     """InputError naming the object and the first field whose JSON type is wrong, so a
     malformed object is reported instead of failing deep inside the analysis."""
+    if not isinstance(item, dict) or not isinstance(item.get("metadata"), dict):
+        raise InputError(f"items[{index}] has no metadata")
+    shape = _OBJECT_SHAPES.get(item.get("kind"), _METADATA_SHAPE)
     wrong = _wrong_field(item, shape)
     if wrong is None:
         return
@@ -416,9 +428,7 @@ def _check_shape(item: dict, shape: dict, index: int) -> None:
     name, namespace = metadata.get("name"), metadata.get("namespace")
     label = f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
     what = f"{item.get('kind')} {label}" if isinstance(label, str) and label else f"items[{index}]"
-    raise InputError(
-        f"workloads.json: {what}: {field} must be {_JSON_TYPES[expected]}, not {_json_type(found)}"
-    )
+    raise InputError(f"{what}: {field} must be {_JSON_TYPES[expected]}, not {_json_type(found)}")
 
 
 def _wrong_field(value: Any, shape: Any) -> tuple[list[str], type, Any] | None:

@@ -1,4 +1,4 @@
-"""Amazon EKS: parse `aws eks describe-cluster` JSON, and collect it live with boto3.
+"""Amazon EKS: parse `aws eks describe-cluster` JSON and the EKS documents beside it.
 
 Snapshot documents of an EKS cluster (live collection writes exactly these):
 - cluster.json: `aws eks describe-cluster --output json`, i.e. {"cluster": {...}}
@@ -6,6 +6,7 @@ Snapshot documents of an EKS cluster (live collection writes exactly these):
   `aws eks describe-access-entry` merged with that of `aws eks list-associated-access-policies`
   ({"accessEntry": {...}, "associatedAccessPolicies": [...], ...}).
 - identity-providers.json: a JSON array of `aws eks describe-identity-provider-config` outputs.
+- aws-auth.json: `kubectl -n kube-system get configmap aws-auth -o json`, or a NotFound Status.
 
 boto3 is imported only by the live collector (mutguard.providers.eks_live).
 """
@@ -30,10 +31,11 @@ from mutguard.sources import (
     Provider,
 )
 
-# Access policies that are admin-equivalent at cluster scope (DESIGN.md: read every secret, run
-# privileged pods anywhere, or escalate), with what each grants; from the EKS access policy
-# reference. The last three can also run pods as any service account of a namespace, so they are
-# admin-equivalent in kube-system, whose controllers' service accounts can escalate.
+# Access policies that are admin-equivalent at cluster scope (docs/architecture.md, MUT: read
+# every secret, run privileged pods anywhere, or escalate), with what each grants; from the EKS
+# access policy reference. The last three can also run pods as any service account of a
+# namespace, so they are admin-equivalent in kube-system, whose controllers' service accounts can
+# escalate.
 ADMIN_EQUIVALENT_POLICIES = {
     "AmazonEKSClusterAdminPolicy": "cluster-admin",
     "AmazonEKSAdminPolicy": "admin (secrets, pods and RBAC)",

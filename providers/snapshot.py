@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mutguard.errors import InputError
+from mutguard.files import write_atomically
 from mutguard.providers import detect
 from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError
 from mutguard.workloads import redacted_env_value
@@ -183,16 +184,16 @@ def write(source: ClusterSource, root: Path) -> Path:
     for name, document in source.documents.items():
         counts: Counter[str] = Counter()
         redacted = _without_secrets(document, counts)
-        (directory / name).write_text(json.dumps(redacted, indent=2) + "\n", encoding="utf-8")
+        write_atomically(directory / name, json.dumps(redacted, indent=2) + "\n")
         if counts:
             redactions[name] = dict(sorted(counts.items()))
     if source.errors:
-        (directory / ERRORS_DOC).write_text(
-            json.dumps(source.errors, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        write_atomically(
+            directory / ERRORS_DOC, json.dumps(source.errors, indent=2, sort_keys=True) + "\n"
         )
     if redactions:
         note = {"about": REDACTIONS_ABOUT, "redacted": redactions}
-        (directory / REDACTIONS_DOC).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+        write_atomically(directory / REDACTIONS_DOC, json.dumps(note, indent=2) + "\n")
     return directory
 
 

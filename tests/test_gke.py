@@ -1,6 +1,6 @@
 """GKE: the gcloud describe document, every GKE check (PASS, FAIL, UNKNOWN), and MUT on GKE.
 
-Where GKE's facts move a seed number (DESIGN.md) away from EKS's:
+Where GKE's facts move a seed number (docs/architecture.md, MUT) away from EKS's:
 - public endpoint, anonymous auth off, default RBAC: MUT 1, not 2. GKE authenticates any Google
   account as system:authenticated, so authentication is no barrier; one bad binding to that
   group remains. When rbacBindingConfig refuses such bindings, someone must first allow them:

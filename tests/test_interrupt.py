@@ -1,16 +1,20 @@
 """Ctrl-C during a live scan: mutguard stops sending requests, says so in one line and exits 130,
 leaving no report behind; a real `python -m mutguard.cli` against the local AWS fakes."""
 
+import json
 import os
+import resource
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from mutguard.cli import EXIT_INTERRUPTED
+from mutguard.cli import EXIT_INTERRUPTED, main
 
 from servers.aws import AwsFakes
 
@@ -96,3 +100,52 @@ def test_sigterm_ends_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):
     assert (scan.returncode, scan.stderr.read(), scan.stdout.read()) == (-signal.SIGTERM, "", "")
     assert took < 2
     assert not report.exists()
+
+
+def _file_size_limit(size: int):
+    def apply() -> None:
+        # Past the limit a write fails with EFBIG instead of killing the process (SIGXFSZ).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return apply
+
+
+def test_a_report_cut_short_leaves_the_last_whole_one(tmp_path):
+    # A write that stops halfway (a full disk, a size limit, Ctrl-C) must not leave a partial
+    # report under the real name, where it would be read as a whole one. Snapshot documents are
+    # written the same way (mutguard.files.write_atomically).
+    report = tmp_path / "report.json"
+    report.write_text('{"whole": true}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "mutguard.cli", "demo", "--format", "json", "-o", str(report)],
+        preexec_fn=_file_size_limit(4096),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "File too large" in done.stderr
+    assert report.read_text() == '{"whole": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_a_report_to_a_fifo_or_through_a_symlink_leaves_both_what_they_were(tmp_path):
+    # `-o /dev/null` or `-o /dev/stdout` must write to the device, never rename a file over it
+    # (as root that would replace /dev/null for the whole machine); a FIFO stands in for them.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert main(["demo", "--format", "json", "--as-of", "2026-03-01", "-o", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert json.loads(received[0])["clusters"]
+    target, link = tmp_path / "report.json", tmp_path / "latest.json"
+    target.write_text("{}")
+    link.symlink_to(target)
+    assert main(["demo", "--format", "json", "--as-of", "2026-03-01", "-o", str(link)]) == 0
+    assert link.is_symlink() and json.loads(target.read_text())["clusters"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "pipe", "report.json"]

@@ -1,4 +1,4 @@
-"""MUT: the seed examples of DESIGN.md, mut_gain, and the engine's path search."""
+"""MUT: the seed examples (docs/architecture.md, MUT), mut_gain, and the engine's path search."""
 
 import pytest
 

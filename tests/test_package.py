@@ -44,7 +44,7 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
 # uploaded directly, as the Terraform module does.
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 LAMBDA_DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
-UNZIPPED_TARGET = 15_000_000  # issue 7's target for the package without the runtime's SDK
+UNZIPPED_TARGET = 15_000_000  # our size budget for the package without the runtime's SDK
 # mutguard modules that need another cloud's SDK: not loadable on Lambda, and not meant to be.
 OTHER_CLOUD_MODULE = re.compile(r"gke|gcp|gcs|pubsub|aks|azure")
 # Third-party modules mutguard imports only when a scan or a sink needs them.

@@ -75,6 +75,98 @@ def test_bind_needs_a_binding_to_write_and_escalate_a_role_to_write():
     assert kinds(escalate) == {("rbac.escalate_bind", Reach.ADMIN)}
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def test_pods_slash_star_is_no_wildcard():
+    # ResourceMatches (pkg/apis/rbac/v1/evaluation_helpers.go): only "*" and "*/<subresource>"
+    # are patterns; "pods/*" is compared as a literal and matches no request.
+    literal = rule(["create"], resources=["pods/*"])
+    assert not literal.allows("create", "", "pods", "exec")
+    assert powers([literal]) == []
+    assert rule(["create"], resources=["*/exec"]).allows("create", "", "pods", "exec")
+
+
+@pytest.mark.parametrize(
+    ("rules", "namespace", "expected"),
+    [
+        # The impersonation filter (k8s.io/apiserver/pkg/endpoints/filters/impersonation.go)
+        # asks for users and groups with no namespace, which a RoleBinding never matches (the
+        # rule resolver reads RoleBindings only of the request's namespace), and for a service
+        # account in that account's namespace.
+        ([rule(["impersonate"], resources=["users", "groups"])], "team-a", set()),
+        (
+            [rule(["impersonate"], resources=["serviceaccounts"])],
+            "team-a",
+            {("rbac.impersonate", Reach.NAMESPACE)},
+        ),
+        # clusterroles and clusterrolebindings are cluster-scoped: no RoleBinding lets anyone
+        # write them, whatever escalate or bind it holds.
+        ([rule(["escalate", "update"], [RBAC_GROUP], ["clusterroles"])], "team-a", set()),
+        (
+            [
+                rule(["bind"], [RBAC_GROUP], ["clusterroles"]),
+                rule(["create"], [RBAC_GROUP], ["clusterrolebindings"]),
+            ],
+            "team-a",
+            set(),
+        ),
+        (
+            [rule(["escalate", "update"], [RBAC_GROUP], ["roles"])],
+            "team-a",
+            {("rbac.escalate_bind", Reach.NAMESPACE)},
+        ),
+        # BindingAuthorized (pkg/registry/rbac/escalation_check.go) asks for bind on the role's
+        # kind in the binding's namespace: bind on clusterroles through a RoleBinding lets its
+        # holder bind cluster-admin in that namespace with a RoleBinding.
+        (
+            [
+                rule(["bind"], [RBAC_GROUP], ["clusterroles"]),
+                rule(["create"], [RBAC_GROUP], ["rolebindings"]),
+            ],
+            "team-a",
+            {("rbac.escalate_bind", Reach.NAMESPACE)},
+        ),
+        (
+            [
+                rule(["bind"], [RBAC_GROUP], ["clusterroles"]),
+                rule(["create"], [RBAC_GROUP], ["rolebindings"]),
+            ],
+            "kube-system",
+            {("rbac.escalate_bind", Reach.ADMIN)},
+        ),
+        # Cluster-wide, a RoleBinding of cluster-admin in kube-system is as good as a
+        # ClusterRoleBinding; a ClusterRoleBinding can name only a ClusterRole (validation of
+        # roleRef in pkg/apis/rbac/validation), so bind on roles needs rolebindings.
+        (
+            [
+                rule(["bind"], [RBAC_GROUP], ["clusterroles"]),
+                rule(["create"], [RBAC_GROUP], ["rolebindings"]),
+            ],
+            None,
+            {("rbac.escalate_bind", Reach.ADMIN)},
+        ),
+        (
+            [
+                rule(["bind"], [RBAC_GROUP], ["roles"]),
+                rule(["create"], [RBAC_GROUP], ["clusterrolebindings"]),
+            ],
+            None,
+            set(),
+        ),
+        # Cluster-scoped resources: nothing through a RoleBinding.
+        ([rule(["get"], resources=["nodes/proxy"])], "team-a", set()),
+        (
+            [rule(["create"], ["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations"])],
+            "team-a",
+            set(),
+        ),
+    ],
+)
+def test_a_role_binding_authorizes_only_requests_in_its_namespace(rules, namespace, expected):
+    assert kinds(powers(rules, namespace)) == expected
+
+
 def test_csr_approval_needs_create_approval_and_a_signer():
     csr = "certificates.k8s.io"
     create = rule(["create"], [csr], ["certificatesigningrequests"])
@@ -162,10 +254,14 @@ def test_binding_to_a_missing_role_grants_nothing():
     assert finding(report, "rbac.anonymous_admin").status is Status.PASS
 
 
+def test_a_document_that_is_no_list_is_named():
+    with pytest.raises(InputError, match="kubectl List"):
+        RbacPolicy.from_kubectl({"kind": "ClusterRole"})
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({"kind": "ClusterRole"}, "kubectl List"),
         ({"items": [{"kind": "ClusterRole", "metadata": {}}]}, "metadata.name"),
         (
             {
@@ -189,14 +285,14 @@ def test_binding_to_a_missing_role_grants_nothing():
         ),
     ],
 )
-def test_malformed_rbac_is_named(document, message):
-    with pytest.raises(InputError, match=message):
-        RbacPolicy.from_kubectl(document)
+def test_a_malformed_object_is_skipped_and_named(document, message):
+    (skipped,) = RbacPolicy.from_kubectl(document).unread
+    assert message in skipped.reason
 
 
 def test_unknown_selector_operator_is_named_at_parse_not_a_pass():
     # The API server's validation accepts only In, NotIn, Exists and DoesNotExist; what an
-    # unknown operator aggregates cannot be told, so RBAC is unread and MUT a stated bound.
+    # unknown operator aggregates cannot be told, so the role is skipped and MUT a stated bound.
     support = cluster_role(
         "support", aggregate=[{"matchExpressions": [{"key": "a", "operator": "Near"}]}]
     )

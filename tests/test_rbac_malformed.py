@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from mutguard.errors import InputError
 from mutguard.models import Status
 from mutguard.rbac import RbacPolicy
 
@@ -193,18 +192,61 @@ def test_dangling_binding_is_unknown_without_rbac():
 # every RBAC check says UNKNOWN with MUT a stated upper bound.
 
 
-def test_a_role_with_labels_of_the_wrong_type_makes_rbac_unread_not_a_crash():
+def test_a_malformed_role_is_skipped_alone_and_named():
+    # The other objects are still judged: the admin grant to everyone through a well-formed role
+    # is reported, the malformed role is named, and the binding to it is no "missing role".
     hidden = cluster_role("ext", WILDCARD)
     hidden["metadata"]["labels"] = "aggregate-to-support"
-    binding = cluster_role_binding("ext-everyone", "ext", EVERYONE)
-    report = assess(describe_cluster(), rbac=rbac_list(hidden, binding))
+    to_hidden = cluster_role_binding("ext-everyone", "ext", EVERYONE)
+    report = assess(
+        describe_cluster(),
+        rbac=rbac_list(hidden, to_hidden, ADMIN_COPY, SUPPORT_FOR_EVERYONE),
+        probe=NO_ANONYMOUS,
+    )
     assert report.errors == [
-        "rbac.json: rbac.json: ClusterRole ext: metadata.labels must be an object of strings"
+        "rbac.json: ClusterRole ext: metadata.labels must be an object of strings "
+        "(skipped: what it holds is not counted)"
     ]
-    for result in report.findings:
-        if result.check_id.startswith("rbac."):
-            assert result.status is Status.UNKNOWN, result
+    assert finding(report, "rbac.authenticated_admin").status is Status.FAIL
+    assert finding(report, "rbac.authenticated_admin").resource == (
+        "ClusterRoleBinding support-everyone"
+    )
+    skipped = finding(report, "rbac.unread_objects")
+    assert (skipped.status, skipped.resource) == (Status.UNKNOWN, "ClusterRole ext")
+    assert finding(report, "rbac.dangling_binding").status is Status.UNKNOWN
+    assert [f for f in report.findings if f.status is Status.ERROR] == []
+    assert report.mut_credential == 1 and "mut_credential" in report.mut_upper_bound
+
+
+def test_a_check_that_finds_nothing_cannot_pass_while_an_object_is_skipped():
+    # The skipped role may be the admin grant: no RBAC check may pass, and MUT is a bound.
+    hidden = cluster_role("ext", WILDCARD)
+    hidden["metadata"]["labels"] = "aggregate-to-support"
+    report = assess(
+        describe_cluster(),
+        rbac=rbac_list(hidden, cluster_role_binding("ext-everyone", "ext", EVERYONE)),
+        probe=NO_ANONYMOUS,
+    )
+    for check_id in ("rbac.authenticated_admin", "rbac.wildcard", "rbac.dangling_binding"):
+        assert finding(report, check_id).status is Status.UNKNOWN, check_id
     assert report.mut_upper_bound
+
+
+def test_an_item_that_is_not_an_object_is_skipped_and_named():
+    document = rbac_list(ADMIN_COPY, SUPPORT_FOR_EVERYONE)
+    document["items"].insert(0, "ClusterRole admin")
+    report = assess(describe_cluster(), rbac=document, probe=NO_ANONYMOUS)
+    assert report.errors == [
+        "rbac.json: items[0] is not an object (skipped: what it holds is not counted)"
+    ]
+    assert finding(report, "rbac.authenticated_admin").status is Status.FAIL
+    assert finding(report, "rbac.unread_objects").resource == report.arn_or_id
+
+
+def test_a_well_formed_policy_reads_every_object():
+    report = assess(describe_cluster(), rbac=rbac_list(ADMIN_COPY), probe=NO_ANONYMOUS)
+    assert finding(report, "rbac.unread_objects").status is Status.PASS
+    assert report.errors == []
 
 
 BAD_VALUES = [
@@ -323,14 +365,19 @@ def test_every_accepted_shape_is_judged_without_a_crash(index, path, named):
     base = aggregated_policy()
     for value in BAD_VALUES:
         document = with_field(base, index, path, value)
-        try:
-            RbacPolicy.from_kubectl(document)
-        except InputError as exc:
-            assert named in str(exc), (path, value, str(exc))
-            continue
+        skipped = RbacPolicy.from_kubectl(document).unread
         report = assess(describe_cluster(), rbac=document)
         crashed = [f for f in report.findings if f.status is Status.ERROR]
         assert crashed == [], (path, value)
+        if skipped:
+            # Only that object is skipped, named with the field; its grant may not read as none.
+            assert [named in s.reason for s in skipped] == [True], (path, value, skipped)
+            assert report.errors == [
+                f"rbac.json: {skipped[0].reason} (skipped: what it holds is not counted)"
+            ]
+            assert finding(report, "rbac.authenticated_admin").status is Status.UNKNOWN
+            assert report.mut_upper_bound, (path, value)
+            continue
         assert report.errors == [], (path, value)
         # The grant may only go where Kubernetes reads the value the same way: null, an empty
         # or other list or object, another name. A scalar of the wrong type is never read as

@@ -1,4 +1,5 @@
-"""Offline snapshots: the layout of DESIGN.md, and bad input that is named, never lost."""
+"""Offline snapshots: the layout (docs/architecture.md, Snapshot layout), and bad input that is
+named, never lost."""
 
 import json
 import shutil

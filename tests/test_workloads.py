@@ -53,6 +53,53 @@ def test_default_token_with_cluster_admin():
     assert token.mut_gain == 1
 
 
+def test_a_malformed_pod_is_skipped_alone_and_named():
+    # A real API server refuses a pod whose containers are not a list; an edited workloads.json
+    # may hold one. The other pods are still judged, the skipped one is named.
+    broken = pod("db-0", "data", containers="postgres")
+    privileged = pod(
+        "web-1",
+        containers=[{"name": "app", "image": "app:1", "securityContext": {"privileged": True}}],
+    )
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(DEFAULT_SA_ADMIN),
+        workloads=kube_list(broken, privileged),
+    )
+    assert report.errors == [
+        "workloads.json: Pod data/db-0: spec.containers must be a list, not a string "
+        "(skipped: what it holds is not counted)"
+    ]
+    assert finding(report, "workloads.node_escape").status is Status.FAIL
+    assert finding(report, "workloads.token_automount").status is Status.FAIL
+    skipped = finding(report, "workloads.unread_objects")
+    assert skipped.status is Status.UNKNOWN and "Pod data/db-0" in skipped.detail
+    assert [f for f in report.findings if f.status is Status.ERROR] == []
+    # What the skipped pod runs is unknown: the compromised-pod MUT becomes a bound.
+    clean = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(DEFAULT_SA_ADMIN),
+        workloads=kube_list(privileged),
+    )
+    assert "mut_workload" not in clean.mut_upper_bound
+    assert set(report.mut_upper_bound) == {*clean.mut_upper_bound, "mut_workload"}
+
+
+def test_a_workload_check_that_finds_nothing_cannot_pass_while_a_pod_is_skipped():
+    report = assess(
+        describe_cluster(**PRIVATE),
+        workloads=kube_list(pod("db-0", "data", containers="postgres"), pod("web-1")),
+    )
+    assert finding(report, "workloads.node_escape").status is Status.UNKNOWN
+    assert finding(report, "workloads.unread_objects").status is Status.UNKNOWN
+
+
+def test_well_formed_workloads_are_all_read():
+    report = assess(describe_cluster(**PRIVATE), workloads=kube_list(pod("web-1")))
+    assert finding(report, "workloads.unread_objects").status is Status.PASS
+    assert finding(report, "workloads.node_escape").status is Status.PASS
+
+
 def test_unmounted_token_is_no_path():
     report = assess(
         describe_cluster(**PRIVATE),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mutguard.checks import check, failed, passed, unknown
+from mutguard.checks import Outcome, check, failed, passed, unknown
 from mutguard.cluster import Cluster
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
@@ -24,7 +24,7 @@ from mutguard.mut import (
     Edge,
     admin_credential,
 )
-from mutguard.rbac import Grant, Reach, Subject, is_public, subject_node
+from mutguard.rbac import Grant, Reach, Subject, UnreadObject, is_public, subject_node
 from mutguard.sources import RBAC_DOC
 
 ALL_PROVIDERS = tuple(Provider)
@@ -35,8 +35,12 @@ GOOD_PRACTICES = "https://kubernetes.io/docs/concepts/security/rbac-good-practic
 def grant_text(grant: Grant) -> str:
     where = f" in namespace {grant.namespace}" if grant.namespace else ""
     default = " (the namespace's default service account)" if _is_default_sa(grant.subject) else ""
-    role = f"{grant.binding.role_kind} {grant.binding.role_name}"
-    return f"{grant.binding} ({role}) lets {grant.subject}{default} {grant.power.what}{where}"
+    through = " together with ".join(
+        f"{binding} ({binding.role_kind} {binding.role_name})"
+        for binding in (grant.binding, *grant.together_with)
+    )
+    note = f" ({grant.note})" if grant.note else ""
+    return f"{through}{note} lets {grant.subject}{default} {grant.power.what}{where}"
 
 
 def _is_default_sa(subject: Subject) -> bool:
@@ -90,6 +94,17 @@ def _rbac_unknown(cluster: Cluster, who: str):
     )
 
 
+def none_granted(cluster: Cluster, nothing: str) -> Outcome:
+    """What a check that found no grant says: PASS, unless objects of rbac.json were skipped as
+    malformed, which may hold the very grant it looks for."""
+    if cluster.rbac is not None and (skipped := len(cluster.rbac.unread)):
+        return unknown(
+            f"{nothing} among the roles and bindings read, but {skipped} object(s) of "
+            f"{RBAC_DOC} could not be read and may grant it (see rbac.unread_objects)"
+        )
+    return passed(nothing)
+
+
 def _findings(cluster: Cluster, selected: Callable[[Grant], bool], nothing: str):
     outcomes = [
         failed(
@@ -98,7 +113,14 @@ def _findings(cluster: Cluster, selected: Callable[[Grant], bool], nothing: str)
         for grant in cluster.rbac.grants()
         if selected(grant)
     ]
-    return outcomes or passed(nothing)
+    return outcomes or none_granted(cluster, nothing)
+
+
+COLLECT_AGAIN = dict.fromkeys(
+    ALL_PROVIDERS,
+    "Collect rbac.json again from the cluster, unedited: `kubectl get clusterroles,"
+    "clusterrolebindings,roles,rolebindings -A -o json`.",
+)
 
 
 def _remove_binding(subjects: str) -> dict[Provider, str]:
@@ -229,7 +251,13 @@ def dangling_binding(cluster: Cluster):
     if cluster.rbac is None:
         return _rbac_unknown(cluster, "bindings of missing roles")
     outcomes = [
-        failed(
+        unknown(
+            f"{binding} binds {binding.role_kind} {binding.role_name}, which is not among the "
+            "roles read: it may be one of the objects that could not be read",
+            str(binding),
+        )
+        if cluster.rbac.role_may_be_unread(binding)
+        else failed(
             f"{binding} binds {binding.role_kind} {binding.role_name}, which does not exist, to "
             f"{', '.join(str(s) for s in binding.subjects)}: whoever creates that role grants "
             "its rules to them",
@@ -237,7 +265,7 @@ def dangling_binding(cluster: Cluster):
         )
         for binding in cluster.rbac.dangling_bindings()
     ]
-    return outcomes or passed("every binding names a role that exists")
+    return outcomes or none_granted(cluster, "every binding names a role that exists")
 
 
 @check(
@@ -250,11 +278,7 @@ def dangling_binding(cluster: Cluster):
     rationale="An API server never lists two objects of one kind, namespace and name: an rbac.json "
     "that does was edited or merged, and which copy is real cannot be told. Both are judged, so "
     "a grant in either is reported and MUT is the worse of the two.",
-    remediation=dict.fromkeys(
-        ALL_PROVIDERS,
-        "Collect rbac.json again from the cluster, unedited: `kubectl get clusterroles,"
-        "clusterrolebindings,roles,rolebindings -A -o json`.",
-    ),
+    remediation=COLLECT_AGAIN,
     references=[RBAC_DOCS],
 )
 def duplicate_objects(cluster: Cluster):
@@ -264,6 +288,41 @@ def duplicate_objects(cluster: Cluster):
     return [unknown(duplicate) for duplicate in cluster.rbac.duplicates] or passed(
         "no role or binding is listed twice"
     )
+
+
+@check(
+    id="rbac.unread_objects",
+    title="Every role and binding in rbac.json can be read",
+    severity=Severity.MEDIUM,
+    area=Area.PRIVILEGED_ACCESS,
+    maturity=Maturity.CRAWL,
+    providers=ALL_PROVIDERS,
+    rationale="An API server validates every role and binding it stores, so one with a field of "
+    "the wrong shape was edited after collection or comes from a broken collector. It is "
+    "skipped alone, but whatever it grants is then not counted: the other RBAC checks cannot "
+    "pass and MUT is only an upper bound until it is read.",
+    remediation=COLLECT_AGAIN,
+    references=[RBAC_DOCS],
+)
+def unread_objects(cluster: Cluster):
+    if cluster.rbac is None:
+        return unknown(f"RBAC not read: {cluster.missing(RBAC_DOC)}")
+    return [
+        unknown(
+            f"{RBAC_DOC}: {skipped.reason}: skipped, so its grants are not counted",
+            _object_name(skipped),
+            assumption="authorization: an RBAC object that could not be read is assumed to "
+            "grant nothing",
+        )
+        for skipped in cluster.rbac.unread
+    ] or passed("every role and binding was read")
+
+
+def _object_name(skipped: UnreadObject) -> str | None:
+    if not skipped.name:
+        return None
+    where = f"{skipped.namespace}/" if skipped.namespace else ""
+    return f"{skipped.kind} {where}{skipped.name}"
 
 
 @dataclass(frozen=True)
@@ -364,9 +423,7 @@ def _register(power: PowerCheck) -> None:
             return _rbac_unknown(cluster, "named subjects")
         return _findings(
             cluster,
-            lambda g: (
-                g.power.kind == power.kind and not g.binding.is_default and not is_public(g.subject)
-            ),
+            lambda g: g.power.kind == power.kind and not g.platform and not is_public(g.subject),
             "only the platform's own bindings grant it",
         )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from mutguard.checks import Outcome, check, failed, passed, unknown
+from mutguard.checks.rbac import none_granted
 from mutguard.cluster import Cluster
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Severity, Status
 from mutguard.mut import NODE_ANY, Edge, StartKind
 from mutguard.rbac import Reach
 from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, RBAC_DOC, WORKLOADS_DOC
@@ -31,8 +32,10 @@ GITOPS_OPERATORS = {
 
 
 def _each_workload(
-    cluster: Cluster, judge: Callable[[Workload], Outcome | None], nothing: str
+    cluster: Cluster, judge: Callable[[Workload], Outcome | None], nothing: str | Outcome
 ) -> Outcome | list[Outcome]:
+    """What `judge` says of each workload; `nothing` when it says nothing of any (a text for a
+    PASS, or the outcome to give instead)."""
     if cluster.workloads is None:
         return unknown(
             f"workloads not read: {cluster.missing(WORKLOADS_DOC)}",
@@ -41,7 +44,15 @@ def _each_workload(
             affects=[StartKind.WORKLOAD],
         )
     found = [o for w in cluster.workloads.items if (o := judge(w)) is not None]
-    return found or passed(nothing)
+    if found:
+        return found
+    outcome = passed(nothing) if isinstance(nothing, str) else nothing
+    if outcome.status is Status.PASS and (skipped := len(cluster.workloads.unread)):
+        return unknown(
+            f"{outcome.detail} among the workloads read, but {skipped} object(s) of "
+            f"{WORKLOADS_DOC} could not be read (see workloads.unread_objects)"
+        )
+    return outcome
 
 
 def _escape_edges(workload: Workload, why: str) -> list[Edge]:
@@ -53,6 +64,38 @@ def _escape_edges(workload: Workload, why: str) -> list[Edge]:
 
 def _remediation(text: str) -> dict[Provider, str]:
     return dict.fromkeys(ALL_PROVIDERS, text)
+
+
+@check(
+    id="workloads.unread_objects",
+    title="Every object in workloads.json can be read",
+    severity=Severity.MEDIUM,
+    area=Area.WORKLOADS,
+    maturity=Maturity.CRAWL,
+    providers=ALL_PROVIDERS,
+    rationale="An API server validates every object it stores, so a pod or controller with a "
+    "field of the wrong type was edited after collection or comes from a broken collector. It "
+    "is skipped alone, but what it runs is then unknown: the workload checks cannot pass and the "
+    "compromised-pod MUT is only an upper bound until it is read.",
+    remediation=_remediation(
+        "Collect workloads.json again from the cluster, unedited (`mutguard snapshot`, or "
+        "`kubectl get pods,serviceaccounts,deployments,daemonsets,statefulsets,replicasets,"
+        "jobs,cronjobs -A -o json`)."
+    ),
+    references=[POD_SECURITY],
+)
+def unread_objects(cluster: Cluster):
+    if cluster.workloads is None:
+        return unknown(f"workloads not read: {cluster.missing(WORKLOADS_DOC)}")
+    return [
+        unknown(
+            f"{WORKLOADS_DOC}: {reason}: skipped, so what it runs is not judged",
+            assumption="workloads: an object that could not be read is assumed to run nothing "
+            "dangerous",
+            affects=[StartKind.WORKLOAD],
+        )
+        for reason in cluster.workloads.unread
+    ] or passed("every object was read")
 
 
 @check(
@@ -247,7 +290,11 @@ def token_automount(cluster: Cluster):
             edges=[token_edge(workload)],
         )
 
-    return _each_workload(cluster, judge, "no pod mounts the token of a powerful service account")
+    return _each_workload(
+        cluster,
+        judge,
+        none_granted(cluster, "no pod mounts the token of a powerful service account"),
+    )
 
 
 @check(
@@ -443,10 +490,10 @@ def gitops_human_write(cluster: Cluster):
         for g in cluster.rbac.grants()
         if g.subject.kind in ("User", "Group")
         and g.power.kind == "rbac.workload_create"
-        and not g.binding.is_default
+        and not g.platform
     ]
     outcomes = [
         failed(f"{g.subject} can {g.power.what} through {g.binding}", str(g.binding))
         for g in humans
     ]
-    return outcomes or passed("only service accounts create workloads")
+    return outcomes or none_granted(cluster, "only service accounts create workloads")

@@ -1,4 +1,7 @@
-"""Publishing and alerting (issue 6): tell the right people once, and again when things change.
+"""Publishing and alerting: tell the right people once, and again when things change.
+
+The registries below and a scheduled run's flow are in docs/architecture.md (Plug-in registries,
+Scheduled runs).
 
 - messages.py: the machine-readable message (one cluster's versioned report, split to fit;
   schemas/message.schema.json describes it).

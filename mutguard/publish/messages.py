@@ -1,7 +1,8 @@
 """Machine-readable messages: one per cluster, the versioned JSON report, split to fit a sink.
 
-A message body is a `ClusterMessage`: a Report (same schema_version, DESIGN.md) holding exactly
-one cluster, plus `part`/`parts` and a short `change` summary (adding fields keeps schema 1).
+A message body is a `ClusterMessage`: a Report (same schema_version; docs/architecture.md,
+Report contract) holding exactly one cluster, plus `part`/`parts` and a short `change` summary
+(adding fields keeps schema 1).
 When the body would exceed a sink's size limit, the cluster's findings (then its blast_radius
 entries) are divided across parts; every part is itself a valid report with the same cluster
 header, MUT values and paths. schemas/message.schema.json is `message_schema()` (regenerate with

@@ -33,7 +33,8 @@ def limited(lines: Sequence[str], most: int) -> list[str]:
 
 
 def cluster_title(cluster: ClusterReport) -> str:
-    """Name, provider, location and the lowest MUT, which alerts lead with (DESIGN.md)."""
+    """Name, provider, location and the lowest MUT, which alerts lead with (docs/architecture.md,
+    Scheduled runs)."""
     lowest = Mut.of(cluster).lowest()
     mut = f": lowest MUT {lowest}" if lowest is not None else ": MUT unknown"
     return f"{cluster.name} ({cluster.provider.value}, {cluster.location}){mut}"

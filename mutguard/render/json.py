@@ -1,4 +1,4 @@
-"""The versioned JSON report of DESIGN.md."""
+"""The versioned JSON report (docs/architecture.md, Report contract)."""
 
 from mutguard.models import Report
 

@@ -4,10 +4,13 @@ and the fixes that raise it, and last the command that explains the worst cluste
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -145,3 +148,23 @@ def render(report: Report, color: bool = False, source: str | None = None) -> st
             line.append(Text("(with the source this report came from)", style="dim"))
         console.print(*line)
     return buffer.getvalue()
+
+
+def listing(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> str:
+    """A plain table of rows (`mutguard checks`), folded to width."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, no_color=True).print(table)
+    return buffer.getvalue()
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient bar on stderr while a live collection runs; yields its update(done, known)."""
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, known: progress.update(task, completed=done, total=known)
