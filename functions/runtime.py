@@ -45,6 +45,14 @@ class ConfigurationError(ValueError):
     """A setting of the deployed function is wrong; the message names the variable."""
 
 
+class DispatchError(RuntimeError):
+    """Scan messages the queue did not take; raised so that the scheduler retries the dispatch."""
+
+
+class ScanIncomplete(RuntimeError):
+    """A scan message has to be delivered again: a target was not read or a sink failed."""
+
+
 @dataclass(frozen=True)
 class Settings:
     targets: tuple[Target, ...] = ()

@@ -140,6 +140,16 @@ class BlastRadius(_Model):
     steps: list[str]
 
 
+class PlatformGrant(_Model):
+    """A dangerous power held through a binding the platform creates itself, recognised by its
+    whole content (docs/architecture.md, MUT): the platform's own, not a finding."""
+
+    binding: str = Field(description="e.g. ClusterRoleBinding system:kube-controller-manager")
+    subject: str
+    power: str = Field(description="what the subject can do, e.g. read every secret")
+    why: str = Field(description="the catalogued object it matches and the catalogue's source")
+
+
 class MaturityGrades(_Model):
     network: Grade
     authentication: Grade
@@ -171,6 +181,11 @@ class ClusterReport(_Model):
     )
     maturity: MaturityGrades
     findings: list[Finding]
+    platform_grants: list[PlatformGrant] = Field(
+        default_factory=list,
+        description="Dangerous powers held through the platform's own bindings (Kubernetes' "
+        "bootstrap policy, the provider's): kept out of the findings, shown with why",
+    )
     errors: list[str]
 
 

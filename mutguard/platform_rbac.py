@@ -47,6 +47,7 @@ class Recognition:
 
     platform_subjects: frozenset[SubjectKey]
     look_alike: str
+    why: str = ""  # for the platform's subjects: the catalogued object and its source
 
     def is_platform(self, subject: Any) -> bool:
         return (subject.kind, subject.name, subject.namespace) in self.platform_subjects
@@ -58,6 +59,7 @@ class _Entry:
     role_name: str
     subjects: frozenset[SubjectKey]
     catalogue: str
+    source: str
 
 
 class PlatformCatalogue:
@@ -67,6 +69,7 @@ class PlatformCatalogue:
         self._bindings: dict[Key, list[_Entry]] = {}
         self._roles: dict[Key, list[tuple[Rule, ...]]] = {}
         for name, document in documents:
+            sources = document.get("sources", {})
             for role in document.get("roles", ()):
                 key = (role["kind"], role.get("namespace", ""), role["name"])
                 where = f"{name} catalogue: {role['kind']} {role['name']}"
@@ -79,6 +82,7 @@ class PlatformCatalogue:
                         role_name=binding["roleRef"]["name"],
                         subjects=_subjects(binding.get("subjects", ())),
                         catalogue=CATALOGUES.get(name, name),
+                        source=sources.get(binding.get("source", ""), ""),
                     )
                 )
         self._powers: dict[tuple[Key, str | None], frozenset] = {}
@@ -107,7 +111,12 @@ class PlatformCatalogue:
                 "more than the platform's",
             )
         subjects = frozenset().union(*(e.subjects for e in same_role))
-        return Recognition(subjects, f"named like {what}, which does not bind this subject")
+        source = f"; source: {same_role[0].source}" if same_role[0].source else ""
+        return Recognition(
+            subjects,
+            f"named like {what}, which does not bind this subject",
+            f"{what}, by its roleRef, subjects and what its role grants{source}",
+        )
 
     def _catalogued_powers(self, role: Key, scope: str | None) -> frozenset:
         if (role, scope) not in self._powers:

@@ -267,14 +267,19 @@ class RbacPolicy:
 
     def rules_of(self, binding: Binding) -> tuple[Rule, ...] | None:
         """The rules a binding grants, or None when its role does not exist (grants nothing)."""
-        copies = self.role_of(binding)
+        namespace = binding.namespace if binding.role_kind == "Role" else ""
+        return self.rules_of_role(binding.role_kind, namespace, binding.role_name)
+
+    def rules_of_role(self, kind: str, namespace: str, name: str) -> tuple[Rule, ...] | None:
+        """The rules of a role (a ClusterRole's aggregated ones included), None if missing."""
+        copies = self.roles.get((kind, namespace if kind == "Role" else "", name), [])
         if not copies:
             return None
         if all(copy.aggregation is None for copy in copies):
             return tuple(dict.fromkeys(rule for copy in copies for rule in copy.rules))
-        if binding.role_name not in self._aggregated:
-            self._aggregated[binding.role_name] = self._aggregate(copies)
-        return self._aggregated[binding.role_name]
+        if name not in self._aggregated:
+            self._aggregated[name] = self._aggregate(copies)
+        return self._aggregated[name]
 
     def _aggregate(self, copies: list[Role]) -> tuple[Rule, ...]:
         rules = [rule for copy in copies for rule in copy.rules]
@@ -529,9 +534,26 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
         found.append(
             Power("rbac.secrets_read", "read every secret", Reach.ADMIN if cluster else Reach.NONE)
         )
-    if any(can("create", group, resource) for group, resource in WORKLOAD_KINDS):
+    creates_pods = any(can("create", group, resource) for group, resource in WORKLOAD_KINDS)
+    if creates_pods:
         found.append(
             Power("rbac.workload_create", "run pods as any service account", own_namespace)
+        )
+    # A request for /api/v1/namespaces/N carries namespace N (the apiserver's RequestInfoFactory),
+    # so a RoleBinding in N with write verbs on namespaces covers the Namespace object N: its
+    # Pod Security labels, and with them the pods admission lets through. (resourceNames are
+    # not told apart here: a RoleBinding can reach no other namespace object anyway.)
+    if (
+        own_namespace is Reach.NAMESPACE
+        and creates_pods
+        and any(can(verb, "", "namespaces", named=True) for verb in ("update", "patch"))
+    ):
+        found.append(
+            Power(
+                "rbac.namespace_relabel",
+                "relabel its namespace's Pod Security level and run privileged pods",
+                Reach.NODE,
+            )
         )
     if any(
         any_verb(("create", "get"), "", "pods", sub) for sub in ("exec", "attach", "portforward")
@@ -576,6 +598,52 @@ def _escalation_powers(can, any_verb, cluster: bool, reach: Reach) -> list[Power
     return []
 
 
+_REACH_ORDER = (Reach.ADMIN, Reach.NODE, Reach.NAMESPACE)
+
+
+def _bind_named_powers(
+    policy: RbacPolicy, rules: Iterable[Rule], scope: str | None, found: list[Power]
+) -> list[Power]:
+    """`bind` limited by resourceNames: the binding registry asks for bind on the named role
+    (BindingAuthorized), so its holder can bind those roles, and only those, to anyone, itself
+    included; the power is the strongest any of them grants where a binding it may write puts
+    it. Nothing when an unrestricted `bind` or `escalate` already counts."""
+    rules = tuple(rules)
+    if any(power.kind == "rbac.escalate_bind" for power in found):
+        return []
+    kinds = ("clusterrolebindings", "rolebindings") if scope is None else ("rolebindings",)
+    writable = {k for k in kinds for r in rules for v in WRITE_VERBS if r.allows(v, RBAC_API, k)}
+    options: list[tuple[str, str, tuple[Rule, ...], str | None]] = []
+    for kind, resource in (("ClusterRole", "clusterroles"), ("Role", "roles")):
+        for name in sorted(
+            {
+                name
+                for rule in rules
+                if rule.resource_names and rule.allows_named("bind", RBAC_API, resource)
+                for name in rule.resource_names
+            }
+        ):
+            if kind == "ClusterRole":
+                bound = policy.rules_of_role(kind, "", name) or ()
+                if "clusterrolebindings" in writable:
+                    options.append((kind, name, bound, None))
+                if "rolebindings" in writable:  # cluster-wide, a RoleBinding in kube-system
+                    options.append((kind, name, bound, scope or KUBE_SYSTEM))
+            elif "rolebindings" in writable:  # a Role is named only from its own namespace
+                options += [
+                    (kind, name, policy.rules_of_role(kind, namespace, name) or (), namespace)
+                    for (role_kind, namespace, role_name) in policy.roles
+                    if (role_kind, role_name) == (kind, name) and scope in (None, namespace)
+                ]
+    candidates = [
+        Power("rbac.escalate_bind", f"bind {kind} {name}, which can {power.what}", power.reach)
+        for kind, name, bound, place in options
+        for power in powers(bound, place)
+        if power.reach in _REACH_ORDER
+    ]
+    return sorted(candidates, key=lambda p: _REACH_ORDER.index(p.reach))[:1]
+
+
 def _cluster_only_powers(can, any_verb) -> list[Power]:
     found = []
     if any_verb(("get", "create"), "", "nodes", "proxy"):
@@ -614,7 +682,9 @@ class Grant:
     namespace: str | None
     together_with: tuple[Binding, ...] = ()
     platform: bool = False  # every binding it comes through is the platform's own
-    note: str = ""  # why a binding named like a platform object is not taken for one
+    # What the platform catalogue says: why the binding is the platform's, or why one named
+    # like a platform object is not taken for one.
+    note: str = ""
 
 
 def _grants(policy: RbacPolicy) -> list[Grant]:
@@ -632,13 +702,16 @@ def _grants(policy: RbacPolicy) -> list[Grant]:
             key = (binding.role_kind, "", binding.role_name, scope_class)
         if key not in cache:
             cache[key] = powers(rules, scope)
+        held = cache[key] + _bind_named_powers(policy, rules, scope, cache[key])
         recognised = policy.recognition(binding)
         for subject in binding.subjects:
             platform = recognised is not None and recognised.is_platform(subject)
-            note = recognised.look_alike if recognised is not None and not platform else ""
+            note = ""
+            if recognised is not None:
+                note = recognised.why if platform else recognised.look_alike
             found.extend(
                 Grant(subject, binding, power, scope, platform=platform, note=note)
-                for power in cache[key]
+                for power in held
             )
     return found + _combined_grants(policy, found)
 
@@ -688,7 +761,8 @@ def _combined_grants(policy: RbacPolicy, single: list[Grant]) -> list[Grant]:
             if len(bindings) < 2 or not mine:
                 continue
             rules = [rule for binding in bindings for rule in policy.rules_of(binding) or ()]
-            for power in powers(rules, scope):
+            found_here = powers(rules, scope)
+            for power in found_here + _bind_named_powers(policy, rules, scope, found_here):
                 if any((h, at, power.kind) in held for h in holders for at in (scope, None)):
                     continue
                 first = next((b for b in mine if not policy.is_platform(b, subject)), mine[0])

@@ -25,6 +25,7 @@ from mutguard.models import (
     Grade,
     Maturity,
     MaturityGrades,
+    PlatformGrant,
     Report,
     Status,
 )
@@ -134,8 +135,25 @@ def assess(cluster: Cluster) -> ClusterReport:
         else [],
         maturity=_grades(results),
         findings=sorted(findings, key=_finding_order),
+        platform_grants=_platform_grants(cluster),
         errors=[f"{doc}: {why}" for doc, why in sorted(cluster.collection_errors.items())],
     )
+
+
+def _platform_grants(cluster: Cluster) -> list[PlatformGrant]:
+    """The dangerous powers the platform's own bindings hold, which no check reports."""
+    if cluster.rbac is None:
+        return []
+    return [
+        PlatformGrant(
+            binding=" together with ".join(str(b) for b in (g.binding, *g.together_with)),
+            subject=str(g.subject),
+            power=g.power.what + (f" in namespace {g.namespace}" if g.namespace else ""),
+            why=g.note or "every binding it comes through is the platform's own",
+        )
+        for g in cluster.rbac.grants()
+        if g.platform
+    ]
 
 
 def _graph_facts(cluster: Cluster) -> tuple[list[Edge], list[Start]]:

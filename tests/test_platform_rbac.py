@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from mutguard.models import Status
+from mutguard.render.explain import explain
 from mutguard.scan import evaluate
 from mutguard.sources import ClusterSource, Provider
 
@@ -234,3 +235,20 @@ def test_a_providers_binding_with_one_more_subject_fails_for_that_subject():
     (wildcard,) = [f for f in fails(scan(rbac_list(grown))) if f.check_id == "rbac.wildcard"]
     assert "lets Group devs use every verb" in wildcard.detail
     assert "named like Amazon EKS's ClusterRoleBinding eks:addon-cluster-admin" in wildcard.detail
+
+
+def test_the_report_lists_the_platforms_grants_with_why_and_explain_shows_them():
+    report = scan(rbac_list(EKS_ADDON_ADMIN))
+    grants = {(g.binding, g.subject): g for g in report.platform_grants}
+    addon = grants[("ClusterRoleBinding eks:addon-cluster-admin", "User eks:addon-manager")]
+    assert addon.power == "use every verb on every resource"
+    assert addon.why.startswith("Amazon EKS's ClusterRoleBinding eks:addon-cluster-admin, by its")
+    assert "source: " in addon.why
+    masters = grants[("ClusterRoleBinding cluster-admin", "Group system:masters")]
+    assert masters.why.startswith("the Kubernetes bootstrap policy's ClusterRoleBinding")
+    # A look-alike is a finding, never a platform grant.
+    impostor = cluster_role_binding("system:metrics-helper", "cluster-admin", ("User", "mallory"))
+    assert not any(g.subject == "User mallory" for g in scan(rbac_list(impostor)).platform_grants)
+    text = explain(report)
+    assert "The platform's own grants (not findings)" in text
+    assert "ClusterRoleBinding eks:addon-cluster-admin lets User eks:addon-manager" in text

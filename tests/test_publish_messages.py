@@ -55,7 +55,13 @@ def big_cluster(findings: int, workloads: int = 0) -> ClusterReport:
         BlastRadius(workload=f"apps/worker-{i:05d}", mut=1, steps=["start (1): exploited"] * 3)
         for i in range(workloads)
     ]
-    return base.model_copy(update={"findings": many, "blast_radius": radius})
+    # Every part repeats the header, so the platform's grants are divided like the rest.
+    assert base.platform_grants  # the demo cluster holds the bootstrap policy
+    grants = [base.platform_grants[i % len(base.platform_grants)] for i in range(400)]
+    platform = [g.model_copy(update={"subject": f"User u-{i:04d}"}) for i, g in enumerate(grants)]
+    return base.model_copy(
+        update={"findings": many, "blast_radius": radius, "platform_grants": platform}
+    )
 
 
 def test_committed_message_schema_matches_the_model():
@@ -127,7 +133,9 @@ def test_a_cluster_too_big_for_one_message_is_split_into_valid_parts(limit):
     ]
     findings = [f for b in bodies for f in b["clusters"][0]["findings"]]
     radius = [r for b in bodies for r in b["clusters"][0]["blast_radius"]]
+    platform = [g for b in bodies for g in b["clusters"][0]["platform_grants"]]
     assert findings == original["findings"] and radius == original["blast_radius"]
+    assert platform == original["platform_grants"]
 
 
 def test_a_single_finding_larger_than_the_limit_is_refused_by_name():

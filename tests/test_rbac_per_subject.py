@@ -131,3 +131,43 @@ def test_what_a_group_holds_is_reported_once_on_the_group_not_on_each_member():
     public = finding(report, "rbac.authenticated_admin")
     assert public.status is Status.FAIL and "Group system:authenticated" in public.detail
     assert not any("User alice" in f.detail for f in report.findings if f.status is Status.FAIL)
+
+
+# bind limited by resourceNames: BindingAuthorized asks for `bind` on the very role a new binding
+# names (attributes Verb "bind", Resource clusterroles or roles, Name the roleRef's name), so the
+# holder may bind exactly those roles: as strong as the strongest of them.
+def named_binder(*names: str) -> dict:
+    return cluster_role(
+        "named-binder",
+        {
+            "apiGroups": [RBAC_API],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": list(names),
+        },
+        {"apiGroups": [RBAC_API], "resources": ["clusterrolebindings"], "verbs": ["create"]},
+    )
+
+
+def test_bind_limited_to_cluster_admin_is_cluster_admin():
+    report = scan(
+        named_binder("cluster-admin"), cluster_role_binding("alice-binds", "named-binder", ALICE)
+    )
+    escalate = finding(report, "rbac.escalate_bind")
+    assert escalate.status is Status.FAIL
+    assert "bind ClusterRole cluster-admin, which can use every verb" in escalate.detail
+    admin = scan(cluster_role_binding("alice-admin", "cluster-admin", ALICE))
+    assert report.mut_credential == admin.mut_credential
+
+
+def test_bind_limited_to_a_harmless_role_grants_nothing():
+    report = scan(named_binder("view"), cluster_role_binding("alice-binds", "named-binder", ALICE))
+    assert finding(report, "rbac.escalate_bind").status is Status.PASS
+    assert report.mut_credential == scan().mut_credential
+
+
+def test_bind_limited_to_a_role_without_a_binding_to_write_grants_nothing():
+    binder = named_binder("cluster-admin")
+    binder["rules"].pop()  # no create on clusterrolebindings: bind alone writes nothing
+    report = scan(binder, cluster_role_binding("alice-binds", "named-binder", ALICE))
+    assert finding(report, "rbac.escalate_bind").status is Status.PASS

@@ -369,3 +369,71 @@ def test_capabilities_beyond_the_baseline():
     assert finding(report, "workloads.capabilities").detail == "Pod shop/a adds app: NET_RAW"
     report = assess(describe_cluster(), workloads=kube_list(pod("b", containers=plain)))
     assert finding(report, "workloads.capabilities").status is Status.PASS
+
+
+def test_patch_on_its_own_namespace_lifts_pod_security_for_whoever_creates_pods_there():
+    # The request for /api/v1/namespaces/dev carries namespace dev (RequestInfoFactory in
+    # k8s.io/apiserver/pkg/endpoints/request/requestinfo.go reads "namespaces/{name}" as the
+    # namespace), so a RoleBinding in dev with patch on namespaces authorizes patching the
+    # Namespace dev itself: its enforce label can go to privileged, and Pod Security admission
+    # then admits a privileged pod.
+    relabeller = cluster_role(
+        "deployer-relabel",
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]},
+    )
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "ci", "namespace": "dev"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "deployer-relabel",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}],
+    }
+    agent = sa_binding("agent-admin", "cluster-admin", "monitoring", "agent")
+    workloads = kube_list(
+        pod("ci-runner", "dev", service_account="ci"),
+        pod("agent-1", "monitoring", service_account="agent", node=NODE_B),
+    )
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(relabeller, binding, agent),
+        workloads=workloads,
+        namespaces=kube_list(namespace("dev", "baseline")),
+    )
+    relabel = finding(report, "rbac.namespace_relabel")
+    assert relabel.status is Status.FAIL and "in namespace dev" in relabel.detail
+    # baseline stops the privileged pod only until the label changes: ci-runner's compromise is
+    # one mistake from admin, as in a namespace with no Pod Security level (test above); without
+    # the patch it takes two.
+    assert next(b for b in report.blast_radius if b.workload == "dev/ci-runner").mut == 1
+    relabeller["rules"].pop()
+    unpatched = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(relabeller, binding, agent),
+        workloads=workloads,
+        namespaces=kube_list(namespace("dev", "baseline")),
+    )
+    assert next(b for b in unpatched.blast_radius if b.workload == "dev/ci-runner").mut == 2
+
+
+def test_patch_on_namespaces_without_creating_pods_is_no_relabel_power():
+    reader = cluster_role(
+        "labeller", {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]}
+    )
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "labeller", "namespace": "dev"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "labeller",
+        },
+        "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+    report = assess(describe_cluster(**PRIVATE), rbac=rbac_list(reader, binding))
+    assert finding(report, "rbac.namespace_relabel").status is Status.PASS

@@ -29,7 +29,7 @@ from aws_lambda_powertools import Logger
 from mutguard import __version__
 from mutguard.functions.aws_lambda import RUN_ID_ATTRIBUTE, organizations
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
-from mutguard.functions.runtime import ConfigurationError, Settings, fan_out
+from mutguard.functions.runtime import ConfigurationError, DispatchError, Settings, fan_out
 from mutguard.publish.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -41,10 +41,6 @@ QUEUE_URL_ENV = "MUTGUARD_QUEUE_URL"
 SQS_BATCH_LIMIT = 10  # entries per SendMessageBatch call
 SEND_RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=5.0)
 LOGGED_TARGETS = 100  # a whole organization's would not fit CloudWatch's 256 KB per line
-
-
-class DispatchError(RuntimeError):
-    """Scan messages SQS did not take; raised so that the scheduler retries the dispatch."""
 
 
 @logger.inject_lambda_context(clear_state=True)

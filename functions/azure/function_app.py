@@ -29,6 +29,7 @@ import azure.functions as func
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
     ConfigurationError,
+    ScanIncomplete,
     Settings,
     fan_out,
     result_body,
@@ -48,10 +49,6 @@ Messages = func.Out[typing.List[str]]  # noqa: UP006
 
 log = logging.getLogger("mutguard.functions.azure")
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-
-
-class ScanIncomplete(RuntimeError):
-    """A scan message has to be tried again: a target was not read or a sink failed."""
 
 
 @app.timer_trigger(arg_name="timer", schedule="%MUTGUARD_SCHEDULE%", run_on_startup=False)

@@ -39,6 +39,8 @@ from cloudevents.http import CloudEvent
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
     ConfigurationError,
+    DispatchError,
+    ScanIncomplete,
     Settings,
     fan_out,
     result_body,
@@ -55,14 +57,6 @@ RESULT_TIMEOUT_SECONDS = 45.0
 ALLOW_POST = {"Allow": "POST"}
 
 Response = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
-
-
-class DispatchError(RuntimeError):
-    """Some scan messages of a dispatch were not published."""
-
-
-class ScanIncomplete(RuntimeError):
-    """A scan message has to be delivered again: a target was not read or a sink failed."""
 
 
 def log(severity: str, message: str, **fields: Any) -> None:

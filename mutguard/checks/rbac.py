@@ -39,7 +39,7 @@ def grant_text(grant: Grant) -> str:
         f"{binding} ({binding.role_kind} {binding.role_name})"
         for binding in (grant.binding, *grant.together_with)
     )
-    note = f" ({grant.note})" if grant.note else ""
+    note = f" ({grant.note})" if grant.note and not grant.platform else ""
     return f"{through}{note} lets {grant.subject}{default} {grant.power.what}{where}"
 
 
@@ -413,6 +413,14 @@ POWER_CHECKS = (
         Severity.MEDIUM,
         "Patching nodes changes labels and taints, steering sensitive pods to a node the "
         "attacker holds.",
+    ),
+    PowerCheck(
+        "rbac.namespace_relabel",
+        "Who runs pods in a namespace cannot lift its Pod Security level",
+        Severity.HIGH,
+        "A RoleBinding with update or patch on namespaces covers its own Namespace object: its "
+        "holder relabels pod-security.kubernetes.io/enforce to privileged and runs privileged "
+        "pods there, whatever level the namespace enforced.",
     ),
 )
 

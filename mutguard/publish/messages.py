@@ -4,8 +4,9 @@ A message body is a `ClusterMessage`: a Report (same schema_version; docs/archit
 Report contract) holding exactly one cluster, plus `part`/`parts` and a short `change` summary
 (adding fields keeps schema 1).
 When the body would exceed a sink's size limit, the cluster's findings (then its blast_radius
-entries) are divided across parts; every part is itself a valid report with the same cluster
-header, MUT values and paths. schemas/message.schema.json is `message_schema()` (regenerate with
+entries, then its platform_grants) are divided across parts; every part is itself a valid report
+with the same cluster header, MUT values and paths. schemas/message.schema.json is
+`message_schema()` (regenerate with
 `python -m mutguard.publish.messages > schemas/message.schema.json`).
 
 Attributes travel beside the body where the sink has them (SQS/SNS message attributes, Pub/Sub
@@ -20,7 +21,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from mutguard.models import BlastRadius, ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import (
+    BlastRadius,
+    ClusterReport,
+    Finding,
+    PlatformGrant,
+    Report,
+    Severity,
+    Status,
+)
 from mutguard.state import ClusterChange, Mut
 
 # Size limits in bytes, body and attributes together.
@@ -28,6 +37,8 @@ SQS_SNS_LIMIT = 256 * 1024  # the default maximum message size of SQS and SNS
 SQS_SNS_MAX_LIMIT = 1024 * 1024  # SQS queues can be configured up to 1 MiB
 STORAGE_QUEUE_LIMIT = 64 * 1024  # Azure Storage Queue (before any Base64 encoding the SDK adds)
 PUBSUB_LIMIT = 10_000_000  # Google Pub/Sub: 10 MB per message
+# The lists of a cluster that a message too large for one is divided along, in this order.
+SPLIT_FIELDS = ("findings", "blast_radius", "platform_grants")
 
 ATTRIBUTES = {
     "schema_version": "the report schema version (string)",
@@ -195,15 +206,15 @@ def cluster_messages(
 def _pack(
     report: Report, cluster: ClusterReport, change: ClusterChange | None, limit: int
 ) -> list[dict[str, list]]:
-    """Divide findings, then blast radius entries, greedily into groups that fit. Each group is
-    sized exactly: compact JSON adds an item's own bytes plus one comma after the first."""
-    items: list[tuple[str, Finding | BlastRadius]] = [
-        *(("findings", f) for f in cluster.findings),
-        *(("blast_radius", b) for b in cluster.blast_radius),
+    """Divide findings, then blast radius entries, then platform grants, greedily into groups
+    that fit. Each group is sized exactly: compact JSON adds an item's own bytes plus one comma
+    after the first."""
+    items: list[tuple[str, Finding | BlastRadius | PlatformGrant]] = [
+        (name, item) for name in SPLIT_FIELDS for item in getattr(cluster, name)
     ]
     # The emptiest part, numbered as high as any part could be numbered.
     most = len(items)
-    skeleton = cluster.model_copy(update={"findings": [], "blast_radius": []})
+    skeleton = cluster.model_copy(update={name: [] for name in SPLIT_FIELDS})
     budget = limit - _message(report, cluster, change, (most, most), skeleton).size
     groups: list[dict[str, list]] = []
     used: dict[str, int] = {}
@@ -216,7 +227,7 @@ def _pack(
                 f"header it cannot fit the {limit}-byte limit ({_label(item)})"
             )
         if not groups or sum(used.values()) + cost > budget:
-            groups.append({"findings": [], "blast_radius": []})
+            groups.append({name: [] for name in SPLIT_FIELDS})
             used = {}
             cost = size
         groups[-1][name].append(item)
@@ -224,9 +235,11 @@ def _pack(
     return groups
 
 
-def _label(item: Finding | BlastRadius) -> str:
+def _label(item: Finding | BlastRadius | PlatformGrant) -> str:
     if isinstance(item, Finding):
         return f"{item.check_id} on {item.resource}"
+    if isinstance(item, PlatformGrant):
+        return f"platform grant of {item.binding} to {item.subject}"
     return f"workload {item.workload}"
 
 

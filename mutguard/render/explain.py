@@ -62,4 +62,10 @@ def explain(cluster: ClusterReport) -> str:
     if cluster.blast_radius:
         lines.append("Most exposed workloads:")
         lines += [f"  MUT {b.mut}: {b.workload}" for b in cluster.blast_radius[:WORKLOADS_SHOWN]]
+        lines.append("")
+    if cluster.platform_grants:
+        lines.append("The platform's own grants (not findings), and why each is the platform's:")
+        lines += [
+            f"  {g.binding} lets {g.subject} {g.power}: {g.why}" for g in cluster.platform_grants
+        ]
     return "\n".join(lines).rstrip() + "\n"
