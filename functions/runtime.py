@@ -227,16 +227,11 @@ OPTIONS: dict[str, Callable[[Target, bool, Settings], Any]] = {
 
 def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> None:
     """Send what changed; a configuration or store problem is the result's publish_error."""
-    from mutguard.errors import StoreError
-    from mutguard.publish import Redactor, SecretRefs, SinkContext, build_sinks, notify
-    from mutguard.publish.base import ConfigError
-    from mutguard.publish.cli import parse_sink_config, select_sinks
+    from mutguard.publish.config import parse_sink_config, select_sinks
+    from mutguard.publish.dispatch import PublishError, run_publishing
     from mutguard.publish.stores import open_store
-    from mutguard.state import stored_suppressions
 
     selected = payload.sinks if payload.sinks is not None else list(settings.sinks)
-    redactor = Redactor()
-    context = SinkContext(SecretRefs(redactor), redactor)
     try:
         if not selected:
             raise ConfigurationError("publish: no sinks named and MUTGUARD_SINKS is not set")
@@ -245,22 +240,16 @@ def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> 
             if settings.sinks_config
             else []
         )
-        sinks = build_sinks(select_sinks(selected, configured), context)
-        store = open_store(settings.state_store) if settings.state_store else ForgetfulStore()
-        outcome = notify(
+        store = settings.state_store
+        result.published = run_publishing(
             result.report,
-            store,
-            sinks,
-            context,
-            suppressions=stored_suppressions(store),
-            digest=payload.digest or settings.state_store is None,
-        )
-    # A bad stored suppressions document is an InputError (state.SuppressionError).
-    except (ConfigurationError, ConfigError, InputError, StoreError) as exc:
-        result.publish_error = redactor.redact(str(exc))
+            select_sinks(selected, configured),
+            (lambda: open_store(store)) if store else ForgetfulStore,
+            digest=payload.digest or store is None,
+        ).results
+    except (ConfigurationError, InputError, PublishError) as exc:
+        result.publish_error = str(exc)  # PublishError's text is redacted already
         log.error("publishing failed: %s", result.publish_error)
-        return
-    result.published = outcome.results
 
 
 class ForgetfulStore:

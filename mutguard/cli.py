@@ -621,8 +621,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_suppressions(args: argparse.Namespace) -> int:
     """push: validate the file, then keep it in the store; show: print what the store keeps."""
+    from mutguard.files import read_text_file
     from mutguard.publish.stores import open_store, store_spec
-    from mutguard.state import parse_suppressions_yaml, read_text_file
+    from mutguard.suppressions import parse_suppressions_yaml
 
     store = open_store(store_spec(args.state_store, args.state))
     if args.action == "show":

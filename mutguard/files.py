@@ -1,9 +1,15 @@
-"""Files mutguard writes are whole or absent, never partial."""
+"""Files mutguard reads (named in errors, YAML read safely) and writes (whole or absent, never
+partial)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
+
+from mutguard.errors import InputError
+from mutguard.plugins import needs
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -24,3 +30,46 @@ def write_atomically(path: Path, text: str) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def read_text_file(path: Path, error: type[InputError] = InputError) -> str:
+    """The UTF-8 text of a file the user named; `error` names the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text (invalid byte at offset {err.start})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read: {err.strerror or err}") from None
+
+
+def read_yaml(text: str, origin: str, error: type[InputError] = InputError) -> Any:
+    """One YAML document of a configuration file, parsed safely; `error` names `origin`.
+
+    Aliases (`*name`) are refused: nested aliases make a few lines expand to gigabytes ("billion
+    laughs") and configuration files have no need of them. Dates stay text, so that a bad one
+    (`2026-13-01`) is reported by the model that knows which entry it belongs to."""
+    with needs(f"reading {origin}", "notify", "PyYAML"):
+        import yaml  # PyYAML: only when a configuration file is used
+
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, _yaml_loader())):
+            raise error(f"{origin}: YAML aliases (*name) are not accepted")
+        return yaml.load(text, _yaml_loader())  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as err:
+        reason = " ".join(str(err).split())  # PyYAML's messages span lines; errors are one line
+        raise error(f"{origin}: not valid YAML: {reason}") from None
+    except RecursionError:
+        raise error(f"{origin}: not valid YAML: nested too deeply") from None
+
+
+@functools.cache
+def _yaml_loader() -> Any:
+    import yaml
+
+    class TextDatesLoader(yaml.SafeLoader):
+        """SafeLoader that keeps timestamps as the strings they were written as."""
+
+    TextDatesLoader.add_constructor(
+        "tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str
+    )
+    return TextDatesLoader

@@ -189,6 +189,12 @@ class ClusterReport(_Model):
     errors: list[str]
 
 
+def cluster_key(cluster: ClusterReport) -> str:
+    """Stable identity of a cluster across runs. Built from values known before the cluster is
+    parsed, so a cluster that cannot be read this run still has the same key."""
+    return f"{cluster.provider.value}:{cluster.account}:{cluster.location}:{cluster.name}"
+
+
 class ToolInfo(_Model):
     name: str = "mutguard"
     version: str = __version__

@@ -26,7 +26,7 @@ from mutguard import __version__
 from mutguard.errors import InputError
 from mutguard.providers import kube
 from mutguard.providers.eks_token import EksTokenSource
-from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
+from mutguard.providers.tasks import Abandoned, Deadline, Item, Task, run_tasks, stopped
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     AWS_AUTH_DOC,
@@ -127,8 +127,14 @@ class _Account:
             if key not in self._clients:
                 client = self.session.client(service, region_name=region, config=self._config)
                 client.meta.events.register(f"before-parse.{service}", refuse_wrong_json_types)
+                client.meta.events.register("before-send", _refuse_once_stopped)
                 self._clients[key] = client
             return self._clients[key]
+
+
+def _refuse_once_stopped(**_: Any) -> None:
+    if stopped():
+        raise Abandoned("the scan was interrupted: no request is sent any more")
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {

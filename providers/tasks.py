@@ -9,7 +9,8 @@ The workers are daemon threads, not a ThreadPoolExecutor's: an executor's thread
 interpreter exit (concurrent.futures registers that join with threading._register_atexit), so
 after Ctrl-C the process would wait for every call in flight, up to its timeouts and retries.
 When the caller stops reading (Ctrl-C raises KeyboardInterrupt in the main thread while it waits
-here), no queued task starts any more and the calls in flight are abandoned, not awaited.
+here), no queued task starts any more and the calls in flight are abandoned, not awaited; a
+client that checks `stopped()` before each request (EKS's do) sends no further call either.
 
 The same idea bounds an endpoint that accepts connections but never answers (or trickles bytes,
 which socket read timeouts do not catch): tasks bound to a Deadline (one region's API calls)
@@ -61,6 +62,21 @@ class _Bound:
 
     def __call__(self) -> tuple[list[Task], list[Item]]:
         return self.task()
+
+
+# The pool whose task a worker thread is running, so that a task can tell it was given up.
+_current = threading.local()
+
+
+class Abandoned(Exception):
+    """Raised by a task's client before a request, once the scan was given up (Ctrl-C)."""
+
+
+def stopped() -> bool:
+    """Whether the pool running this thread's task was given up: clients check it before each
+    request, so that none is sent after Ctrl-C, not even the next call of a task under way."""
+    abandoned = getattr(_current, "abandoned", None)
+    return abandoned is not None and abandoned.is_set()
 
 
 # What a worker hands back for one task: its deadline, its duration, and its result or what it
@@ -188,6 +204,7 @@ class _Pool:
             self.todo.put(None)
 
     def _work(self) -> None:
+        _current.abandoned = self.abandoned
         while (entry := self.todo.get()) is not None:
             token, task = entry
             if self.abandoned.is_set():

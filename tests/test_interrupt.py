@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import EXIT_INTERRUPTED, main
+from mutguard.providers.eks_live import AwsOptions, EksCollector
 
 from servers.aws import AwsFakes
 
@@ -25,6 +26,7 @@ CONCURRENCY = 4
 # 50 * 3 * LATENCY / CONCURRENCY = 7.5 s: far longer than stopping may take.
 LATENCY = 0.2
 STARTED = 4  # DescribeCluster requests seen before the signal: the scan is well under way
+SIGNAL_HANDLED = 0.1  # seconds for the scan's main thread to see the signal and stop its pool
 
 
 @pytest.fixture
@@ -38,8 +40,8 @@ def slow_fleet(aws: AwsFakes) -> AwsFakes:
 
 
 def _signal_a_running_scan(fleet: AwsFakes, report: Path, signum: int):
-    """Start a scan, send `signum` once it is reading clusters; (process, seconds to exit,
-    requests seen when the signal was sent)."""
+    """Start a scan, send `signum` once it is reading clusters; (process, seconds to exit, the
+    moment the signal was sent)."""
     scan = subprocess.Popen(
         [
             sys.executable,
@@ -68,18 +70,17 @@ def _signal_a_running_scan(fleet: AwsFakes, report: Path, signum: int):
         while fleet.eks_gap.requests_seen("GET", "/clusters/[^/]+") < STARTED:
             assert scan.poll() is None and time.monotonic() < deadline, "the scan never started"
             time.sleep(0.01)
-        seen = fleet.eks_gap.requests_seen("*", ".*")
         scan.send_signal(signum)
         signalled = time.monotonic()
         scan.wait(timeout=10)
-        return scan, time.monotonic() - signalled, seen
+        return scan, time.monotonic() - signalled, signalled
     finally:
         scan.kill()
 
 
 def test_ctrl_c_stops_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):
     report = tmp_path / "report.json"
-    scan, took, seen_before = _signal_a_running_scan(slow_fleet, report, signal.SIGINT)
+    scan, took, signalled = _signal_a_running_scan(slow_fleet, report, signal.SIGINT)
     assert (scan.returncode, scan.stderr.read(), scan.stdout.read()) == (
         EXIT_INTERRUPTED,
         "mutguard: interrupted; nothing was reported or published\n",
@@ -87,10 +88,23 @@ def test_ctrl_c_stops_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):
     )
     assert took < 2, f"exited {took:.1f} s after Ctrl-C"
     assert not report.exists()
-    # Requests already sent when Ctrl-C came are counted once their latency has passed; anything
-    # beyond those (at most one per worker) would be a request sent after the signal.
+    # No request comes in once the signal has had time to be handled, not even the next call
+    # of a cluster task that was under way (each cluster takes three EKS calls).
     time.sleep(2 * LATENCY)
-    assert slow_fleet.eks_gap.requests_seen("*", ".*") - seen_before <= CONCURRENCY
+    assert slow_fleet.eks_gap.requests_arrived_after(signalled + SIGNAL_HANDLED) == 0
+
+
+def test_a_scan_given_up_sends_not_even_the_next_call_of_a_task_under_way(slow_fleet):
+    # A caller that stops reading (a function's time running out, a library user) gives the
+    # scan up while the process lives on: the workers' tasks under way must not go on to their
+    # next EKS call (each cluster takes three).
+    options = AwsOptions(regions=REGIONS, in_cluster=False, concurrency=CONCURRENCY)
+    items = EksCollector(options).collect()
+    next(items)  # the pool is now busy reading other clusters
+    items.close()
+    given_up = time.monotonic()
+    time.sleep(3 * LATENCY)  # what was in flight comes in; nothing after it may
+    assert slow_fleet.eks_gap.requests_arrived_after(given_up + LATENCY) == 0
 
 
 def test_sigterm_ends_the_scan_at_once_and_writes_nothing(slow_fleet, tmp_path):

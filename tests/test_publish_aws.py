@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mutguard.models import ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import ClusterReport, Finding, Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
     ConfigError,
@@ -37,7 +37,7 @@ from mutguard.publish import (
 from mutguard.publish.dispatch import notice
 from mutguard.publish.messages import SQS_SNS_LIMIT
 from mutguard.scan import build_report
-from mutguard.state import changes, cluster_key
+from mutguard.state import changes
 
 from builders import NEWS_CLUSTERS
 from servers.aws_clients import AwsClients

@@ -25,7 +25,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from mutguard.cli import main
-from mutguard.models import ClusterReport, Finding, Report, Status
+from mutguard.models import ClusterReport, Finding, Report, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
     EnvSecrets,
@@ -41,15 +41,9 @@ from mutguard.publish.azure_table import AzureTableStateStore
 from mutguard.publish.dispatch import claim_keys
 from mutguard.publish.dynamodb import DynamoDbStateStore
 from mutguard.publish.gcs import GcsStateStore
+from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
-from mutguard.state import (
-    ClaimKey,
-    SqliteStateStore,
-    StateStore,
-    changes,
-    cluster_key,
-    next_state,
-)
+from mutguard.state import ClaimKey, StateStore, changes, next_state
 
 from servers.aws_clients import AwsClients
 from servers.azurite import Azurite

@@ -42,7 +42,8 @@ from mutguard.publish.gcp_secrets import TRANSPORT_LOGGER, WITHHELD
 from mutguard.publish.gcs import GcsStateStore, object_name
 from mutguard.publish.stores import open_store
 from mutguard.scan import build_report
-from mutguard.state import ClusterState, FindingState, Mut, changes, stored_suppressions
+from mutguard.state import ClusterState, FindingState, Mut, changes
+from mutguard.suppressions import stored_suppressions
 
 from servers.chat import ChatServer
 from servers.gcs import BUCKET, GcsServer

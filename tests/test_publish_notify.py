@@ -26,9 +26,10 @@ from mutguard.publish import (
     build_sinks,
     notify,
 )
+from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
-from mutguard.state import SqliteStateStore, load_suppressions
+from mutguard.suppressions import load_suppressions
 
 from builders import cluster_role_binding
 from servers.chat import ChatServer

@@ -149,6 +149,16 @@ def test_a_bounded_cluster_shows_the_basis_its_bound_rests_on():
     assert "workloads: not read" in text  # the assumption behind its ≤1 from a pod
 
 
+def test_a_cluster_says_how_many_grants_are_the_platforms_and_where_to_see_them():
+    cluster = fully_read("bravo-public")
+    assert cluster.platform_grants  # the bootstrap policy's controllers hold dangerous powers
+    text = re.sub(r"[│\s]+", " ", render(report_of([cluster]), "table"))  # panel lines joined
+    assert f"not findings: {len(cluster.platform_grants)} dangerous power(s)" in text
+    assert "`mutguard explain` lists them with why" in text
+    bare = cluster.model_copy(update={"platform_grants": []})
+    assert "not findings" not in render(report_of([bare]), "table")
+
+
 def test_paths_are_named_in_words_not_by_their_start_labels():
     clusters = fleet()
     labels = {p.from_ for c in clusters for p in c.paths}

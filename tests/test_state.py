@@ -9,21 +9,12 @@ from pathlib import Path
 import pytest
 
 from mutguard.errors import StoreError
-from mutguard.models import ClusterReport, Report, Severity, Status
+from mutguard.models import ClusterReport, Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
+from mutguard.publish.sqlite import SqliteStateStore, default_state_path
 from mutguard.scan import build_report
-from mutguard.state import (
-    ClusterState,
-    Mut,
-    SqliteStateStore,
-    SuppressionError,
-    changes,
-    cluster_key,
-    default_state_path,
-    load_suppressions,
-    next_state,
-    parse_suppressions,
-)
+from mutguard.state import ClusterState, Mut, changes, next_state
+from mutguard.suppressions import SuppressionError, load_suppressions, parse_suppressions
 
 TODAY = datetime.date(2026, 3, 1)
 

@@ -15,7 +15,7 @@ import pytest
 
 from mutguard.cli import main
 from mutguard.errors import StoreError
-from mutguard.models import Report, Severity, Status
+from mutguard.models import Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
     Redactor,
@@ -29,7 +29,7 @@ from mutguard.publish import (
 )
 from mutguard.publish.dynamodb import DynamoDbStateStore
 from mutguard.scan import build_report
-from mutguard.state import ClusterState, FindingState, Mut, cluster_key, next_state
+from mutguard.state import ClusterState, FindingState, Mut, next_state
 
 from builders import cluster_role_binding
 from servers.aws_clients import AwsClients

@@ -231,47 +231,54 @@ def test_security_context_checks():
         assert finding(bad, check_id).status is Status.FAIL
 
 
-def test_pod_security_labels_open_a_node_to_whoever_creates_pods():
-    deployer = cluster_role(
-        "deployer", {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
-    )
-    binding = {
+CREATE_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}
+PATCH_NAMESPACES = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]}
+
+
+def role_binding_in_dev(name: str, role: str, subject: dict) -> dict:
+    return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": {"name": "ci", "namespace": "dev"},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "deployer",
-        },
-        "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}],
+        "metadata": {"name": name, "namespace": "dev"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [subject],
     }
-    agent = sa_binding("agent-admin", "cluster-admin", "monitoring", "agent")
-    workloads = kube_list(
-        pod("ci-runner", "dev", service_account="ci"),
-        pod("agent-1", "monitoring", service_account="agent", node=NODE_B),
+
+
+def ci_in_dev(*rules: dict, namespaces: dict):
+    """dev's ci service account holds `rules` in dev (a RoleBinding); its runner pod is there,
+    and a monitoring agent with a cluster-admin token runs on another node."""
+    ci = {"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}
+    return assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(
+            cluster_role("deployer", *rules),
+            role_binding_in_dev("ci", "deployer", ci),
+            sa_binding("agent-admin", "cluster-admin", "monitoring", "agent"),
+        ),
+        workloads=kube_list(
+            pod("ci-runner", "dev", service_account="ci"),
+            pod("agent-1", "monitoring", service_account="agent", node=NODE_B),
+        ),
+        namespaces=namespaces,
     )
+
+
+def runner_mut(report) -> int:
+    return next(b for b in report.blast_radius if b.workload == "dev/ci-runner").mut
+
+
+def test_pod_security_labels_open_a_node_to_whoever_creates_pods():
     namespaces = kube_list(
         namespace("dev"), namespace("shop", "restricted"), namespace("kube-system")
     )
-    report = assess(
-        describe_cluster(**PRIVATE),
-        rbac=rbac_list(deployer, binding, agent),
-        workloads=workloads,
-        namespaces=namespaces,
-    )
+    report = ci_in_dev(CREATE_PODS, namespaces=namespaces)
     psa = [f for f in report.findings if f.check_id == "workloads.pod_security"]
     assert [(f.status, f.resource) for f in psa] == [(Status.FAIL, "namespace dev")]
     # ci-runner creates a privileged pod in dev, placed on the agent's node, and reads its token.
-    runner = next(b for b in report.blast_radius if b.workload == "dev/ci-runner")
-    assert runner.mut == 1
-    labelled = assess(
-        describe_cluster(**PRIVATE),
-        rbac=rbac_list(deployer, binding, agent),
-        workloads=workloads,
-        namespaces=kube_list(namespace("dev", "baseline")),
-    )
-    assert next(b for b in labelled.blast_radius if b.workload == "dev/ci-runner").mut == 2
+    assert runner_mut(report) == 1
+    labelled = ci_in_dev(CREATE_PODS, namespaces=kube_list(namespace("dev", "baseline")))
+    assert runner_mut(labelled) == 2
 
 
 def test_escalate_through_bind():
@@ -377,63 +384,24 @@ def test_patch_on_its_own_namespace_lifts_pod_security_for_whoever_creates_pods_
     # namespace), so a RoleBinding in dev with patch on namespaces authorizes patching the
     # Namespace dev itself: its enforce label can go to privileged, and Pod Security admission
     # then admits a privileged pod.
-    relabeller = cluster_role(
-        "deployer-relabel",
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]},
-    )
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "ci", "namespace": "dev"},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "deployer-relabel",
-        },
-        "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}],
-    }
-    agent = sa_binding("agent-admin", "cluster-admin", "monitoring", "agent")
-    workloads = kube_list(
-        pod("ci-runner", "dev", service_account="ci"),
-        pod("agent-1", "monitoring", service_account="agent", node=NODE_B),
-    )
-    report = assess(
-        describe_cluster(**PRIVATE),
-        rbac=rbac_list(relabeller, binding, agent),
-        workloads=workloads,
-        namespaces=kube_list(namespace("dev", "baseline")),
-    )
+    baseline = kube_list(namespace("dev", "baseline"))
+    report = ci_in_dev(CREATE_PODS, PATCH_NAMESPACES, namespaces=baseline)
     relabel = finding(report, "rbac.namespace_relabel")
     assert relabel.status is Status.FAIL and "in namespace dev" in relabel.detail
     # baseline stops the privileged pod only until the label changes: ci-runner's compromise is
     # one mistake from admin, as in a namespace with no Pod Security level (test above); without
     # the patch it takes two.
-    assert next(b for b in report.blast_radius if b.workload == "dev/ci-runner").mut == 1
-    relabeller["rules"].pop()
-    unpatched = assess(
-        describe_cluster(**PRIVATE),
-        rbac=rbac_list(relabeller, binding, agent),
-        workloads=workloads,
-        namespaces=kube_list(namespace("dev", "baseline")),
-    )
-    assert next(b for b in unpatched.blast_radius if b.workload == "dev/ci-runner").mut == 2
+    assert runner_mut(report) == 1
+    assert runner_mut(ci_in_dev(CREATE_PODS, namespaces=baseline)) == 2
 
 
 def test_patch_on_namespaces_without_creating_pods_is_no_relabel_power():
-    reader = cluster_role(
-        "labeller", {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]}
+    alice = {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}
+    report = assess(
+        describe_cluster(**PRIVATE),
+        rbac=rbac_list(
+            cluster_role("labeller", PATCH_NAMESPACES),
+            role_binding_in_dev("labeller", "labeller", alice),
+        ),
     )
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "labeller", "namespace": "dev"},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": "labeller",
-        },
-        "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}],
-    }
-    report = assess(describe_cluster(**PRIVATE), rbac=rbac_list(reader, binding))
     assert finding(report, "rbac.namespace_relabel").status is Status.PASS

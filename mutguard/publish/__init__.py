@@ -5,15 +5,18 @@ Scheduled runs).
 
 - messages.py: the machine-readable message (one cluster's versioned report, split to fit;
   schemas/message.schema.json describes it).
-- dispatch.py: sinks chosen by configuration (SINK_MODULES), `publish()` and `notify()`.
+- dispatch.py: sinks chosen by configuration (SINK_MODULES), `publish()`, `notify()` and
+  `run_publishing()`, the one run of the command line and the functions alike.
+- config.py: the `sinks:` YAML document and the sinks a run picks from it.
 - One module per sink, behind base.Sink: slack.py, teams.py, smtp.py, ses.py, webhook.py (people
   and receivers); sqs.py, sns.py, pubsub.py, azure_queue.py (queues and topics).
-- stores.py: where the memory between runs is kept (STATE_STORES): SQLite (mutguard.state),
+- stores.py: where the memory between runs is kept (STATE_STORES): sqlite.py (the default),
   dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document.
 - secrets.py: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
   gcp_secrets.py) and how they stay out of logs (Redactor).
 - retry.py: bounded backoff with jitter, Retry-After, pacing.
-mutguard/state.py holds what is remembered between runs and the suppressions.
+mutguard/state.py holds what is remembered between runs and the store protocol;
+mutguard/suppressions.py the accepted risks.
 
 No sink's, store's or secret source's client library is imported until it is used.
 """
@@ -36,11 +39,13 @@ _EXPORTS = {
     ),
     "mutguard.publish.dispatch": (
         "SINK_MODULES",
+        "PublishError",
         "RunOutcome",
         "SinkSpec",
         "build_sinks",
         "notify",
         "publish",
+        "run_publishing",
     ),
     "mutguard.publish.retry": ("RetryPolicy",),
     "mutguard.publish.secrets": (

@@ -4,7 +4,7 @@ cluster, for runs that have no disk of their own (a timer-triggered Azure Functi
 The storage account comes from the connection string in $MUTGUARD_AZURE_STORAGE_CONNECTION_STRING;
 the table is created by the first save if it does not exist (an existing table needs only
 entity read and write rights, e.g. a table SAS). Each entity has:
-- PartitionKey `cluster` and RowKey the cluster key (state.cluster_key) percent-escaped, since
+- PartitionKey `cluster` and RowKey the cluster key (models.cluster_key) percent-escaped, since
   keys may not hold `/`, `\\`, `#`, `?` or control characters;
 - `cluster` (the key as it is) and `saved_at` (ISO 8601, UTC);
 - `state`: ClusterState.to_dict() as JSON, readable in Storage Explorer. A string property holds

@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
 from typing import Any
 
-from mutguard.errors import StoreError
-from mutguard.models import Report
+from mutguard.errors import InputError, StoreError
+from mutguard.models import Report, cluster_key
 from mutguard.plugins import Plugin
 from mutguard.publish.base import (
     ConfigError,
@@ -38,17 +38,17 @@ from mutguard.publish.base import (
     SinkResult,
 )
 from mutguard.publish.retry import call_with_retry
+from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.state import (
     DIGEST_CLAIM,
     ClaimKey,
     ClusterChange,
     ClusterState,
     StateStore,
-    Suppression,
     changes,
-    cluster_key,
     next_state,
 )
+from mutguard.suppressions import Suppression, stored_suppressions
 
 log = logging.getLogger("mutguard.publish")
 
@@ -179,6 +179,48 @@ def _park(
         result.error = f"{result.error}; the dead-letter queue took {took}, then failed: {reason}"
     else:
         result.error = f"{result.error}; {result.parked} message(s) sent to the dead-letter queue"
+
+
+class PublishError(Exception):
+    """Publishing could not run: a sink's configuration, the suppressions, or (`store`) the state
+    store, which may also fail after sending. Its text has every secret read this run blanked."""
+
+    def __init__(self, message: str, *, store: bool) -> None:
+        super().__init__(message)
+        self.store = store
+
+
+def run_publishing(
+    report: Report,
+    specs: Sequence[SinkSpec],
+    open_store: Callable[[], StateStore],
+    *,
+    suppressions: Sequence[Suppression] | None = None,
+    digest: bool = False,
+    dry_run: bool = False,
+) -> RunOutcome:
+    """The one publishing run of the command line and the functions: build the sinks (a bad
+    configuration stops it before the store is touched), open the store, take the suppressions
+    given or else the store's, and notify."""
+    redactor = Redactor()
+    context = SinkContext(SecretRefs(redactor), redactor)
+    try:
+        sinks = build_sinks(specs, context)
+        store = open_store()
+        return notify(
+            report,
+            store,
+            sinks,
+            context,
+            suppressions=stored_suppressions(store) if suppressions is None else suppressions,
+            digest=digest,
+            dry_run=dry_run,
+        )
+    except StoreError as exc:
+        raise PublishError(redactor.redact(str(exc)), store=True) from None
+    # A bad stored suppressions document is an InputError (suppressions.SuppressionError).
+    except (ConfigError, InputError) as exc:
+        raise PublishError(redactor.redact(str(exc)), store=False) from None
 
 
 @dataclass(frozen=True)

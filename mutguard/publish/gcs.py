@@ -3,7 +3,7 @@ cluster, for runs that have no disk of their own (a scheduled Cloud Function or 
 
 Objects, under PREFIX when one is given:
 - `clusters/<cluster key>.json`, one per cluster: `{"cluster": KEY, "saved_at": ISO 8601 UTC,
-  "state": ClusterState.to_dict()}`, Content-Type application/json. The key (state.cluster_key)
+  "state": ClusterState.to_dict()}`, Content-Type application/json. The key (models.cluster_key)
   is percent-escaped: `/` would make pseudo-folders, and GCS advises against `#`, `?`, `[`,
   `]`, `*` and control characters in names. A document over GZIP_OVER bytes (a cluster with
   hundreds of findings) is stored gzip-compressed with Content-Encoding gzip; the client

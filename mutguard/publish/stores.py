@@ -2,7 +2,7 @@
 
 `STATE_STORES` maps a kind to the module that implements it; each such module has
 `open_store(location: str) -> StateStore` (mutguard.state.StateStore), and is imported only when
-chosen: `sqlite[:PATH]`, `dynamodb:TABLE`, `azure-table:TABLE`, `gcs:BUCKET[/PREFIX]`.
+chosen: `sqlite[:PATH]` (sqlite.py), `dynamodb:TABLE`, `azure-table:TABLE`, `gcs:BUCKET[/PREFIX]`.
 SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
 $MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled function).
 """
@@ -19,7 +19,7 @@ from mutguard.plugins import Plugin
 from mutguard.state import StateStore
 
 STATE_STORES = {
-    "sqlite": Plugin("mutguard.state"),
+    "sqlite": Plugin("mutguard.publish.sqlite"),
     "dynamodb": Plugin("mutguard.publish.dynamodb", "aws", imports_later={"boto3": "boto3"}),
     "azure-table": Plugin(
         "mutguard.publish.azure_table",

@@ -122,6 +122,15 @@ def _cluster_panel(cluster: ClusterReport) -> Panel:
         if others.row_count:
             parts.append(others)
         parts.append(Text(f"failed: {severity_counts(cluster)}  ({status_counts(cluster)})"))
+        if cluster.platform_grants:
+            count = len(cluster.platform_grants)
+            parts.append(
+                Text(
+                    f"not findings: {count} dangerous power(s) held through the platform's own "
+                    "bindings, recognised by content (`mutguard explain` lists them with why)",
+                    style="dim",
+                )
+            )
     return Panel(Group(*parts), title=_title(cluster, account=True), title_align="left")
 
 

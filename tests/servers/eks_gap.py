@@ -371,6 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         gap = self.server.gap
+        gap._note_arrival()
         if gap.latency_seconds > 0:
             time.sleep(gap.latency_seconds)
         body = self._read_body()
@@ -477,6 +478,7 @@ class EksGapServer(Serving):
         self._faults: list[_Fault] = []
         self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
         self._seen: Counter[tuple[str, str]] = Counter()
+        self._arrivals: list[float] = []  # time.monotonic() of every request, as it comes in
 
     @property
     def url(self) -> str:
@@ -595,6 +597,15 @@ class EksGapServer(Serving):
             for (seen_method, path), count in seen
             if method.upper() in ("*", seen_method) and pattern.fullmatch(path)
         )
+
+    def requests_arrived_after(self, moment: float) -> int:
+        """Requests that came in after `moment` (time.monotonic(), this process's clock)."""
+        with self._lock:
+            return sum(1 for arrived in self._arrivals if arrived > moment)
+
+    def _note_arrival(self) -> None:
+        with self._lock:
+            self._arrivals.append(time.monotonic())
 
     def _note_request(self, method: str, path: str, region: str | None) -> _Fault | None:
         """Count the request and consume the fault that answers it, if any."""

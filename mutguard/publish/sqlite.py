@@ -1,0 +1,191 @@
+"""The default state store: one SQLite file (stdlib sqlite3), `sqlite[:PATH]`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from mutguard import clock
+from mutguard.errors import StoreError
+from mutguard.models import Severity, Status
+from mutguard.state import (
+    MUT_FIELDS,
+    ClaimKey,
+    ClusterState,
+    FindingState,
+    Mut,
+    claim_cutoff,
+)
+
+STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
+
+
+def default_state_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """$MUTGUARD_STATE_FILE, else $XDG_STATE_HOME/mutguard/state.sqlite3 (~/.local/state)."""
+    if explicit := environ.get(STATE_PATH_ENV):
+        return Path(explicit)
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mutguard" / "state.sqlite3"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    key TEXT PRIMARY KEY,
+    readable INTEGER NOT NULL,
+    mut INTEGER, mut_workload INTEGER, mut_credential INTEGER,
+    saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS findings (
+    cluster_key TEXT NOT NULL REFERENCES clusters(key) ON DELETE CASCADE,
+    check_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    suppressed INTEGER NOT NULL,
+    PRIMARY KEY (cluster_key, check_id, resource)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    cluster_key TEXT NOT NULL,
+    report TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_key, report)
+);
+"""
+SUPPRESSIONS_DOCUMENT = "suppressions"
+
+
+class SqliteStateStore:
+    """One SQLite file; each save replaces the given clusters in one transaction.
+
+    Any failure (not a database, a directory, locked by another run for longer than
+    `lock_wait_seconds`, a folder that cannot be created) raises StoreError naming the file."""
+
+    lock_wait_seconds = 10.0  # another run saving: wait for it, but not forever
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_state_path()
+
+    @contextmanager
+    def _connection(self, doing: str) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self.lock_wait_seconds)
+            try:
+                connection.execute("PRAGMA foreign_keys = ON")
+                connection.executescript(_SCHEMA)
+                yield connection
+            finally:
+                connection.close()
+        except OSError as err:
+            raise StoreError(f"could not {doing}: {self._what}: {err.strerror or err}") from None
+        except (sqlite3.Error, ValueError) as err:  # ValueError: a row mutguard did not write
+            raise StoreError(f"could not {doing}: {self._what}: {err}") from None
+
+    @property
+    def _what(self) -> str:
+        return f"state store sqlite:{self.path}"
+
+    def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
+        wanted = list(keys)
+        with self._connection("read the state") as connection:
+            return {
+                key: state
+                for key in wanted
+                if (state := _load_cluster(connection, key)) is not None
+            }
+
+    def save(self, states: Mapping[str, ClusterState]) -> None:
+        saved_at = clock.now().isoformat()
+        # `connection` as a context: one transaction, all clusters or none.
+        with self._connection("save the state") as connection, connection:
+            for key, state in states.items():
+                _save_cluster(connection, key, state, saved_at)
+
+    def load_suppressions(self) -> str | None:
+        with self._connection("read the state") as connection:
+            row = connection.execute(
+                "SELECT body FROM documents WHERE name = ?", (SUPPRESSIONS_DOCUMENT,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_suppressions(self, document: str) -> None:
+        saved_at = clock.now().isoformat()
+        with self._connection("save the state") as connection, connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                (SUPPRESSIONS_DOCUMENT, document, saved_at),
+            )
+
+    def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """`INSERT OR IGNORE` in one transaction: a row inserted is a claim won. Claims older
+        than CLAIM_DAYS are deleted first."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        claimed_at = clock.now().isoformat(timespec="seconds")
+        cutoff = claim_cutoff().isoformat(timespec="seconds")
+        won: set[ClaimKey] = set()
+        with self._connection("claim alerts in the state") as connection, connection:
+            connection.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,))
+            for key in wanted:
+                cursor = connection.execute(
+                    "INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", (*key, claimed_at)
+                )
+                if cursor.rowcount == 1:
+                    won.add(key)
+        return won
+
+    def release(self, keys: Iterable[ClaimKey]) -> None:
+        with self._connection("release claims in the state") as connection, connection:
+            connection.executemany(
+                "DELETE FROM claims WHERE cluster_key = ? AND report = ?", list(keys)
+            )
+
+
+def open_store(location: str) -> SqliteStateStore:
+    """`--state-store sqlite[:PATH]` (mutguard.publish.stores): the file at PATH, else the
+    default one."""
+    return SqliteStateStore(Path(location) if location else None)
+
+
+def _load_cluster(connection: sqlite3.Connection, key: str) -> ClusterState | None:
+    row = connection.execute(
+        "SELECT readable, mut, mut_workload, mut_credential FROM clusters WHERE key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    rows = connection.execute(
+        "SELECT check_id, resource, status, severity, suppressed FROM findings"
+        " WHERE cluster_key = ?",
+        (key,),
+    )
+    findings = {
+        (check_id, resource): FindingState(Status(status), Severity(severity), bool(suppressed))
+        for check_id, resource, status, severity, suppressed in rows
+    }
+    return ClusterState(readable=bool(row[0]), mut=Mut(row[1], row[2], row[3]), findings=findings)
+
+
+def _save_cluster(
+    connection: sqlite3.Connection, key: str, state: ClusterState, saved_at: str
+) -> None:
+    connection.execute("DELETE FROM clusters WHERE key = ?", (key,))
+    connection.execute(
+        "INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?)",
+        (key, int(state.readable), *(state.mut.value(n) for n in MUT_FIELDS), saved_at),
+    )
+    connection.executemany(
+        "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (key, check_id, resource, s.status.value, s.severity.value, int(s.suppressed))
+            for (check_id, resource), s in state.findings.items()
+        ],
+    )
