@@ -361,10 +361,6 @@ class UnreadObject:
     name: str  # "" when the name itself is unreadable
     reason: str  # names the object and the field
 
-    @property
-    def is_role(self) -> bool:
-        return self.kind in ROLE_KINDS
-
 
 def _parse_object(item: Any, index: int) -> Role | Binding:
     if not isinstance(item, dict):
@@ -609,7 +605,8 @@ def _bind_named_powers(
     included; the power is the strongest any of them grants where a binding it may write puts
     it. Nothing when an unrestricted `bind` or `escalate` already counts."""
     rules = tuple(rules)
-    if any(power.kind == "rbac.escalate_bind" for power in found):
+    limited = any(r.resource_names and ({"bind", "*"} & r.verbs) for r in rules)
+    if not limited or any(power.kind == "rbac.escalate_bind" for power in found):
         return []
     kinds = ("clusterrolebindings", "rolebindings") if scope is None else ("rolebindings",)
     writable = {k for k in kinds for r in rules for v in WRITE_VERBS if r.allows(v, RBAC_API, k)}

@@ -1,10 +1,10 @@
 """In-cluster RBAC checks that apply to every provider.
 
 Each dangerous power (see mutguard.rbac.powers) is one check; who holds it comes from the
-effective grants of every binding. Grants to groups everyone is in (anonymous users, every
-authenticated identity, every service account) have checks of their own, because their holders
-need no stolen credential. The Kubernetes bootstrap policy and other `system:` bindings are the
-platform's own and are not findings.
+effective grants of every binding and every subject. Grants to groups everyone is in (anonymous
+users, every authenticated identity, every service account) have checks of their own, because
+their holders need no stolen credential. Grants through the platform's own bindings, recognised
+by their whole content (mutguard.platform_rbac), are not findings; a name or label is no proof.
 """
 
 from __future__ import annotations
