@@ -127,7 +127,6 @@ class Binding:
     role_kind: str
     role_name: str
     subjects: tuple[Subject, ...]
-    labels: Mapping[str, str]
 
     @property
     def cluster_wide(self) -> bool:
@@ -237,7 +236,7 @@ class RbacPolicy:
         )
         self.unread: list[UnreadObject] = list(unread)
         self.platform = platform
-        self._recognised: dict[int, Recognition | None] = {}
+        self._recognised: dict[Binding, Recognition | None] = {}
         self._aggregated: dict[str, tuple[Rule, ...]] = {}
         self._grants: list[Grant] | None = None
 
@@ -297,10 +296,10 @@ class RbacPolicy:
         one of its own, or (None) not at all."""
         if self.platform is None:
             return None
-        if id(binding) not in self._recognised:
+        if binding not in self._recognised:
             rules = self.rules_of(binding) or ()
-            self._recognised[id(binding)] = self.platform.recognise(binding, rules)
-        return self._recognised[id(binding)]
+            self._recognised[binding] = self.platform.recognise(binding, rules)
+        return self._recognised[binding]
 
     def is_platform(self, binding: Binding, subject: Subject) -> bool:
         """Whether this binding gives this subject what the platform's own binding does."""
@@ -376,10 +375,12 @@ def _parse_object(item: Any, index: int) -> Role | Binding:
         raise InputError(f"{where}: metadata.name is missing")
     if not isinstance(namespace, str):
         raise InputError(f"{where}: metadata.namespace must be a string")
+    # Validated for bindings too (the API server refuses such an object); only roles' labels
+    # are read, by aggregation.
     labels = _string_map(metadata.get("labels"), f"{where}: metadata.labels")
     if kind in ROLE_KINDS:
         return _parse_role(item, kind, name, namespace, labels, where)
-    return _parse_binding(item, kind, name, namespace, labels, where)
+    return _parse_binding(item, kind, name, namespace, where)
 
 
 def _unread(item: Any, index: int, reason: str) -> UnreadObject:
@@ -443,9 +444,7 @@ def _qualified(namespace: str, name: Any) -> str:
     return f"{namespace}/{name}" if namespace and isinstance(namespace, str) else name
 
 
-def _parse_binding(
-    item: dict, kind: str, name: str, namespace: str, labels: dict[str, str], where: str
-) -> Binding:
+def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str) -> Binding:
     role_ref = item.get("roleRef")
     if not isinstance(role_ref, dict) or role_ref.get("kind") not in ROLE_KINDS:
         raise InputError(f"{where}: roleRef must name a ClusterRole or Role")
@@ -469,7 +468,6 @@ def _parse_binding(
         role_kind=role_ref["kind"],
         role_name=role_ref["name"],
         subjects=tuple(subjects),
-        labels=labels,
     )
 
 
@@ -744,17 +742,17 @@ def _combined_grants(policy: RbacPolicy, single: list[Grant]) -> list[Grant]:
     for subject in sorted(applying, key=lambda s: s.kind != "Group"):
         holders = [subject, *_groups_of(subject)]
         sources = [applying[holder] for holder in holders if holder in applying]
-        own = {id(b) for bindings in applying[subject].values() for b in bindings}
+        own = {b for bindings in applying[subject].values() for b in bindings}
         for scope in {scope for by_scope in sources for scope in by_scope}:
-            bindings = list(  # each once, by identity: bindings hold dicts, so cannot hash
-                {
-                    id(binding): binding
+            bindings = list(
+                dict.fromkeys(
+                    binding
                     for by_scope in sources
                     for at in dict.fromkeys((scope, None))
                     for binding in by_scope.get(at, ())
-                }.values()
+                )
             )
-            mine = [b for b in bindings if id(b) in own]
+            mine = [b for b in bindings if b in own]
             if len(bindings) < 2 or not mine:
                 continue
             rules = [rule for binding in bindings for rule in policy.rules_of(binding) or ()]

@@ -54,6 +54,17 @@ def failed(
     return Outcome(Status.FAIL, detail, resource, tuple(edges), tuple(starts))
 
 
+def passed_unless_unread(detail: str, unread: int, document: str, check_id: str) -> Outcome:
+    """PASS, unless `unread` objects of `document` were skipped as malformed: they may hold the
+    very thing the check looks for, so it cannot tell (`check_id` names them)."""
+    if not unread:
+        return passed(detail)
+    return unknown(
+        f"{detail} among the objects read, but {unread} object(s) of {document} could not be "
+        f"read and may hold it (see {check_id})"
+    )
+
+
 def unknown(
     reason: str,
     resource: str | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mutguard.checks import Outcome, check, failed, passed, unknown
+from mutguard.checks import Outcome, check, failed, passed, passed_unless_unread, unknown
 from mutguard.cluster import Cluster
 from mutguard.models import Area, Maturity, Provider, Severity
 from mutguard.mut import (
@@ -97,12 +97,8 @@ def _rbac_unknown(cluster: Cluster, who: str):
 def none_granted(cluster: Cluster, nothing: str) -> Outcome:
     """What a check that found no grant says: PASS, unless objects of rbac.json were skipped as
     malformed, which may hold the very grant it looks for."""
-    if cluster.rbac is not None and (skipped := len(cluster.rbac.unread)):
-        return unknown(
-            f"{nothing} among the roles and bindings read, but {skipped} object(s) of "
-            f"{RBAC_DOC} could not be read and may grant it (see rbac.unread_objects)"
-        )
-    return passed(nothing)
+    unread = len(cluster.rbac.unread) if cluster.rbac is not None else 0
+    return passed_unless_unread(nothing, unread, RBAC_DOC, "rbac.unread_objects")
 
 
 def _findings(cluster: Cluster, selected: Callable[[Grant], bool], nothing: str):

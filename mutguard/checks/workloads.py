@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from mutguard.checks import Outcome, check, failed, passed, unknown
+from mutguard.checks import Outcome, check, failed, passed, passed_unless_unread, unknown
 from mutguard.checks.rbac import none_granted
 from mutguard.cluster import Cluster
 from mutguard.models import Area, Maturity, Provider, Severity, Status
@@ -47,12 +47,10 @@ def _each_workload(
     if found:
         return found
     outcome = passed(nothing) if isinstance(nothing, str) else nothing
-    if outcome.status is Status.PASS and (skipped := len(cluster.workloads.unread)):
-        return unknown(
-            f"{outcome.detail} among the workloads read, but {skipped} object(s) of "
-            f"{WORKLOADS_DOC} could not be read (see workloads.unread_objects)"
-        )
-    return outcome
+    if outcome.status is not Status.PASS:
+        return outcome
+    unread = len(cluster.workloads.unread)
+    return passed_unless_unread(outcome.detail, unread, WORKLOADS_DOC, "workloads.unread_objects")
 
 
 def _escape_edges(workload: Workload, why: str) -> list[Edge]:
