@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mutguard import __version__, clock
+from mutguard.render import FORMATS
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED, EXIT_UNREAD = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
@@ -41,7 +42,6 @@ PROVIDER_ALIASES = {"aws": "eks", "gcp": "gke", "azure": "aks"}
 # warnings (google-api-core warns of Python versions it will stop supporting, by date).
 SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3", "msal", "grpc", "py.warnings")
 STDIO = "-"
-FORMATS = ("table", "json", "sarif", "markdown")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 log = logging.getLogger("mutguard")
@@ -159,10 +159,9 @@ def _add_clock_option(parser: argparse.ArgumentParser) -> None:
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
-        choices=FORMATS,
+        choices=tuple(FORMATS),
         default="table",
-        help="table (default, for a terminal), json (the versioned report), sarif (code "
-        "scanning) or markdown",
+        help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write the report to FILE ('-': stdout)"

@@ -23,6 +23,7 @@ from test_secret_env import CASES
 from mutguard.cli import EXIT_OK, main
 from mutguard.providers import kubeconfig, snapshot
 from mutguard.providers.kubeconfig import KubeconfigOptions
+from mutguard.render import FORMATS
 from mutguard.scan import build_report
 from mutguard.sources import ClusterSource, Provider
 from mutguard.workloads import Workloads
@@ -32,7 +33,6 @@ from servers.chat import ChatServer
 from servers.kube import KubeApiServer
 
 MUTGUARD = [sys.executable, "-m", "mutguard.cli"]
-FORMATS = ("table", "json", "sarif", "markdown")
 SLACK_TOKEN = "slackLeakToken7Hq2Vx9Lm4Np"
 SLACK_PATH = f"/services/T0LEAK0001/B0LEAK0002/{SLACK_TOKEN}"
 TEAMS_TOKEN = "teamsLeakToken3Kd8Wr5Zs1"

@@ -1,23 +1,32 @@
-"""Report renderers, looked up by format name; each turns a Report into text."""
+"""Report renderers, looked up by format name; each module's `render(report, color)` turns a
+Report into text. FORMATS is the one list of formats: `--format` offers exactly these."""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, NamedTuple
 
-from mutguard.models import Report
+if TYPE_CHECKING:
+    from mutguard.models import Report
+
+
+class Format(NamedTuple):
+    module: str
+    description: str  # for `--help`: what the format is for
+
 
 FORMATS = {
-    "table": "mutguard.render.table",
-    "json": "mutguard.render.json",
-    "sarif": "mutguard.render.sarif",
-    "markdown": "mutguard.render.markdown",
+    "table": Format("mutguard.render.table", "for a terminal (the default)"),
+    "json": Format("mutguard.render.json", "the versioned report"),
+    "sarif": Format("mutguard.render.sarif", "code scanning"),
+    "markdown": Format("mutguard.render.markdown", "pull requests and wikis"),
 }
 
 
 def render(report: Report, fmt: str, color: bool = False, source: str | None = None) -> str:
     """`source`: the options that name where the clusters came from (`--demo`, `--snapshot DIR`,
     `--provider aws ...`), for the next command the terminal report suggests."""
-    module = importlib.import_module(FORMATS[fmt])
+    module = importlib.import_module(FORMATS[fmt].module)
     if fmt == "table":
         return module.render(report, color=color, source=source)
     return module.render(report, color=color)
