@@ -60,6 +60,7 @@ class _Entry:
     subjects: frozenset[SubjectKey]
     catalogue: str
     source: str
+    note: str  # what the catalogue adds, e.g. the condition under which it is a real start
 
 
 class PlatformCatalogue:
@@ -83,6 +84,7 @@ class PlatformCatalogue:
                         subjects=_subjects(binding.get("subjects", ())),
                         catalogue=CATALOGUES.get(name, name),
                         source=sources.get(binding.get("source", ""), ""),
+                        note=binding.get("note", ""),
                     )
                 )
         self._powers: dict[tuple[Key, str | None], frozenset] = {}
@@ -111,11 +113,13 @@ class PlatformCatalogue:
                 "more than the platform's",
             )
         subjects = frozenset().union(*(e.subjects for e in same_role))
-        source = f"; source: {same_role[0].source}" if same_role[0].source else ""
+        entry = same_role[0]
+        source = f"; source: {entry.source}" if entry.source else ""
+        note = f"; {entry.note}" if entry.note else ""
         return Recognition(
             subjects,
             f"named like {what}, which does not bind this subject",
-            f"{what}, by its roleRef, subjects and what its role grants{source}",
+            f"{what}, by its roleRef, subjects and what its role grants{source}{note}",
         )
 
     def _catalogued_powers(self, role: Key, scope: str | None) -> frozenset:

@@ -307,8 +307,13 @@ class RbacPolicy:
         return recognised is not None and recognised.is_platform(subject)
 
     def dangling_bindings(self) -> list[Binding]:
-        """Bindings with subjects whose role does not exist: live once someone creates it."""
-        return [b for b in self.bindings if b.subjects and not self.role_of(b)]
+        """Bindings whose role does not exist: live once someone creates it. The platform's own
+        (a catalogued binding whose role this cluster does not show) are the platform's affair."""
+        return [
+            b
+            for b in self.bindings
+            if not self.role_of(b) and any(not self.is_platform(b, s) for s in b.subjects)
+        ]
 
     def role_may_be_unread(self, binding: Binding) -> bool:
         """Whether the role a binding names could be one of the objects that were skipped."""

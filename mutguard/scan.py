@@ -14,6 +14,7 @@ from datetime import datetime
 
 from mutguard import providers, workloads
 from mutguard.checks import Check, Outcome, catalogue
+from mutguard.checks.rbac import grant_edges
 from mutguard.cluster import Cluster
 from mutguard.errors import InputError
 from mutguard.models import (
@@ -159,6 +160,10 @@ def _platform_grants(cluster: Cluster) -> list[PlatformGrant]:
 def _graph_facts(cluster: Cluster) -> tuple[list[Edge], list[Start]]:
     """The edges that hold before any mistake, and a start for every known workload."""
     barriers = list(cluster.barrier_edges())
+    if cluster.rbac is not None:
+        # The platform's grants are no findings, but they hold: a start that reaches one of its
+        # subjects (GKE's kubelet credential, say) goes on from there.
+        barriers += [edge for g in cluster.rbac.grants() if g.platform for edge in grant_edges(g)]
     if cluster.workloads is None:
         return barriers, []
     reported = cluster.rbac.powerful_service_accounts() if cluster.rbac else frozenset()

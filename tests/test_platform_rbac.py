@@ -27,11 +27,13 @@ from builders import (
     BOOTSTRAP_RBAC,
     OBSERVED_AT,
     assess,
+    assess_gke,
     bootstrap_items,
     cluster_role,
     cluster_role_binding,
     describe_cluster,
     finding,
+    gke_cluster,
     rbac_list,
 )
 
@@ -252,3 +254,85 @@ def test_the_report_lists_the_platforms_grants_with_why_and_explain_shows_them()
     text = explain(report)
     assert "The platform's own grants (not findings)" in text
     assert "ClusterRoleBinding eks:addon-cluster-admin lets User eks:addon-manager" in text
+
+
+def _catalogued_objects(provider: str) -> list[dict]:
+    """A provider's catalogued roles and bindings as the API server returns them: what the
+    cited sources show that provider creating (one variant of each role)."""
+    catalogue = json.loads(
+        resources.files("mutguard")
+        .joinpath("data", "platform_rbac", f"{provider}.json")
+        .read_text()
+    )
+    objects, seen = [], set()
+    for role in catalogue["roles"]:
+        key = (role["kind"], role["namespace"], role["name"])
+        if key in seen:
+            continue
+        seen.add(key)
+        metadata = {
+            "name": role["name"],
+            **({"namespace": ns} if (ns := role["namespace"]) else {}),
+        }
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": role["kind"],
+                "metadata": metadata,
+                "rules": role["rules"],
+            }
+        )
+    for binding in catalogue["bindings"]:
+        key = (binding["kind"], binding["namespace"], binding["name"])
+        if key in seen:
+            continue  # a second variant of the same object cannot exist beside the first
+        seen.add(key)
+        metadata = {"name": binding["name"]}
+        if binding["namespace"]:
+            metadata["namespace"] = binding["namespace"]
+        objects.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": binding["kind"],
+                "metadata": metadata,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **binding["roleRef"]},
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", **s}
+                    if s["kind"] != "ServiceAccount"
+                    else s
+                    for s in binding["subjects"]
+                ],
+            }
+        )
+    return objects
+
+
+def _gke_scan(*items: dict):
+    return assess_gke(gke_cluster(), rbac=rbac_list(*items))
+
+
+@pytest.mark.parametrize(
+    ("provider", "scan_with"), [("eks", scan), ("gke", _gke_scan), ("aks", aks_scan)]
+)
+def test_unchanged_provider_built_ins_make_no_rbac_failure(provider, scan_with):
+    objects = _catalogued_objects(provider)
+    report = scan_with(*objects) if provider != "eks" else scan_with(rbac_list(*objects))
+    assert [f.detail for f in fails(report) if f.check_id.startswith("rbac.")] == []
+    # Their dangerous grants are not lost: they are the platform's, with why.
+    provider_grants = [g for g in report.platform_grants if "source: " in g.why]
+    assert provider_grants
+
+
+def test_a_platform_binding_without_its_role_is_no_finding_but_a_grown_one_is():
+    # eks:addon-manager's ClusterRole is not catalogued (no source shows its rules): without it,
+    # the binding is still the platform's; with one more subject, that subject is the user's.
+    (platform,) = [
+        o for o in _catalogued_objects("eks") if o["metadata"]["name"] == "eks:addon-manager"
+    ]
+    assert finding(scan(rbac_list(platform)), "rbac.dangling_binding").status is Status.PASS
+    grown = copy.deepcopy(platform)
+    grown["subjects"].append(
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "eve"}
+    )
+    dangling = finding(scan(rbac_list(grown)), "rbac.dangling_binding")
+    assert dangling.status is Status.FAIL and "User eve" in dangling.detail

@@ -21,6 +21,7 @@ from mutguard.mut import (
     API,
     AUTHENTICATED,
     INTERNET,
+    NODE_ANY,
     POD,
     SERVICE_ACCOUNTS,
     USER,
@@ -37,6 +38,7 @@ from mutguard.providers.gke import (
     NodePool,
     node_credential_edge,
 )
+from mutguard.rbac import Subject, subject_node
 
 GKE = (Provider.GKE,)
 DOCS = "https://cloud.google.com/kubernetes-engine/docs"
@@ -49,10 +51,15 @@ API_SERVER_AUTH = f"{DOCS}/how-to/api-server-authentication"
 WORKLOAD_IDENTITY = f"{DOCS}/how-to/workload-identity"
 NODE_SERVICE_ACCOUNTS = f"{DOCS}/how-to/service-accounts"
 ACCESS_SCOPES = f"{DOCS}/how-to/access-scopes"
+SHIELDED_NODES = f"{DOCS}/how-to/shielded-gke-nodes"
+METADATA_CONCEALMENT = f"{DOCS}/how-to/protecting-cluster-metadata"
 
 ANONYMOUS_MODES = ("ENABLED", "LIMITED", "MODE_UNSPECIFIED")
 METADATA_MODES = ("GKE_METADATA", "GCE_METADATA", "MODE_UNSPECIFIED")
 CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+# The identity of the kubelet credential GKE keeps in each node's kube-env instance metadata; GKE's
+# own ClusterRoleBinding kubelet-cluster-admin binds it to ClusterRole system:node.
+KUBELET = Subject("User", "kubelet")
 ENCRYPTION_OFF = ("DECRYPTED", "UNKNOWN")  # UNKNOWN is the API's name for "not set"
 ENCRYPTION_ON = ("ENCRYPTED", "ALL_OBJECTS_ENCRYPTION_ENABLED")
 DATAPATHS = ("DATAPATH_PROVIDER_UNSPECIFIED", "LEGACY_DATAPATH", "ADVANCED_DATAPATH")
@@ -575,8 +582,6 @@ def _each_pool(cluster: GkeCluster, judge: Callable[[NodePool], Outcome]) -> lis
 def metadata_server(cluster: GkeCluster):
     def judge(pool: NodePool):
         resource, mode = _pool_resource(cluster, pool), pool.metadata_mode
-        if mode == "GKE_METADATA" or (cluster.autopilot and mode is None):
-            return passed("the GKE metadata server hides the node's credentials", resource)
         if mode is not None and mode not in METADATA_MODES:
             return unknown(
                 f"pool {pool.name}: unrecognised workloadMetadataConfig.mode {mode!r}",
@@ -585,25 +590,41 @@ def metadata_server(cluster: GkeCluster):
                 "understood; assumed it hides the node's credentials",
                 affects=[StartKind.WORKLOAD],
             )
+        if _hides_metadata(cluster, pool):
+            return passed("the GKE metadata server hides the node's credentials", resource)
         return failed(
             f"pool {pool.name}: pods can read the token of {pool.service_account_label} from the "
             f"Compute Engine metadata server (workloadMetadataConfig.mode {mode or 'not set'})",
             resource,
-            edges=_metadata_edges(cluster, pool),
+            edges=_from_pods_on(
+                cluster, pool, lambda source, who: node_credential_edge(source, pool, who)
+            ),
         )
 
     return _each_pool(cluster, judge)
 
 
-def _metadata_edges(cluster: GkeCluster, pool: NodePool) -> list[Edge]:
-    """Some pod runs on the pool; known workloads reach it when their node's pool is certain."""
-    edges = [node_credential_edge(POD, pool, f"a pod on pool {pool.name}")]
+def _hides_metadata(cluster: GkeCluster, pool: NodePool) -> bool:
+    """The GKE metadata server runs on the pool: pods see neither the node's token nor kube-env.
+    A mode this version does not know is assumed to (metadata_server says so, as UNKNOWN)."""
+    mode = pool.metadata_mode
+    return (
+        mode == "GKE_METADATA"
+        or (cluster.autopilot and mode is None)
+        or (mode is not None and mode not in METADATA_MODES)
+    )
+
+
+def _from_pods_on(
+    cluster: GkeCluster, pool: NodePool, edge: Callable[[str, str], Edge]
+) -> list[Edge]:
+    """`edge(source, who)` from some pod on the pool, and from every known workload whose
+    node's pool is certain to be this one."""
+    edges = [edge(POD, f"a pod on pool {pool.name}")]
     for workload in cluster.workloads.items if cluster.workloads else ():
         nodes = workload.nodes or (None,)
         if any(cluster.pool_of_node(node) == pool for node in nodes):
-            edges.append(
-                node_credential_edge(workload.node, pool, f"{workload} on pool {pool.name}")
-            )
+            edges.append(edge(workload.node, f"{workload} on pool {pool.name}"))
     return edges
 
 
@@ -683,24 +704,71 @@ def workload_identity(cluster: GkeCluster):
 @check(
     id="gke.nodes.shielded",
     title="Shielded GKE nodes are enabled",
-    severity=Severity.LOW,
+    severity=Severity.HIGH,
     area=Area.WORKLOADS,
     maturity=Maturity.WALK,
     providers=GKE,
-    rationale="Shielded nodes prove their identity to the control plane, so a stolen node "
-    "bootstrap credential cannot be used to impersonate a node elsewhere.",
+    rationale="Each node keeps a kubelet credential in its kube-env instance metadata. Without "
+    "Shielded GKE Nodes the control plane does not verify that it is used from a node, so whoever "
+    "reads it (root on a node, or any pod on a pool without the GKE metadata server) acts as User "
+    "kubelet, which GKE's own kubelet-cluster-admin binding gives ClusterRole system:node: every "
+    "secret, service-account tokens and pods anywhere.",
     remediation={
         Provider.GKE: _update("--enable-shielded-nodes")
         + "; Terraform google_container_cluster enable_shielded_nodes = true."
     },
-    references=[f"{DOCS}/how-to/shielded-gke-nodes"],
+    references=[SHIELDED_NODES, METADATA_CONCEALMENT],
 )
 def shielded_nodes(cluster: GkeCluster):
     if cluster.shielded_nodes is None:
         return unknown("shieldedNodes is not reported")
     if cluster.shielded_nodes:
         return passed("shielded GKE nodes are enabled")
-    return failed("shielded GKE nodes are disabled")
+    exposed = [pool.name for pool in cluster.node_pools if not _hides_metadata(cluster, pool)]
+    readers = f"; pods on pool(s) {', '.join(exposed)} can read it too" if exposed else ""
+    return failed(
+        "shielded GKE nodes are disabled: the kubelet credential in kube-env works from anywhere "
+        f"as User kubelet (root on a node reads it{readers})",
+        edges=_kubelet_credential_edges(cluster),
+        starts=[
+            Start(
+                StartKind.CREDENTIAL,
+                "credential:gke-kubelet",
+                INTERNET,
+                "the kubelet credential from a node's kube-env leaks",
+                edges=(Edge(API, subject_node(KUBELET), 0, "authentication", _KUBELET_WORKS),),
+            )
+        ],
+    )
+
+
+_KUBELET_WORKS = (
+    "without Shielded GKE Nodes the kubelet credential authenticates as User kubelet from "
+    "anywhere, not only from its node"
+)
+
+
+def _kubelet_credential_edges(cluster: GkeCluster) -> list[Edge]:
+    """Who reads kube-env: root on any node, and pods on pools without the GKE metadata server.
+    What User kubelet may do is RBAC's to say (the platform's grants are in the graph)."""
+    kubelet = subject_node(KUBELET)
+
+    def reads(source: str, who: str) -> Edge:
+        return Edge(
+            source,
+            kubelet,
+            0,
+            "credential",
+            f"{who} reads the kubelet credential from kube-env in the instance metadata; "
+            + _KUBELET_WORKS,
+        )
+
+    edges = [reads(NODE_ANY, "root on a node")]
+    edges += [reads(f"node:{name}", f"root on {name}") for name in cluster.known_nodes()]
+    for pool in cluster.node_pools:
+        if not _hides_metadata(cluster, pool):
+            edges += _from_pods_on(cluster, pool, reads)
+    return edges
 
 
 @check(
