@@ -60,6 +60,7 @@ SINK_MODULES = {
     "sqs": Plugin("mutguard.publish.sqs", "aws", imports_later={"boto3": "boto3"}),
     "sns": Plugin("mutguard.publish.sns", "aws", imports_later={"boto3": "boto3"}),
     "ses": Plugin("mutguard.publish.ses", "aws", imports_later={"boto3": "boto3"}),
+    "securityhub": Plugin("mutguard.publish.securityhub", "aws", imports_later={"boto3": "boto3"}),
     "pubsub": Plugin(
         "mutguard.publish.pubsub",
         "notify-gcp",

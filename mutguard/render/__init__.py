@@ -20,6 +20,10 @@ FORMATS = {
     "json": Format("mutguard.render.json", "the versioned report"),
     "sarif": Format("mutguard.render.sarif", "code scanning"),
     "markdown": Format("mutguard.render.markdown", "pull requests and wikis"),
+    "csv": Format("mutguard.render.csv_report", "one row per finding, for spreadsheets"),
+    "junit": Format("mutguard.render.junit", "CI test reports (JUnit XML)"),
+    "ocsf": Format("mutguard.render.ocsf", "OCSF Compliance Findings for security lakes"),
+    "html": Format("mutguard.render.html", "one self-contained page to share or print"),
 }
 
 
