@@ -1,9 +1,10 @@
 """terraform/: the modules' structure, least privilege, the function contract, and the linters.
 
 The modules are parsed once (python-hcl2) and read structurally: every variable typed and
-described, no wildcard action or primitive role, encrypted queues, retained logs, schedules from
-variables, and the handler and environment names of the function contract. `terraform fmt` runs
-when terraform is installed, `terraform validate` when its providers can be installed too (not
+described, README tables generated from them, no wildcard action or primitive role, no storage
+account key in the Azure app settings, encrypted queues, retained logs, schedules from variables,
+and the handler and environment names of the function contract. `terraform fmt` runs when
+terraform is installed, `terraform validate` when its providers can be installed too (not
 offline), and checkov, which `make setup` installs, always.
 """
 
@@ -23,14 +24,15 @@ import hcl2
 import pytest
 import yaml
 
+from release import terraform_docs
+
 ROOT = Path(__file__).parents[1]
 TERRAFORM = ROOT / "terraform"
 MODULES = ("aws", "aws-member", "gcp", "azure")
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
-# The function contract (the Issue 7 brief, functions.md), copied here until the handlers exist
-# to import the names from.
+# The function contract: the handlers and the settings the modules pass to them.
 AWS_HANDLERS = {
     "dispatcher": "mutguard.functions.aws_lambda.dispatcher.handler",
     "worker": "mutguard.functions.aws_lambda.worker.handler",
@@ -53,6 +55,7 @@ CONTRACT_ENV = frozenset(
         "MUTGUARD_SINKS_CONFIG",
         "MUTGUARD_STATE_STORE",
         "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING",
+        "MUTGUARD_AZURE_TABLE_ENDPOINT",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL",
     }
@@ -109,14 +112,18 @@ GCP_ROLES = frozenset(
     }
 )
 GCP_PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
-AZURE_ROLES = frozenset(
-    {
-        "Reader",
-        "Azure Kubernetes Service Cluster User Role",
-        "Key Vault Secrets User",
-        "Storage Blob Data Reader",
-    }
+AZURE_READ_ROLES = frozenset(
+    {"Reader", "Azure Kubernetes Service Cluster User Role", "Key Vault Secrets User"}
 )
+# What an identity-based AzureWebJobsStorage needs (Microsoft's "Connecting to host storage with
+# an identity" and Queue storage binding docs): the host and timer (blobs), the queue trigger and
+# output binding (queues), the host's diagnostic events and the state store (tables).
+AZURE_STORAGE_DATA_ROLES = frozenset(
+    {"Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"}
+)
+AZURE_STORAGE_ACCOUNT_ID = "${azurerm_storage_account.function.id}"
+# The first azurerm release whose azurerm_storage_table takes storage_account_id.
+AZURERM_TABLE_ACCOUNT_ID_SINCE = (4, 77)
 AZURE_PRIVILEGED_ROLES = frozenset(
     {"Owner", "Contributor", "User Access Administrator", "Role Based Access Control Administrator"}
 )
@@ -271,6 +278,41 @@ def test_the_readme_tables_list_exactly_the_inputs_and_outputs(
     assert outputs == set(module.labelled("output"))
 
 
+def test_every_readme_table_is_generated_from_the_module() -> None:
+    stale = [
+        str(module.relative_to(ROOT))
+        for module in (TERRAFORM / "modules" / name for name in MODULES)
+        if terraform_docs.updated((module / "README.md").read_text(), terraform_docs.render(module))
+        != (module / "README.md").read_text()
+    ]
+    assert not stale, f"README tables out of date in {stale}: run {terraform_docs.COMMAND}"
+
+
+def test_the_readme_generator_renders_types_defaults_and_escapes(tmp_path: Path) -> None:
+    (tmp_path / "variables.tf").write_text(
+        'variable "a" {\n  type = list(object({ x = string }))\n'
+        '  description = "A | B, e.g. [\\"x\\"]."\n  default = ["x"]\n}\n'
+        'variable "b" {\n  type = string\n  description = "Needed."\n}\n'
+        'variable "c" {\n  type = string\n  description = "Optional."\n  default = null\n}\n'
+    )
+    (tmp_path / "outputs.tf").write_text(
+        'output "o" {\n  description = "The id."\n  value = 1\n}\n'
+    )
+    block = terraform_docs.render(tmp_path)
+    assert block.startswith(terraform_docs.BEGIN) and block.endswith(terraform_docs.END)
+    assert '| `a` | A \\| B, e.g. ["x"]. | `list(object({x = string}))` | `["x"]` | no |' in block
+    assert "| `b` | Needed. | `string` | n/a | yes |" in block
+    assert "| `c` | Optional. | `string` | `null` | no |" in block
+    assert "| `o` | The id. |" in block
+    readme = "# m\n\nProse.\n"
+    once = terraform_docs.updated(readme, block)
+    assert once.startswith(readme) and terraform_docs.updated(once, block) == once
+    (tmp_path / "README.md").write_text(readme)
+    assert terraform_docs.main(["--check", str(tmp_path)]) == 1
+    assert terraform_docs.main([str(tmp_path)]) == 0
+    assert terraform_docs.main(["--check", str(tmp_path)]) == 0
+
+
 def test_versions_are_pinned_with_pessimistic_constraints(
     modules: dict[str, Module], examples: dict[str, Module]
 ) -> None:
@@ -401,11 +443,57 @@ def test_the_audit_function_is_never_public(modules: dict[str, Module]) -> None:
     assert "event_trigger" not in audit
 
 
-def test_azure_assigns_only_read_roles(modules: dict[str, Module]) -> None:
-    assignments = modules["azure"].typed("resource", "azurerm_role_assignment").values()
-    roles = {body["role_definition_name"] for body in assignments}
-    assert roles <= AZURE_ROLES and not roles & AZURE_PRIVILEGED_ROLES, roles
-    assert all("role_definition_id" not in body for body in assignments)
+def test_azure_writes_only_to_its_own_storage_account(modules: dict[str, Module]) -> None:
+    module = modules["azure"]
+    assignments = module.typed("resource", "azurerm_role_assignment")
+    assert all("role_definition_id" not in body for body in assignments.values())
+    storage = assignments.pop("storage")
+    assert storage["role_definition_name"] == "${each.value}"
+    assert storage["scope"] == AZURE_STORAGE_ACCOUNT_ID
+    assert storage["for_each"] == "${local.storage_data_roles}"
+    roles = {body["role_definition_name"] for body in assignments.values()}
+    assert roles <= AZURE_READ_ROLES and not roles & AZURE_PRIVILEGED_ROLES, roles
+
+
+def test_azure_grants_the_documented_roles_for_identity_based_storage(
+    modules: dict[str, Module],
+) -> None:
+    module = modules["azure"]
+    roles = module.locals["storage_data_roles"]
+    assert set(re.findall(r'"([^"]+)"', roles)) == AZURE_STORAGE_DATA_ROLES, roles
+    for assignment in module.typed("resource", "azurerm_role_assignment").values():
+        assert assignment["principal_id"] == "${local.principal_id}"
+        assert assignment["principal_type"] == "ServicePrincipal"
+    assert module.locals["principal_id"] == (
+        "${azurerm_linux_function_app.this.identity[0].principal_id}"
+    )
+
+
+def test_azure_app_settings_hold_no_storage_account_key(modules: dict[str, Module]) -> None:
+    module = modules["azure"]
+    app = module.typed("resource", "azurerm_linux_function_app")["this"]
+    # azurerm then sets AzureWebJobsStorage__accountName, and no key-based content share.
+    assert app["storage_uses_managed_identity"] is True
+    assert "storage_account_access_key" not in app and "storage_key_vault_secret_id" not in app
+    text = "\n".join(tf.read_text() for tf in module.path.glob("*.tf"))
+    for secret in ("primary_access_key", "secondary_access_key", "connection_string"):
+        assert not re.search(rf"azurerm_storage_account\.\w+\.\w*{secret}", text), secret
+    endpoint = module.locals["environment"]["MUTGUARD_AZURE_TABLE_ENDPOINT"]
+    assert "azurerm_storage_account.function.primary_table_endpoint" in endpoint
+    assert "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING" not in module.locals["environment"]
+
+
+def test_the_azure_state_table_is_named_by_account_id(
+    modules: dict[str, Module], examples: dict[str, Module]
+) -> None:
+    table = modules["azure"].typed("resource", "azurerm_storage_table")["state"]
+    assert table["storage_account_id"] == AZURE_STORAGE_ACCOUNT_ID
+    assert "storage_account_name" not in table
+    for module in (modules["azure"], examples["azure"]):
+        provider = one(one(module.tree["terraform"])["required_providers"])["azurerm"]
+        minimum = re.fullmatch(r"~> (\d+)\.(\d+)", provider["version"])
+        assert minimum, provider["version"]
+        assert tuple(map(int, minimum.groups())) >= AZURERM_TABLE_ACCOUNT_ID_SINCE, module.path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,6 +531,26 @@ def test_every_log_is_retained_for_a_set_time(modules: dict[str, Module]) -> Non
     }
     workspace = only(modules["azure"], "azurerm_log_analytics_workspace")
     assert workspace["retention_in_days"] == "${var.log_retention_in_days}"
+    gcp = modules["gcp"]
+    bucket = only(gcp, "google_logging_project_bucket_config")
+    assert bucket["retention_days"] == "${var.log_retention_days}"
+    assert gcp.labelled("variable")["log_retention_days"]["default"] >= 365
+
+
+def test_the_gcp_functions_logs_go_to_the_retained_bucket(modules: dict[str, Module]) -> None:
+    gcp = modules["gcp"]
+    sink = only(gcp, "google_logging_project_sink")
+    bucket_id = "${google_logging_project_bucket_config.functions.id}"
+    assert sink["destination"] == f"logging.googleapis.com/{bucket_id}"
+    assert sink["filter"] == "${local.function_log_filter}"
+    functions = gcp.typed("resource", "google_cloudfunctions2_function")
+    names = {name: f["name"] for name, f in functions.items()}
+    assert names == {
+        "on_message": "${local.function_names[0]}",
+        "audit": "${local.function_names[1]}",
+    }
+    for resource_type in ("cloud_run_revision", "cloud_function"):
+        assert f'resource.type=\\"{resource_type}\\"' in gcp.locals["function_log_filter"]
 
 
 def test_every_schedule_comes_from_variables(modules: dict[str, Module]) -> None:

@@ -1,9 +1,12 @@
 """The state store on Azure Table storage (`--state-store azure-table:TABLE`): one entity per
 cluster, for runs that have no disk of their own (a timer-triggered Azure Function).
 
-The storage account comes from the connection string in $MUTGUARD_AZURE_STORAGE_CONNECTION_STRING;
-the table is created by the first save if it does not exist (an existing table needs only
-entity read and write rights, e.g. a table SAS). Each entity has:
+The storage account comes from the connection string in $MUTGUARD_AZURE_STORAGE_CONNECTION_STRING,
+else from the table service endpoint in $MUTGUARD_AZURE_TABLE_ENDPOINT
+(https://ACCOUNT.table.core.windows.net), reached with DefaultAzureCredential (a function app's
+managed identity, which needs Storage Table Data Contributor); the table is created by the first
+save if it does not exist (an existing table needs only entity read and write rights, e.g. a
+table SAS). Each entity has:
 - PartitionKey `cluster` and RowKey the cluster key (models.cluster_key) percent-escaped, since
   keys may not hold `/`, `\\`, `#`, `?` or control characters;
 - `cluster` (the key as it is) and `saved_at` (ISO 8601, UTC);
@@ -51,6 +54,8 @@ TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
 CHUNK_BYTES = 64_000  # a Binary property holds at most 64 KiB
 MAX_CHUNKS = 15  # with the other properties, within the 1 MiB an entity may hold
+# Without a connection string: the table service endpoint, reached with an Entra ID token.
+TABLE_ENDPOINT_ENV = "MUTGUARD_AZURE_TABLE_ENDPOINT"
 
 
 def row_key(cluster_key: str) -> str:
@@ -247,13 +252,30 @@ class AzureTableStateStore:
         if self._client is None:
             from azure.data.tables import TableClient
 
-            connection = azure_storage.connection_string(
-                self._secrets, azure_storage.CONNECTION_STRING_ENV, self._redactor
-            )
-            self._client = TableClient.from_connection_string(
-                connection, table_name=self.table, retry_total=0
-            )
+            try:
+                connection = azure_storage.connection_string(
+                    self._secrets, azure_storage.CONNECTION_STRING_ENV, self._redactor
+                )
+            except MissingSecret:
+                endpoint = self._endpoint()
+                if endpoint is None:
+                    raise
+                from azure.identity import DefaultAzureCredential
+
+                self._client = TableClient(
+                    endpoint, self.table, credential=DefaultAzureCredential(), retry_total=0
+                )
+            else:
+                self._client = TableClient.from_connection_string(
+                    connection, table_name=self.table, retry_total=0
+                )
         return self._client
+
+    def _endpoint(self) -> str | None:
+        try:
+            return self._secrets.get(TABLE_ENDPOINT_ENV)
+        except MissingSecret:
+            return None
 
 
 def open_store(location: str) -> AzureTableStateStore:

@@ -1,6 +1,7 @@
 # mutguard on Azure: one Linux function app (timer scheduled_dispatch -> storage queue ->
 # scan_target, and the audit HTTP function behind a function key) running as its system-assigned
-# managed identity, which holds read roles only.
+# managed identity: data roles on its own storage account (no account key in its settings), read
+# roles elsewhere.
 
 locals {
   package_blob_name = "mutguard-azure-function-${filemd5(var.package_zip_path)}.zip"
@@ -16,10 +17,10 @@ locals {
     MUTGUARD_SINKS        = length(var.sinks) > 0 ? join(",", var.sinks) : null
     MUTGUARD_SINKS_CONFIG = var.sinks_config
     MUTGUARD_STATE_STORE  = var.state_table_name == null ? null : "azure-table:${var.state_table_name}"
-    # The Azure Table store reads its account from this connection string: the function's own
-    # storage account, whose key AzureWebJobsStorage already holds.
-    MUTGUARD_AZURE_STORAGE_CONNECTION_STRING = var.state_table_name == null ? null : azurerm_storage_account.function.primary_connection_string
-    MUTGUARD_ARM_ENDPOINT                    = var.arm_endpoint
+    # The Azure Table store reaches this endpoint as the app's managed identity: no account key
+    # in any setting.
+    MUTGUARD_AZURE_TABLE_ENDPOINT = var.state_table_name == null ? null : azurerm_storage_account.function.primary_table_endpoint
+    MUTGUARD_ARM_ENDPOINT         = var.arm_endpoint
   }
 
   key_vault_settings = { for name, id in var.key_vault_secrets : name => "@Microsoft.KeyVault(SecretUri=${id})" }
@@ -43,7 +44,7 @@ resource "azurerm_storage_account" "function" {
   #checkov:skip=CKV_AZURE_59:A Consumption plan app has no VNet or fixed outbound addresses, so it reaches its storage over the public endpoint; no container or blob is public (allow_nested_items_to_be_public = false).
   #checkov:skip=CKV2_AZURE_33:Private endpoints need VNet integration, which the Consumption plan lacks.
   #checkov:skip=CKV2_AZURE_1:Microsoft-managed keys with infrastructure encryption; the account holds queue messages, the package and alert state, no customer data.
-  #checkov:skip=CKV2_AZURE_40:The Functions runtime (AzureWebJobsStorage, content share) needs shared key access on the Consumption plan.
+  #checkov:skip=CKV2_AZURE_40:The app uses its managed identity, but azurerm uploads the package blob with the account key unless the caller's provider sets storage_use_azuread.
   #checkov:skip=CKV2_AZURE_41:No SAS is issued: the package is fetched with the managed identity.
   name                              = var.storage_account_name
   resource_group_name               = var.resource_group_name
@@ -95,9 +96,8 @@ resource "azurerm_storage_table" "state" {
   #checkov:skip=CKV2_AZURE_20:Table reads are logged by Azure Monitor diagnostic settings (azurerm_monitor_diagnostic_setting.storage), not the legacy Log Analytics storage insights this check looks for.
   count = var.state_table_name == null ? 0 : 1
 
-  name = var.state_table_name
-  # storage_account_id arrived for tables only in late 4.x releases; the name works in all.
-  storage_account_name = azurerm_storage_account.function.name
+  name               = var.state_table_name
+  storage_account_id = azurerm_storage_account.function.id
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ resource "azurerm_linux_function_app" "this" {
   location                                       = var.location
   service_plan_id                                = azurerm_service_plan.this.id
   storage_account_name                           = azurerm_storage_account.function.name
-  storage_account_access_key                     = azurerm_storage_account.function.primary_access_key
+  storage_uses_managed_identity                  = true
   functions_extension_version                    = "~4"
   https_only                                     = true
   public_network_access_enabled                  = true
@@ -202,15 +202,28 @@ resource "azurerm_linux_function_app" "this" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Roles of the function's identity: reads only.
+# Roles of the function's identity: data roles on its own storage account, reads elsewhere.
 
 locals {
   principal_id = azurerm_linux_function_app.this.identity[0].principal_id
+
+  # storage_uses_managed_identity makes the provider set AzureWebJobsStorage__accountName, which
+  # the host and the queue trigger and output bindings (connection AzureWebJobsStorage) use:
+  # - Storage Blob Data Owner: host coordination, keys, the timer's lock blobs, the package;
+  # - Storage Queue Data Contributor: read, process and send messages, create <queue>-poison;
+  # - Storage Table Data Contributor: the host's diagnostic events and the state table.
+  storage_data_roles = toset([
+    "Storage Blob Data Owner",
+    "Storage Queue Data Contributor",
+    "Storage Table Data Contributor",
+  ])
 }
 
-resource "azurerm_role_assignment" "package_reader" {
-  scope                = "${azurerm_storage_account.function.id}/blobServices/default/containers/${azurerm_storage_container.package.name}"
-  role_definition_name = "Storage Blob Data Reader"
+resource "azurerm_role_assignment" "storage" {
+  for_each = local.storage_data_roles
+
+  scope                = azurerm_storage_account.function.id
+  role_definition_name = each.value
   principal_id         = local.principal_id
   principal_type       = "ServicePrincipal"
 }

@@ -183,12 +183,43 @@ resource "google_cloud_scheduler_job" "dispatch" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Functions (/tmp/brief/functions.md): on_message behind the topic, audit over HTTP.
+# Logs: both functions' logs are routed to a log bucket of their own, kept log_retention_days
+# (the _Default bucket keeps its copy for its own retention, 30 days unless changed).
+
+locals {
+  function_names = ["${var.name}-on-message", "${var.name}-audit"]
+  quoted_names   = join(" OR ", [for f in local.function_names : "\"${f}\""])
+  function_log_filter = join(" OR ", [
+    "(resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${local.quoted_names}))",
+    "(resource.type=\"cloud_function\" AND resource.labels.function_name=(${local.quoted_names}))",
+  ])
+}
+
+resource "google_logging_project_bucket_config" "functions" {
+  project        = var.project_id
+  location       = var.region
+  bucket_id      = "${var.name}-logs"
+  description    = "mutguard functions' logs"
+  retention_days = var.log_retention_days
+}
+
+# A sink to a log bucket of its own project is authorized to write to it: no IAM grant.
+resource "google_logging_project_sink" "functions" {
+  project                = var.project_id
+  name                   = "${var.name}-functions"
+  description            = "Routes the mutguard functions' logs to their log bucket."
+  destination            = "logging.googleapis.com/${google_logging_project_bucket_config.functions.id}"
+  filter                 = local.function_log_filter
+  unique_writer_identity = true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Functions: on_message behind the topic, audit over HTTP.
 
 resource "google_cloudfunctions2_function" "on_message" {
   project     = var.project_id
   location    = var.region
-  name        = "${var.name}-on-message"
+  name        = local.function_names[0]
   description = "mutguard: fans out dispatch messages and scans scan messages"
   labels      = var.labels
 
@@ -235,7 +266,7 @@ resource "google_cloud_run_v2_service_iam_member" "on_message_trigger" {
 resource "google_cloudfunctions2_function" "audit" {
   project     = var.project_id
   location    = var.region
-  name        = "${var.name}-audit"
+  name        = local.function_names[1]
   description = "mutguard: scans the targets a POSTed payload names and returns the report"
   labels      = var.labels
 

@@ -9,7 +9,7 @@ output "trigger_service_account_email" {
 }
 
 output "topic_id" {
-  description = "The scan topic (MUTGUARD_TOPIC), projects/PROJECT/topics/NAME: publish {\"action\": \"dispatch\"} to it to scan now."
+  description = "The scan topic (MUTGUARD_TOPIC), projects/PROJECT/topics/NAME: publish {\"action\": \"dispatch\", \"publish\": true} to it to scan now."
   value       = google_pubsub_topic.scan.id
 }
 
@@ -41,4 +41,9 @@ output "source_bucket_name" {
 output "state_store" {
   description = "MUTGUARD_STATE_STORE (gcs:BUCKET/PREFIX), or null without state."
   value       = local.environment.MUTGUARD_STATE_STORE
+}
+
+output "log_bucket_id" {
+  description = "The log bucket that keeps both functions' logs for log_retention_days."
+  value       = google_logging_project_bucket_config.functions.id
 }

@@ -228,6 +228,17 @@ variable "gke_endpoint" {
   default     = null
 }
 
+variable "log_retention_days" {
+  type        = number
+  description = "Days the functions' log bucket keeps their logs."
+  default     = 365
+
+  validation {
+    condition     = var.log_retention_days >= 1 && var.log_retention_days <= 3650
+    error_message = "log_retention_days must be between 1 and 3650."
+  }
+}
+
 variable "build_service_account" {
   type        = string
   description = "Service account Cloud Build uses to build the functions (projects/P/serviceAccounts/EMAIL); null uses the project's default build service account."
