@@ -19,8 +19,11 @@ CHECKOV := .tools/checkov/bin/checkov
 # sarif-multitool (GitHub code scanning's SARIF rules, in tests/test_sarif.py): its npm package
 # carries a self-contained linux-x64 .NET build, so it needs Node.js but no .NET runtime.
 SARIF_MULTITOOL := .tools/node_modules/.bin/sarif-multitool
+# Headless Chromium for the HTML report's browser tests (tests/test_render_html.py), from Debian;
+# where it cannot be installed (not root, no apt-get) those tests skip and say so.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup test lint demo bench package schema clean
+.PHONY: setup test lint demo bench package schema terraform-docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,13 +57,18 @@ $(CHECKOV):
 $(SARIF_MULTITOOL):
 	npm install --prefix .tools --no-audit --no-fund @microsoft/sarif-multitool@5.7.0
 
+$(CHROMIUM):
+	( command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) \
+	|| echo "chromium could not be installed here (needs root and apt-get): the HTML report's browser tests will be skipped"
+
 setup: $(STAMP) $(AZURITE)
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint $(CHECKOV) $(SARIF_MULTITOOL) $(FAKETIME_LIBRARY)
+test: lint $(CHECKOV) $(SARIF_MULTITOOL) $(FAKETIME_LIBRARY) $(CHROMIUM)
 	$(PY) -m pytest
 	$(PY) tests/clock_ahead.py
 
@@ -78,6 +86,10 @@ package: setup
 
 schema: setup
 	$(PY) -m mutguard.schema > schemas/report.schema.json
+
+# The Inputs and Outputs tables of each Terraform module's README, from its variables and outputs.
+terraform-docs: setup
+	$(PY) release/terraform_docs.py
 
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .ruff_cache

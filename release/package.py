@@ -23,7 +23,8 @@ scripts or installer records naming a path: building twice gives the same bytes.
 No package holds or pins what only the terminal CLI uses: rich, and whatever the resolved
 dependency graph reaches only through it (pygments, markdown-it-py, mdurl). What this script
 installs (Lambda, Azure) leaves out PyYAML's optional libyaml accelerator, whose absence makes
-`yaml` use its pure-Python loader; Cloud Build installs PyYAML whole for Cloud Functions.
+`yaml` use its pure-Python loader, and the parts of slack-sdk the Slack sink never loads; Cloud
+Build installs both whole for Cloud Functions.
 
 Run with the project's venv: `.venv/bin/python release/package.py [aws gcp azure] [--dist DIR]`.
 """
@@ -75,6 +76,22 @@ TERMINAL_ONLY_FILES = ("mutguard/demo/",)
 # `yaml` sets __with_libyaml__ False and uses its pure-Python loader, ample for the small
 # documents mutguard reads with yaml.safe_load.
 LIBYAML_ACCELERATOR = ("yaml/_yaml.*.so", "_yaml")
+# slack-sdk's parts the Slack sink never loads (it uses slack_sdk.WebClient and
+# slack_sdk.webhook.WebhookClient, which import none of them): the asyncio and legacy clients,
+# OAuth, Socket Mode, RTM, SCIM and audit-log APIs, and the deprecated `slack` alias package.
+# About 1 MB of the Lambda zip's 15 MB budget.
+SLACK_SDK_UNUSED = (
+    "slack",
+    "slack_sdk/oauth",
+    "slack_sdk/socket_mode",
+    "slack_sdk/rtm",
+    "slack_sdk/rtm_v2",
+    "slack_sdk/scim",
+    "slack_sdk/audit_logs",
+    "slack_sdk/web/async_*.py",
+    "slack_sdk/web/legacy_*.py",
+    "slack_sdk/webhook/async_client.py",
+)
 # The wheel's build backend, pinned: its version is written into the wheel's metadata.
 BUILD_BACKEND = "setuptools==84.2.1"
 # ZIP cannot store times before 1980.
@@ -306,12 +323,12 @@ def install(dists: Iterable[Dist], site: Path) -> None:
         *target_options(),
         *wheels,
     )
-    remove_libyaml_accelerator(site)
+    remove_unused(site)
     scrub(site)
 
 
-def remove_libyaml_accelerator(site: Path) -> None:
-    for pattern in LIBYAML_ACCELERATOR:
+def remove_unused(site: Path) -> None:
+    for pattern in (*LIBYAML_ACCELERATOR, *SLACK_SDK_UNUSED):
         for path in sorted(site.glob(pattern)):
             if path.is_dir():
                 shutil.rmtree(path)
