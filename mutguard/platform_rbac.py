@@ -48,9 +48,15 @@ class Recognition:
     platform_subjects: frozenset[SubjectKey]
     look_alike: str
     why: str = ""  # for the platform's subjects: the catalogued object and its source
+    # The subjects the catalogue lists for this name and roleRef, also when the role here grants
+    # more than the catalogued one (or is not catalogued at all).
+    listed_subjects: frozenset[SubjectKey] = frozenset()
 
     def is_platform(self, subject: Any) -> bool:
         return (subject.kind, subject.name, subject.namespace) in self.platform_subjects
+
+    def lists(self, subject: Any) -> bool:
+        return (subject.kind, subject.name, subject.namespace) in self.listed_subjects
 
 
 @dataclass(frozen=True)
@@ -106,13 +112,14 @@ class PlatformCatalogue:
         scope = None if binding.cluster_wide else binding.namespace
         namespace = binding.namespace if binding.role_kind == "Role" else ""
         role = (binding.role_kind, namespace, binding.role_name)
+        subjects = frozenset().union(*(e.subjects for e in same_role))
         if not _power_set(powers(rules, scope)) <= self._catalogued_powers(role, scope):
             return Recognition(
                 frozenset(),
                 f"looks like {what}, but its {binding.role_kind} {binding.role_name} grants "
                 "more than the platform's",
+                listed_subjects=subjects,
             )
-        subjects = frozenset().union(*(e.subjects for e in same_role))
         entry = same_role[0]
         source = f"; source: {entry.source}" if entry.source else ""
         note = f"; {entry.note}" if entry.note else ""
@@ -120,6 +127,7 @@ class PlatformCatalogue:
             subjects,
             f"named like {what}, which does not bind this subject",
             f"{what}, by its roleRef, subjects and what its role grants{source}{note}",
+            listed_subjects=subjects,
         )
 
     def _catalogued_powers(self, role: Key, scope: str | None) -> frozenset:

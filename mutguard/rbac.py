@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -713,7 +713,37 @@ def _grants(policy: RbacPolicy) -> list[Grant]:
                 Grant(subject, binding, power, scope, platform=platform, note=note)
                 for power in held
             )
+    found = _held_through_the_platform_anyway(policy, found)
     return found + _combined_grants(policy, found)
+
+
+def _held_through_the_platform_anyway(policy: RbacPolicy, found: list[Grant]) -> list[Grant]:
+    """A catalogued binding whose role grants more than the catalogue shows (or whose role no
+    source shows) gives a subject the catalogue lists for it nothing new when the platform's own
+    bindings already give that subject the same power: EKS binds User eks:addon-manager both to
+    cluster-admin and to a ClusterRole eks:addon-manager. Such a grant is the platform's, and
+    says why; anyone else the binding names is judged as ever."""
+    through = {(g.subject, g.namespace, g.power.kind): g.binding for g in found if g.platform}
+    kept = []
+    for grant in found:
+        recognised = policy.recognition(grant.binding)
+        already = through.get((grant.subject, None, grant.power.kind)) or through.get(
+            (grant.subject, grant.namespace, grant.power.kind)
+        )
+        if (
+            grant.platform
+            or recognised is None
+            or not recognised.lists(grant.subject)
+            or not already
+        ):
+            kept.append(grant)
+            continue
+        note = (
+            f"{recognised.look_alike}; {grant.subject} holds this power through the platform's "
+            f"{already} anyway"
+        )
+        kept.append(replace(grant, platform=True, note=note))
+    return kept
 
 
 def _groups_of(subject: Subject) -> list[Subject]:

@@ -336,3 +336,32 @@ def test_a_platform_binding_without_its_role_is_no_finding_but_a_grown_one_is():
     )
     dangling = finding(scan(rbac_list(grown)), "rbac.dangling_binding")
     assert dangling.status is Status.FAIL and "User eve" in dangling.detail
+
+
+ADDON_MANAGER_ROLE = cluster_role("eks:addon-manager", WILDCARD)  # rules no source shows
+
+
+def test_a_catalogued_binding_adds_nothing_its_subject_already_holds_through_the_platform():
+    # User eks:addon-manager is cluster-admin through eks:addon-cluster-admin; whatever the
+    # uncatalogued ClusterRole eks:addon-manager holds, binding it to that user adds no holder.
+    (binding,) = [
+        o for o in _catalogued_objects("eks") if o["metadata"]["name"] == "eks:addon-manager"
+    ]
+    report = scan(rbac_list(EKS_ADDON_ADMIN, ADDON_MANAGER_ROLE, binding))
+    assert [f for f in fails(report) if f.check_id.startswith("rbac.")] == []
+    (why,) = {
+        g.why
+        for g in report.platform_grants
+        if g.binding == "ClusterRoleBinding eks:addon-manager" and g.power.startswith("use every")
+    }
+    assert "through the platform's ClusterRoleBinding eks:addon-cluster-admin anyway" in why
+    # Without the platform's cluster-admin binding the same role is a grant to judge.
+    alone = scan(rbac_list(ADDON_MANAGER_ROLE, binding))
+    assert finding(alone, "rbac.wildcard").status is Status.FAIL
+    # And a subject the catalogue does not list gains the power: the user's finding.
+    grown = copy.deepcopy(binding)
+    grown["subjects"].append(
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "eve"}
+    )
+    wildcard = finding(scan(rbac_list(EKS_ADDON_ADMIN, ADDON_MANAGER_ROLE, grown)), "rbac.wildcard")
+    assert wildcard.status is Status.FAIL and "User eve" in wildcard.detail
