@@ -66,6 +66,11 @@ SINK_MODULES = {
         "notify-gcp",
         imports_later={"google.cloud.pubsub_v1": "google-cloud-pubsub"},
     ),
+    "scc": Plugin(
+        "mutguard.publish.scc",
+        "notify-gcp",
+        imports_later={"google.cloud.securitycenter_v2": "google-cloud-securitycenter"},
+    ),
     "azure-queue": Plugin(
         "mutguard.publish.azure_queue",
         "notify-azure",
