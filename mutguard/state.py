@@ -15,10 +15,17 @@ A cluster that could not be read this run keeps its last known findings and MUT 
 only marked unreadable): "we could not look" is neither "resolved" nor "unchanged", and the next
 readable run is compared with what was last seen.
 
-Stores: `StateStore` is the protocol (load the last state of some clusters, save new states,
-claim and release alerts); the stores themselves are in mutguard/publish/ (SQLite, the default
-for the CLI, in sqlite.py). Cloud stores map `ClusterState.to_dict()` / `from_dict()` onto their
-items. Suppressions are in mutguard/suppressions.py.
+History: each cluster's state also keeps the MUT of its last HISTORY_LENGTH readable runs
+(`MutPoint`: the report's generated_at, the three values and which were upper bounds), oldest
+first, for the trend the HTML report draws. `next_state()` adds this run's point, replacing one
+with the same generated_at (the same report saved again), so it is saved with the state, in the
+same write; a run that could not read the cluster adds none.
+
+Stores: `StateStore` is the protocol (load the last state of some clusters, history included,
+save new states, claim and release alerts); the stores themselves are in mutguard/publish/
+(SQLite, the default for the CLI, in sqlite.py). Cloud stores map `ClusterState.to_dict()` /
+`from_dict()` onto their items; a record without history (written before it was kept) loads
+with none. Suppressions are in mutguard/suppressions.py.
 
 Claims: two runs publishing the same report at the same time both load the old state before
 either saves, so both would send the same alerts. Before sending, a run claims each alert with a
@@ -47,6 +54,7 @@ ClaimKey = tuple[str, str]
 DIGEST_CLAIM = "digest"
 CLAIM_DAYS = 7  # how long a claim is kept (the cloud stores let their TTL or lifecycle drop it)
 MUT_FIELDS = ("mut", "mut_workload", "mut_credential")
+HISTORY_LENGTH = 30  # runs of MUT kept per cluster
 
 
 def finding_key(finding: Finding) -> FindingKey:
@@ -84,6 +92,54 @@ class Mut:
         return min(known) if known else None
 
 
+def utc(moment: datetime.datetime) -> datetime.datetime:
+    """The moment in UTC; one without a zone is taken as UTC (as `--as-of` reads it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class MutPoint:
+    """One run's MUT of a cluster: when (the report's generated_at, in UTC), the three values,
+    and which of them were upper bounds (ClusterReport.mut_upper_bound)."""
+
+    generated_at: datetime.datetime
+    mut: Mut
+    upper_bound: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, cluster: ClusterReport, generated_at: datetime.datetime) -> MutPoint:
+        bound = tuple(name for name in MUT_FIELDS if name in cluster.mut_upper_bound)
+        return cls(utc(generated_at), Mut.of(cluster), bound)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            **{name: self.mut.value(name) for name in MUT_FIELDS},
+            "upper_bound": list(self.upper_bound),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MutPoint:
+        when = utc(datetime.datetime.fromisoformat(data["generated_at"]))
+        bound = tuple(name for name in MUT_FIELDS if name in data["upper_bound"])
+        return cls(when, Mut(*(data[name] for name in MUT_FIELDS)), bound)
+
+
+def add_point(
+    history: Sequence[MutPoint], point: MutPoint, length: int = HISTORY_LENGTH
+) -> tuple[MutPoint, ...]:
+    """The history with this point, in time order, at most `length` points (the oldest go
+    first). A point with the same generated_at (the same report saved again) is replaced."""
+    if length < 1:
+        raise ValueError("a history keeps at least one point")
+    kept = [p for p in history if p.generated_at != point.generated_at]
+    kept.append(point)
+    kept.sort(key=lambda p: p.generated_at)
+    return tuple(kept[-length:])
+
+
 @dataclass(frozen=True)
 class FindingState:
     status: Status
@@ -96,6 +152,7 @@ class ClusterState:
     readable: bool
     mut: Mut
     findings: Mapping[FindingKey, FindingState] = field(default_factory=dict)
+    history: tuple[MutPoint, ...] = ()  # the last runs' MUT, oldest first
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, for stores that keep one document per cluster."""
@@ -112,6 +169,7 @@ class ClusterState:
                 }
                 for (check_id, resource), state in sorted(self.findings.items())
             ],
+            "history": [point.to_dict() for point in self.history],
         }
 
     @classmethod
@@ -123,7 +181,8 @@ class ClusterState:
             for item in data["findings"]
         }
         mut = Mut(*(data[name] for name in MUT_FIELDS))
-        return cls(readable=bool(data["readable"]), mut=mut, findings=findings)
+        history = tuple(MutPoint.from_dict(point) for point in data.get("history", ()))
+        return cls(readable=bool(data["readable"]), mut=mut, findings=findings, history=history)
 
 
 def _suppressed(
@@ -163,6 +222,7 @@ class ClusterChange:
     severity_rose: tuple[SeverityRise, ...] = ()
     resolved: tuple[ResolvedFinding, ...] = ()
     became_unreadable: bool = False
+    history: tuple[MutPoint, ...] = ()  # the MUT of the runs saved before this one
 
     @property
     def after(self) -> Mut:
@@ -205,10 +265,13 @@ def _cluster_change(
     today: datetime.date,
 ) -> ClusterChange:
     key = cluster_key(cluster)
+    history = before.history if before else ()
     if cluster.mut is None:
         # Nothing was read: no finding can be called new or resolved.
         news = before is None or before.readable
-        return ClusterChange(key, cluster, before.mut if before else None, became_unreadable=news)
+        return ClusterChange(
+            key, cluster, before.mut if before else None, became_unreadable=news, history=history
+        )
     seen = before.findings if before else {}
     new: list[Finding] = []
     rose: list[SeverityRise] = []
@@ -227,6 +290,7 @@ def _cluster_change(
         new=tuple(new),
         severity_rose=tuple(rose),
         resolved=_resolved(seen, cluster),
+        history=history,
     )
 
 
@@ -248,12 +312,16 @@ def next_state(
     previous: Mapping[str, ClusterState],
     report: Report,
     suppressions: Sequence[Suppression] = (),
+    history_length: int = HISTORY_LENGTH,
 ) -> dict[str, ClusterState]:
     """The state to save for every cluster of the report (other clusters are left as they are:
-    a run that scanned fewer clusters says nothing about the others)."""
+    a run that scanned fewer clusters says nothing about the others), each readable cluster's
+    history with this run's point added (at most `history_length` points)."""
     day = report.generated_at.date()
     return {
-        cluster_key(c): _cluster_state(previous.get(cluster_key(c)), c, suppressions, day)
+        cluster_key(c): _cluster_state(
+            previous.get(cluster_key(c)), c, suppressions, day, report.generated_at, history_length
+        )
         for c in report.clusters
     }
 
@@ -263,6 +331,8 @@ def _cluster_state(
     cluster: ClusterReport,
     suppressions: Sequence[Suppression],
     today: datetime.date,
+    generated_at: datetime.datetime,
+    history_length: int,
 ) -> ClusterState:
     if cluster.mut is None:
         if before is None:
@@ -276,7 +346,12 @@ def _cluster_state(
         )
         for f in cluster.findings
     }
-    return ClusterState(readable=True, mut=Mut.of(cluster), findings=findings)
+    history = add_point(
+        before.history if before else (),
+        MutPoint.of(cluster, generated_at),
+        history_length,
+    )
+    return ClusterState(readable=True, mut=Mut.of(cluster), findings=findings, history=history)
 
 
 # --- Stores -------------------------------------------------------------------------------
@@ -284,7 +359,8 @@ def _cluster_state(
 
 class StateStore(Protocol):
     def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
-        """The last saved state of each of these clusters that has one."""
+        """The last saved state of each of these clusters that has one, its MUT history
+        (ClusterState.history) included."""
         ...
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
@@ -308,6 +384,11 @@ class StateStore(Protocol):
     def release(self, keys: Iterable[ClaimKey]) -> None:
         """Give up claims this run won but could not deliver, so that a later run sends them."""
         ...
+
+
+def histories(store: StateStore, keys: Iterable[str]) -> dict[str, tuple[MutPoint, ...]]:
+    """The MUT history of each of these clusters that has a saved state (oldest first)."""
+    return {key: state.history for key, state in store.load(keys).items()}
 
 
 def claim_each(

@@ -258,7 +258,8 @@ def test_ses_sends_the_same_html_and_text_email_as_smtp(cloud: AwsClients):
         "mutguard: 6 clusters, worst MUT 0 (payments-legacy), 6 new critical"
     )
     assert message["To"] == "secops@example.com"
-    assert message.get_content_type() == "multipart/alternative"
+    assert message.get_content_type() == "multipart/mixed"  # the body, then report.html
+    assert next(message.iter_parts()).get_content_type() == "multipart/alternative"
     plain = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "payments-legacy (eks, eu-west-1): lowest MUT 0" in plain

@@ -325,7 +325,8 @@ def test_email_over_starttls_with_auth_has_html_and_plain_text(
         "mutguard: 6 clusters, worst MUT 0 (payments-legacy), 6 new critical"
     )
     assert smtp.envelopes == [("mutguard@example.com", ["platform-team@example.com"])]
-    assert message.get_content_type() == "multipart/alternative"
+    assert message.get_content_type() == "multipart/mixed"  # the body, then report.html
+    assert next(message.iter_parts()).get_content_type() == "multipart/alternative"
     plain = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "payments-legacy (eks, eu-west-1): lowest MUT 0" in plain

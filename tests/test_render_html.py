@@ -1,11 +1,12 @@
 """The HTML report: one self-contained page, the fleet worst first, each cluster's attack paths
-drawn from its report, every name escaped, nothing fetched; and the same page in a real headless
-Chromium (skipped where none is installed)."""
+drawn from its report, the MUT trend when a history is given, every name escaped, nothing
+fetched; and the same page in a real headless Chromium (skipped where none is installed)."""
 
 import base64
 import hashlib
 import re
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -13,12 +14,21 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.models import ClusterReport, Finding, MaturityGrades, PlatformGrant, Report, Status
+from mutguard.models import (
+    ClusterReport,
+    Finding,
+    MaturityGrades,
+    PlatformGrant,
+    Report,
+    Status,
+    cluster_key,
+)
 from mutguard.providers import snapshot
-from mutguard.render import FORMATS, render
+from mutguard.render import FORMATS, html, render
 from mutguard.render.summary import cheapest
 from mutguard.scan import build_report
 from mutguard.sources import Provider, ScanError
+from mutguard.state import Mut, MutPoint
 
 DEMO = Path(str(resources.files("mutguard") / "demo"))
 DEMO_DATE = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
@@ -236,7 +246,10 @@ def test_platform_grants_are_apart_from_the_findings(demo, tree):
         assert grades == {a.replace("_", " "): g.value for a, g in cluster.maturity}
 
 
-def test_nothing_is_fetched_and_the_style_is_allowed_by_its_hash(page, tree):
+@pytest.mark.parametrize("shown", ["page", "trend_page"])
+def test_nothing_is_fetched_and_the_style_is_allowed_by_its_hash(shown, request):
+    page = request.getfixturevalue(shown)
+    tree = Tree(page).root
     (style,) = tree.find("style")
     digest = base64.b64encode(hashlib.sha256(style.text().encode()).digest()).decode()
     (csp,) = [
@@ -360,6 +373,148 @@ def test_the_command_line_writes_the_page(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "Generated 2026-06-01 00:00 UTC" in page
 
 
+# --- The MUT trend -----------------------------------------------------------------------
+
+DAY_BEFORE = DEMO_DATE - timedelta(days=1)
+TWO_DAYS_BEFORE = DEMO_DATE - timedelta(days=2)
+# The run before the demo's, per cluster: (mut, mut_workload, mut_credential), and the trend
+# that follows from the demo's own values (payments-legacy 0/1/≤1, data-platform 1/1/2,
+# shop-staging 1/2/≤1, orders-aks 2/2/≤1, shop-prod 2/2/1); platform-core has no history.
+BEFORE = {
+    "payments-legacy": ((1, 1, 1), "↓"),  # dropped from the internet: worse
+    "data-platform": ((0, 1, 2), "↑"),  # rose from the internet: better
+    "shop-staging": ((1, 2, 1), "="),
+    "orders-aks": ((1, 2, 2), "↓"),  # one rose, one dropped: a drop is worse
+    "shop-prod": ((2, 2, 1), "="),
+}
+
+
+def made_up_history(report: Report) -> dict[str, list[MutPoint]]:
+    """Two earlier runs per cluster of BEFORE (the older one with its pod value an upper
+    bound), none for the others."""
+    history = {}
+    for cluster in report.clusters:
+        if cluster.name in BEFORE:
+            values, _ = BEFORE[cluster.name]
+            history[cluster_key(cluster)] = [
+                MutPoint(TWO_DAYS_BEFORE, Mut(3, 3, 3), ("mut_workload",)),
+                MutPoint(DAY_BEFORE, Mut(*values)),
+            ]
+    return history
+
+
+@pytest.fixture(scope="module")
+def trend_page(demo: Report) -> str:
+    return html.render(demo, history=made_up_history(demo))
+
+
+def fleet_rows(tree: Node) -> dict[str, list[Node]]:
+    (fleet,) = tree.find("table", "fleet")
+    return {r.find("a")[0].text(): r.find("td") for r in fleet.own("tbody").find("tr")}
+
+
+def test_the_trend_column_says_which_way_each_cluster_went(demo, trend_page):
+    tree = Tree(trend_page).root
+    (fleet,) = tree.find("table", "fleet")
+    assert "trend" in [th.text() for th in fleet.own("thead").find("th")]
+    rows = fleet_rows(tree)
+    assert list(rows) == WORST_FIRST
+    arrows = {name: cells[4].text() for name, cells in rows.items()}
+    assert arrows == {**{n: arrow for n, (_, arrow) in BEFORE.items()}, "platform-core": ""}
+    by_name = {c.name: c for c in demo.clusters}
+    for name, cells in rows.items():
+        cluster = by_name[name]
+        assert [c.text() for c in cells[5:]] == [
+            cluster.provider.value,
+            cluster.account,
+            cluster.location,
+        ]
+    (worse,) = rows["payments-legacy"][4].find("span", "trend")
+    assert worse.has_class("trend-worse")
+    assert worse.attrs["title"] == (
+        "worse since the previous run (2026-05-31 09:30 UTC): 1 → 0 from the internet"
+    )
+    (better,) = rows["data-platform"][4].find("span", "trend-better")
+    assert better.attrs["title"].endswith(": 0 → 1 from the internet")
+    (same,) = rows["shop-prod"][4].find("span", "trend-same")
+    assert same.attrs["title"] == "unchanged since the previous run (2026-05-31 09:30 UTC)"
+    legend = fleet.parent.find("ul", "legend")[0].text()
+    assert "trend: since the previous run, ↑ better" in legend
+
+
+def test_each_cluster_with_earlier_runs_has_a_sparkline_of_its_three_starts(demo, trend_page):
+    tree = Tree(trend_page).root
+    by_name = {c.name: c for c in demo.clusters}
+    for section in sections(tree):
+        name = section.own("h2").text()
+        sparklines = section.find("svg", "sparkline")
+        if name not in BEFORE:
+            assert not sparklines and not section.find("table", "history-runs")
+            continue
+        (svg,) = sparklines
+        assert "last 3 runs" in svg.own("title").text()
+        series = svg.find("g", "series")
+        assert [g.attrs["class"].split()[1] for g in series] == [
+            "series-mut",
+            "series-mut_workload",
+            "series-mut_credential",
+        ]
+        cluster = by_name[name]
+        for group, field in zip(series, ("mut", "mut_workload", "mut_credential"), strict=True):
+            dots = group.find("circle")
+            assert len(dots) == 3 and len(group.find("polyline")) == 1
+            value = getattr(cluster, field)
+            shown = f"≤{value}" if field in cluster.mut_upper_bound else str(value)
+            assert dots[-1].own("title").text().startswith(f"2026-06-01 09:30 UTC: MUT {shown}")
+            assert dots[-1].has_class("bound") == (field in cluster.mut_upper_bound)
+            assert dots[0].has_class("bound") == (field == "mut_workload")
+        runs = section.find("table", "history-runs")[0].own("tbody").find("tr")
+        assert [r.find("td")[0].text() for r in runs] == [
+            "2026-06-01 09:30 UTC",
+            "2026-05-31 09:30 UTC",
+            "2026-05-30 09:30 UTC",
+        ]
+        assert [td.text() for td in runs[2].find("td")[1:]] == ["3", "≤3", "3"]
+
+
+def test_a_history_that_holds_this_run_already_does_not_count_it_twice(demo, trend_page):
+    history = made_up_history(demo)
+    for cluster in demo.clusters:
+        if cluster_key(cluster) in history:
+            history[cluster_key(cluster)].append(MutPoint.of(cluster, demo.generated_at))
+    assert html.render(demo, history=history) == trend_page
+
+
+def test_without_a_history_the_page_shows_no_trend(demo, page):
+    assert html.render(demo) == html.render(demo, history=None) == page
+    tree = Tree(page).root
+    assert not tree.find("svg", "sparkline") and not tree.find("span", "trend")
+    (fleet,) = tree.find("table", "fleet")
+    assert "trend" not in [th.text() for th in fleet.own("thead").find("th")]
+    # An empty history: the column is there, with nothing in it yet.
+    empty = Tree(html.render(demo, history={})).root
+    assert all(cells[4].text() == "" for cells in fleet_rows(empty).values())
+    assert not empty.find("svg", "sparkline")
+
+
+def test_the_trend_of_a_hostile_cluster_is_escaped(demo):
+    report = hostile_report(demo)
+    history = {
+        cluster_key(c): [MutPoint(DAY_BEFORE, Mut(1, 1, 1), ("mut", "<b>x</b>"))]
+        for c in report.clusters
+    }
+    page = html.render(report, history=history)
+    tree = Tree(page).root
+    assert not {n.tag for n in tree.walk()} & FORBIDDEN
+    for node in tree.walk():
+        assert not [a for a in node.attrs if a.startswith("on")], node.tag
+    (sparkline,) = tree.find("svg", "sparkline")
+    assert HOSTILE[0] in sparkline.own("title").text()  # the name, as text
+    assert "<b>x</b>" not in page
+    rows = tree.find("table", "fleet")[0].own("tbody").find("tr")
+    assert [r.find("td")[4].text() for r in rows] == ["↓", ""]  # the unread cluster: none
+
+
 # --- In a real browser ------------------------------------------------------------------------
 
 # Whatever the page's policy refuses is recorded before the page's own content runs.
@@ -464,5 +619,45 @@ def test_chromium_reports_a_style_the_policy_does_not_allow(chromium_path, page,
     path.write_text(page.replace("</style>", "body { color: red; }</style>", 1))
     with open_tab(chromium_path) as tab:
         load(tab, path)
-        violations = tab.evaluate("window.cspViolations")
+        # The browser reports a violation in a task of its own, which may run after the load
+        # event on a busy machine.
+        deadline = time.monotonic() + 10
+        while not (violations := tab.evaluate("window.cspViolations")) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
     assert violations and violations[0].startswith("style-src")
+
+
+def test_the_trend_in_chromium(chromium_path, trend_page, tmp_path):
+    from browser import open_tab
+
+    path = tmp_path / "trend.html"
+    path.write_text(trend_page)
+    with open_tab(chromium_path) as tab:
+        load(tab, path)
+        drawn = tab.evaluate(
+            "[...document.querySelectorAll('svg.sparkline')].map(s => {"
+            " const r = s.getBoundingClientRect();"
+            " const line = s.querySelector('.series-mut polyline');"
+            " return [r.width, r.height, getComputedStyle(line).stroke,"
+            " getComputedStyle(line).fill]; })"
+        )
+        arrows = tab.evaluate(
+            "[...document.querySelectorAll('table.fleet span.trend')].map(s =>"
+            " [s.textContent, getComputedStyle(s).color])"
+        )
+        assert tab.evaluate("window.cspViolations") == []
+        errors = [
+            e
+            for e in tab.named("Runtime.consoleAPICalled")
+            if e["type"] in ("error", "warning", "assert")
+        ]
+        errors += tab.named("Runtime.exceptionThrown")
+    assert errors == []
+    assert len(drawn) == len(BEFORE)
+    for width, height, stroke, fill in drawn:
+        assert width > 40 and height > 40
+        assert stroke == "rgb(11, 87, 208)" and fill == "none"  # the style applies
+    colours = {arrow: colour for arrow, colour in arrows}
+    assert colours["↓"] == "rgb(198, 40, 40)" and colours["↑"] == "rgb(46, 125, 50)"

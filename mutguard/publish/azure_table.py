@@ -10,10 +10,12 @@ table SAS). Each entity has:
 - PartitionKey `cluster` and RowKey the cluster key (models.cluster_key) percent-escaped, since
   keys may not hold `/`, `\\`, `#`, `?` or control characters;
 - `cluster` (the key as it is) and `saved_at` (ISO 8601, UTC);
-- `state`: ClusterState.to_dict() as JSON, readable in Storage Explorer. A string property holds
-  at most 64 KiB of UTF-16, so a bigger state (a cluster with hundreds of findings) is kept
-  gzip-compressed in Binary properties `state_gzip_0`, `state_gzip_1`, ... (64 KiB each at
-  most) with their count in `state_gzip_parts`; an entity holds at most 1 MiB in all.
+- `state`: ClusterState.to_dict() as JSON, readable in Storage Explorer, with the cluster's
+  MUT history (`history`; an entity written before it was kept has none and loads with none).
+  A string property holds at most 64 KiB of UTF-16, so a bigger state (a cluster with hundreds
+  of findings) is kept gzip-compressed in Binary properties `state_gzip_0`, `state_gzip_1`, ...
+  (64 KiB each at most) with their count in `state_gzip_parts`; an entity holds at most 1 MiB
+  in all.
 The suppressions document (`mutguard suppressions push`) is the entity PartitionKey
 `suppressions`, RowKey `current`, its YAML text in `document`.
 Claims (mutguard.state, "Claims": so that overlapping runs of one report alert once) are

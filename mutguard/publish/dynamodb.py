@@ -6,7 +6,9 @@ The table needs only a String partition key named `cluster_key`, e.g.
       --attribute-definitions AttributeName=cluster_key,AttributeType=S \\
       --key-schema AttributeName=cluster_key,KeyType=HASH
 Each item holds `cluster_key`, `saved_at` (ISO 8601, UTC) and `state`: ClusterState.to_dict()
-as a map, readable in the console. An item may not exceed 400 KB, so a state whose JSON is over
+as a map, readable in the console, the cluster's MUT history (its `history` list) included, so
+a save writes it in the same PutRequest; an item written before the history was kept has no
+`history` and loads with none. An item may not exceed 400 KB, so a state whose JSON is over
 INLINE_LIMIT bytes (a cluster with thousands of findings) is kept gzip-compressed in the Binary
 attribute `state_gzip` instead. Reads are strongly consistent, so a run compares with exactly
 what the last one wrote; a save replaces whole items (runs of one schedule do not overlap).

@@ -3,9 +3,11 @@ cluster, for runs that have no disk of their own (a scheduled Cloud Function or 
 
 Objects, under PREFIX when one is given:
 - `clusters/<cluster key>.json`, one per cluster: `{"cluster": KEY, "saved_at": ISO 8601 UTC,
-  "state": ClusterState.to_dict()}`, Content-Type application/json. The key (models.cluster_key)
-  is percent-escaped: `/` would make pseudo-folders, and GCS advises against `#`, `?`, `[`,
-  `]`, `*` and control characters in names. A document over GZIP_OVER bytes (a cluster with
+  "state": ClusterState.to_dict()}`, Content-Type application/json. The state's `history` (the
+  cluster's last runs' MUT) is written with it; a document without one (written before it was
+  kept) loads with none. The key (models.cluster_key) is percent-escaped: `/` would make
+  pseudo-folders, and GCS advises against `#`, `?`, `[`, `]`, `*` and control characters in
+  names. A document over GZIP_OVER bytes (a cluster with
   hundreds of findings) is stored gzip-compressed with Content-Encoding gzip; the client
   library, `gcloud storage cat` and the console's download decompress it, so every object reads
   as JSON.

@@ -1,12 +1,16 @@
 """E-mail through Amazon SES: the same message as the smtp sink (smtp.py), sent with boto3.
 
-One HTML + plain-text e-mail per run, rendered by smtp.render and built by smtp.email_message,
-goes out with SES SendRawEmail from `sender` to `recipients` (the envelope follows the To
-header, as with SMTP). SES sends only from a verified address or domain: an unverified sender
-is refused (MessageRejected) and fails the sink at once, naming the sender and the region.
+One HTML + plain-text e-mail per run with the report attached, rendered by smtp.render and
+built by smtp.fitting_message, goes out with SES SendRawEmail from `sender` to `recipients`
+(the envelope follows the To header, as with SMTP). SendRawEmail takes at most 10 MB per
+message (MESSAGE_LIMIT; docs.aws.amazon.com/ses/latest/dg/quotas.html, SES v1 API): a bigger
+one, or one over `max_bytes`, goes without the attachment and its body says so. SES sends only
+from a verified address or domain: an unverified sender is refused (MessageRejected) and fails
+the sink at once, naming the sender and the region.
 
-Options: `sender`, `recipients`, `report_url`, `max_items` (as for smtp); `region` (default:
-boto3's). Credentials are the function's or the environment's; there is no password.
+Options: `sender`, `recipients`, `report_url`, `max_items`, `max_bytes` (as for smtp);
+`region` (default: boto3's). Credentials are the function's or the environment's; there is no
+password.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from typing import Any
 from mutguard.publish import aws
 from mutguard.publish.base import Notice, Outgoing, SinkContext, parse_options
 from mutguard.publish.retry import DeliveryError
-from mutguard.publish.smtp import MailOptions, email_message, render
+from mutguard.publish.smtp import MailOptions, fitting_message, render, smallest
 
 # SES refusals that mean the sending identity is not set up, rather than a bad message.
 IDENTITY_ERRORS = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException"})
+# SendRawEmail's limit on the whole message, attachments included, as sent (after base64).
+MESSAGE_LIMIT = 10_000_000
 
 
 class SesOptions(MailOptions):
@@ -38,7 +44,9 @@ class SesSink:
         return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, self.options)]
 
     def deliver(self, item: Outgoing) -> None:
-        raw = email_message(item.payload).as_bytes()
+        limit = smallest(MESSAGE_LIMIT, self.options.max_bytes)
+        whose = "SES's" if limit == MESSAGE_LIMIT else "the sink's max_bytes"
+        raw = fitting_message(item.payload, limit, whose).as_bytes()
         sender = self.options.sender
         try:
             aws.call(

@@ -1,18 +1,24 @@
-"""E-mail over SMTP: one message per run, HTML with a plain-text alternative.
+"""E-mail over SMTP: one message per run, HTML with a plain-text alternative and the whole
+report attached as `report.html` (mutguard.render.html, with the MUT trend when the state
+store keeps a history).
 
 The subject says how many clusters the message covers, the worst MUT and how many new critical
-failures there are; the body has, per cluster, the MUT and its change, the cheapest attack path,
-the top fixes and what is new / worse / resolved. The connection always upgrades with STARTTLS
-(the server certificate is verified, against `ca_file` when given) before any login, so a
-password never crosses the network in the clear.
+failures there are; the body has, per cluster, worst first (lowest MUT, then name), the MUT and
+its change, the cheapest attack path, the top fixes told as the provider's remediation, and what
+is new / worse / resolved. A message that would be bigger than the server accepts (the SIZE it
+announces, RFC 1870) or than `max_bytes` goes without the attachment, and its body says so. The
+connection always upgrades with STARTTLS (the server certificate is verified, against `ca_file`
+when given) before any login, so a password never crosses the network in the clear.
 
 Options: `host`, `port` (587), `sender`, `recipients`, `username` (login only when set; the
-password comes from `password_env`, default MUTGUARD_SMTP_PASSWORD), `ca_file`, `report_url`.
+password comes from `password_env`, default MUTGUARD_SMTP_PASSWORD), `ca_file`, `report_url`,
+`max_items`, `max_bytes`.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -33,9 +39,12 @@ from mutguard.publish.text import (
     scan_errors,
     subject,
     summarise,
+    worst_first,
 )
+from mutguard.render import html as html_report
 
 TIMEOUT_SECONDS = 15
+REPORT_FILE = "report.html"
 
 
 class MailOptions(SinkOptions):
@@ -45,6 +54,9 @@ class MailOptions(SinkOptions):
     recipients: list[str] = Field(min_length=1)
     report_url: str | None = None
     max_items: int = Field(default=25, ge=1, le=200)
+    # The biggest message to send, in bytes (a mail gateway's limit); the SMTP server's SIZE
+    # and SES's own limit apply whatever this says.
+    max_bytes: int | None = Field(default=None, ge=10_000)
 
 
 class SmtpOptions(MailOptions):
@@ -57,7 +69,7 @@ class SmtpOptions(MailOptions):
 
 def _sections(summary: ClusterSummary, most: int) -> list[tuple[str, list[str]]]:
     lists = [
-        ("Top fixes by MUT gain", summary.fixes),
+        ("Top fixes by MUT gain", summary.remedies),
         ("New failures", summary.new),
         ("Severity rose", summary.worsened),
         ("Resolved", summary.resolved),
@@ -107,7 +119,7 @@ def html_body(
         out.append(f"<p>Failed checks: {e(s.counts)}</p>")
         for heading, lines in _sections(s, most):
             out.append(f"<h3>{e(heading)}</h3><ul>")
-            out += [f"<li>{e(line)}</li>" for line in lines]
+            out += [f"<li>{_prose(line)}</li>" for line in lines]
             out.append("</ul>")
     if link:
         out.append(f'<p><a href="{e(link, quote=True)}">Full report</a></p>')
@@ -115,13 +127,26 @@ def html_body(
     return "\n".join(out) + "\n"
 
 
+def _prose(line: str) -> str:
+    """Escaped, with `code` spans set as code (remediations quote their commands that way)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(line))
+
+
+def attached_report(notice: Notice) -> str:
+    """The whole report as one HTML page, with the MUT history of the clusters told about (the
+    trend is left out when no store kept any)."""
+    history = {item.key: item.history for item in notice.items}
+    return html_report.render(notice.report, history=history if any(history.values()) else None)
+
+
 def render(notice: Notice, options: MailOptions) -> list[Json]:
     """One e-mail: alerts when a cluster has news; a digest whenever it has anything to say,
-    if only that some accounts could not be scanned. Scan errors come first in either."""
+    if only that some accounts could not be scanned. Scan errors come first in either, then the
+    clusters worst first; the report is attached."""
     errors = scan_errors(notice.report)
     if not notice.items and not (notice.digest and errors):
         return []
-    summaries = [summarise(item) for item in notice.items]
+    summaries = [summarise(item) for item in worst_first(notice.items)]
     title = subject(notice.items, notice.digest, len(errors))
     most, link = options.max_items, options.report_url
     return [
@@ -131,6 +156,11 @@ def render(notice: Notice, options: MailOptions) -> list[Json]:
             "subject": title,
             "text": text_body(summaries, errors, title, most, link),
             "html": html_body(summaries, errors, title, most, link),
+            "attachment": {
+                "filename": REPORT_FILE,
+                "content_type": "text/html",
+                "content": attached_report(notice),
+            },
         }
     ]
 
@@ -148,7 +178,43 @@ def email_message(payload: Json) -> EmailMessage:
     message["Message-ID"] = make_msgid(domain=payload["from"].rpartition("@")[2] or None)
     message.set_content(payload["text"])
     message.add_alternative(payload["html"], subtype="html")
+    if attachment := payload.get("attachment"):  # text: content_type is text/SUBTYPE
+        subtype = attachment["content_type"].partition("/")[2]
+        message.add_attachment(
+            attachment["content"], subtype=subtype, filename=attachment["filename"]
+        )
     return message
+
+
+def message_bytes(message: EmailMessage) -> int:
+    """The size on the wire (CRLF line ends, as SMTP sends it; SES's raw message is no bigger)."""
+    return len(message.as_bytes(policy=_POLICY.clone(linesep="\r\n")))
+
+
+def fitting_message(payload: Json, limit: int | None, whose: str) -> EmailMessage:
+    """The message, or, when it would be over `limit` bytes (`whose` limit, e.g. "SES's"), the
+    message without its attachment, the body saying what was left out and why."""
+    message = email_message(payload)
+    attachment = payload.get("attachment")
+    if limit is None or attachment is None or (size := message_bytes(message)) <= limit:
+        return message
+    note = (
+        f"The full report ({attachment['filename']}) is not attached: with it this e-mail is "
+        f"{size:,} bytes, over the limit of {limit:,} bytes ({whose})."
+    )
+    page, _, end = payload["html"].rpartition("</body>")
+    return email_message(
+        {
+            **{key: value for key, value in payload.items() if key != "attachment"},
+            "text": f"{payload['text']}\n{note}\n",
+            "html": f"{page}<p><em>{html.escape(note)}</em></p>\n</body>{end}",
+        }
+    )
+
+
+def smallest(*limits: int | None) -> int | None:
+    known = [limit for limit in limits if limit is not None]
+    return min(known) if known else None
 
 
 class SmtpSink:
@@ -166,7 +232,7 @@ class SmtpSink:
             password = self._context.secrets.get(self.options.password_env)
             self._context.redactor.add(password)
         try:
-            self._send(email_message(item.payload), password)
+            self._send(item.payload, password)
         except smtplib.SMTPResponseException as err:
             # 4xx replies are temporary by definition (RFC 5321 §4.2.1), 5xx permanent.
             text = err.smtp_error.decode("utf-8", "replace") if err.smtp_error else ""
@@ -178,7 +244,7 @@ class SmtpSink:
         except (smtplib.SMTPException, OSError) as err:  # refused, reset, timed out
             self._fail(f"unreachable: {err}", retry=True)
 
-    def _send(self, message: EmailMessage, password: str | None) -> None:
+    def _send(self, payload: Json, password: str | None) -> None:
         options = self.options
         context = ssl.create_default_context(cafile=options.ca_file)
         with smtplib.SMTP(options.host, options.port, timeout=TIMEOUT_SECONDS) as connection:
@@ -187,11 +253,21 @@ class SmtpSink:
             connection.ehlo()
             if options.username and password is not None:
                 connection.login(options.username, password)
-            connection.send_message(message)
+            server = server_limit(connection)
+            limit = smallest(server, options.max_bytes)
+            whose = "the SMTP server's" if limit == server else "the sink's max_bytes"
+            connection.send_message(fitting_message(payload, limit, whose))
 
     def _fail(self, detail: str, retry: bool) -> None:
         message = f"smtp {self.name}: {detail}"
         raise (RetryableError(message) if retry else DeliveryError(message)) from None
+
+
+def server_limit(connection: smtplib.SMTP) -> int | None:
+    """The biggest message the server takes, from its EHLO answer (SIZE; none or 0: no fixed
+    limit)."""
+    size = connection.esmtp_features.get("size", "").strip()
+    return int(size) if size.isdigit() and int(size) > 0 else None
 
 
 def build(name: str, options: Mapping[str, Any], context: SinkContext) -> SmtpSink:

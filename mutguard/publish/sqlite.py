@@ -1,4 +1,12 @@
-"""The default state store: one SQLite file (stdlib sqlite3), `sqlite[:PATH]`."""
+"""The default state store: one SQLite file (stdlib sqlite3), `sqlite[:PATH]`.
+
+Tables: `clusters` (one row per cluster: readable and its MUT), `findings` (per cluster, each
+finding's status, severity and whether it was suppressed), `history` (per cluster, the MUT of
+its last runs, mutguard.state.MutPoint: generated_at in ISO 8601 UTC, the three values and the
+upper-bound fields comma-separated), `documents` (the suppressions) and `claims`. Findings and
+history rows go with their cluster's row (ON DELETE CASCADE). Every table is created when
+missing, so a file written before the history was kept gains the table and loads with none.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from mutguard.state import (
     ClusterState,
     FindingState,
     Mut,
+    MutPoint,
     claim_cutoff,
 )
 
@@ -46,6 +55,13 @@ CREATE TABLE IF NOT EXISTS findings (
     severity TEXT NOT NULL,
     suppressed INTEGER NOT NULL,
     PRIMARY KEY (cluster_key, check_id, resource)
+);
+CREATE TABLE IF NOT EXISTS history (
+    cluster_key TEXT NOT NULL REFERENCES clusters(key) ON DELETE CASCADE,
+    generated_at TEXT NOT NULL,
+    mut INTEGER, mut_workload INTEGER, mut_credential INTEGER,
+    upper_bound TEXT NOT NULL,
+    PRIMARY KEY (cluster_key, generated_at)
 );
 CREATE TABLE IF NOT EXISTS documents (
     name TEXT PRIMARY KEY,
@@ -95,7 +111,10 @@ class SqliteStateStore:
 
     def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
         wanted = list(keys)
-        with self._connection("read the state") as connection:
+        # One read transaction: a cluster's row, findings and history as one save left them,
+        # even while another run saves.
+        with self._connection("read the state") as connection, connection:
+            connection.execute("BEGIN")
             return {
                 key: state
                 for key in wanted
@@ -171,7 +190,30 @@ def _load_cluster(connection: sqlite3.Connection, key: str) -> ClusterState | No
         (check_id, resource): FindingState(Status(status), Severity(severity), bool(suppressed))
         for check_id, resource, status, severity, suppressed in rows
     }
-    return ClusterState(readable=bool(row[0]), mut=Mut(row[1], row[2], row[3]), findings=findings)
+    points = connection.execute(
+        "SELECT generated_at, mut, mut_workload, mut_credential, upper_bound FROM history"
+        " WHERE cluster_key = ?",
+        (key,),
+    )
+    history = sorted(
+        (
+            MutPoint.from_dict(
+                {
+                    "generated_at": generated_at,
+                    **dict(zip(MUT_FIELDS, values, strict=True)),
+                    "upper_bound": bound.split(","),
+                }
+            )
+            for generated_at, *values, bound in points
+        ),
+        key=lambda point: point.generated_at,
+    )
+    return ClusterState(
+        readable=bool(row[0]),
+        mut=Mut(row[1], row[2], row[3]),
+        findings=findings,
+        history=tuple(history),
+    )
 
 
 def _save_cluster(
@@ -187,5 +229,17 @@ def _save_cluster(
         [
             (key, check_id, resource, s.status.value, s.severity.value, int(s.suppressed))
             for (check_id, resource), s in state.findings.items()
+        ],
+    )
+    connection.executemany(
+        "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                key,
+                point.generated_at.isoformat(),
+                *(point.mut.value(n) for n in MUT_FIELDS),
+                ",".join(point.upper_bound),
+            )
+            for point in state.history
         ],
     )

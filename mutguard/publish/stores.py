@@ -5,18 +5,23 @@
 chosen: `sqlite[:PATH]` (sqlite.py), `dynamodb:TABLE`, `azure-table:TABLE`, `gcs:BUCKET[/PREFIX]`.
 SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
 $MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled function).
+`report_history` reads the MUT history of a report's clusters, for the HTML report's trend.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
-from mutguard.errors import InputError
+from mutguard.errors import InputError, StoreError
+from mutguard.models import Report, cluster_key
 from mutguard.plugins import Plugin
-from mutguard.state import StateStore
+from mutguard.state import MutPoint, StateStore, histories
+
+log = logging.getLogger("mutguard.publish")
 
 STATE_STORES = {
     "sqlite": Plugin("mutguard.publish.sqlite"),
@@ -64,3 +69,15 @@ def store_module(spec: str) -> ModuleType:
 def open_store(spec: str) -> StateStore:
     store: StateStore = store_module(spec).open_store(spec.partition(":")[2])
     return store
+
+
+def report_history(spec: str, report: Report) -> dict[str, tuple[MutPoint, ...]] | None:
+    """The MUT history the store `spec` holds for the report's clusters (by cluster key), or
+    None when the store cannot be read: the report is still worth having without its trend.
+    An unknown kind or a missing dependency is raised, as for publishing."""
+    store = open_store(spec)
+    try:
+        return histories(store, (cluster_key(c) for c in report.clusters))
+    except StoreError as err:
+        log.warning("the MUT trend is left out: %s", err)
+        return None

@@ -67,6 +67,16 @@ def fix_line(finding: Finding, cluster: ClusterReport) -> str:
     return f"+{finding.mut_gain} MUT · {finding_line(finding, cluster)}"
 
 
+def remedy_line(finding: Finding, cluster: ClusterReport) -> str:
+    """A top fix told by what to do: the check's remediation for the cluster's provider (its
+    commands in `backticks`) rather than what was found."""
+    where = _where(finding, cluster)
+    return (
+        f"+{finding.mut_gain} MUT · [{finding.severity.value}] {finding.check_id}{where}: "
+        f"{finding.remediation}"
+    )
+
+
 def rise_line(rise: SeverityRise, cluster: ClusterReport) -> str:
     f = rise.finding
     severities = f"{rise.before.value} → {f.severity.value}"
@@ -85,6 +95,7 @@ class ClusterSummary:
     change: str
     path: str
     fixes: list[str]
+    remedies: list[str]  # the same fixes, each as its remediation (remedy_line)
     new: list[str]
     worsened: list[str]
     resolved: list[str]
@@ -94,18 +105,30 @@ class ClusterSummary:
 
 def summarise(change: ClusterChange) -> ClusterSummary:
     cluster = change.cluster
+    fixes = top_fixes(cluster)
     return ClusterSummary(
         title=cluster_title(cluster),
         headline=headline(cluster),
         change=mut_change(change),
         path=cheapest_path(cluster),
-        fixes=[fix_line(f, cluster) for f in top_fixes(cluster)],
+        fixes=[fix_line(f, cluster) for f in fixes],
+        remedies=[remedy_line(f, cluster) for f in fixes],
         new=[finding_line(f, cluster) for f in change.new],
         worsened=[rise_line(r, cluster) for r in change.severity_rose],
         resolved=[resolved_line(r) for r in change.resolved],
         counts=severity_counts(cluster),
         errors=list(cluster.errors),
     )
+
+
+def worst_first(items: Sequence[ClusterChange]) -> list[ClusterChange]:
+    """Lowest MUT (of any start) first, then by name; clusters with no MUT known come last."""
+
+    def key(item: ClusterChange) -> tuple[bool, int, str]:
+        lowest = item.after.lowest()
+        return (lowest is None, lowest or 0, item.cluster.name)
+
+    return sorted(items, key=key)
 
 
 def lowest_mut(items: Sequence[ClusterChange]) -> tuple[int, str] | None:

@@ -2,6 +2,11 @@
 SVG, the fixes that raise MUT, the other findings by area, the platform's own grants and the
 maturity grades.
 
+Given the clusters' MUT history (mutguard.state.MutPoint, by cluster key, as a state store
+keeps it), the fleet table gets a trend column (↑ better, ↓ worse, = unchanged since the
+previous run) and each cluster a sparkline of its MUT from each start over the last runs; this
+run's point is added to the history unless the history holds it already.
+
 The page fetches nothing: its only style is inline, allowed by hash in its own
 Content-Security-Policy, and it runs no script (the interaction is SVG <title> tooltips, links to
 #anchors highlighted with :target, and :hover). Every name and detail comes from the cluster
@@ -14,8 +19,8 @@ import base64
 import hashlib
 import re
 import textwrap
-from collections.abc import Iterable
-from datetime import UTC
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 
 from mutguard.models import (
@@ -27,6 +32,7 @@ from mutguard.models import (
     Grade,
     Report,
     Status,
+    cluster_key,
 )
 from mutguard.render.summary import (
     MUT_STARTS,
@@ -39,6 +45,7 @@ from mutguard.render.summary import (
     top_fixes,
     worst_first,
 )
+from mutguard.state import MUT_FIELDS, Mut, MutPoint, add_point
 
 _STEP = re.compile(r"^(?P<stage>[\w -]+) \((?P<cost>[01])\): (?P<why>.*)$", re.DOTALL)
 # Which areas' findings open an edge of each stage: a finding is tied to a step of a path by its
@@ -64,6 +71,15 @@ WORKLOADS_SHOWN = 5
 _BOX_W, _BOX_H, _GAP = 184, 78, 30
 _LANE_H, _LANE_LABEL = 118, 22
 _FACT_CHARS, _FACT_LINES = 27, 3
+# The sparkline: px between runs, its height, the margin inside it, and each start's line drawn
+# a little apart from the others so that equal values stay visible.
+_SPARK_STEP, _SPARK_H, _SPARK_PAD = 20, 64, 8
+_SPARK_SHIFT = {"mut": -2, "mut_workload": 0, "mut_credential": 2}
+_TREND = {
+    "better": ("↑", "better"),
+    "worse": ("↓", "worse"),
+    "same": ("=", "unchanged"),
+}
 
 _CSS = """
 :root { color-scheme: light; --ink: #1f2328; --dim: #59636e; --line: #d1d9e0;
@@ -152,6 +168,23 @@ svg a:hover .stage, svg a:focus .stage { text-decoration: underline; }
   font-weight: 600; }
 .grade-word { font-weight: 600; margin-left: 6px; }
 details > summary { cursor: pointer; color: var(--dim); }
+.trend { font-weight: 700; font-size: 16px; cursor: help; }
+.trend-better { color: var(--good); }
+.trend-worse { color: var(--bad); }
+.trend-same { color: var(--dim); }
+.history { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 16px;
+  margin: 8px 0; }
+.history svg { display: block; flex: none; }
+svg.sparkline .axis { stroke: var(--line); stroke-width: 1; }
+svg.sparkline .tick { font-size: 10px; fill: var(--dim); }
+svg.sparkline polyline { fill: none; stroke-width: 2; stroke-linejoin: round; }
+svg.sparkline circle { stroke-width: 1.5; }
+svg.sparkline circle.bound { fill: #fff; }
+.series-mut { stroke: #0b57d0; fill: #0b57d0; color: #0b57d0; }
+.series-mut_workload { stroke: #b26a00; fill: #b26a00; color: #b26a00; }
+.series-mut_credential { stroke: #8e24aa; fill: #8e24aa; color: #8e24aa; }
+.history .key { font-weight: 700; }
+table.history-runs { width: auto; }
 @media print {
   .screen { display: none; }
   body { max-width: none; padding: 0; font-size: 11px; }
@@ -197,16 +230,19 @@ def _mut(cluster: ClusterReport, field: str, number: int) -> str:
     return f'<span class="mut {_mut_class(value)}">{shown}</span>'
 
 
-def _fleet(clusters: list[ClusterReport]) -> str:
+def _fleet(clusters: list[ClusterReport], runs: Mapping[str, tuple[MutPoint, ...]] | None) -> str:
     rows = []
     for number, cluster in enumerate(clusters, 1):
         cells = "".join(f'<td class="num">{_mut(cluster, f, number)}</td>' for f, _ in MUT_STARTS)
+        if runs is not None:
+            cells += f"<td>{_trend(cluster, runs.get(cluster_key(cluster), ()))}</td>"
         rows.append(
             f'<tr><td><a href="#c{number}">{_e(cluster.name)}</a></td>{cells}'
             f"<td>{_e(cluster.provider.value)}</td><td>{_e(cluster.account)}</td>"
             f"<td>{_e(cluster.location)}</td></tr>"
         )
     head = "".join(f'<th class="num">{_e(c)}</th>' for c in _COLUMNS)
+    trend_head = '<th rowspan="2">trend</th>' if runs is not None else ""
     legend = [
         "MUT: how many more mistakes stand between an attacker and cluster-admin (0: none are "
         "needed), counted from anyone on the internet, the exploited app of one pod, or one "
@@ -219,14 +255,143 @@ def _fleet(clusters: list[ClusterReport]) -> str:
         )
     if any(c.mut is None for c in clusters):
         legend.append("?: the cluster could not be read (see its error).")
+    if runs is not None:
+        legend.append(
+            "trend: since the previous run, ↑ better (a MUT rose, none dropped), ↓ worse (a MUT "
+            "dropped), = unchanged; empty when no earlier run is known."
+        )
     return (
         '<section id="fleet"><h3>Fleet, worst first</h3>'
         '<table class="fleet"><thead><tr><th rowspan="2">cluster</th>'
-        '<th class="group" colspan="3">MUT from</th><th rowspan="2">provider</th>'
+        f'<th class="group" colspan="3">MUT from</th>{trend_head}<th rowspan="2">provider</th>'
         '<th rowspan="2">account</th><th rowspan="2">location</th></tr>'
         f"<tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<ul class="legend">{"".join(f"<li>{_e(line)}</li>" for line in legend)}</ul></section>'
     )
+
+
+def _runs(
+    report: Report, history: Mapping[str, Sequence[MutPoint]]
+) -> dict[str, tuple[MutPoint, ...]]:
+    """Per cluster key, the recorded runs with this report's point added (a cluster that could
+    not be read adds none), oldest first, the last HISTORY_LENGTH at most."""
+    runs = {}
+    for cluster in report.clusters:
+        key = cluster_key(cluster)
+        points = tuple(history.get(key, ()))
+        if cluster.mut is not None:
+            points = add_point(points, MutPoint.of(cluster, report.generated_at))
+        runs[key] = points
+    return runs
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _direction(before: Mut, now: Mut) -> str:
+    if before.dropped_in(now):
+        return "worse"
+    return "better" if now.dropped_in(before) else "same"
+
+
+def _trend(cluster: ClusterReport, points: tuple[MutPoint, ...]) -> str:
+    """↑, ↓ or = against the run before this one; nothing without one (or without a MUT)."""
+    if cluster.mut is None or len(points) < 2:
+        return ""
+    before, now = points[-2], points[-1]
+    direction = _direction(before.mut, now.mut)
+    arrow, word = _TREND[direction]
+    moves = [
+        f"{before.mut.value(field)} → {now.mut.value(field)} from {start}"
+        for field, start in MUT_STARTS
+        if before.mut.value(field) != now.mut.value(field)
+    ]
+    title = f"{word} since the previous run ({_when(before.generated_at)})"
+    if moves:
+        title += ": " + "; ".join(moves)
+    return f'<span class="trend trend-{direction}" title="{_e(title)}">{arrow}</span>'
+
+
+def _spark_y(value: int, top: int) -> float:
+    return _SPARK_PAD + (top - value) * (_SPARK_H - 2 * _SPARK_PAD) / top
+
+
+def _series(field: str, start: str, points: tuple[MutPoint, ...], top: int) -> str:
+    """One start's line: a polyline per run of known values, a dot per run with its tooltip."""
+    lines: list[list[str]] = [[]]
+    dots = []
+    for index, point in enumerate(points):
+        value = point.mut.value(field)
+        if value is None:
+            lines.append([])
+            continue
+        x = _SPARK_PAD + index * _SPARK_STEP
+        y = _spark_y(value, top) + _SPARK_SHIFT[field]
+        lines[-1].append(f"{x},{y:g}")
+        bound = field in point.upper_bound
+        shown = f"≤{value}" if bound else str(value)
+        css = ' class="bound"' if bound else ""
+        dots.append(
+            f'<circle{css} cx="{x}" cy="{y:g}" r="2.5"><title>'
+            f"{_e(_when(point.generated_at))}: MUT {_e(shown)} from {_e(start)}</title></circle>"
+        )
+    polylines = "".join(f'<polyline points="{" ".join(line)}"/>' for line in lines if len(line) > 1)
+    return f'<g class="series series-{field}">{polylines}{"".join(dots)}</g>'
+
+
+def _sparkline(cluster: ClusterReport, points: tuple[MutPoint, ...]) -> str:
+    values = [v for p in points for f in MUT_FIELDS if (v := p.mut.value(f)) is not None]
+    top = max([3, *values])
+    width = 2 * _SPARK_PAD + (len(points) - 1) * _SPARK_STEP + 14
+    axis = "".join(
+        f'<line class="axis" x1="0" y1="{_spark_y(v, top):g}" x2="{width - 14}" '
+        f'y2="{_spark_y(v, top):g}"/><text class="tick" x="{width - 10}" '
+        f'y="{_spark_y(v, top) + 3:g}">{v}</text>'
+        for v in (0, top)
+    )
+    series = "".join(_series(field, start, points, top) for field, start in MUT_STARTS)
+    title = (
+        f"MUT of {cluster.name} over its last {len(points)} runs, "
+        f"{_when(points[0].generated_at)} to {_when(points[-1].generated_at)}"
+    )
+    return (
+        f'<svg class="sparkline" xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+        f'height="{_SPARK_H}" viewBox="0 0 {width} {_SPARK_H}"><title>{_e(title)}</title>'
+        f"{axis}{series}</svg>"
+    )
+
+
+def _history(cluster: ClusterReport, points: tuple[MutPoint, ...]) -> str:
+    """The sparkline, its key, and the runs as a table (for print and screen readers)."""
+    if len(points) < 2:
+        return ""
+    keys = " ".join(
+        f'<span class="series-{field}"><span class="key">—</span> from {_e(start)}</span>'
+        for field, start in MUT_STARTS
+    )
+    rows = "".join(
+        f"<tr><td>{_e(_when(point.generated_at))}</td>"
+        + "".join(f'<td class="num">{_e(_point_value(point, field))}</td>' for field in MUT_FIELDS)
+        + "</tr>"
+        for point in reversed(points)
+    )
+    head = "".join(f'<th class="num">{_e(c)}</th>' for c in _COLUMNS)
+    return (
+        f'<div class="history">{_sparkline(cluster, points)}'
+        f'<p class="legend">MUT over the last {len(points)} runs, oldest left: {keys}; a hollow '
+        "dot is an upper bound.</p></div>"
+        f"<details><summary>MUT of the last {len(points)} runs</summary>"
+        f'<table class="history-runs"><thead><tr><th>run</th>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
+    )
+
+
+def _point_value(point: MutPoint, field: str) -> str:
+    value = point.mut.value(field)
+    if value is None:
+        return "?"
+    return f"≤{value}" if field in point.upper_bound else str(value)
 
 
 def _parse_step(step: str) -> tuple[str, str, str]:
@@ -566,7 +731,7 @@ def _basis(cluster: ClusterReport, number: int) -> str:
     )
 
 
-def _cluster(cluster: ClusterReport, number: int) -> str:
+def _cluster(cluster: ClusterReport, number: int, points: tuple[MutPoint, ...]) -> str:
     where = " · ".join(
         _e(part)
         for part in (cluster.provider.value, cluster.location, cluster.account, cluster.arn_or_id)
@@ -586,6 +751,7 @@ def _cluster(cluster: ClusterReport, number: int) -> str:
     if cluster.mut is not None:
         fixes = top_fixes(cluster)
         parts += [
+            _history(cluster, points),
             _paths(cluster, number),
             _basis(cluster, number),
             _fixes(cluster, number, fixes),
@@ -600,8 +766,15 @@ def _cluster(cluster: ClusterReport, number: int) -> str:
     return "".join(parts)
 
 
-def render(report: Report, color: bool = False) -> str:
+def render(
+    report: Report,
+    color: bool = False,
+    history: Mapping[str, Sequence[MutPoint]] | None = None,
+) -> str:
+    """The page; `history`: the MUT of the clusters' earlier runs by cluster key (a state
+    store's ClusterState.history), for the trend; None leaves the trend out."""
     clusters = worst_first(report.clusters)
+    runs = None if history is None else _runs(report, history)
     generated = report.generated_at
     if generated.tzinfo is not None:
         generated = generated.astimezone(UTC)
@@ -613,10 +786,13 @@ def render(report: Report, color: bool = False) -> str:
     ]
     body += [f'<p class="error">error {_e(e.scope)}: {_e(e.message)}</p>' for e in report.errors]
     if clusters:
-        body.append(_fleet(clusters))
+        body.append(_fleet(clusters, runs))
     else:
         body.append("<p>No cluster could be read.</p>" if report.errors else "<p>No clusters.</p>")
-    body += [_cluster(cluster, number) for number, cluster in enumerate(clusters, 1)]
+    body += [
+        _cluster(cluster, number, runs.get(cluster_key(cluster), ()) if runs else ())
+        for number, cluster in enumerate(clusters, 1)
+    ]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

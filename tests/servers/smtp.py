@@ -36,8 +36,16 @@ class _Handler:
 class SmtpServer:
     """Use as a context manager; `port`, `ca_pem` and the accepted `messages` for assertions."""
 
-    def __init__(self, ca: TestCa, username: str = USERNAME, password: str = PASSWORD) -> None:
+    def __init__(
+        self,
+        ca: TestCa,
+        username: str = USERNAME,
+        password: str = PASSWORD,
+        data_size_limit: int | None = None,
+    ) -> None:
+        """`data_size_limit`: the SIZE announced and enforced (None: aiosmtpd's default)."""
         self.ca_pem = ca.ca_pem
+        self._size = {} if data_size_limit is None else {"data_size_limit": data_size_limit}
         self._context = ca.server_context()
         self._credentials = (username.encode(), password.encode())
         self._lock = threading.Lock()
@@ -94,6 +102,7 @@ class SmtpServer:
             authenticator=self._authenticate,
             auth_required=True,
             auth_exclude_mechanism=["PLAIN"],
+            **self._size,
         )
         self._controller.start()
         return self
