@@ -26,18 +26,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-AWS_ACCOUNT = re.compile(r"^\d{12}$")
-# Project ids: 6-30 lowercase letters, digits and hyphens, starting with a letter; a domain-scoped
-# project (example.com:my-project) keeps its prefix.
-GCP_PROJECT = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-AZURE_SUBSCRIPTION = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
-ACCOUNT_FORMATS = {
-    "eks": (AWS_ACCOUNT, "a 12-digit AWS account id"),
-    "gke": (GCP_PROJECT, "a Google Cloud project id"),
-    "aks": (AZURE_SUBSCRIPTION, "an Azure subscription id (a GUID)"),
-}
+from mutguard.provider_api import Invoke
+from mutguard.providers import PROVIDERS
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 MAX_TARGETS = 1000
 SHOWN_VALUE_LENGTH = 40
@@ -62,19 +53,28 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    provider: Literal["eks", "gke", "aks"]
+    provider: str
     account: str
     region: str | None = None
     cluster: str | None = None
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _provider_scans_in_functions(cls, value: Any) -> Any:
+        if isinstance(value, str) and _invoke(value) is not None:
+            return value
+        choices = [f"'{plugin.name}'" for plugin in PROVIDERS.entries() if plugin.invoke]
+        listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+        raise ValueError(f"Input should be {listed}")
 
     @field_validator("account")
     @classmethod
     def _account_fits_provider(cls, value: str, info: ValidationInfo) -> str:
         provider = info.data.get("provider")
         if provider is not None:  # else the provider's own error is the one to report
-            pattern, what = ACCOUNT_FORMATS[provider]
-            if not pattern.match(value):
-                raise ValueError(f"{_shown(value)} is not {what}")
+            account = _invoke(provider).account
+            if not re.match(account.pattern, value):
+                raise ValueError(f"{_shown(value)} is not {account.what}")
         return value
 
     @field_validator("region", "cluster")
@@ -88,6 +88,11 @@ class Target(_Strict):
     def group(self) -> tuple[str, str, str | None]:
         """What one queued scan covers: one provider, account and region."""
         return (self.provider, self.account, self.region)
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        """The cluster names it asks for; none: every cluster of its account and region."""
+        return (self.cluster,) if self.cluster else ()
 
     @property
     def label(self) -> str:
@@ -121,6 +126,16 @@ class InvokePayload(_Strict):
 
     def to_message(self) -> str:
         return self.model_dump_json(exclude_defaults=True)
+
+
+def _invoke(name: str) -> Invoke | None:
+    """How the functions scan the provider called exactly `name`: a payload names providers by
+    their own names (`eks`), which are the report's and the queued groups', not by the command
+    line's aliases (`aws`)."""
+    if name not in PROVIDERS:
+        return None
+    plugin = PROVIDERS.get(name)
+    return plugin.invoke if plugin.name == name else None
 
 
 def parse_payload(raw: bytes | str | Mapping[str, Any] | None) -> InvokePayload:

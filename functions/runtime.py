@@ -28,13 +28,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutguard import clock
 from mutguard.errors import InputError
 from mutguard.functions.payload import InvokePayload, PayloadError, Target, parse_payload
-from mutguard.models import Report
 from mutguard.sources import ClusterSource, ScanError
+
+if TYPE_CHECKING:
+    from mutguard.models import Report
 
 log = logging.getLogger("mutguard.functions")
 
@@ -138,8 +140,6 @@ def run_scan(
     now: Callable[[], datetime.datetime] = clock.now,
 ) -> ScanResult:
     """Scan every target of a `scan` payload, then publish when it asks to."""
-    from mutguard.scan import build_report
-
     items: list[Item] = []
     failed: list[Target] = []
     for target in payload.targets:
@@ -147,6 +147,10 @@ def run_scan(
         if any(isinstance(item, ScanError) for item in found):
             failed.append(target)
         items.extend(found)
+    # Imported once the clusters are read: the checks and report models are not needed before,
+    # and a cold start reaches the first cloud call sooner without them.
+    from mutguard.scan import build_report
+
     result = ScanResult(report=build_report(items, now()), failed_targets=failed)
     if payload.publish:
         _publish(result, payload, settings)
@@ -155,12 +159,13 @@ def run_scan(
 
 def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Item]:
     """The target's clusters; any failure becomes a ScanError naming the target."""
-    from mutguard import providers
+    from mutguard.providers import PROVIDERS
 
     try:
-        live = providers.live(LIVE_MODULES[target.provider])
-        options = OPTIONS[target.provider](target, include_rbac, settings)
-        return list(live.collect(options))
+        plugin = PROVIDERS.get(target.provider)
+        collect = plugin.collector_module().collect
+        options = plugin.invoke.options(target, include_rbac, settings)
+        return list(collect(options))
     except (ConfigurationError, InputError) as exc:
         return [ScanError(scope=target.label, message=str(exc))]
     except ImportError as exc:  # this cloud's package was built without that provider's SDK
@@ -169,60 +174,6 @@ def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Ite
     except Exception as exc:  # one target's surprise must not hide the others' findings
         log.exception("scanning %s failed", target.label)
         return [ScanError(scope=target.label, message=f"internal error: {type(exc).__name__}")]
-
-
-def _aws_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
-    from mutguard.providers.eks_live import AwsOptions
-
-    if settings.role_arn is None:
-        raise ConfigurationError(
-            "MUTGUARD_ROLE_ARN is not set: the role to assume in each account, with {account}"
-        )
-    return AwsOptions(
-        regions=(target.region,) if target.region else settings.regions,
-        role_arns=(settings.role_arn,),
-        accounts=(target.account,),
-        external_id=settings.external_id,
-        clusters=_named(target),
-        in_cluster=include_rbac,
-    )
-
-
-def _gcp_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
-    from mutguard.providers.gke_live import GcpOptions
-
-    endpoint = {"api_endpoint": settings.gke_endpoint} if settings.gke_endpoint else None
-    return GcpOptions(
-        projects=(target.account,),
-        locations=(target.region,) if target.region else (),
-        clusters=_named(target),
-        container_client_options=endpoint,
-        in_cluster=include_rbac,
-    )
-
-
-def _azure_options(target: Target, include_rbac: bool, settings: Settings) -> Any:
-    from mutguard.providers.aks_live import AzureOptions
-
-    return AzureOptions(
-        subscriptions=(target.account,),
-        locations=(target.region,) if target.region else (),
-        clusters=_named(target),
-        base_url=settings.arm_endpoint,
-        in_cluster=include_rbac,
-    )
-
-
-def _named(target: Target) -> tuple[str, ...]:
-    return (target.cluster,) if target.cluster else ()
-
-
-LIVE_MODULES = {"eks": "aws", "gke": "gcp", "aks": "azure"}
-OPTIONS: dict[str, Callable[[Target, bool, Settings], Any]] = {
-    "eks": _aws_options,
-    "gke": _gcp_options,
-    "aks": _azure_options,
-}
 
 
 def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> None:

@@ -12,13 +12,20 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mutguard import __version__, clock
+from mutguard.provider_api import ProviderPlugin, comma_separated
+from mutguard.providers import PROVIDERS
+from mutguard.publish.sinks import SINK_MODULES
 from mutguard.render import FORMATS
+
+if TYPE_CHECKING:
+    from mutguard.models import Report
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PARTIAL, EXIT_UNDELIVERED, EXIT_UNREAD = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
@@ -35,8 +42,6 @@ EXIT_CODES = {
     EXIT_INTERRUPTED: "interrupted (Ctrl-C) before the end: no report written, nothing published, "
     "no state saved",
 }
-# `checks --provider` takes the names `scan --provider` takes, and the clusters' own.
-PROVIDER_ALIASES = {"aws": "eks", "gcp": "gke", "azure": "aks"}
 # Loggers of the SDKs mutguard drives: quiet unless -v (DefaultAzureCredential alone logs a dozen
 # lines when one of its credential kinds is not configured). py.warnings: the SDKs' Python
 # warnings (google-api-core warns of Python versions it will stop supporting, by date).
@@ -47,8 +52,23 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 log = logging.getLogger("mutguard")
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+class _ProviderNames:
+    """The provider names an option takes, as argparse `choices`: asked of the registry only when
+    a value is checked or the choices are listed, so that building the parser searches no
+    installed distribution for plug-ins (`mutguard --help` stays fast)."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live  # only those `--provider NAME` reads live
+
+    def _takes(self, plugin: ProviderPlugin) -> bool:
+        cli = plugin.command_line
+        return not self.live or (cli is not None and cli.source is None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in PROVIDERS and self._takes(PROVIDERS.get(str(name)))
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for p in PROVIDERS.entries() if self._takes(p) for name in p.names)
 
 
 def _add_live_options(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +77,13 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clusters",
-        type=_csv,
+        type=comma_separated,
         default=(),
         help="comma-separated cluster names; default: every cluster found",
     )
     parser.add_argument(
         "--locations",
-        type=_csv,
+        type=comma_separated,
         default=(),
         help="GCP regions/zones or Azure regions (AWS: --regions); default: all",
     )
@@ -80,63 +100,25 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
         help="stop waiting for an AWS region (GCP project, Azure subscription) whose cloud API "
         "leaves one read unanswered for SECONDS, and report it as an error (default 60)",
     )
-    aws = parser.add_argument_group("AWS (--provider aws)")
-    aws.add_argument(
-        "--regions",
-        type=_csv,
-        default=(),
-        help="comma-separated; default: the account's enabled regions",
-    )
-    aws.add_argument(
-        "--role-arn",
-        action="append",
-        default=[],
-        dest="role_arns",
-        help="role to assume; repeat for several, or use {account} with --accounts",
-    )
-    aws.add_argument(
-        "--accounts",
-        type=_csv,
-        default=(),
-        help="comma-separated account ids for a --role-arn template",
-    )
-    aws.add_argument("--external-id", help="external id required by the roles' trust policy")
-    aws.add_argument("--profile", help="AWS profile for the base credentials")
-    gcp = parser.add_argument_group("Google Cloud (--provider gcp)")
-    gcp.add_argument(
-        "--projects",
-        type=_csv,
-        default=(),
-        help="comma-separated project ids; default: every project the credential can see",
-    )
-
-    azure = parser.add_argument_group("Azure (--provider azure)")
-    azure.add_argument(
-        "--subscriptions",
-        type=_csv,
-        default=(),
-        help="comma-separated subscription ids; default: every subscription the credential lists",
-    )
-    kube = parser.add_argument_group("Any cluster (--kubeconfig)")
-    kube.add_argument(
-        "--context",
-        action="append",
-        default=[],
-        dest="contexts",
-        metavar="NAME",
-        help="a kubeconfig context to scan; repeat for several (default: current-context)",
-    )
+    for plugin in PROVIDERS.entries(search_installed=False):
+        if plugin.command_line is not None and plugin.command_line.add_options is not None:
+            plugin.command_line.add_options(parser)
 
 
 def _add_live_sources(group: argparse._MutuallyExclusiveGroup) -> None:
     """The live sources; each excludes the others (and --snapshot where it is offered)."""
-    group.add_argument("--provider", choices=sorted(LIVE_OPTIONS), help="scan the live cloud")
     group.add_argument(
-        "--kubeconfig",
-        type=Path,
-        metavar="PATH",
-        help="scan any cluster through kubeconfig contexts (provider kubernetes)",
+        "--provider",
+        choices=_ProviderNames(live=True),
+        metavar="NAME",
+        help="scan the live cloud: %(choices)s",
     )
+    for plugin in PROVIDERS.entries(search_installed=False):
+        source = plugin.command_line.source if plugin.command_line else None
+        if source is not None:
+            group.add_argument(
+                source.flag, type=source.type, metavar=source.metavar, help=source.help
+            )
 
 
 def _as_of(text: str) -> datetime:
@@ -183,13 +165,12 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
     group = parser.add_argument_group("publishing")
     group.add_argument(
         flag,
-        type=_csv,
+        type=comma_separated,
         default=(),
         metavar="SINKS",
         dest="publish",
         required=flag == "--to",
-        help="comma-separated sinks: slack, teams, smtp, webhook, sqs, sns, ses, pubsub, "
-        "azure-queue (or names from --publish-config)",
+        help=f"comma-separated sinks: {', '.join(SINK_MODULES)} (or names from --publish-config)",
     )
     group.add_argument("--publish-config", type=Path, metavar="FILE", help="YAML list of sinks")
     _add_store_options(group)
@@ -308,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     checks.add_argument(
         "--provider",
-        choices=sorted({*PROVIDER_ALIASES, *PROVIDER_ALIASES.values(), "kubernetes"}),
-        help="only the checks that apply to this provider (aws and eks are the same, and so on)",
+        choices=_ProviderNames(live=False),
+        metavar="NAME",
+        help="only the checks that apply to this provider: %(choices)s (aws and eks are the "
+        "same, and so on)",
     )
 
     explain = command(
@@ -345,74 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _aws_options(args: argparse.Namespace):
-    from mutguard.providers.eks_live import AwsOptions
-
-    if args.locations:
-        raise _usage("AWS regions are chosen with --regions, not --locations")
-    return AwsOptions(
-        regions=args.regions,
-        role_arns=tuple(args.role_arns),
-        accounts=args.accounts,
-        external_id=args.external_id,
-        profile=args.profile,
-        clusters=args.clusters,
-        concurrency=args.concurrency,
-        in_cluster=not args.skip_in_cluster,
-        region_timeout=args.region_timeout,
-    )
-
-
-def _gcp_options(args: argparse.Namespace):
-    from mutguard.providers.gke_live import GcpOptions
-
-    return GcpOptions(
-        projects=args.projects,
-        locations=args.locations,
-        clusters=args.clusters,
-        concurrency=args.concurrency,
-        in_cluster=not args.skip_in_cluster,
-        project_timeout=args.region_timeout,
-    )
-
-
-def _azure_options(args: argparse.Namespace):
-    from mutguard.providers.aks_live import AzureOptions
-
-    return AzureOptions(
-        subscriptions=args.subscriptions,
-        locations=args.locations,
-        clusters=args.clusters,
-        concurrency=args.concurrency,
-        in_cluster=not args.skip_in_cluster,
-        subscription_timeout=args.region_timeout,
-    )
-
-
-def _kube_options(args: argparse.Namespace):
-    from mutguard.providers.kubeconfig import KubeconfigOptions
-
-    if args.skip_in_cluster:
-        raise _usage("--skip-in-cluster leaves nothing to read through --kubeconfig")
-    if args.clusters or args.locations:
-        raise _usage("--kubeconfig picks clusters with --context")
-    return KubeconfigOptions(
-        path=args.kubeconfig, contexts=tuple(args.contexts), concurrency=args.concurrency
-    )
-
-
-# --provider NAME -> how its command-line options become the live collector's options.
-LIVE_OPTIONS = {"aws": _aws_options, "gcp": _gcp_options, "azure": _azure_options}
-# Live sources chosen by an option of their own instead of --provider NAME:
-# option -> (the live module's name in providers.LIVE, how the options are made).
-SOURCE_OPTIONS = {"kubeconfig": ("kubernetes", _kube_options)}
-
-
-def _live_source(args: argparse.Namespace) -> tuple[str, Callable]:
-    for option, source in SOURCE_OPTIONS.items():
-        if getattr(args, option) is not None:
-            return source
-    return args.provider, LIVE_OPTIONS[args.provider]
+def _live_source(args: argparse.Namespace) -> ProviderPlugin:
+    """The provider chosen by an option of its own (`--kubeconfig`), else by `--provider`."""
+    for plugin in PROVIDERS.entries(search_installed=False):
+        source = plugin.command_line.source if plugin.command_line else None
+        if source is not None and getattr(args, source.dest, None) is not None:
+            return plugin
+    return PROVIDERS.get(args.provider)
 
 
 def _usage(message: str) -> Exception:
@@ -423,16 +345,14 @@ def _usage(message: str) -> Exception:
 
 def _live_items(args: argparse.Namespace) -> Iterable:
     """Clusters from the live cloud, with a progress bar when stderr is a terminal."""
-    from mutguard import providers
-
     if args.concurrency < 1:
         raise _usage("--concurrency must be at least 1")
     if not 0 < args.region_timeout < float("inf"):  # NaN fails this too
         raise _usage("--region-timeout must be a number of seconds more than 0")
-    name, make_options = _live_source(args)
-    collect = providers.live(name).collect
-    options = make_options(args)
-    log.info("reading %s clusters (%d API calls at a time)", name, args.concurrency)
+    plugin = _live_source(args)
+    collect = plugin.collector_module().collect
+    options = plugin.command_line.options(args)
+    log.info("reading %s clusters (%d API calls at a time)", plugin.name, args.concurrency)
     started = time.monotonic()
     if args.quiet or args.verbose or not sys.stderr.isatty():
         items = list(collect(options))
@@ -444,6 +364,18 @@ def _live_items(args: argparse.Namespace) -> Iterable:
         return list(collect(options, update))
 
 
+def _earlier_runs(report: Report, args: argparse.Namespace) -> dict[str, tuple] | None:
+    """For the HTML report's trend: each cluster's MUT in earlier runs, from the state store a
+    run names (or the environment's), read before this run's publishing adds to it."""
+    if args.format != "html" or not (
+        args.publish or args.state_store or args.state or os.environ.get("MUTGUARD_STATE_STORE")
+    ):
+        return None
+    from mutguard.publish.stores import report_history, store_spec
+
+    return report_history(store_spec(args.state_store, args.state), report)
+
+
 def _scan(items: Iterable, args: argparse.Namespace) -> int:
     from mutguard.files import write_atomically
     from mutguard.models import Severity, Status
@@ -453,11 +385,13 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = build_report(items, args.as_of or clock.now())
     log.info("assessed %d cluster(s) in %.1f s", len(report.clusters), time.monotonic() - started)
+    history = _earlier_runs(report, args)
     if args.output and args.output != Path(STDIO):
-        write_atomically(args.output, render(report, args.format))
+        write_atomically(args.output, render(report, args.format, history=history))
     else:
         colour = _colour(args.format)
-        sys.stdout.write(render(report, args.format, color=colour, source=_source(args)))
+        text = render(report, args.format, color=colour, source=_source(args), history=history)
+        sys.stdout.write(text)
     if report.errors and not report.clusters:
         for error in report.errors:
             print(
@@ -496,31 +430,23 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# The options that choose which clusters a live scan reads, as `explain` takes them too (not
-# --external-id: the report's next step is no place to repeat it).
-_LIVE_FILTERS = {
-    "regions": "--regions",
-    "role_arns": "--role-arn",
-    "accounts": "--accounts",
-    "profile": "--profile",
-    "projects": "--projects",
-    "subscriptions": "--subscriptions",
-    "locations": "--locations",
-    "contexts": "--context",
-}
-
-
 def _source(args: argparse.Namespace) -> str:
     """The options that name where this run's clusters came from, for `mutguard explain`."""
     if args.command == "demo":
         return "--demo"
     if args.snapshot is not None:
         return shlex.join(["--snapshot", str(args.snapshot)])
-    if args.kubeconfig is not None:
-        words = ["--kubeconfig", str(args.kubeconfig)]
+    plugin = _live_source(args)
+    cli = plugin.command_line
+    source = cli.source if cli else None
+    if source is not None:
+        words = [source.flag, str(getattr(args, source.dest))]
     else:
         words = ["--provider", args.provider]
-    for name, flag in _LIVE_FILTERS.items():
+    # The options that choose which clusters were read, as `explain` takes them too (the
+    # provider's filters name no secret and no --external-id: no place to repeat it).
+    filters = {**(cli.filters if cli else {}), "locations": "--locations"}
+    for name, flag in filters.items():
         value = getattr(args, name)
         if isinstance(value, list):  # repeated flags
             words += [part for item in value for part in (flag, item)]
@@ -646,8 +572,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
     from mutguard.checks import catalogue
     from mutguard.models import Provider
 
-    name = PROVIDER_ALIASES.get(args.provider, args.provider)
-    checks = catalogue(Provider(name) if name else None)
+    chosen = [PROVIDERS.get(args.provider)] if args.provider else PROVIDERS.entries()
+    for plugin in chosen:
+        plugin.import_checks()
+    checks = catalogue(Provider(chosen[0].name) if args.provider else None)
     if args.format == "json":
         data = [c.meta.model_dump(mode="json") for c in checks]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -682,7 +610,22 @@ COMMANDS = {
 }
 
 
+def _load_named_provider(argv: Sequence[str] | None) -> None:
+    """Load the provider `--provider NAME` names, so that a plug-in another distribution installs
+    adds its options to the parser: the installed plug-ins are searched only when one is named.
+    An unknown name is left to the parser to refuse."""
+    named = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    named.add_argument("--provider")
+    try:
+        name = named.parse_known_args(argv)[0].provider
+    except argparse.ArgumentError:  # `--provider` without its value: the parser says so
+        return
+    if name in PROVIDERS:
+        PROVIDERS.get(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _load_named_provider(argv)
     args = build_parser().parse_args(argv)
     from mutguard.errors import InputError, StoreError
 

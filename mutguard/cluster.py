@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mutguard.errors import InputError
-from mutguard.mut import BASE_EDGES, Edge
 from mutguard.platform_rbac import catalogue_for
 from mutguard.rbac import RbacPolicy
 from mutguard.sources import (
@@ -74,10 +73,6 @@ class Cluster(BaseModel):
     admission_webhooks: list[str] | None = None  # "<configuration>/<webhook>" names
     collection_errors: dict[str, str] = Field(default_factory=dict)
     origin: str = ""
-
-    def barrier_edges(self) -> tuple[Edge, ...]:
-        """The attack-graph edges this cluster has before any mistake; providers may differ."""
-        return BASE_EDGES
 
     def minor_version(self) -> tuple[int, int] | None:
         return minor_version(self.version)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from mutguard import providers, workloads
+from mutguard.barriers import Barriers
 from mutguard.checks import Check, Outcome, catalogue
 from mutguard.checks.rbac import grant_edges
 from mutguard.cluster import Cluster
@@ -30,7 +31,19 @@ from mutguard.models import (
     Report,
     Status,
 )
-from mutguard.mut import Contribution, Edge, MutResult, Start, StartKind, compute
+from mutguard.mut import (
+    ADMIN,
+    API,
+    AUTHENTICATED,
+    BASE_EDGES,
+    NODE_ANY,
+    Contribution,
+    Edge,
+    MutResult,
+    Start,
+    StartKind,
+    compute,
+)
 from mutguard.sources import CLUSTER_DOC, ClusterSource, ScanError
 
 log = logging.getLogger(__name__)
@@ -159,7 +172,7 @@ def _platform_grants(cluster: Cluster) -> list[PlatformGrant]:
 
 def _graph_facts(cluster: Cluster) -> tuple[list[Edge], list[Start]]:
     """The edges that hold before any mistake, and a start for every known workload."""
-    barriers = list(cluster.barrier_edges())
+    barriers = _barrier_edges(providers.PROVIDERS.get(cluster.provider).barriers(cluster))
     if cluster.rbac is not None:
         # The platform's grants are no findings, but they hold: a start that reaches one of its
         # subjects (GKE's kubelet credential, say) goes on from there.
@@ -169,6 +182,57 @@ def _graph_facts(cluster: Cluster) -> tuple[list[Edge], list[Start]]:
     reported = cluster.rbac.powerful_service_accounts() if cluster.rbac else frozenset()
     barriers += workloads.attack_edges(cluster.workloads, reported)
     return barriers, [workloads.start(w) for w in cluster.workloads.items]
+
+
+def _barrier_edges(facts: Barriers) -> list[Edge]:
+    """BASE_EDGES, as the platform's barrier facts change them."""
+    gated = {(group.node, ADMIN) for group in facts.gated_groups}
+    edges = [edge for edge in BASE_EDGES if (edge.src, edge.dst) not in gated]
+    if facts.open_authentication is not None:
+        edges.append(
+            Edge(
+                API,
+                AUTHENTICATED,
+                0,
+                "authentication",
+                f"{facts.open_authentication} authenticates as system:authenticated",
+            )
+        )
+    for group in facts.gated_groups:
+        edges += [
+            Edge(
+                group.node,
+                group.gate,
+                1,
+                "authorization",
+                f"{group.platform} rejects new bindings to {group.group}: someone must first "
+                f"allow them ({group.setting})",
+            ),
+            Edge(
+                group.gate,
+                ADMIN,
+                1,
+                "authorization",
+                f"then one bad binding to {group.group} is needed",
+            ),
+        ]
+    for identity in facts.node_identities:
+        edges += [
+            identity.credential_edge(NODE_ANY, f"root on a node of pool {identity.pool}"),
+            Edge(
+                identity.node,
+                ADMIN,
+                1,
+                "authorization",
+                f"{identity.label} (pool {identity.pool}) holds no admin power over the cluster: "
+                f"{identity.no_admin_because}",
+            ),
+        ]
+    edges += [
+        identity.credential_edge(f"node:{node}", f"root on {node} (pool {identity.pool})")
+        for node, identity in facts.nodes
+    ]
+    return edges
 
 
 def _run(check: Check, cluster: Cluster) -> list[Outcome]:

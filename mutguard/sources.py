@@ -11,12 +11,31 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# The entry-point group through which other distributions add providers (mutguard.provider_api),
+# named after the package whose registry finds them.
+PLUGIN_GROUP = "mutguard.providers"
+
 
 class Provider(StrEnum):
     EKS = "eks"
     GKE = "gke"
     AKS = "aks"
     KUBERNETES = "kubernetes"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Provider | None:
+        """A provider another distribution installs is a member too, made when first named, so
+        its clusters and reports validate like the built-in ones. Not listed by iteration: the
+        checks that apply to "every provider" mean the built-in ones, whose remediation they
+        know."""
+        from importlib.metadata import entry_points
+
+        if not isinstance(value, str) or value not in entry_points(group=PLUGIN_GROUP).names:
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return cls._value2member_map_.setdefault(value, member)
 
 
 # The snapshot layout (docs/architecture.md, Snapshot layout): one file per document in a cluster

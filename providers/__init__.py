@@ -1,56 +1,46 @@
-"""Provider adapters, looked up by name so that no cloud SDK loads before it is needed.
-
-Each parser module exposes `looks_like(cluster_json) -> bool` and
-`parse(ClusterSource, observed_at) -> Cluster`; each live module exposes `collect(options)`.
-"""
+"""Provider adapters, found by name in one registry so that no cloud SDK loads before it is
+needed: each provider is one `ProviderPlugin` (mutguard.provider_api), built in here or added by
+another distribution through the `mutguard.providers` entry-point group."""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutguard.errors import InputError
-from mutguard.plugins import Plugin
-from mutguard.sources import Provider
+from mutguard.provider_api import ProviderPlugin
+from mutguard.registry import Registry
 
-PARSERS: dict[Provider, str] = {
-    Provider.EKS: "mutguard.providers.eks",
-    Provider.GKE: "mutguard.providers.gke",
-    Provider.AKS: "mutguard.providers.aks",
-    Provider.KUBERNETES: "mutguard.providers.kubernetes",
-}
+if TYPE_CHECKING:  # mutguard.sources loads dataclasses: not before the command line is parsed
+    from mutguard.sources import Provider
 
-# name -> (the live collector, what a user does with it).
-LIVE: dict[str, tuple[Plugin, str]] = {
-    "aws": (Plugin("mutguard.providers.eks_live", "aws"), "scanning EKS"),
-    "gcp": (Plugin("mutguard.providers.gke_live", "gcp"), "scanning GKE"),
-    "azure": (Plugin("mutguard.providers.aks_live", "azure"), "scanning AKS"),
-    "kubernetes": (
-        Plugin("mutguard.providers.kubeconfig", "kube"),
-        "scanning through a kubeconfig",
-    ),
-}
+# The entry-point group is named after this package: mutguard.providers (sources.PLUGIN_GROUP,
+# which makes the installed plug-ins' names Provider members).
+PROVIDERS: Registry[ProviderPlugin] = Registry("provider", __name__, lambda plugin: plugin.names)
+PROVIDERS.add("eks", "mutguard.providers.eks_plugin:PLUGIN")
+PROVIDERS.add("gke", "mutguard.providers.gke_plugin:PLUGIN")
+PROVIDERS.add("aks", "mutguard.providers.aks_plugin:PLUGIN")
+PROVIDERS.add("kubernetes", "mutguard.providers.kubernetes_plugin:PLUGIN")
 
 
 def parser(provider: Provider) -> ModuleType:
-    if provider not in PARSERS:
-        raise InputError(f"no parser for provider {provider.value} yet")
-    return importlib.import_module(PARSERS[provider])
+    return PROVIDERS.get(provider).parser_module()
 
 
 def live(name: str) -> ModuleType:
-    if name not in LIVE:
-        raise InputError(f"unknown provider {name!r}: choose one of {', '.join(sorted(LIVE))}")
-    plugin, purpose = LIVE[name]
-    return plugin.load(purpose)
+    """The live collector of the provider `name` (or an alias: `aws`)."""
+    return PROVIDERS.get(name).collector_module()
 
 
 def detect(cluster_json: Any) -> Provider:
-    """The provider whose CLI printed this cluster.json."""
-    for provider in PARSERS:
-        if parser(provider).looks_like(cluster_json):
-            return provider
+    """The provider whose CLI printed this cluster.json; the installed plug-ins are asked only
+    when no built-in one knows it."""
+    from mutguard.sources import Provider
+
+    for search_installed in (False, True):
+        for plugin in PROVIDERS.entries(search_installed):
+            if plugin.parser_module().looks_like(cluster_json):
+                return Provider(plugin.name)
     raise InputError(
         "cluster.json is not `aws eks describe-cluster`, `gcloud container clusters describe` "
         "or `az aks show` output, nor mutguard's own {'kubernetes': …} document"

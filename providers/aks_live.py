@@ -40,7 +40,6 @@ from azure.core.exceptions import AzureError
 from azure.core.serialization import is_generated_model
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.containerservice import ContainerServiceClient
-from azure.mgmt.resource.subscriptions import SubscriptionClient
 
 from mutguard import __version__
 from mutguard.providers import kube
@@ -176,6 +175,10 @@ class AksCollector:
         yield from run_tasks(tasks, self.options.concurrency, on_progress)
 
     def _readable_subscriptions(self) -> list[str]:
+        # Imported here: a scan naming its subscriptions, as every function's does, never lists
+        # them, and should not load the client before its first call.
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+
         with SubscriptionClient(self.credential, **self._client_options()) as client:
             return sorted(
                 s.subscription_id

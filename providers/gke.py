@@ -16,17 +16,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
+from mutguard.barriers import Barriers, GatedGroup, NodeIdentity
 from mutguard.cluster import Cluster, EndpointAccess, parse_common
 from mutguard.errors import InputError
-from mutguard.mut import (
-    ADMIN,
-    ANONYMOUS,
-    API,
-    AUTHENTICATED,
-    BASE_EDGES,
-    NODE_ANY,
-    Edge,
-)
+from mutguard.mut import ANONYMOUS, AUTHENTICATED, Edge
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -241,6 +234,19 @@ class NodePool(BaseModel):
         return f"gcp:node-service-account:{self.name}"
 
     @property
+    def identity(self) -> NodeIdentity:
+        """The identity root on a node of this pool holds: GKE authorizes Kubernetes requests
+        by IAM as well as RBAC, so it reaches admin only through an IAM mistake."""
+        return NodeIdentity(
+            pool=self.name,
+            node=self.identity_node,
+            label=self.service_account_label,
+            credential_source="the Compute Engine metadata server",
+            no_admin_because="one IAM mistake (a broad role for it) is needed, as GKE authorizes "
+            "Kubernetes requests by IAM as well as RBAC",
+        )
+
+    @property
     def uses_default_service_account(self) -> bool:
         account = self.service_account or "default"
         return account == "default" or account.endswith(DEFAULT_COMPUTE_SA_SUFFIX)
@@ -285,44 +291,6 @@ class GkeCluster(Cluster):
     logging_components: tuple[str, ...] | None = None
     node_pools: tuple[NodePool, ...] = ()
 
-    def barrier_edges(self) -> tuple[Edge, ...]:
-        """GKE's graph before any mistake: any Google account is authenticated; a binding to the
-        public groups first needs rbacBindingConfig to allow it (checks add the edge that says it
-        does); root on a node holds that node pool's Google service account."""
-        gated = {(AUTHENTICATED, ADMIN), (ANONYMOUS, ADMIN)}
-        edges = [edge for edge in BASE_EDGES if (edge.src, edge.dst) not in gated]
-        edges += [
-            Edge(
-                API,
-                AUTHENTICATED,
-                0,
-                "authentication",
-                "any Google account authenticates as system:authenticated",
-            ),
-            *_gate(AUTHENTICATED, BINDINGS_TO_AUTHENTICATED, "system:authenticated"),
-            *_gate(ANONYMOUS, BINDINGS_TO_UNAUTHENTICATED, "system:unauthenticated"),
-        ]
-        for pool in self.node_pools:
-            edges += [
-                node_credential_edge(NODE_ANY, pool, f"root on a node of pool {pool.name}"),
-                Edge(
-                    pool.identity_node,
-                    ADMIN,
-                    1,
-                    "authorization",
-                    f"{pool.service_account_label} (pool {pool.name}) holds no admin power over "
-                    "the cluster: one IAM mistake (a broad role for it) is needed, as GKE "
-                    "authorizes Kubernetes requests by IAM as well as RBAC",
-                ),
-            ]
-        for node in self.known_nodes():
-            pool = self.pool_of_node(node)
-            if pool is not None:
-                edges.append(
-                    node_credential_edge(f"node:{node}", pool, f"root on {node} (pool {pool.name})")
-                )
-        return tuple(edges)
-
     def known_nodes(self) -> list[str]:
         """The nodes the workloads document shows pods on."""
         if self.workloads is None:
@@ -342,28 +310,40 @@ class GkeCluster(Cluster):
 
 def node_credential_edge(source: str, pool: NodePool, who: str) -> Edge:
     """`who` fetches the pool's service-account token from the Compute Engine metadata server."""
-    return Edge(
-        source,
-        pool.identity_node,
-        0,
-        "credential",
-        f"{who} reads the token of {pool.service_account_label} from the Compute Engine "
-        "metadata server",
-    )
+    return pool.identity.credential_edge(source, who)
 
 
-def _gate(group_node: str, gate: str, group: str) -> list[Edge]:
-    return [
-        Edge(
-            group_node,
-            gate,
-            1,
-            "authorization",
-            f"GKE rejects new bindings to {group}: someone must first allow them "
-            "(rbacBindingConfig)",
+def barriers(cluster: GkeCluster) -> Barriers:
+    """GKE's graph before any mistake: any Google account is authenticated; a binding to the
+    public groups first needs rbacBindingConfig to allow it (checks add the edge that says it
+    does); root on a node holds that node pool's Google service account."""
+    identities = {pool.name: pool.identity for pool in cluster.node_pools}
+    nodes = []
+    for node in cluster.known_nodes():
+        pool = cluster.pool_of_node(node)
+        if pool is not None:
+            nodes.append((node, identities[pool.name]))
+    return Barriers(
+        open_authentication="any Google account",
+        gated_groups=(
+            GatedGroup(
+                AUTHENTICATED,
+                "system:authenticated",
+                BINDINGS_TO_AUTHENTICATED,
+                "GKE",
+                "rbacBindingConfig",
+            ),
+            GatedGroup(
+                ANONYMOUS,
+                "system:unauthenticated",
+                BINDINGS_TO_UNAUTHENTICATED,
+                "GKE",
+                "rbacBindingConfig",
+            ),
         ),
-        Edge(gate, ADMIN, 1, "authorization", f"then one bad binding to {group} is needed"),
-    ]
+        node_identities=tuple(identities.values()),
+        nodes=tuple(nodes),
+    )
 
 
 def _describe_error(exc: ValidationError) -> str:

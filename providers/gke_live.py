@@ -32,7 +32,7 @@ from google.api_core import retry as retries
 from google.api_core.gapic_v1.client_info import ClientInfo
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import Credentials
-from google.cloud import container_v1, resourcemanager_v3
+from google.cloud import container_v1
 from google.protobuf import json_format
 
 from mutguard import __version__
@@ -146,6 +146,11 @@ class GkeCollector:
         yield from run_tasks(tasks, self.options.concurrency, on_progress)
 
     def _searchable_projects(self, credentials: Credentials) -> list[str]:
+        # Imported here: loading the Resource Manager client (its operations transport loads
+        # aiohttp) takes longer than the container client, and a scan naming its projects, as
+        # every function's does, never searches.
+        from google.cloud import resourcemanager_v3
+
         client = resourcemanager_v3.ProjectsClient(
             credentials=credentials,
             transport="rest",

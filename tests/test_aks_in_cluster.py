@@ -14,9 +14,9 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from mutguard.cli import LIVE_OPTIONS, build_parser
+from mutguard.cli import build_parser
 from mutguard.models import Status
-from mutguard.providers import snapshot
+from mutguard.providers import PROVIDERS, snapshot
 from mutguard.providers.aks_live import AksCollector, AzureOptions
 from mutguard.scan import build_report
 
@@ -214,4 +214,4 @@ def test_live_scan_equals_its_snapshot_and_holds_no_token(arm, kube_api, collect
 @pytest.mark.parametrize(("flag", "expected"), [([], True), (["--skip-in-cluster"], False)])
 def test_skip_in_cluster_reaches_the_azure_options(flag, expected):
     args = build_parser().parse_args(["scan", "--provider", "azure", *flag])
-    assert LIVE_OPTIONS["azure"](args).in_cluster is expected
+    assert PROVIDERS.get("azure").command_line.options(args).in_cluster is expected

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from mutguard.cli import LIVE_OPTIONS, build_parser
+from mutguard.cli import build_parser
 from mutguard.models import Status
-from mutguard.providers import snapshot
+from mutguard.providers import PROVIDERS, snapshot
 from mutguard.providers.aks_live import AksCollector, AzureOptions
 from mutguard.scan import build_report
 from mutguard.sources import CLUSTER_DOC, ScanError
@@ -270,7 +270,7 @@ def test_cli_options_become_azure_options():
             "westeurope",
         ]
     )
-    options = LIVE_OPTIONS["azure"](args)
+    options = PROVIDERS.get("azure").command_line.options(args)
     assert options == AzureOptions(
         subscriptions=(SUB_A, SUB_B),
         concurrency=4,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from google.oauth2.credentials import Credentials
 
-from mutguard.cli import LIVE_OPTIONS, build_parser
+from mutguard.cli import build_parser
 from mutguard.models import Status
-from mutguard.providers import snapshot
+from mutguard.providers import PROVIDERS, snapshot
 from mutguard.providers.gke_live import GcpOptions, GkeCollector
 from mutguard.scan import build_report
 
@@ -145,4 +145,4 @@ def test_live_scan_equals_its_snapshot_and_holds_no_token(gke, kube_api, tmp_pat
 @pytest.mark.parametrize(("flag", "expected"), [([], True), (["--skip-in-cluster"], False)])
 def test_skip_in_cluster_reaches_the_gcp_options(flag, expected):
     args = build_parser().parse_args(["scan", "--provider", "gcp", *flag])
-    assert LIVE_OPTIONS["gcp"](args).in_cluster is expected
+    assert PROVIDERS.get("gcp").command_line.options(args).in_cluster is expected

@@ -18,13 +18,11 @@ from mutguard.cli import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
-    LIVE_OPTIONS,
-    SOURCE_OPTIONS,
     build_parser,
     main,
 )
 from mutguard.errors import InputError
-from mutguard.providers import kubeconfig, snapshot
+from mutguard.providers import PROVIDERS, kubeconfig, snapshot
 from mutguard.providers.kube import KubeReadError
 from mutguard.providers.kube_credentials import ExecPlugin, ExecTokens, FileToken
 from mutguard.providers.kubeconfig import KubeconfigOptions
@@ -431,8 +429,10 @@ def test_cli_options_become_kubeconfig_options(tmp_path):
     args = build_parser().parse_args(
         ["snapshot", "--kubeconfig", "kc", "--context", "a", "--context", "b", "-o", "out"]
     )
-    name, make_options = SOURCE_OPTIONS["kubeconfig"]
-    assert name == "kubernetes" and "kubernetes" not in LIVE_OPTIONS
-    assert make_options(args) == KubeconfigOptions(Path("kc"), ("a", "b"), 16)
+    kubernetes = PROVIDERS.get("kubernetes").command_line
+    assert kubernetes.source.flag == "--kubeconfig"
+    assert kubernetes.options(args) == KubeconfigOptions(Path("kc"), ("a", "b"), 16)
+    with pytest.raises(SystemExit):  # chosen by --kubeconfig alone, not by --provider
+        build_parser().parse_args(["scan", "--provider", "kubernetes"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["scan", "--kubeconfig", "kc", "--provider", "aws"])

@@ -377,3 +377,25 @@ def test_the_history_for_a_report_is_read_from_the_store_it_names(
     caplog.set_level(logging.WARNING)
     assert report_history(f"sqlite:{tmp_path}", report) is None  # a folder: not a database
     assert "the MUT trend is left out: could not read the state" in caplog.text
+
+
+def test_the_command_lines_html_report_shows_the_trend_of_the_state_it_names(
+    chat, tmp_path, monkeypatch
+):
+    from mutguard.cli import EXIT_OK, main
+
+    monkeypatch.setenv("MUTGUARD_WEBHOOK_URL", chat.url + "/hook/trend")
+    monkeypatch.setenv("MUTGUARD_WEBHOOK_SECRET", "trend-test-signing-key")
+    monkeypatch.delenv("MUTGUARD_STATE_STORE", raising=False)
+    state = str(tmp_path / "state.sqlite3")
+    first = ["demo", "-q", "--as-of", "2026-03-01", "--publish", "webhook", "--state", state]
+    first += ["-o", str(tmp_path / "first.txt")]
+    assert main(first) == EXIT_OK  # publishing saves the run's MUT
+    page = tmp_path / "report.html"
+    second = ["demo", "-q", "--as-of", "2026-03-02", "--format", "html", "-o", str(page)]
+    assert main([*second, "--state", state]) == EXIT_OK
+    trended = page.read_text()
+    # Same clusters, same MUT a day later: every cluster unchanged since the run the state kept.
+    assert trended.count('class="trend trend-same"') == 6
+    assert main(second) == EXIT_OK  # no state named: no trend
+    assert 'class="trend ' not in page.read_text()

@@ -1,6 +1,6 @@
 """Google Kubernetes Engine control-plane and node-pool checks.
 
-What GKE changes in the attack graph (see GkeCluster.barrier_edges): any Google account
+What GKE changes in the attack graph (see barriers in providers/gke.py): any Google account
 authenticates as system:authenticated, so that group is as public as system:unauthenticated;
 rbacBindingConfig can make GKE refuse new bindings to both groups; and a node's Google service
 account is one metadata-server request away from code on the node, and a Kubernetes identity

@@ -5,11 +5,13 @@ Scheduled runs).
 
 - messages.py: the machine-readable message (one cluster's versioned report, split to fit;
   schemas/message.schema.json describes it).
-- dispatch.py: sinks chosen by configuration (SINK_MODULES), `publish()`, `notify()` and
+- sinks.py: the sink kinds (SINK_MODULES), light enough for the command line's help.
+- dispatch.py: sinks chosen by configuration, `publish()`, `notify()` and
   `run_publishing()`, the one run of the command line and the functions alike.
 - config.py: the `sinks:` YAML document and the sinks a run picks from it.
 - One module per sink, behind base.Sink: slack.py, teams.py, smtp.py, ses.py, webhook.py (people
-  and receivers); sqs.py, sns.py, pubsub.py, azure_queue.py (queues and topics).
+  and receivers); sqs.py, sns.py, pubsub.py, azure_queue.py (queues and topics);
+  securityhub.py, scc.py (the clouds' security hubs).
 - stores.py: where the memory between runs is kept (STATE_STORES): sqlite.py (the default),
   dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document.
 - secrets.py: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
@@ -38,7 +40,6 @@ _EXPORTS = {
         "SinkResult",
     ),
     "mutguard.publish.dispatch": (
-        "SINK_MODULES",
         "PublishError",
         "RunOutcome",
         "SinkSpec",
@@ -48,6 +49,7 @@ _EXPORTS = {
         "run_publishing",
     ),
     "mutguard.publish.retry": ("RetryPolicy",),
+    "mutguard.publish.sinks": ("SINK_MODULES",),
     "mutguard.publish.secrets": (
         "EnvSecrets",
         "MissingSecret",

@@ -1,7 +1,7 @@
 """Choosing sinks by configuration, sending to each, and collecting what happened.
 
-`SINK_MODULES` maps a sink kind to the module that implements it; each such module has
-`build(name, options, context) -> Sink`. Adding a sink is one module plus one line here.
+`SINK_MODULES` (publish/sinks.py) maps a sink kind to the module that implements it; each such
+module has `build(name, options, context) -> Sink`.
 `publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
 reported in its SinkResult and the others still deliver; when the sink has a `dead_letter`
 (base.DeadLetter), what it did not deliver is handed there, and the sink still counts as
@@ -27,7 +27,6 @@ from typing import Any
 
 from mutguard.errors import InputError, StoreError
 from mutguard.models import Report, cluster_key
-from mutguard.plugins import Plugin
 from mutguard.publish.base import (
     ConfigError,
     DeadLetter,
@@ -39,6 +38,7 @@ from mutguard.publish.base import (
 )
 from mutguard.publish.retry import call_with_retry
 from mutguard.publish.secrets import Redactor, SecretRefs
+from mutguard.publish.sinks import SINK_MODULES
 from mutguard.state import (
     DIGEST_CLAIM,
     ClaimKey,
@@ -51,32 +51,6 @@ from mutguard.state import (
 from mutguard.suppressions import Suppression, stored_suppressions
 
 log = logging.getLogger("mutguard.publish")
-
-SINK_MODULES = {
-    "slack": Plugin("mutguard.publish.slack", "notify", imports_later={"slack_sdk": "slack-sdk"}),
-    "teams": Plugin("mutguard.publish.teams"),
-    "smtp": Plugin("mutguard.publish.smtp"),
-    "webhook": Plugin("mutguard.publish.webhook"),
-    "sqs": Plugin("mutguard.publish.sqs", "aws", imports_later={"boto3": "boto3"}),
-    "sns": Plugin("mutguard.publish.sns", "aws", imports_later={"boto3": "boto3"}),
-    "ses": Plugin("mutguard.publish.ses", "aws", imports_later={"boto3": "boto3"}),
-    "securityhub": Plugin("mutguard.publish.securityhub", "aws", imports_later={"boto3": "boto3"}),
-    "pubsub": Plugin(
-        "mutguard.publish.pubsub",
-        "notify-gcp",
-        imports_later={"google.cloud.pubsub_v1": "google-cloud-pubsub"},
-    ),
-    "scc": Plugin(
-        "mutguard.publish.scc",
-        "notify-gcp",
-        imports_later={"google.cloud.securitycenter_v2": "google-cloud-securitycenter"},
-    ),
-    "azure-queue": Plugin(
-        "mutguard.publish.azure_queue",
-        "notify-azure",
-        imports_later={"azure.storage.queue": "azure-storage-queue"},
-    ),
-}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ import importlib
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from mutguard.models import Report
+    from mutguard.state import MutPoint
 
 
 class Format(NamedTuple):
@@ -27,10 +30,19 @@ FORMATS = {
 }
 
 
-def render(report: Report, fmt: str, color: bool = False, source: str | None = None) -> str:
+def render(
+    report: Report,
+    fmt: str,
+    color: bool = False,
+    source: str | None = None,
+    history: Mapping[str, Sequence[MutPoint]] | None = None,
+) -> str:
     """`source`: the options that name where the clusters came from (`--demo`, `--snapshot DIR`,
-    `--provider aws ...`), for the next command the terminal report suggests."""
+    `--provider aws ...`), for the next command the terminal report suggests. `history`: each
+    cluster's earlier MUT (by cluster key) from the state store, for the HTML report's trend."""
     module = importlib.import_module(FORMATS[fmt].module)
     if fmt == "table":
         return module.render(report, color=color, source=source)
+    if fmt == "html":
+        return module.render(report, color=color, history=history)
     return module.render(report, color=color)
