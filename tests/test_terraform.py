@@ -109,6 +109,8 @@ GCP_ROLES = frozenset(
         "roles/pubsub.publisher",
         "roles/storage.objectUser",
         "roles/run.invoker",
+        # The scc sink: create/update findings and set their state, nothing else in SCC.
+        "roles/securitycenter.findingsEditor",
     }
 )
 GCP_PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
@@ -313,7 +315,7 @@ def test_the_readme_generator_renders_types_defaults_and_escapes(tmp_path: Path)
     assert terraform_docs.main(["--check", str(tmp_path)]) == 0
 
 
-def test_versions_are_pinned_with_pessimistic_constraints(
+def test_versions_are_pinned_with_wide_ranges(
     modules: dict[str, Module], examples: dict[str, Module]
 ) -> None:
     for module in [*modules.values(), *examples.values()]:
@@ -321,7 +323,11 @@ def test_versions_are_pinned_with_pessimistic_constraints(
         assert terraform["required_version"].startswith("~> "), module.path
         for provider in one(terraform["required_providers"]).values():
             assert provider["source"].startswith("hashicorp/"), module.path
-            assert provider["version"].startswith("~> "), module.path
+            if provider["source"] == "hashicorp/aws":
+                # 5.100 (the newest 5.x, which offline mirrors carry) and every 6.x
+                assert provider["version"] == ">= 5.100, < 7.0", module.path
+            else:
+                assert provider["version"].startswith("~> "), module.path
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -430,6 +436,18 @@ def test_gcp_grants_only_predefined_narrow_roles(modules: dict[str, Module]) -> 
     for t in iam_types:
         for body in module.typed("resource", t).values():
             assert "allUsers" not in body["member"] and "allAuthenticated" not in body["member"]
+
+
+def test_the_security_hubs_are_written_only_where_a_sink_is_turned_on(
+    modules: dict[str, Module],
+) -> None:
+    worker = policy_documents(modules["aws"])["worker"]
+    (hub,) = [s for s in statements(worker) if s["sid"] == "ImportSecurityHubFindings"]
+    assert hub["actions"] == ["securityhub:BatchImportFindings"]
+    assert hub["resources"] == "${var.securityhub_product_arns}"
+    scc = modules["gcp"].typed("resource", "google_organization_iam_member")["scc_findings"]
+    assert scc["count"] == "${var.scc_organization_id == null ? 0 : 1}"
+    assert scc["role"] == "roles/securitycenter.findingsEditor"
 
 
 def test_the_audit_function_is_never_public(modules: dict[str, Module]) -> None:

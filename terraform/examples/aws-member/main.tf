@@ -11,17 +11,24 @@ module "mutguard_reader" {
   scanner_role_arn = "arn:aws:iam::333333333333:role/mutguard-worker"
   external_id      = "mutguard-7f3c1a2e"
 
-  clusters = [
-    { name = "payments" },
-    { name = "checkout", region = "eu-central-1" },
-  ]
+  clusters = ["payments"]
 
   tags = {
     team = "platform-security"
   }
 }
 
-output "role_arn" {
-  description = "The role the scanner assumes in this account."
-  value       = module.mutguard_reader.role_arn
+# A cluster in another region: its access entry, under that region's provider, for the same role.
+provider "aws" {
+  alias  = "eu_central_1"
+  region = "eu-central-1"
+}
+
+resource "aws_eks_access_entry" "checkout" {
+  provider = aws.eu_central_1
+
+  cluster_name      = "checkout"
+  principal_arn     = module.mutguard_reader.role_arn
+  type              = "STANDARD"
+  kubernetes_groups = module.mutguard_reader.kubernetes_groups
 }

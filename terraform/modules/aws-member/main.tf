@@ -10,8 +10,6 @@ locals {
   # deploy/mutguard-reader.yaml binds the read-only ClusterRole (and the kube-system aws-auth
   # Role) to this group; the access entries put the role's sessions in it.
   kubernetes_groups = ["mutguard-readers"]
-
-  clusters = { for c in var.clusters : "${coalesce(c.region, "-")}/${c.name}" => c }
 }
 
 data "aws_iam_policy_document" "trust" {
@@ -76,11 +74,12 @@ resource "aws_iam_role_policy" "reader" {
   policy = data.aws_iam_policy_document.reader.json
 }
 
+# Clusters in the provider's region. A cluster elsewhere gets its aws_eks_access_entry from the
+# caller, under that region's provider, with the role_arn and kubernetes_groups outputs.
 resource "aws_eks_access_entry" "reader" {
-  for_each = local.clusters
+  for_each = toset(var.clusters)
 
-  region            = each.value.region
-  cluster_name      = each.value.name
+  cluster_name      = each.value
   principal_arn     = aws_iam_role.reader.arn
   type              = "STANDARD"
   kubernetes_groups = local.kubernetes_groups

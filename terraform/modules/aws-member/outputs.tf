@@ -14,6 +14,6 @@ output "kubernetes_groups" {
 }
 
 output "access_entry_arns" {
-  description = "ARN of each cluster's access entry, keyed by REGION/NAME (\"-/NAME\" for the provider's region)."
+  description = "ARN of each cluster's access entry, keyed by cluster name."
   value       = { for key, entry in aws_eks_access_entry.reader : key => entry.access_entry_arn }
 }

@@ -52,20 +52,17 @@ variable "permissions_boundary_arn" {
 }
 
 variable "clusters" {
-  type = list(object({
-    name   = string
-    region = optional(string)
-  }))
-  description = "EKS clusters of this account the scanner reads inside: each gets an access entry mapping the role to the Kubernetes group mutguard-readers. A cluster without region is in the provider's region. Clusters must use authentication mode API or API_AND_CONFIG_MAP."
+  type        = list(string)
+  description = "Names of the EKS clusters in the provider's region the scanner reads inside: each gets an access entry mapping the role to the Kubernetes group mutguard-readers. Clusters must use authentication mode API or API_AND_CONFIG_MAP. A cluster in another region needs an aws_eks_access_entry of the caller's, under that region's provider, for the role_arn output and the kubernetes_groups output."
   default     = []
 
   validation {
-    condition     = alltrue([for c in var.clusters : can(regex("^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$", c.name))])
-    error_message = "Each cluster needs a valid EKS cluster name."
+    condition     = alltrue([for c in var.clusters : can(regex("^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$", c))])
+    error_message = "Each cluster must be a valid EKS cluster name."
   }
 
   validation {
-    condition     = length(distinct([for c in var.clusters : "${coalesce(c.region, "-")}/${c.name}"])) == length(var.clusters)
+    condition     = length(distinct(var.clusters)) == length(var.clusters)
     error_message = "clusters must not list the same cluster twice."
   }
 }

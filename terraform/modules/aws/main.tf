@@ -15,16 +15,26 @@ locals {
   # The worker holds no EKS permission of its own: functions/runtime.py reads every account,
   # this one included, through MUTGUARD_ROLE_ARN (the role modules/aws-member creates).
   member_role_arn_template = "arn:${local.partition}:iam::{account}:role${var.member_role_path}${var.member_role_name}"
+  # Listed accounts are named one by one; without a list, the role name in any account of the
+  # organization (aws:ResourceOrgID), never in an account outside it.
   member_role_arns = (
     length(var.member_account_ids) > 0
-    ? [for account in var.member_account_ids : "arn:${local.partition}:iam::${account}:role${var.member_role_path}${var.member_role_name}"]
-    : ["arn:${local.partition}:iam::*:role${var.member_role_path}${var.member_role_name}"]
+    ? [for account in var.member_account_ids : replace(local.member_role_arn_template, "{account}", account)]
+    : [replace(local.member_role_arn_template, "{account}", "*")]
   )
+  member_role_org_ids = length(var.member_account_ids) > 0 ? [] : compact([var.organization_id])
+
+  # `id` is the region's name in provider 5 and 6 alike; `name` is deprecated in 6, and
+  # `region` does not exist in 5.
+  region = data.aws_region.current.id
+
+  scan_queue_name = "${var.name}-scan"
+  scan_queue_arn  = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.scan_queue_name}"
 
   state_table_arn = (
     var.state_table_name == null ? null
     : var.create_state_table ? aws_dynamodb_table.state[0].arn
-    : "arn:${local.partition}:dynamodb:${data.aws_region.current.region}:${local.account_id}:table/${var.state_table_name}"
+    : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${var.state_table_name}"
   )
 
   # Null values are dropped below: Lambda takes no null environment variable.
@@ -58,11 +68,17 @@ resource "aws_sqs_queue" "dead_letter" {
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
-  tags                              = var.tags
+  # Only the scan queue may move messages here; its ARN is spelled out, as the scan queue
+  # itself needs this queue's ARN first.
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [local.scan_queue_arn]
+  })
+  tags = var.tags
 }
 
 resource "aws_sqs_queue" "scan" {
-  name = "${var.name}-scan"
+  name = local.scan_queue_name
   # AWS asks for at least six times the function timeout on a Lambda-drained queue.
   visibility_timeout_seconds        = min(43200, 6 * var.worker_timeout)
   message_retention_seconds         = 345600 # 4 days: a scan older than that is stale anyway
@@ -84,14 +100,6 @@ resource "aws_sqs_queue" "dispatch_dead_letter" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
   tags                              = var.tags
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
-  queue_url = aws_sqs_queue.dead_letter.id
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.scan.arn]
-  })
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +254,15 @@ data "aws_iam_policy_document" "worker" {
     sid       = "AssumeMemberRoles"
     actions   = ["sts:AssumeRole"]
     resources = local.member_role_arns
+
+    dynamic "condition" {
+      for_each = local.member_role_org_ids
+      content {
+        test     = "StringEquals"
+        variable = "aws:ResourceOrgID"
+        values   = [condition.value]
+      }
+    }
   }
 
   dynamic "statement" {
@@ -304,6 +321,15 @@ data "aws_iam_policy_document" "worker" {
   }
 
   dynamic "statement" {
+    for_each = length(var.securityhub_product_arns) > 0 ? [1] : []
+    content {
+      sid       = "ImportSecurityHubFindings"
+      actions   = ["securityhub:BatchImportFindings"]
+      resources = var.securityhub_product_arns
+    }
+  }
+
+  dynamic "statement" {
     for_each = length(local.worker_kms_keys) > 0 ? [1] : []
     content {
       sid       = "UseKeys"
@@ -317,6 +343,13 @@ resource "aws_iam_role_policy" "worker" {
   name   = "mutguard-worker"
   role   = aws_iam_role.worker.id
   policy = data.aws_iam_policy_document.worker.json
+
+  lifecycle {
+    precondition {
+      condition     = length(var.member_account_ids) > 0 || var.organization_id != null
+      error_message = "Set member_account_ids (the accounts to scan) or organization_id (any account of the organization): the worker must never assume the member role outside them."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 output "dispatcher_function_name" {
-  description = "Name of the dispatcher Lambda (invoke it with {\"action\": \"dispatch\"} to scan now)."
+  description = "Name of the dispatcher Lambda (invoke it with {\"action\": \"dispatch\", \"publish\": true} to scan now)."
   value       = aws_lambda_function.dispatcher.function_name
 }
 

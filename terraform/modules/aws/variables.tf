@@ -99,12 +99,23 @@ variable "member_role_path" {
 
 variable "member_account_ids" {
   type        = list(string)
-  description = "Accounts whose member role the worker may assume; empty allows the role name in any account (needed with organizations_enabled)."
+  description = "Accounts whose member role the worker may assume; empty allows the role name in any account of organization_id (which must then be set, e.g. with organizations_enabled)."
   default     = []
 
   validation {
     condition     = alltrue([for a in var.member_account_ids : can(regex("^[0-9]{12}$", a))])
     error_message = "member_account_ids must be 12-digit AWS account ids."
+  }
+}
+
+variable "organization_id" {
+  type        = string
+  description = "AWS Organizations id (o-...): with member_account_ids empty, the worker may assume the member role in any account of this organization only (aws:ResourceOrgID). One of the two is required."
+  default     = null
+
+  validation {
+    condition     = var.organization_id == null || can(regex("^o-[a-z0-9]{10,32}$", var.organization_id))
+    error_message = "organization_id must be an AWS Organizations id such as o-a1b2c3d4e5."
   }
 }
 
@@ -177,6 +188,17 @@ variable "ses_identity_arns" {
   validation {
     condition     = alltrue([for a in var.ses_identity_arns : can(regex("^arn:aws[a-z-]*:ses:[a-z0-9-]+:[0-9]{12}:identity/.+$", a))])
     error_message = "ses_identity_arns must be SES identity ARNs (arn:aws:ses:REGION:ACCOUNT:identity/NAME)."
+  }
+}
+
+variable "securityhub_product_arns" {
+  type        = list(string)
+  description = "Security Hub products the securityhub sink imports findings into (securityhub:BatchImportFindings), e.g. this account's custom integration arn:aws:securityhub:REGION:ACCOUNT:product/ACCOUNT/default."
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.securityhub_product_arns : can(regex("^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:[0-9]{12}:product/.+$", a))])
+    error_message = "securityhub_product_arns must be Security Hub product ARNs (arn:aws:securityhub:REGION:ACCOUNT:product/...)."
   }
 }
 

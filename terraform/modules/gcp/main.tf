@@ -60,6 +60,16 @@ resource "google_secret_manager_secret_iam_member" "sink_secret" {
   member    = local.scanner_member
 }
 
+# The scc sink creates and updates findings (securitycenter.findings.update, .setState); SCC's
+# findings are granted at the organization.
+resource "google_organization_iam_member" "scc_findings" {
+  count = var.scc_organization_id == null ? 0 : 1
+
+  org_id = var.scc_organization_id
+  role   = "roles/securitycenter.findingsEditor"
+  member = local.scanner_member
+}
+
 resource "google_pubsub_topic_iam_member" "scan_publisher" {
   project = var.project_id
   topic   = google_pubsub_topic.scan.name

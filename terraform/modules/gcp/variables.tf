@@ -105,6 +105,17 @@ variable "sink_topic_ids" {
   }
 }
 
+variable "scc_organization_id" {
+  type        = string
+  description = "Organization whose Security Command Center the scc sink writes findings to: the scanner gets roles/securitycenter.findingsEditor there. Null: no scc sink."
+  default     = null
+
+  validation {
+    condition     = var.scc_organization_id == null || can(regex("^[0-9]+$", var.scc_organization_id))
+    error_message = "scc_organization_id must be the numeric organization id."
+  }
+}
+
 variable "sinks" {
   type        = list(string)
   description = "Sinks a publishing run uses when its payload names none (MUTGUARD_SINKS), e.g. [\"slack\", \"pubsub\"]."
