@@ -1,13 +1,25 @@
 """Benchmark: how fast mutguard reads a fleet of EKS clusters, and how fast it starts.
 
-300 clusters in 10 regions live in moto_server; EKS requests reach it through EksGapServer (the
-test suite's fake for the access-entry and identity-provider APIs moto lacks), which sleeps 50 ms
-before answering each request: a real AWS call costs tens of milliseconds, and bare moto_server is
-CPU-bound, which would hide what concurrency buys. One run prints:
+300 clusters in 10 regions live in moto_server. EKS requests reach them through RegionProxy
+(tests/servers/eks_regions.py), which waits 50 ms before answering each one, as a real AWS call
+takes tens of milliseconds, and in front of EksGapServer (the test suite's fake for the
+access-entry and identity-provider APIs moto lacks). A third of the clusters are in CONFIG_MAP
+mode, a third in API_AND_CONFIG_MAP, a third in API (the proxy reports the accessConfig moto
+drops); the other two each have two access entries, and every cluster one OIDC config.
 
-- the parallel scan (concurrency 16) against a one-at-a-time scan (concurrency 1): target >= 5x;
-- the parallel scan against the floor, plain boto3 making the same calls with the same thread
-  count and botocore Config but no mutguard code: target <= 1.3x;
+The servers run in a process of their own (this script with --serve), as AWS's servers do not
+run in the scanner's interpreter, and the proxy answers a read it has answered before from
+memory: the timed scans then pay the 50 ms and their own CPU, not moto's (~10 ms of one core per
+DescribeCluster). One run prints:
+
+- mutguard (concurrency 16 per region) against Prowler (`prowler aws --service eks`, timed in
+  the same run when `prowler` is on PATH or given with --prowler, else its recorded figure, said
+  so): target >= 10x;
+- mutguard against the floor, plain boto3 making the same calls (ListAccessEntries skipped for
+  CONFIG_MAP clusters too) with 16 threads per region and the same botocore Config but no
+  mutguard code: target <= 1.15x;
+- mutguard against itself reading one call at a time (concurrency 1, one region after the
+  other): target >= 5x;
 - the start-up of a fresh interpreter importing what a live `mutguard scan` imports, against
   `python -c "import boto3, pydantic"`: target <= 1.15x.
 
@@ -21,18 +33,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from botocore.config import Config
@@ -48,6 +62,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers.aws import DEFAULT_ACCOUNT, aws_env  # noqa: E402
 from servers.eks_gap import EksGapServer  # noqa: E402
+from servers.eks_regions import RegionProxy  # noqa: E402
 from servers.moto import MotoServer  # noqa: E402
 
 REGIONS = (
@@ -65,21 +80,24 @@ REGIONS = (
 CLUSTERS_PER_REGION = 30
 LATENCY_SECONDS = 0.05
 CONCURRENCY = 16
-ENTRIES_PER_CLUSTER = 2
+MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")  # cluster i is in MODES[i % 3]
+ENTRIES_PER_CLUSTER = 2  # in API and API_AND_CONFIG_MAP mode; none can exist in CONFIG_MAP
 OIDC_PER_CLUSTER = 1
 SETUP_THREADS = 16
-# (access entries, associated policies, OIDC configs) every scan must read for every cluster
-EXPECTED_PER_CLUSTER = (ENTRIES_PER_CLUSTER, ENTRIES_PER_CLUSTER, OIDC_PER_CLUSTER)
 
+# Prowler 5.46 `prowler aws --service eks` on this fleet (300 clusters, 10 regions, 50 ms per
+# request), measured on the 2-core machine these targets are set for.
+PROWLER_RECORDED_SECONDS = 32.5
+TARGET_PROWLER = 10.0  # mutguard must be at least this many times faster than Prowler
+TARGET_FLOOR = 1.15  # mutguard may take at most this many times the bare boto3 floor
 TARGET_SEQUENTIAL = 5.0  # parallel must be at least this many times faster than sequential
-TARGET_FLOOR = 1.3  # parallel may take at most this many times the bare boto3 floor
 TARGET_STARTUP = 1.15  # start-up may take at most this many times `import boto3, pydantic`
 
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 EDIT_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
 
-# The botocore Config of the floor: what mutguard's collector uses (adaptive retries, one pooled
-# connection per thread), minus its user-agent suffix.
+# The botocore Config of the floor: what mutguard's collector uses (standard retries, one pooled
+# connection per thread of a region), minus its user-agent suffix.
 FLOOR_MAX_ATTEMPTS = AwsOptions().max_attempts
 
 
@@ -104,12 +122,17 @@ class Fleet:
 class Timing:
     label: str
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of this process and children
     requests: int = 0
     parts: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
 
     def part(self, name: str) -> float:
         return statistics.median(self.parts[name])
@@ -119,7 +142,20 @@ def log(message: str = "") -> None:
     print(message, flush=True)
 
 
-# --- the fleet -------------------------------------------------------------------------------
+def mode_of(name: str) -> str:
+    """The authentication mode of a fleet cluster, from its index in the name."""
+    return MODES[int(name.rsplit("-c", 1)[1]) % len(MODES)]
+
+
+def expected_reads(name: str) -> tuple[int | None, int, int]:
+    """(access entries, associated policies, OIDC configs) a scan must read for a cluster:
+    no access-entry document at all (None) in CONFIG_MAP mode."""
+    if mode_of(name) == "CONFIG_MAP":
+        return None, 0, OIDC_PER_CLUSTER
+    return ENTRIES_PER_CLUSTER, ENTRIES_PER_CLUSTER, OIDC_PER_CLUSTER
+
+
+# --- the fleet, served by a process of its own -----------------------------------------------
 
 
 def cluster_settings(region: str, index: int) -> dict[str, Any]:
@@ -142,8 +178,12 @@ def cluster_settings(region: str, index: int) -> dict[str, Any]:
                 {"types": ["controllerManager", "scheduler"], "enabled": False},
             ]
         },
-        # Dropped by moto 5 (see tests/servers/aws.py); sent anyway, as a real caller would.
-        "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
+        # Dropped by moto 5 (see tests/servers/aws.py), so the proxy reports it
+        # (register_access); sent anyway, as a real caller would.
+        "accessConfig": {
+            "authenticationMode": MODES[index % len(MODES)],
+            "bootstrapClusterCreatorAdminPermissions": index % 2 == 0,
+        },
         "tags": {"team": f"team-{index % 7}", "env": "prod" if index % 5 == 0 else "dev"},
     }
     if index % 2 == 0:
@@ -152,31 +192,40 @@ def cluster_settings(region: str, index: int) -> dict[str, Any]:
     return settings
 
 
-def register_access(gap: EksGapServer, region: str, name: str, index: int) -> None:
-    """Two access entries (one policy each) and one OIDC config, served by the proxy."""
+def register_access(gap: EksGapServer, proxy: RegionProxy, region: str, name: str, index: int):
+    """The cluster's authentication mode; in API modes two access entries (one policy each);
+    and one OIDC config."""
+    mode = mode_of(name)
+    proxy.access_config(region, name, mode, bootstrap_admin=index % 2 == 0)
     team = f"team-{index % 7}"
-    gap.add_access_entry(
-        region,
-        name,
-        {
-            "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/platform-admins",
-            "type": "STANDARD",
-            "kubernetesGroups": [],
-            "username": "platform-admins",
-        },
-        [{"policyArn": ADMIN_POLICY, "accessScope": {"type": "cluster", "namespaces": []}}],
-    )
-    gap.add_access_entry(
-        region,
-        name,
-        {
-            "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{team}-developers",
-            "type": "STANDARD",
-            "kubernetesGroups": ["developers"],
-            "username": f"{team}-developers",
-        },
-        [{"policyArn": EDIT_POLICY, "accessScope": {"type": "namespace", "namespaces": [team]}}],
-    )
+    if mode != "CONFIG_MAP":
+        gap.add_access_entry(
+            region,
+            name,
+            {
+                "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/platform-admins",
+                "type": "STANDARD",
+                "kubernetesGroups": [],
+                "username": "platform-admins",
+            },
+            [{"policyArn": ADMIN_POLICY, "accessScope": {"type": "cluster", "namespaces": []}}],
+        )
+        gap.add_access_entry(
+            region,
+            name,
+            {
+                "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{team}-developers",
+                "type": "STANDARD",
+                "kubernetesGroups": ["developers"],
+                "username": f"{team}-developers",
+            },
+            [
+                {
+                    "policyArn": EDIT_POLICY,
+                    "accessScope": {"type": "namespace", "namespaces": [team]},
+                }
+            ],
+        )
     gap.add_oidc_config(
         region,
         name,
@@ -190,8 +239,14 @@ def register_access(gap: EksGapServer, region: str, name: str, index: int) -> No
     )
 
 
-def create_fleet(moto_url: str, gap: EksGapServer, regions: tuple[str, ...], per_region: int):
-    """Create the clusters straight in moto (not through the slow proxy), many at a time."""
+def create_fleet(
+    moto_url: str,
+    gap: EksGapServer,
+    proxy: RegionProxy,
+    regions: tuple[str, ...],
+    per_region: int,
+) -> Fleet:
+    """Create the clusters straight in moto (not through the proxy), many at a time."""
     session = boto3.Session()
     config = Config(max_pool_connections=SETUP_THREADS, retries={"mode": "standard"})
     clients = {
@@ -204,7 +259,7 @@ def create_fleet(moto_url: str, gap: EksGapServer, regions: tuple[str, ...], per
     def create(region: str, index: int) -> None:
         name = clusters[region][index]
         clients[region].create_cluster(name=name, **cluster_settings(region, index))
-        register_access(gap, region, name, index)
+        register_access(gap, proxy, region, name, index)
 
     with ThreadPoolExecutor(SETUP_THREADS) as pool:
         futures = [pool.submit(create, r, i) for r in regions for i in range(per_region)]
@@ -213,7 +268,102 @@ def create_fleet(moto_url: str, gap: EksGapServer, regions: tuple[str, ...], per
     return Fleet(regions, clusters)
 
 
-# --- the three scans -------------------------------------------------------------------------
+def remember_the_fleet(proxy: RegionProxy, fleet: Fleet) -> None:
+    """Read the fleet once through the proxy (no latency yet), which keeps the answers."""
+    proxy.remember_reads()
+    session = boto3.Session()
+    config = Config(max_pool_connections=SETUP_THREADS, retries={"mode": "standard"})
+    clients = {r: session.client("eks", region_name=r, config=config) for r in fleet.regions}
+
+    def read(region: str, name: str) -> None:
+        clients[region].describe_cluster(name=name)
+
+    with ThreadPoolExecutor(SETUP_THREADS) as pool:
+        for region in fleet.regions:
+            clients[region].list_clusters()
+        futures = [pool.submit(read, r, n) for r, names in fleet.clusters.items() for n in names]
+        for future in as_completed(futures):
+            future.result()
+
+
+def serve(regions: tuple[str, ...], per_region: int) -> int:
+    """The servers' process: build the fleet, say where it is, then obey one JSON command per
+    line of stdin ({"latency": seconds}, {"requests": true}) until stdin closes."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        del os.environ[name]
+    with (
+        tempfile.TemporaryDirectory(prefix="mutguard-bench-servers-") as tmp,
+        MotoServer() as moto,
+        EksGapServer(moto.url) as gap,
+        RegionProxy(gap.url) as proxy,
+    ):
+        os.environ.update(aws_env(moto.url, proxy.url, Path(tmp)))
+        started = time.perf_counter()
+        fleet = create_fleet(moto.url, gap, proxy, regions, per_region)
+        remember_the_fleet(proxy, fleet)
+        setup = time.perf_counter() - started
+        info = {"moto": moto.url, "eks": proxy.url, "clusters": fleet.clusters, "setup": setup}
+        print(json.dumps(info), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            if "latency" in command:
+                proxy.latency(command["latency"])
+            visits = proxy.visits()
+            answer = {
+                "requests": len(visits),
+                "throttled": sum(v.throttled for v in visits),
+                "describes": sum(1 for v in visits if v.method == "GET" and v.path.count("/") == 2),
+            }
+            print(json.dumps(answer), flush=True)
+    return 0
+
+
+class Servers:
+    """The servers' process, seen from the benchmark."""
+
+    def __init__(self, regions: tuple[str, ...], per_region: int) -> None:
+        argv = [sys.executable, __file__, "--serve", "--regions", str(len(regions))]
+        argv += ["--clusters-per-region", str(per_region)]
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        first = self._read()
+        self.moto_url: str = first["moto"]
+        self.eks_url: str = first["eks"]
+        self.setup_seconds: float = first["setup"]
+        self.fleet = Fleet(regions, {r: list(n) for r, n in first["clusters"].items()})
+
+    def _read(self) -> dict[str, Any]:
+        stdout: IO[str] = self._process.stdout  # type: ignore[assignment]
+        line = stdout.readline()
+        if not line:
+            raise BenchError(f"the servers' process ended (exit {self._process.wait()})")
+        return json.loads(line)
+
+    def _ask(self, command: dict[str, Any]) -> dict[str, Any]:
+        stdin: IO[str] = self._process.stdin  # type: ignore[assignment]
+        stdin.write(json.dumps(command) + "\n")
+        stdin.flush()
+        return self._read()
+
+    def latency(self, seconds: float) -> None:
+        self._ask({"latency": seconds})
+
+    def counts(self) -> dict[str, int]:
+        """Requests, throttled answers and DescribeCluster requests seen so far."""
+        return self._ask({"requests": True})
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+# --- the scans -------------------------------------------------------------------------------
 
 
 def mutguard_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
@@ -230,13 +380,14 @@ def mutguard_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
     sources = [i for i in items if isinstance(i, ClusterSource)]
     for source in sources:
         errors += [f"{source.origin}: {e}" for e in source.errors.values()]
-        entries = source.documents.get(ACCESS_ENTRIES_DOC, [])
+        entries = source.documents.get(ACCESS_ENTRIES_DOC)
         oidc = source.documents.get(IDENTITY_PROVIDERS_DOC, [])
-        policies = sum(len(e.get("associatedAccessPolicies", [])) for e in entries)
-        if (len(entries), policies, len(oidc)) != EXPECTED_PER_CLUSTER:
+        policies = sum(len(e.get("associatedAccessPolicies", [])) for e in entries or [])
+        read = (None if entries is None else len(entries), policies, len(oidc))
+        if read != expected_reads(source.name):
             errors.append(
-                f"{source.origin}: read {len(entries)} access entries, {policies} policies, "
-                f"{len(oidc)} OIDC configs"
+                f"{source.origin}: read (access entries, policies, OIDC configs) {read}, "
+                f"expected {expected_reads(source.name)}"
             )
     errors += [f"report {e.scope}: {e.message}" for e in report.errors]
     errors += [f"report {c.location}/{c.name}: {e}" for c in report.clusters for e in c.errors]
@@ -250,34 +401,46 @@ def mutguard_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
     return {"collect": collected - started, "build_report": reported - collected}
 
 
+def sequential_scan(fleet: Fleet) -> dict[str, float]:
+    """mutguard one call at a time: concurrency 1, one region after the other."""
+    parts: dict[str, float] = {"collect": 0.0, "build_report": 0.0}
+    for region in fleet.regions:
+        for name, seconds in mutguard_scan(fleet.subset((region,)), 1).items():
+            parts[name] += seconds
+    return parts
+
+
 def floor_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
-    """Plain boto3, no mutguard code: the same calls, threads and botocore Config."""
+    """Plain boto3, no mutguard code: the same calls, `concurrency` threads per region and the
+    same botocore Config."""
     started = time.perf_counter()
     session = boto3.Session()
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": FLOOR_MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": FLOOR_MAX_ATTEMPTS},
         max_pool_connections=concurrency,
         connect_timeout=10,
         read_timeout=30,
     )
     clients = {r: session.client("eks", region_name=r, config=config) for r in fleet.regions}
 
-    def list_region(region: str) -> tuple[str, list[str]]:
+    def list_region(region: str) -> list[str]:
         pages = clients[region].get_paginator("list_clusters").paginate()
-        return region, [name for page in pages for name in page["clusters"]]
+        return [name for page in pages for name in page["clusters"]]
 
     def read(region: str, name: str) -> dict[str, Any]:
         eks = clients[region]
         cluster = eks.describe_cluster(name=name)["cluster"]
-        entries = []
-        pages = eks.get_paginator("list_access_entries").paginate(clusterName=name)
-        for principal in (arn for page in pages for arn in page["accessEntries"]):
-            entry = eks.describe_access_entry(clusterName=name, principalArn=principal)
-            policy_pages = eks.get_paginator("list_associated_access_policies").paginate(
-                clusterName=name, principalArn=principal
-            )
-            policies = [p for page in policy_pages for p in page["associatedAccessPolicies"]]
-            entries.append({"entry": entry["accessEntry"], "policies": policies})
+        entries = None
+        if (cluster.get("accessConfig") or {}).get("authenticationMode") != "CONFIG_MAP":
+            entries = []
+            pages = eks.get_paginator("list_access_entries").paginate(clusterName=name)
+            for principal in (arn for page in pages for arn in page["accessEntries"]):
+                entry = eks.describe_access_entry(clusterName=name, principalArn=principal)
+                policy_pages = eks.get_paginator("list_associated_access_policies").paginate(
+                    clusterName=name, principalArn=principal
+                )
+                policies = [p for page in policy_pages for p in page["associatedAccessPolicies"]]
+                entries.append({"entry": entry["accessEntry"], "policies": policies})
         providers = []
         pages = eks.get_paginator("list_identity_provider_configs").paginate(clusterName=name)
         for config_ref in (c for page in pages for c in page["identityProviderConfigs"]):
@@ -287,23 +450,42 @@ def floor_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
             providers.append(described["identityProviderConfig"])
         return {"region": region, "cluster": cluster, "entries": entries, "oidc": providers}
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        listings = [pool.submit(list_region, region) for region in fleet.regions]
-        reads = []
+    with ExitStack() as stack:
+        pools = {r: stack.enter_context(ThreadPoolExecutor(concurrency)) for r in fleet.regions}
+        listings = {pools[r].submit(list_region, r): r for r in fleet.regions}
+        reads: list[Future[dict[str, Any]]] = []
         for listing in as_completed(listings):
-            region, names = listing.result()
-            reads += [pool.submit(read, region, name) for name in names]
+            region = listings[listing]
+            reads += [pools[region].submit(read, region, name) for name in listing.result()]
         results = [r.result() for r in reads]
     elapsed = time.perf_counter() - started
 
     errors = []
     for r in results:
-        policies = sum(len(e["policies"]) for e in r["entries"])
-        if (len(r["entries"]), policies, len(r["oidc"])) != EXPECTED_PER_CLUSTER:
+        entries = r["entries"]
+        policies = sum(len(e["policies"]) for e in entries or [])
+        read_ = (None if entries is None else len(entries), policies, len(r["oidc"]))
+        if read_ != expected_reads(r["cluster"]["name"]):
             errors.append(f"{r['region']}/{r['cluster']['name']}: incomplete read")
     seen = {(r["region"], r["cluster"]["name"]) for r in results}
-    check_fleet(f"bare boto3 (concurrency {concurrency})", fleet, seen, len(results), errors)
+    label = f"bare boto3 ({concurrency} threads per region)"
+    check_fleet(label, fleet, seen, len(results), errors)
     return {"calls": elapsed}
+
+
+def prowler_scan(prowler: str, fleet: Fleet, workdir: Path) -> dict[str, float]:
+    """`prowler aws --service eks` over the fleet's regions, as a subprocess."""
+    output = workdir / "prowler"
+    argv = [prowler, "aws", "--service", "eks", "--region", *fleet.regions]
+    argv += ["--no-banner", "--output-formats", "json-ocsf", "--output-directory", str(output)]
+    started = time.perf_counter()
+    done = subprocess.run(
+        argv, env={**os.environ}, cwd=workdir, capture_output=True, text=True, timeout=1800
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 3):  # 3: some check failed
+        raise BenchError(f"`{' '.join(argv)}` exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return {"prowler": elapsed}
 
 
 def check_fleet(
@@ -322,37 +504,41 @@ def check_fleet(
         raise BenchError(f"{label} did not read the fleet cleanly:\n  {shown}{more}")
 
 
-def probe_latency(fleet: Fleet, calls: int = 10) -> tuple[float, float]:
-    """Median seconds of one proxied request answered by the proxy, and by moto behind it."""
+def probe_latency(fleet: Fleet, calls: int = 10) -> float:
+    """Median seconds of one proxied request."""
     region = fleet.regions[0]
-    name = fleet.clusters[region][0]
     eks = boto3.Session().client("eks", region_name=region)
-
-    def median_of(call: Callable[[], object]) -> float:
-        call()  # connect first
-        times = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    return (
-        median_of(lambda: eks.list_identity_provider_configs(clusterName=name)),
-        median_of(lambda: eks.describe_cluster(name=name)),
-    )
+    name = fleet.clusters[region][0]
+    eks.describe_cluster(name=name)  # connect first
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        eks.describe_cluster(name=name)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
-def timed(
-    gap: EksGapServer, timing: Timing, scan: Callable[[], dict[str, float]]
-) -> dict[str, float]:
-    before = gap.requests_seen("*", ".*")
+def cpu_seconds() -> float:
+    """CPU time of this process's threads and of its children waited for (Prowler); the
+    servers' process is not waited for until the end, so it is not counted."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(servers: Servers, timing: Timing, scan: Callable[[], dict[str, float]]) -> dict[str, int]:
+    """Run `scan`, add its seconds to `timing`; the requests (and throttled answers and
+    DescribeCluster requests) the proxy saw during it."""
+    before = servers.counts()
+    cpu = cpu_seconds()
     parts = scan()
+    timing.cpu.append(cpu_seconds() - cpu)
+    after = servers.counts()
     timing.seconds.append(sum(parts.values()))
-    timing.requests = gap.requests_seen("*", ".*") - before
+    seen = {name: after[name] - before[name] for name in after}
+    timing.requests = seen["requests"]
     for name, seconds in parts.items():
         timing.parts.setdefault(name, []).append(seconds)
-    return parts
+    return seen
 
 
 # --- start-up --------------------------------------------------------------------------------
@@ -442,15 +628,17 @@ def measure_startup(
 
 
 @contextmanager
-def servers(workdir: Path) -> Iterator[tuple[MotoServer, EksGapServer]]:
-    """moto_server, the latency proxy in front of it, and os.environ pointing boto3 at both."""
+def servers(regions: tuple[str, ...], per_region: int, workdir: Path) -> Iterator[Servers]:
+    """The servers' process, and os.environ pointing boto3 at it."""
     # Nothing from this machine's AWS setup (profiles, CA bundle, endpoints) may leak in.
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
-    with MotoServer() as moto, EksGapServer(moto.url, latency_seconds=0.0) as gap:
-        env = aws_env(moto.url, gap.url, workdir)
-        os.environ.update(env)
-        yield moto, gap
+    fleet_servers = Servers(regions, per_region)
+    try:
+        os.environ.update(aws_env(fleet_servers.moto_url, fleet_servers.eks_url, workdir))
+        yield fleet_servers
+    finally:
+        fleet_servers.close()
 
 
 def verdict(ok: bool) -> str:
@@ -462,16 +650,17 @@ def run(args: argparse.Namespace) -> bool:
     regions = REGIONS[: args.regions]
     with (
         tempfile.TemporaryDirectory(prefix="mutguard-bench-") as tmp,
-        servers(Path(tmp)) as (moto, gap),
+        servers(regions, args.clusters_per_region, Path(tmp)) as fleet_servers,
     ):
         workdir = Path(tmp)
+        fleet = fleet_servers.fleet
         log("mutguard EKS scan benchmark")
-        started = time.perf_counter()
-        fleet = create_fleet(moto.url, gap, regions, args.clusters_per_region)
+        modes = ", ".join(f"1 in {len(MODES)} {mode}" for mode in MODES)
         log(
-            f"setup: {fleet.size} clusters in {len(regions)} regions, each with "
-            f"{ENTRIES_PER_CLUSTER} access entries (1 policy each) and {OIDC_PER_CLUSTER} OIDC "
-            f"config, created in {time.perf_counter() - started:.1f} s"
+            f"setup: {fleet.size} clusters in {len(regions)} regions ({modes}); "
+            f"{ENTRIES_PER_CLUSTER} access entries (1 policy each) on each cluster in an API "
+            f"mode, {OIDC_PER_CLUSTER} OIDC config on every cluster; created and read once by "
+            f"the servers' process in {fleet_servers.setup_seconds:.1f} s"
         )
 
         # Untimed warm-up, before the latency is switched on: moto loads STS on first use,
@@ -479,58 +668,100 @@ def run(args: argparse.Namespace) -> bool:
         warm = fleet.subset(regions[:1])
         mutguard_scan(warm, CONCURRENCY)
         floor_scan(warm, CONCURRENCY)
-        gap.latency_seconds = LATENCY_SECONDS
-        local, forwarded = probe_latency(fleet)
+        fleet_servers.latency(LATENCY_SECONDS)
         log(
             f"every EKS request now waits {LATENCY_SECONDS * 1000:.0f} ms in the proxy "
-            f"(STS goes straight to moto); one request takes {local * 1000:.1f} ms when the "
-            f"proxy answers it, {forwarded * 1000:.1f} ms when moto does"
+            f"(STS goes straight to moto); one DescribeCluster takes "
+            f"{probe_latency(fleet) * 1000:.1f} ms"
         )
         log()
 
         parallel = Timing("parallel")
         floor = Timing("floor")
+        scans = [
+            (parallel, lambda: mutguard_scan(fleet, CONCURRENCY)),
+            (floor, lambda: floor_scan(fleet, CONCURRENCY)),
+        ]
         for round_ in range(args.repeat):
-            timed(gap, parallel, lambda: mutguard_scan(fleet, CONCURRENCY))
-            timed(gap, floor, lambda: floor_scan(fleet, CONCURRENCY))
+            # Each goes first every other round, so neither always inherits the other's garbage
+            # or warms the servers for it.
+            for timing, scan in scans if round_ % 2 == 0 else reversed(scans):
+                timed(fleet_servers, timing, scan)
             log(
-                f"round {round_ + 1}/{args.repeat}: mutguard parallel "
-                f"{parallel.seconds[-1]:.2f} s, bare boto3 {floor.seconds[-1]:.2f} s"
+                f"round {round_ + 1}/{args.repeat}: mutguard {parallel.seconds[-1]:.2f} s, "
+                f"bare boto3 {floor.seconds[-1]:.2f} s"
             )
+        if parallel.requests != floor.requests:
+            raise BenchError(
+                f"mutguard made {parallel.requests} requests, the floor {floor.requests}: "
+                "the floor no longer makes the same calls"
+            )
+
+        prowler = Timing("prowler")
+        prowler_seen: dict[str, int] = {}
+        if args.prowler:
+            log(f"Prowler: {args.prowler} aws --service eks over the same fleet ...")
+            prowler_seen = timed(
+                fleet_servers, prowler, lambda: prowler_scan(args.prowler, fleet, workdir)
+            )
+            if prowler_seen["describes"] < fleet.size:
+                raise BenchError(
+                    f"Prowler described {prowler_seen['describes']} of {fleet.size} clusters"
+                )
 
         sequential = Timing("sequential")
         seq_fleet = fleet.subset(regions[: args.sequential_regions])
         subset = seq_fleet.size < fleet.size
         log(
-            f"sequential scan of {seq_fleet.size} clusters "
-            f"(~{seq_fleet.size * 8 * LATENCY_SECONDS:.0f} s of added latency alone) ..."
+            f"sequential scan of {seq_fleet.size} clusters, one call at a time "
+            f"(~{parallel.requests * seq_fleet.size / fleet.size * LATENCY_SECONDS:.0f} s "
+            "of latency alone) ..."
         )
-        timed(gap, sequential, lambda: mutguard_scan(seq_fleet, 1))
+        timed(fleet_servers, sequential, lambda: sequential_scan(seq_fleet))
         parallel_same = parallel
         if subset:
             parallel_same = Timing("parallel-subset")
             for _ in range(args.repeat):
-                timed(gap, parallel_same, lambda: mutguard_scan(seq_fleet, CONCURRENCY))
+                timed(fleet_servers, parallel_same, lambda: mutguard_scan(seq_fleet, CONCURRENCY))
 
         log("start-up: a real `mutguard scan` of one region, to list the modules it imports ...")
         modules, cli_seconds = discover_scan_modules({**os.environ}, workdir)
-        gap.latency_seconds = 0.0
+        fleet_servers.latency(0.0)
         startup_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         startup = measure_startup(startup_programs(modules), startup_env, workdir, args.startup)
         log()
 
+        # The recorded figure is Prowler's on the default fleet only.
+        recorded = (
+            PROWLER_RECORDED_SECONDS
+            if fleet.size == len(REGIONS) * CLUSTERS_PER_REGION and fleet.regions == REGIONS
+            else None
+        )
         log(f"scans of {fleet.size} clusters in {len(regions)} regions, median of {args.repeat}:")
         log(
-            f"  mutguard, concurrency {CONCURRENCY}:  {parallel.median:7.2f} s  "
+            f"  mutguard, concurrency {CONCURRENCY} per region:  {parallel.median:6.2f} s  "
             f"(collect {parallel.part('collect'):.2f} s + build_report "
-            f"{parallel.part('build_report'):.2f} s), {parallel.requests} proxied requests"
+            f"{parallel.part('build_report'):.2f} s), {parallel.requests} proxied requests, "
+            f"{parallel.cpu_median:.2f} s CPU"
         )
         log(
-            f"  bare boto3, {CONCURRENCY} threads:     {floor.median:7.2f} s  "
-            f"(no mutguard code), {floor.requests} proxied requests"
+            f"  bare boto3, {CONCURRENCY} threads per region:  {floor.median:6.2f} s  "
+            f"(no mutguard code), {floor.requests} proxied requests, "
+            f"{floor.cpu_median:.2f} s CPU"
         )
+        if args.prowler:
+            log(
+                f"  Prowler, aws --service eks:          {prowler.median:6.2f} s  "
+                f"(timed now, 1 run), {prowler.requests} proxied requests, "
+                f"{prowler.cpu_median:.2f} s CPU"
+            )
+        elif recorded is not None:
+            log(
+                f"  Prowler, aws --service eks:          {recorded:6.2f} s  "
+                "(recorded, not timed now: no `prowler` on PATH; see --prowler)"
+            )
         log(
-            f"  mutguard, concurrency 1:   {sequential.median:7.2f} s  "
+            f"  mutguard, concurrency 1, one region at a time: {sequential.median:.2f} s  "
             f"(collect {sequential.part('collect'):.2f} s + build_report "
             f"{sequential.part('build_report'):.2f} s), {sequential.requests} proxied requests"
             + (f" [subset: {seq_fleet.size} clusters, 1 run]" if subset else " [1 run]")
@@ -555,26 +786,45 @@ def run(args: argparse.Namespace) -> bool:
         )
         log()
 
+        prowler_seconds = prowler.median if args.prowler else recorded
         speedup = sequential.median / parallel_same.median
         over_floor = parallel.median / floor.median
+        collect_over_floor = parallel.part("collect") / floor.median
         # Start-up is what a run pays before its first AWS call; the report models and the
         # renderer load afterwards, when the clusters have been read, and are counted apart.
         over_baseline = startup["first_call"] / startup["baseline"]
         whole_run = startup["live_scan"] / startup["baseline"]
         results = [
-            speedup >= TARGET_SEQUENTIAL,
             over_floor <= TARGET_FLOOR,
+            speedup >= TARGET_SEQUENTIAL,
             over_baseline <= TARGET_STARTUP,
         ]
         log("results:")
+        if prowler_seconds is None:
+            log("  mutguard vs Prowler: not measured (no prowler, and its recorded figure is for")
+            log(f"    {len(REGIONS) * CLUSTERS_PER_REGION} clusters in {len(REGIONS)} regions)")
+        else:
+            vs_prowler = prowler_seconds / parallel.median
+            results.append(vs_prowler >= TARGET_PROWLER)
+            how = "timed in this run" if args.prowler else "recorded figure, not timed in this run"
+            log(
+                f"  mutguard vs Prowler ({how}): {vs_prowler:.1f}x faster "
+                f"(target >= {TARGET_PROWLER:g}x)  {verdict(results[-1])}"
+            )
+        if args.prowler and recorded is not None:
+            log(f"    (against its recorded {recorded:g} s: {recorded / parallel.median:.1f}x)")
+        log(
+            f"  mutguard vs bare boto3 floor: {over_floor:.2f}x "
+            f"(target <= {TARGET_FLOOR:g}x)  {verdict(results[0])}"
+        )
+        log(
+            f"    (collect alone, without build_report: {collect_over_floor:.2f}x; CPU time, "
+            f"build_report included: {parallel.cpu_median / floor.cpu_median:.2f}x)"
+        )
         same = f" (on the {seq_fleet.size}-cluster subset)" if subset else ""
         log(
             f"  parallel vs sequential: {speedup:.1f}x faster{same} "
-            f"(target >= {TARGET_SEQUENTIAL:g}x)  {verdict(results[0])}"
-        )
-        log(
-            f"  parallel vs bare boto3 floor: {over_floor:.2f}x "
-            f"(target <= {TARGET_FLOOR:g}x)  {verdict(results[1])}"
+            f"(target >= {TARGET_SEQUENTIAL:g}x)  {verdict(results[1])}"
         )
         log(
             f"  startup (CLI + imports before the first AWS call) vs import boto3+pydantic: "
@@ -592,11 +842,19 @@ def parse_args() -> argparse.Namespace:
         "--sequential-regions",
         type=int,
         default=None,
-        help="scan only this many regions one at a time, and compare with a parallel scan of "
-        "the same subset (default: every region; the full sequential scan takes ~2.5 min)",
+        help="scan only this many regions one call at a time, and compare with a parallel scan "
+        "of the same subset (default: every region; the full sequential scan takes ~2 min)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="parallel and floor scans")
+    parser.add_argument("--repeat", type=int, default=5, help="mutguard and floor scans")
     parser.add_argument("--startup", type=int, default=7, help="runs of each start-up program")
+    parser.add_argument(
+        "--prowler",
+        default=shutil.which("prowler"),
+        metavar="PATH",
+        help="the prowler command to time in the same run (default: `prowler` on PATH; "
+        "without one, its recorded figure is shown)",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sequential_regions is None or args.sequential_regions > args.regions:
         args.sequential_regions = args.regions
@@ -605,6 +863,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.serve:
+        return serve(REGIONS[: args.regions], args.clusters_per_region)
     try:
         met = run(args)
     except (BenchError, BotoCoreError, ClientError) as exc:

@@ -73,7 +73,12 @@ class _ProviderNames:
 
 def _add_live_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="parallel API calls (default 16)"
+        "--concurrency",
+        type=int,
+        default=16,
+        help="API calls at a time: for AWS per account and region, each region halving its own "
+        "while it throttles and growing it back as it answers; for GCP, Azure and kubeconfig "
+        "contexts in all (default 16)",
     )
     parser.add_argument(
         "--clusters",

@@ -1,9 +1,19 @@
 """Live EKS collection with boto3: every cluster of every region of every account, read-only.
 
-Accounts, regions and clusters are read in parallel by one bounded thread pool (boto3 clients
-are thread-safe, sessions are not, so clients are made under a lock and shared). Throttling is
-retried by botocore's adaptive mode. A failing account or region becomes a ScanError naming it; a
-failing cluster becomes a ClusterSource with the error, so the other clusters still report.
+Accounts, regions and clusters are read in parallel (providers/tasks.py). Each region of each
+account is a lane of its own: at most `concurrency` EKS calls to it at a time, halved while it
+throttles and grown back as it answers, so ten regions are read at once and one slow or
+throttling region holds back only its own calls. Its clusters' API servers are read in another
+lane per region, as many at a time. boto3 clients are thread-safe, sessions are not, so clients
+are made under a lock and shared; botocore retries a throttled call with its standard backoff.
+A failing account or region becomes a ScanError naming it; a failing cluster becomes a
+ClusterSource with the error, so the other clusters still report.
+
+A cluster costs the calls that can apply to it: DescribeCluster, then ListAccessEntries (and
+per entry DescribeAccessEntry and ListAssociatedAccessPolicies) unless its authenticationMode is
+CONFIG_MAP, where access entries do not exist and the API refuses the call, and
+ListIdentityProviderConfigs (and per config DescribeIdentityProviderConfig), which nothing in
+DescribeCluster can stand in for.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from mutguard import __version__
 from mutguard.errors import InputError
 from mutguard.providers import kube
 from mutguard.providers.eks_token import EksTokenSource
-from mutguard.providers.tasks import Abandoned, Deadline, Item, Task, run_tasks, stopped
+from mutguard.providers.tasks import Abandoned, Deadline, Item, Lane, Task, run_tasks, stopped
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
     AWS_AUTH_DOC,
@@ -56,7 +66,7 @@ class AwsOptions:
     external_id: str | None = None
     profile: str | None = None
     clusters: tuple[str, ...] = ()  # only these cluster names (default: every one listed)
-    concurrency: int = 16
+    concurrency: int = 16  # EKS calls at a time per account and region (lowered while throttled)
     max_attempts: int = 8
     in_cluster: bool = True  # read RBAC and workloads through the API server too
     region_timeout: float = 60.0  # seconds each of a region's EKS reads may take (tasks.Deadline)
@@ -112,14 +122,30 @@ def role_arns(options: AwsOptions) -> list[str]:
 
 
 class _Account:
-    """One account's session and its clients, shared by the pool's threads."""
+    """One account's session, its clients and its regions' lanes, shared by the pool's threads."""
 
-    def __init__(self, session: boto3.Session, account: str, config: Config) -> None:
+    def __init__(
+        self, session: boto3.Session, account: str, config: Config, concurrency: int
+    ) -> None:
         self.session = session
         self.account = account
         self._config = config
+        self._concurrency = concurrency
         self._clients: dict[tuple[str, str], Any] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}
         self._lock = threading.Lock()
+
+    def lane(self, region: str, endpoint: str = "eks") -> Lane:
+        """The lane of the region's EKS API ("eks") or of its clusters' API servers ("kube")."""
+        with self._lock:
+            return self._lane(region, endpoint)
+
+    def _lane(self, region: str, endpoint: str) -> Lane:
+        key = (region, endpoint)
+        if key not in self._lanes:
+            name = f"{endpoint} in account {self.account}, region {region}"
+            self._lanes[key] = Lane(self._concurrency, name)
+        return self._lanes[key]
 
     def client(self, service: str, region: str) -> Any:
         with self._lock:
@@ -128,8 +154,39 @@ class _Account:
                 client = self.session.client(service, region_name=region, config=self._config)
                 client.meta.events.register(f"before-parse.{service}", refuse_wrong_json_types)
                 client.meta.events.register("before-send", _refuse_once_stopped)
+                if service == "eks":
+                    listener = _answers_to(self._lane(region, service))
+                    client.meta.events.register(f"response-received.{service}", listener)
                 self._clients[key] = client
             return self._clients[key]
+
+
+# The error codes AWS throttles with (botocore's standard retry mode retries these too).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
+def _answers_to(lane: Lane) -> Callable[..., None]:
+    """A response-received listener telling `lane` of each answer, throttled or not (every
+    attempt, retries included; a call that got no answer tells nothing)."""
+
+    def on_answer(response_dict: dict | None = None, parsed_response: Any = None, **_: Any) -> None:
+        if response_dict is None:
+            return
+        error = parsed_response.get("Error") if isinstance(parsed_response, dict) else None
+        code = error.get("Code") if isinstance(error, dict) else None
+        lane.answered(response_dict.get("status_code") == 429 or code in THROTTLING_CODES)
+
+    return on_answer
 
 
 def _refuse_once_stopped(**_: Any) -> None:
@@ -211,8 +268,11 @@ class EksCollector:
         self.options = options
         self.base = session or boto3.Session(profile_name=options.profile)
         self.home_region = self.base.region_name or "us-east-1"
+        # Standard retries (exponential backoff with jitter, a retry quota per client, so per
+        # region): the lanes already adapt each region's concurrency to its throttling, which
+        # botocore's adaptive mode would do again with a rate limit of its own.
         self.config = Config(
-            retries={"mode": "adaptive", "total_max_attempts": options.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": options.max_attempts},
             max_pool_connections=options.concurrency,
             connect_timeout=10,
             read_timeout=30,
@@ -250,7 +310,7 @@ class EksCollector:
     def _open_account(self, role_arn: str | None) -> _Account:
         if role_arn is None:
             identity = self._base_client("sts").get_caller_identity()
-            return _Account(self.base, identity["Account"], self.config)
+            return _Account(self.base, identity["Account"], self.config, self.options.concurrency)
         params = {"RoleArn": role_arn, "RoleSessionName": "mutguard"}
         if self.options.external_id:
             params["ExternalId"] = self.options.external_id
@@ -261,16 +321,16 @@ class EksCollector:
             aws_session_token=credentials["SessionToken"],
             region_name=self.home_region,
         )
-        return _Account(session, role_arn.split(":")[4], self.config)
+        return _Account(session, role_arn.split(":")[4], self.config, self.options.concurrency)
 
     def _enabled_regions(self, account: _Account) -> list[str]:
         regions = account.client("ec2", self.home_region).describe_regions()["Regions"]
         return sorted(region["RegionName"] for region in regions)
 
     def _region_task(self, account: _Account, region: str) -> Task:
-        """ListClusters, then one task per cluster, all bound to the region's deadline: an
-        endpoint that never answers costs the scan that deadline, not botocore's timeouts times
-        its retries times the calls."""
+        """ListClusters, then one task per cluster, all in the region's lane and bound to its
+        deadline: an endpoint that never answers costs the scan that deadline, not botocore's
+        timeouts times its retries times the calls."""
         scope = f"eks:{account.account}:{region}"
         listed: list[str] = []
         read: list[str] = []
@@ -283,6 +343,7 @@ class EksCollector:
             return [ScanError(scope=scope, message=message)]
 
         deadline = Deadline(self.options.region_timeout, late)
+        lane = account.lane(region)
 
         def run() -> tuple[list[Task], list[Item]]:
             try:
@@ -298,18 +359,19 @@ class EksCollector:
             log.info("account %s, region %s: %d cluster(s)", account.account, region, len(names))
             listed.extend(names)
             tasks = [self._cluster_task(account, region, name, read) for name in names]
-            return [deadline.bind(task) for task in tasks], []
+            return [lane.bind(deadline.bind(task)) for task in tasks], []
 
-        return deadline.bind(run)
+        return lane.bind(deadline.bind(run))
 
     def _cluster_task(self, account: _Account, region: str, name: str, read: list[str]) -> Task:
         def run() -> tuple[list[Task], list[Item]]:
             source = read_cluster(account.client("eks", region), account.account, region, name)
             read.append(name)
             if self.options.in_cluster and CLUSTER_DOC in source.documents:
-                # A task of its own, outside the region's deadline: the API server is the
-                # cluster's, and a slow one costs only that cluster (kube's own timeouts).
-                return [_in_cluster_task(source, account.session)], []
+                # A task of its own, outside the region's deadline and EKS lane: the API server
+                # is the cluster's, and a slow one costs only that cluster (kube's own timeouts).
+                task = _in_cluster_task(source, account.session)
+                return [account.lane(region, "kube").bind(task)], []
             return [], [source]
 
         return run

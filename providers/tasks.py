@@ -1,9 +1,18 @@
-"""One bounded pool of worker threads per live collection, fed with tasks that can add further
-tasks.
+"""The worker threads of one live collection, fed with tasks that can add further tasks, each
+task in a lane: the calls to one endpoint.
 
-A task returns (follow-up tasks, items): listing a project or subscription yields one task per
-cluster to read inside it, so in-cluster reads of one large project or subscription still run
-in parallel instead of one after another.
+A task returns (follow-up tasks, items): listing a region, project or subscription yields one
+task per cluster to read inside it, so the clusters of one large region are read in parallel
+instead of one after another.
+
+**Lanes.** Every lane runs at most its own number of tasks at once, and lanes do not wait for
+each other: ten AWS regions, each its own lane, are read at once, and a slow or throttling
+region holds only its own lane's tasks. A task bound to no lane runs in the pool's default lane
+(`run_tasks(concurrency=...)`). A lane's limit adapts to what its endpoint says (AIMD): each
+throttled answer reported with `Lane.answered(throttled=True)` halves it (once per window of
+requests that were in flight when it was cut, since a burst answers throttled many times for
+one excess), each other answer adds 1/limit, so it grows by one per limit answers, back up to
+the ceiling it was made with. Workers are made as tasks become runnable, one per task running.
 
 The workers are daemon threads, not a ThreadPoolExecutor's: an executor's threads are joined at
 interpreter exit (concurrent.futures registers that join with threading._register_atexit), so
@@ -16,7 +25,7 @@ The same idea bounds an endpoint that accepts connections but never answers (or 
 which socket read timeouts do not catch): tasks bound to a Deadline (one region's API calls)
 must each finish within its seconds of starting. The first that does not expires the Deadline:
 its error is reported, its queued tasks are skipped, its running ones are no longer awaited and
-their workers are replaced, so the rest of the scan keeps its concurrency.
+their lane places are freed, so the rest of the scan keeps its concurrency.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from mutguard.sources import ClusterSource, ScanError
@@ -40,7 +50,7 @@ class Deadline:
     """A time limit shared by the tasks bound to it, e.g. one region's API calls.
 
     Each bound task gets `seconds` from when a worker starts it: time spent queued behind other
-    regions' work does not count, so a large region read at low concurrency is not cut short.
+    work of its lane does not count, so a large region read at low concurrency is not cut short.
     `report()` makes the items to yield when it expires (the error naming the region).
     """
 
@@ -52,13 +62,78 @@ class Deadline:
         self.expired = False  # set once, by the pool, under its lock
 
     def bind(self, task: Task) -> Task:
-        return _Bound(task, self)
+        return _Bound(task, self, getattr(task, "lane", None))
+
+
+class Lane:
+    """The tasks that call one endpoint (an AWS region of one account): at most `limit` of
+    them run at once. The limit starts at `ceiling`, is halved when the endpoint throttles and
+    grows back by one per `limit` answers that were not throttled."""
+
+    def __init__(self, ceiling: int, name: str = "") -> None:
+        if ceiling < 1:
+            raise ValueError(f"a lane runs at least 1 task at a time, not {ceiling}")
+        self.ceiling = ceiling
+        self.name = name
+        self._limit = float(ceiling)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting: deque[_Entry] = deque()
+        self._answers = 0
+        self._calm_after = 0  # answers counted before a throttled one may cut the limit again
+
+    @property
+    def limit(self) -> int:
+        """How many of the lane's tasks may run at once now."""
+        with self._lock:
+            return int(self._limit)
+
+    def bind(self, task: Task) -> Task:
+        return _Bound(task, getattr(task, "deadline", None), self)
+
+    def answered(self, throttled: bool) -> None:
+        """One answer from the lane's endpoint: throttled (429, ThrottlingException, ...) or
+        not. Called by the clients' threads."""
+        with self._lock:
+            self._answers += 1
+            if not throttled:
+                self._limit = min(float(self.ceiling), self._limit + 1 / self._limit)
+            elif self._answers > self._calm_after:
+                self._limit = max(1.0, self._limit / 2)
+                # The lane's other requests in flight were sent at the old limit: their
+                # throttled answers are the same excess, not a reason to cut again.
+                self._calm_after = self._answers + max(0, self._running - 1)
+                log.info(
+                    "%s throttles: %d call(s) at a time from now on",
+                    self.name or "an endpoint",
+                    int(self._limit),
+                )
+
+    def _admit(self, entry: _Entry) -> _Entry | None:
+        """Queue `entry`; it, if it may start now."""
+        with self._lock:
+            if self._running < int(self._limit) and not self._waiting:
+                self._running += 1
+                return entry
+            self._waiting.append(entry)
+            return None
+
+    def _release(self) -> list[_Entry]:
+        """One task of the lane ended; the queued ones that may start now."""
+        with self._lock:
+            self._running -= 1
+            ready = []
+            while self._waiting and self._running < int(self._limit):
+                self._running += 1
+                ready.append(self._waiting.popleft())
+            return ready
 
 
 class _Bound:
-    def __init__(self, task: Task, deadline: Deadline) -> None:
+    def __init__(self, task: Task, deadline: Deadline | None, lane: Lane | None) -> None:
         self.task = task
         self.deadline = deadline
+        self.lane = lane
 
     def __call__(self) -> tuple[list[Task], list[Item]]:
         return self.task()
@@ -82,6 +157,8 @@ def stopped() -> bool:
 # What a worker hands back for one task: its deadline, its duration, and its result or what it
 # raised.
 Outcome = tuple[Deadline | None, float, tuple[list[Task], list[Item]] | BaseException]
+# A queued task: its token, the task, its deadline and its lane.
+_Entry = tuple[int, Task, Deadline | None, Lane]
 
 
 def run_tasks(
@@ -89,10 +166,9 @@ def run_tasks(
     concurrency: int,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Item]:
-    """Yield each task's items as soon as it finishes; on_progress(done, known) counts tasks."""
-    pool = _Pool()
-    for _ in range(max(1, concurrency)):
-        pool.add_worker()
+    """Yield each task's items as soon as it finishes; on_progress(done, known) counts tasks.
+    Tasks bound to no lane run at most `concurrency` at a time."""
+    pool = _Pool(Lane(max(1, concurrency), "the default lane"))
     try:
         known = done = 0
         for task in initial:
@@ -121,35 +197,54 @@ def run_tasks(
 
 
 class _Pool:
-    def __init__(self) -> None:
-        self.todo: queue.SimpleQueue[tuple[int, Task] | None] = queue.SimpleQueue()
+    def __init__(self, default_lane: Lane) -> None:
+        self.default_lane = default_lane
+        self.ready: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()
         self.finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.abandoned = threading.Event()  # the caller gave up: start nothing more
         self._lock = threading.Lock()
-        # Under the lock: the bound tasks a worker is running (token -> deadline, start) and the
-        # tokens of those no longer awaited, whose workers end once the call returns.
-        self._running: dict[int, tuple[Deadline, float]] = {}
+        # Under the lock: the bound tasks a worker is running (token -> deadline, start, lane),
+        # the tokens of those no longer awaited, whose workers end once the call returns, and
+        # the workers alive and those waiting for a task (or about to be handed one).
+        self._running: dict[int, tuple[Deadline, float, Lane]] = {}
         self._dropped: set[int] = set()
+        self._workers = 0
+        self._idle = 0
+        self._named = 0
         # Main thread only: per deadline, its tasks queued or running, not yet counted done.
         self._pending: dict[Deadline, int] = {}
         self._tokens = 0
-        self._workers = 0
-
-    def add_worker(self) -> None:
-        self._workers += 1
-        name = f"mutguard_{self._workers - 1}"
-        threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def put(self, task: Task) -> bool:
-        """Queue `task`, unless its deadline has already expired; whether it was queued."""
-        deadline = getattr(task, "deadline", None)
+        """Queue `task` in its lane, unless its deadline has already expired; whether it was
+        queued."""
+        deadline: Deadline | None = getattr(task, "deadline", None)
         if deadline is not None:
             if deadline.expired:
                 return False
             self._pending[deadline] = self._pending.get(deadline, 0) + 1
+        lane: Lane = getattr(task, "lane", None) or self.default_lane
         self._tokens += 1
-        self.todo.put((self._tokens, task))
+        entry = lane._admit((self._tokens, task, deadline, lane))
+        if entry is not None:
+            self._start(entry)
         return True
+
+    def _start(self, entry: _Entry) -> None:
+        """Hand a task its lane admitted to an idle worker, or to a new one."""
+        with self._lock:
+            if self.abandoned.is_set():
+                return
+            name = None
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._workers += 1
+                self._named += 1
+                name = f"mutguard_{self._named - 1}"
+        if name is not None:
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        self.ready.put(entry)
 
     def settle(
         self,
@@ -180,7 +275,7 @@ class _Pool:
         """Seconds until some running bound task may be late; None while none can be."""
         now = time.monotonic()
         with self._lock:
-            ends = [started + deadline.seconds for deadline, started in self._running.values()]
+            ends = [started + d.seconds for d, started, _ in self._running.values()]
         # A queued bound task may start at any moment: look again when it could be late.
         ends += [now + deadline.seconds for deadline, count in self._pending.items() if count]
         return max(0.0, min(ends) - now) if ends else None
@@ -188,44 +283,59 @@ class _Pool:
     def expire(self) -> list[tuple[Deadline, int]]:
         """Expire each deadline with a late task: (deadline, its tasks now counted done)."""
         now = time.monotonic()
+        ready: list[_Entry] = []
         with self._lock:
-            late = {d for d, started in self._running.values() if now - started >= d.seconds}
+            late = {d for d, started, _ in self._running.values() if now - started >= d.seconds}
             for deadline in late:
                 deadline.expired = True
-                for token in [t for t, (d, _) in self._running.items() if d is deadline]:
-                    del self._running[token]
+                for token in [t for t, (d, _, _) in self._running.items() if d is deadline]:
+                    _, _, lane = self._running.pop(token)
                     self._dropped.add(token)
-                    self.add_worker()  # in place of the one left waiting for the call
+                    self._workers -= 1  # left waiting for the call; it ends when that returns
+                    ready += lane._release()
+        for entry in ready:
+            self._start(entry)
         return [(deadline, self._pending.pop(deadline, 0)) for deadline in late]
 
     def stop(self) -> None:
-        self.abandoned.set()
-        for _ in range(self._workers):
-            self.todo.put(None)
+        with self._lock:  # no worker is added once this is set
+            self.abandoned.set()
+            workers = self._workers
+        for _ in range(workers):
+            self.ready.put(None)
 
     def _work(self) -> None:
         _current.abandoned = self.abandoned
-        while (entry := self.todo.get()) is not None:
-            token, task = entry
+        while (entry := self.ready.get()) is not None:
             if self.abandoned.is_set():
                 continue
-            deadline: Deadline | None = getattr(task, "deadline", None)
-            started = time.monotonic()
-            if deadline is not None:
-                with self._lock:
-                    if deadline.expired:  # skipped: counted done when it expired
-                        continue
-                    self._running[token] = (deadline, started)
-            try:
-                result: tuple[list[Task], list[Item]] | BaseException = task()
-            except BaseException as exc:  # handed to the main thread, which decides what it means
-                result = exc
+            token, task, deadline, lane = entry
+            outcome = self._run(token, task, deadline, lane)
             with self._lock:
-                self._running.pop(token, None)
-                if token in self._dropped:  # no longer awaited; a new worker took this place
+                if token in self._dropped:  # no longer awaited; its lane place was freed
                     self._dropped.discard(token)
                     return
-            self.finished.put((deadline, time.monotonic() - started, result))
+                self._running.pop(token, None)
+                self._idle += 1
+                ready = lane._release()
+            if outcome is not None:
+                self.finished.put(outcome)
+            for next_entry in ready:
+                self._start(next_entry)
+
+    def _run(self, token: int, task: Task, deadline: Deadline | None, lane: Lane) -> Outcome | None:
+        """Run one task; None when its deadline expired before it started (already counted)."""
+        started = time.monotonic()
+        if deadline is not None:
+            with self._lock:
+                if deadline.expired:
+                    return None
+                self._running[token] = (deadline, started, lane)
+        try:
+            result: tuple[list[Task], list[Item]] | BaseException = task()
+        except BaseException as exc:  # handed to the main thread, which decides what it means
+            result = exc
+        return deadline, time.monotonic() - started, result
 
 
 def _log_progress(items: list[Item], seconds: float) -> None:
