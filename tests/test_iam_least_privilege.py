@@ -64,6 +64,7 @@ SINK_ACTIONS = {
     "sqs sink": ("sqs:SendMessage", "security-findings"),
     "sns sink": ("sns:Publish", "security-findings"),
     "ses sink": ("ses:SendRawEmail", "identity/mutguard@example.com"),
+    "securityhub sink": ("securityhub:BatchImportFindings", "product/"),
     "dynamodb state store: load": ("dynamodb:BatchGetItem", "table/mutguard-state"),
     "dynamodb state store: save": ("dynamodb:BatchWriteItem", "table/mutguard-state"),
     "dynamodb state store: claim": ("dynamodb:PutItem", "table/mutguard-state"),
@@ -133,6 +134,10 @@ def resource(deployed: Deployment, call: Call) -> str:
         return str(secrets.describe_secret(SecretId=params["SecretId"])["ARN"])
     if call.service == "sts":
         return str(params["RoleArn"])
+    if call.service == "securityhub":
+        # BatchImportFindings is authorized against the product the findings name.
+        (product,) = {finding["ProductArn"] for finding in params["Findings"]}
+        return str(product)
     if call.service == "eks" and "name" in params:
         cluster = params["name"]
         if "principalArn" in params:

@@ -79,6 +79,7 @@ AWS_NON_READ_ACTIONS = frozenset(
         "sqs:DeleteMessage",
         "sns:Publish",
         "ses:SendRawEmail",
+        "securityhub:BatchImportFindings",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",  # a publish claim: a conditional write, so one run sends each alert
