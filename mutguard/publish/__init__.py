@@ -16,7 +16,8 @@ Scheduled runs).
   dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document.
 - secrets.py: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
   gcp_secrets.py) and how they stay out of logs (Redactor).
-- retry.py: bounded backoff with jitter, Retry-After, pacing.
+- retry.py: bounded backoff with jitter, Retry-After, pacing; google_errors.py: what a Google
+  client library's failure means (one redacted line, retried or not).
 mutguard/state.py holds what is remembered between runs and the store protocol;
 mutguard/suppressions.py the accepted risks.
 

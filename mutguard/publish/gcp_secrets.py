@@ -29,9 +29,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mutguard.publish.google_errors import google_failure, one_line
 from mutguard.publish.retry import DeliveryError, RetryableError
 from mutguard.publish.secrets import CloudSecretStore, MissingSecret, Redactor
-from mutguard.publish.text import truncate
 
 SERVICE = "GCP Secret Manager"
 ENDPOINT_ENV = "MUTGUARD_GCP_SECRETMANAGER_ENDPOINT"
@@ -128,24 +128,12 @@ def _client(endpoint: str) -> Any:
 
 def _failure(what: str, err: Exception, redactor: Redactor) -> Exception:
     from google.api_core import exceptions as api_exceptions
-    from google.auth.exceptions import DefaultCredentialsError, TransportError
 
     if isinstance(err, api_exceptions.NotFound):
         return MissingSecret(f"{what} not found or has no versions")
     if isinstance(err, api_exceptions.FailedPrecondition):  # a disabled or destroyed version
-        reason = truncate(err.message, 300)
-        return MissingSecret(redactor.redact(f"{what} cannot be read: {reason}"))
-    if isinstance(err, api_exceptions.GoogleAPICallError):
-        status = err.grpc_status_code.name if err.grpc_status_code else str(err.code)
-        message = redactor.redact(f"{what} answered {status}: {truncate(err.message, 300)}")
-        retryable = tuple(getattr(api_exceptions, name) for name in RETRYABLE_ERRORS)
-        return RetryableError(message) if isinstance(err, retryable) else DeliveryError(message)
-    if isinstance(err, DefaultCredentialsError):
-        detail = "no Google credentials (Application Default Credentials) were found"
-        return DeliveryError(f"{what}: {detail}")
-    if isinstance(err, TransportError):  # the token could not be fetched
-        return RetryableError(redactor.redact(f"{what}: unreachable: {truncate(str(err), 300)}"))
-    return DeliveryError(redactor.redact(f"{what}: {str(err) or type(err).__name__}"))
+        return MissingSecret(redactor.redact(f"{what} cannot be read: {one_line(err.message)}"))
+    return google_failure(what, err, redactor.redact, RETRYABLE_ERRORS)
 
 
 def secret_source(redactor: Redactor) -> GcpSecretManager:

@@ -51,6 +51,7 @@ from urllib.parse import quote
 
 from mutguard import clock
 from mutguard.errors import InputError, StoreError
+from mutguard.publish.google_errors import NO_CREDENTIALS
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
 from mutguard.state import ClaimKey, ClusterState, give_back
@@ -260,8 +261,7 @@ def failure(what: str, err: Exception) -> DeliveryError:
             return RetryableError(message)
         return DeliveryError(message)
     if isinstance(err, DefaultCredentialsError):
-        detail = "no Google credentials (Application Default Credentials) were found"
-        return DeliveryError(f"{what}: {detail}")
+        return DeliveryError(f"{what}: {NO_CREDENTIALS}")
     if isinstance(err, DataCorruption):
         return RetryableError(f"{what}: the download did not match its checksum")
     broken = (

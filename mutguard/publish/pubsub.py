@@ -26,9 +26,9 @@ from typing import Any
 from pydantic import Field
 
 from mutguard.publish.base import Notice, Outgoing, SinkContext, SinkOptions, parse_options
+from mutguard.publish.google_errors import google_failure
 from mutguard.publish.messages import PUBSUB_LIMIT, cluster_messages
 from mutguard.publish.retry import DeliveryError, RetryableError
-from mutguard.publish.text import truncate
 
 # Room in the 10 MB publish request for the topic path (a 255-character topic name in a
 # 30-character project: about 300 bytes) and the protobuf tags and lengths around the data and
@@ -96,21 +96,10 @@ class PubSubSink:
 
 
 def _failure(what: str, err: Exception, context: SinkContext) -> DeliveryError:
-    from google.api_core import exceptions as api_exceptions
-    from google.auth.exceptions import DefaultCredentialsError
-
     if isinstance(err, TimeoutError):  # concurrent.futures.TimeoutError is TimeoutError
         detail = f"no answer within {RESULT_TIMEOUT_SECONDS:g} s"
         return RetryableError(context.redactor.redact(f"{what}: {detail}"))
-    if isinstance(err, DefaultCredentialsError):
-        detail = "no Google credentials (Application Default Credentials) were found"
-        return DeliveryError(f"{what}: {detail}")
-    if isinstance(err, api_exceptions.GoogleAPICallError):
-        status = err.grpc_status_code.name if err.grpc_status_code else str(err.code)
-        message = context.redactor.redact(f"{what} answered {status}: {truncate(err.message, 300)}")
-        retryable = tuple(getattr(api_exceptions, name) for name in RETRYABLE_ERRORS)
-        return RetryableError(message) if isinstance(err, retryable) else DeliveryError(message)
-    return DeliveryError(context.redactor.redact(f"{what}: {str(err) or type(err).__name__}"))
+    return google_failure(what, err, context.redactor.redact, RETRYABLE_ERRORS)
 
 
 def build(name: str, options: Mapping[str, Any], context: SinkContext) -> PubSubSink:

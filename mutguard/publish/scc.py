@@ -65,8 +65,8 @@ from mutguard.publish.base import (
     SinkOptions,
     parse_options,
 )
-from mutguard.publish.retry import DeliveryError, RetryableError
-from mutguard.publish.text import truncate
+from mutguard.publish.google_errors import google_failure
+from mutguard.publish.retry import DeliveryError
 from mutguard.state import ClusterChange, ResolvedFinding
 
 SOURCE_PATTERN = r"^organizations/[^/]+/sources/[^/]+(/locations/[^/]+)?$"
@@ -75,7 +75,6 @@ REGIONAL_ENDPOINT = "securitycenter.{location}.rep.googleapis.com"
 GKE_SERVICE = "//container.googleapis.com/"
 FINDING_ID_LENGTH = 32
 CALL_TIMEOUT_SECONDS = 30.0
-ERROR_TEXT_LIMIT = 300
 ACTIVE = "ACTIVE"
 INACTIVE = "INACTIVE"
 SEVERITIES = {
@@ -296,26 +295,8 @@ def _client(endpoint: str | None) -> Any:
     return SecurityCenterClient(client_options={"api_endpoint": endpoint.removeprefix("https://")})
 
 
-def _one_line(text: str) -> str:
-    return truncate(" ".join(text.split()), ERROR_TEXT_LIMIT)
-
-
 def _failure(what: str, err: Exception, context: SinkContext) -> DeliveryError:
-    from google.api_core import exceptions as api_exceptions
-    from google.auth.exceptions import DefaultCredentialsError, TransportError
-
-    redact = context.redactor.redact
-    if isinstance(err, api_exceptions.GoogleAPICallError):
-        status = err.grpc_status_code.name if err.grpc_status_code else str(err.code)
-        message = redact(f"{what} answered {status}: {_one_line(err.message or '')}")
-        retryable = tuple(getattr(api_exceptions, name) for name in RETRYABLE_ERRORS)
-        return RetryableError(message) if isinstance(err, retryable) else DeliveryError(message)
-    if isinstance(err, DefaultCredentialsError):
-        detail = "no Google credentials (Application Default Credentials) were found"
-        return DeliveryError(f"{what}: {detail}")
-    if isinstance(err, TransportError):  # the token could not be fetched
-        return RetryableError(redact(f"{what}: unreachable: {_one_line(str(err))}"))
-    return DeliveryError(redact(f"{what}: {_one_line(str(err) or type(err).__name__)}"))
+    return google_failure(what, err, context.redactor.redact, RETRYABLE_ERRORS)
 
 
 def build(name: str, options: Mapping[str, Any], context: SinkContext) -> SccSink:
