@@ -22,9 +22,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from mutguard.provider_api import Invoke
 from mutguard.providers import PROVIDERS
@@ -32,6 +31,11 @@ from mutguard.providers import PROVIDERS
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 MAX_TARGETS = 1000
 SHOWN_VALUE_LENGTH = 40
+ACTIONS = ("scan", "dispatch")
+REQUIRED = "Field required"
+NOT_A_STRING = "Input should be a valid string"
+NOT_A_LIST = "Input should be a valid list"
+NOT_UNICODE = "Input should be a valid string, unable to parse raw data as a unicode string"
 
 
 class PayloadError(ValueError):
@@ -48,40 +52,33 @@ class PayloadError(ValueError):
         return {"error": {"status": self.status, "field": self.field, "message": self.message}}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+@dataclass(frozen=True)
+class Target:
+    """One provider account, region and cluster to scan. It checks itself wherever it is made
+    (a dispatcher makes them from an organization's accounts): PayloadError names its field."""
 
-
-class Target(_Strict):
     provider: str
     account: str
     region: str | None = None
     cluster: str | None = None
 
-    @field_validator("provider", mode="before")
-    @classmethod
-    def _provider_scans_in_functions(cls, value: Any) -> Any:
-        if isinstance(value, str) and _invoke(value) is not None:
-            return value
-        choices = [f"'{plugin.name}'" for plugin in PROVIDERS.entries() if plugin.invoke]
-        listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
-        raise ValueError(f"Input should be {listed}")
+    def __post_init__(self) -> None:
+        account = _invoke_of(self.provider).account
+        self._keep_string("provider")
+        value = self._keep_string("account")
+        if not re.match(account.pattern, value):
+            raise PayloadError("account", f"{_shown(value)} is not {account.what}")
+        for name in ("region", "cluster"):
+            if getattr(self, name) is None:
+                continue
+            value = self._keep_string(name)
+            if not NAME.match(value):
+                raise PayloadError(name, f"{_shown(value)} is not a region or cluster name")
 
-    @field_validator("account")
-    @classmethod
-    def _account_fits_provider(cls, value: str, info: ValidationInfo) -> str:
-        provider = info.data.get("provider")
-        if provider is not None:  # else the provider's own error is the one to report
-            account = _invoke(provider).account
-            if not re.match(account.pattern, value):
-                raise ValueError(f"{_shown(value)} is not {account.what}")
-        return value
-
-    @field_validator("region", "cluster")
-    @classmethod
-    def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and not NAME.match(value):
-            raise ValueError(f"{_shown(value)} is not a region or cluster name")
+    def _keep_string(self, name: str) -> str:
+        """The field as it is kept: a str (not a subclass, such as an enum's member)."""
+        value = _string(getattr(self, name), name)
+        object.__setattr__(self, name, value)
         return value
 
     @property
@@ -100,32 +97,38 @@ class Target(_Strict):
         return ":".join(p for p in parts if p)
 
 
-class InvokePayload(_Strict):
+@dataclass(frozen=True)
+class InvokePayload:
+    """What parse_payload accepts. Checked there and not when made: a dispatcher may replace its
+    targets with more than a sender may name (an organization's), which fan_out splits up."""
+
     action: Literal["scan", "dispatch"] = "scan"
-    targets: list[Target] = Field(
-        default_factory=list, max_length=MAX_TARGETS, validate_default=True
-    )
+    targets: list[Target] = field(default_factory=list)
     publish: bool = False
     sinks: list[str] | None = None
     include_rbac: bool = True
     digest: bool = False
 
-    @field_validator("targets")
-    @classmethod
-    def _scan_needs_targets(cls, value: list[Target], info: ValidationInfo) -> list[Target]:
-        if info.data.get("action", "scan") == "scan" and not value:
-            raise ValueError("a scan names its targets (a dispatch may use the configured ones)")
-        return value
-
-    @field_validator("sinks")
-    @classmethod
-    def _sinks_need_publish(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        if value is not None and not info.data.get("publish"):
-            raise ValueError("sinks are only used with publish: true")
-        return value
-
     def to_message(self) -> str:
-        return self.model_dump_json(exclude_defaults=True)
+        """The payload as the JSON a dispatcher queues, leaving out what is at its default."""
+        message = json.dumps(
+            _without_defaults(self),
+            default=_without_defaults,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        message.encode()  # UnicodeEncodeError for a lone surrogate, which no queue can carry
+        return message
+
+
+def _without_defaults(instance: Target | InvokePayload) -> dict[str, Any]:
+    shown = {}
+    for spec in fields(instance):
+        value = getattr(instance, spec.name)
+        default = spec.default if spec.default_factory is MISSING else spec.default_factory()
+        if value != default:
+            shown[spec.name] = value
+    return shown
 
 
 def _invoke(name: str) -> Invoke | None:
@@ -138,8 +141,19 @@ def _invoke(name: str) -> Invoke | None:
     return plugin.invoke if plugin.name == name else None
 
 
+def _invoke_of(provider: Any) -> Invoke:
+    """The provider's Invoke, or PayloadError listing those a payload may name."""
+    invoke = _invoke(provider) if isinstance(provider, str) else None
+    if invoke is not None:
+        return invoke
+    choices = [f"'{plugin.name}'" for plugin in PROVIDERS.entries() if plugin.invoke]
+    listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+    raise PayloadError("provider", f"Input should be {listed}")
+
+
 def parse_payload(raw: bytes | str | Mapping[str, Any] | None) -> InvokePayload:
-    """The payload, or PayloadError naming the first bad field."""
+    """The payload, or PayloadError naming the first bad field: the fields in the order of
+    InvokePayload's (a target's in Target's), then the keys that are none of them."""
     if isinstance(raw, bytes | str):
         try:
             raw = json.loads(raw or "{}")
@@ -151,11 +165,122 @@ def parse_payload(raw: bytes | str | Mapping[str, Any] | None) -> InvokePayload:
         raw = {}
     if not isinstance(raw, Mapping):
         raise PayloadError("", f"the payload is a JSON object, not {type(raw).__name__}")
+    return _payload(dict(raw))
+
+
+def _payload(raw: dict[Any, Any]) -> InvokePayload:
+    _keys_are_unicode(raw, "")
+    action = raw.get("action", "scan")
+    if type(action) is str and not _is_unicode(action):
+        raise PayloadError("action", NOT_UNICODE)
+    if not isinstance(action, str) or action not in ACTIONS:
+        raise PayloadError("action", "Input should be 'scan' or 'dispatch'")
+    action = _string(action, "action")
+    targets = raw.get("targets", [])
+    if not isinstance(targets, list):
+        raise PayloadError("targets", NOT_A_LIST)
+    if len(targets) > MAX_TARGETS:
+        raise PayloadError(
+            "targets",
+            f"List should have at most {MAX_TARGETS} items after validation, not {len(targets)}",
+        )
+    targets = [_target(value, _join("targets", index)) for index, value in enumerate(targets)]
+    if action == "scan" and not targets:
+        raise PayloadError(
+            "targets", "a scan names its targets (a dispatch may use the configured ones)"
+        )
+    publish = _boolean(raw, "publish", False)
+    sinks = raw.get("sinks")
+    if sinks is not None:
+        if not isinstance(sinks, list):
+            raise PayloadError("sinks", NOT_A_LIST)
+        sinks = [_string(sink, _join("sinks", index)) for index, sink in enumerate(sinks)]
+        if not publish:
+            raise PayloadError("sinks", "sinks are only used with publish: true")
+    payload = InvokePayload(
+        action=action,
+        targets=targets,
+        publish=publish,
+        sinks=sinks,
+        include_rbac=_boolean(raw, "include_rbac", True),
+        digest=_boolean(raw, "digest", False),
+    )
+    _only_fields(raw, InvokePayload, "")
+    return payload
+
+
+def _target(raw: Any, path: str) -> Target:
+    """A target of the payload's list; PayloadError names its field under `path`."""
+    if isinstance(raw, Target):
+        return raw
+    if not isinstance(raw, dict):
+        raise PayloadError(path, "Input should be a valid dictionary or instance of Target")
+    _keys_are_unicode(raw, path)
     try:
-        return InvokePayload.model_validate(dict(raw))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise PayloadError(_field(error["loc"]), _message(error)) from None
+        if "provider" not in raw:
+            raise PayloadError("provider", REQUIRED)
+        if "account" not in raw:
+            _invoke_of(raw["provider"])  # a bad provider is the first error, as it is listed first
+            raise PayloadError("account", REQUIRED)
+        target = Target(
+            **{spec.name: raw[spec.name] for spec in fields(Target) if spec.name in raw}
+        )
+    except PayloadError as exc:
+        raise PayloadError(_join(path, exc.field), exc.message) from None
+    _only_fields(raw, Target, path)
+    return target
+
+
+def _string(value: Any, path: str) -> str:
+    """A string field's value as a str: a subclass's (an enum member's) is copied, unless a lone
+    surrogate keeps it from being text."""
+    if type(value) is str:
+        return value
+    if not isinstance(value, str):
+        raise PayloadError(path, NOT_A_STRING)
+    if not _is_unicode(value):
+        raise PayloadError(path, NOT_UNICODE)
+    return str.__str__(value)
+
+
+def _boolean(raw: dict[Any, Any], name: str, default: bool) -> bool:
+    value = raw.get(name, default)
+    if not isinstance(value, bool):
+        raise PayloadError(name, "Input should be a valid boolean")
+    return value
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` has no lone surrogate (JSON's `"\\ud800"` makes one)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _keys_are_unicode(raw: dict[Any, Any], path: str) -> None:
+    """PayloadError naming the object, before any of its fields, for a key that is no text."""
+    if not all(_is_unicode(key) for key in raw if type(key) is str):
+        raise PayloadError(path, NOT_UNICODE)
+
+
+def _only_fields(raw: dict[Any, Any], model: type, path: str) -> None:
+    """PayloadError for the first key of `raw` that is not a field of `model`."""
+    names = {spec.name for spec in fields(model)}
+    for key in raw:
+        if not isinstance(key, str):
+            raise PayloadError(_join(path, _key_location(key)), "Keys should be strings")
+        if key not in names:
+            raise PayloadError(_join(path, key), "unknown field")
+
+
+def _key_location(key: Any) -> int | str:
+    """How a key that is not a string is named in a field path: an integer as an index
+    (`[3]`), anything else by its repr."""
+    if isinstance(key, int) and -(2**63) <= key < 2**63:
+        return int(key)
+    return repr(key)
 
 
 def _shown(value: str) -> str:
@@ -164,18 +289,8 @@ def _shown(value: str) -> str:
     return repr(value) if len(value) <= SHOWN_VALUE_LENGTH else f"{value[:SHOWN_VALUE_LENGTH]!r}…"
 
 
-def _field(location: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in location:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else part
-    return path
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+def _join(path: str, part: int | str) -> str:
+    """The field path `path` followed by a list index or a key: `targets[0]`, `targets[0].zone`."""
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if path else part

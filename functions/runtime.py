@@ -27,7 +27,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mutguard import clock
@@ -109,17 +109,14 @@ def fan_out(payload: InvokePayload, settings: Settings) -> list[InvokePayload]:
     groups: dict[tuple[str, str, str | None], list[Target]] = {}
     for target in targets:
         groups.setdefault(target.group, []).append(target)
-    return [
-        payload.model_copy(update={"action": "scan", "targets": _covering(group)})
-        for group in groups.values()
-    ]
+    return [replace(payload, action="scan", targets=_covering(group)) for group in groups.values()]
 
 
 def _covering(group: list[Target]) -> list[Target]:
     """A target naming no cluster covers its whole region: the named ones in it are redundant."""
     if all(target.cluster for target in group):
         return group
-    return [group[0].model_copy(update={"cluster": None})]
+    return [replace(group[0], cluster=None)]
 
 
 @dataclass

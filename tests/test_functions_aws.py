@@ -1,6 +1,7 @@
 """The AWS Lambda handlers, called the way the Lambda runtime calls them: `handler(event,
 context)` with EventBridge Scheduler's Input as the dispatcher's event, and for the worker the
-SQS event Lambda's event source mapping builds from the messages the dispatcher really queued.
+SQS event Lambda's event source mapping builds from the messages the dispatcher really queued,
+or a direct invoke's payload (`handler` and `direct_handler`).
 
 Behind them are real local servers only: moto_server (SQS, STS, DynamoDB, Organizations), the
 EKS gap server in front of it, the HTTPS Kubernetes API server and a Slack incoming webhook. The
@@ -9,6 +10,8 @@ handlers' boto3 finds them through AWS_ENDPOINT_URL(_<SERVICE>) like any boto3 p
 
 import io
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,6 +175,15 @@ def scan_payloads(event: dict[str, Any]) -> list[InvokePayload]:
     return [parse_payload(record["body"]) for record in event["Records"]]
 
 
+def log_lines(logs: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.getvalue().splitlines()]
+
+
+# The worker's two entry points for a direct invoke: the deployed function's handler, which
+# takes SQS batches too, and the one that takes direct invokes only.
+DIRECT_HANDLERS = [worker.handler, worker.direct_handler]
+
+
 # --- A scheduled run ------------------------------------------------------------------------
 
 
@@ -201,7 +213,9 @@ def test_a_scheduled_run_queues_one_scan_per_region_and_publishes_once(two_regio
     assert len(fn.chat.delivered(SLACK_HOOK)) == 2
 
 
-def test_only_the_message_of_a_region_that_cannot_be_read_is_retried(two_regions: Lambda):
+def test_only_the_message_of_a_region_that_cannot_be_read_is_retried(
+    two_regions: Lambda, lambda_logs: io.StringIO
+):
     fn = two_regions
     fn.aws.eks_gap.add_fault(
         "GET",
@@ -215,12 +229,21 @@ def test_only_the_message_of_a_region_that_cannot_be_read_is_retried(two_regions
     event = fn.queued_event()
     (denied,) = [r for r in event["Records"] if "eu-west-1" in r["body"]]
 
+    lambda_logs.truncate(0)
+    lambda_logs.seek(0)
     assert work(event) == {"batchItemFailures": [{"itemIdentifier": denied["messageId"]}]}
     assert [h.split(" ")[0] for h in fn.slack_headers()] == ["web"]
     assert len(fn.stored_clusters()) == 1
+    (incomplete,) = [line for line in log_lines(lambda_logs) if line["level"] == "WARNING"]
+    assert incomplete["message"] == "scan incomplete"
+    assert incomplete["message_id"] == denied["messageId"]
+    assert incomplete["reason"].startswith("not scanned: eks:")
+    assert not any("exception" in line for line in log_lines(lambda_logs))
 
 
-def test_malformed_messages_are_failed_and_the_others_processed(two_regions: Lambda):
+def test_malformed_messages_are_failed_and_the_others_processed(
+    two_regions: Lambda, lambda_logs: io.StringIO
+):
     fn = two_regions
     dispatch()
     malformed = [
@@ -237,6 +260,14 @@ def test_malformed_messages_are_failed_and_the_others_processed(two_regions: Lam
     failures = work(event)["batchItemFailures"]
     assert {f["itemIdentifier"] for f in failures} == bad
     assert sorted(h.split(" ")[0] for h in fn.slack_headers()) == ["payments", "web"]
+
+    # One line each says why, naming the field; left to the queue's redrive policy, which
+    # moves a message to the dead-letter queue after its maxReceiveCount.
+    errors = [line for line in log_lines(lambda_logs) if line["level"] == "ERROR"]
+    assert {line["message_id"] for line in errors} == bad
+    assert all(line["message"].startswith("malformed scan message") for line in errors)
+    assert sorted(line["field"] for line in errors) == ["", "action", "targets[0].provider"]
+    assert not any("exception" in line for line in errors)
 
 
 def test_a_scan_that_could_not_publish_is_retried(two_regions: Lambda):
@@ -270,9 +301,10 @@ def prod(fn: Lambda, kube_api: KubeApiServer) -> KubeApiServer:
     return kube_api
 
 
-def test_the_design_payload_returns_the_report(fn: Lambda, prod: KubeApiServer):
+@pytest.mark.parametrize("handler", DIRECT_HANDLERS)
+def test_the_design_payload_returns_the_report(fn: Lambda, prod: KubeApiServer, handler: Any):
     call = context("mutguard-worker")
-    answer = worker.handler(DESIGN_PAYLOAD, call)
+    answer = handler(DESIGN_PAYLOAD, call)
     assert (answer["statusCode"], answer["run_id"]) == (200, call.aws_request_id)
     (cluster,) = answer["report"]["clusters"]
     assert (cluster["name"], cluster["location"], cluster["account"]) == (
@@ -293,6 +325,7 @@ def test_the_design_payload_returns_the_report(fn: Lambda, prod: KubeApiServer):
     assert prod.requests_seen("*", ".*") == prod.requests_seen("GET", ".*")
 
 
+@pytest.mark.parametrize("handler", DIRECT_HANDLERS)
 @pytest.mark.parametrize(
     ("change", "field", "says"),
     [
@@ -307,16 +340,98 @@ def test_the_design_payload_returns_the_report(fn: Lambda, prod: KubeApiServer):
     ],
 )
 def test_a_bad_payload_is_a_400_naming_the_field_and_nothing_runs(
-    fn: Lambda, prod: KubeApiServer, change: dict[str, Any], field: str, says: str
+    fn: Lambda,
+    prod: KubeApiServer,
+    change: dict[str, Any],
+    field: str,
+    says: str,
+    handler: Any,
 ):
     eks_requests = fn.aws.eks_gap.requests_seen("*", ".*")  # creating `prod` made some
-    answer = work({**DESIGN_PAYLOAD, **change})
+    answer = handler({**DESIGN_PAYLOAD, **change}, context("mutguard-worker"))
     assert answer["statusCode"] == 400
     assert answer["error"]["status"] == 400 and answer["error"]["field"] == field
     assert says in answer["error"]["message"]
     assert fn.aws.eks_gap.requests_seen("*", ".*") == eks_requests
     assert prod.requests_seen("*", ".*") == 0 and fn.chat.requests() == []
     assert fn.cloud.receive_all(fn.queue_url) == []
+
+
+SNS_EVENT = {
+    "Records": [
+        {
+            "EventSource": "aws:sns",
+            "EventSubscriptionArn": f"arn:aws:sns:us-east-1:{DEFAULT_ACCOUNT}:mutguard:1",
+            "Sns": {"Type": "Notification", "Message": json.dumps(DESIGN_PAYLOAD)},
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("handler", "event", "field"),
+    [
+        (worker.handler, SNS_EVENT, "Records"),
+        (worker.handler, {"Records": []}, "Records"),
+        (worker.handler, [DESIGN_PAYLOAD], ""),
+        (worker.handler, {"Records": [{"eventSource": "aws:sqs"}]}, "Records"),
+        (worker.direct_handler, {"Records": [{"eventSource": "aws:sqs"}]}, "Records"),
+    ],
+)
+def test_an_event_of_no_known_shape_is_one_400_and_one_log_line(
+    fn: Lambda,
+    prod: KubeApiServer,
+    lambda_logs: io.StringIO,
+    handler: Any,
+    event: Any,
+    field: str,
+):
+    eks_requests = fn.aws.eks_gap.requests_seen("*", ".*")
+    answer = handler(event, context("mutguard-worker"))
+    assert answer["statusCode"] == 400 and answer["error"]["field"] == field
+    (line,) = log_lines(lambda_logs)
+    assert (line["level"], line["message"], line["field"]) == ("ERROR", "payload rejected", field)
+    if field == "Records":
+        assert "only `handler` takes them, as an SQS batch" in line["reason"]
+    assert "exception" not in line
+    assert fn.aws.eks_gap.requests_seen("*", ".*") == eks_requests
+    assert prod.requests_seen("*", ".*") == 0
+
+
+def test_the_direct_handler_takes_no_sqs_batch(two_regions: Lambda):
+    fn = two_regions
+    dispatch()
+    answer = worker.direct_handler(fn.queued_event(), context("mutguard-worker"))
+    assert answer["statusCode"] == 400 and answer["error"]["field"] == "Records"
+    assert "`handler`" in answer["error"]["message"]
+    assert fn.slack_headers() == []
+
+
+BATCH_PROBE = """
+import json, sys
+from types import SimpleNamespace
+from mutguard.functions.aws_lambda import worker
+direct = sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.utilities.batch"))
+record = {"messageId": "m-1", "body": "{}", "eventSource": "aws:sqs", "messageAttributes": {}}
+context = SimpleNamespace(function_name="mutguard-worker", memory_limit_in_mb=1024,
+                          invoked_function_arn="arn:aws:lambda:us-east-1:1:function:w",
+                          aws_request_id="r-1")
+answer = worker.handler({"Records": [record]}, context)
+parser = sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.utilities.parser"))
+print(json.dumps({"direct": direct, "answer": answer, "parser": parser}))
+"""
+
+
+def test_the_batch_utility_loads_only_for_a_batch_and_without_parser_models():
+    # Both would be cold start time: the batch utility (event classes, asyncio) for a direct
+    # invoke, and Powertools' parser models, which it builds when pydantic is already loaded.
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH_PROBE], capture_output=True, text=True, check=True
+    )
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["direct"] == []
+    assert probe["answer"] == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert probe["parser"] == []
 
 
 def test_the_dispatcher_sends_a_scan_to_the_worker_and_queues_nothing(two_regions: Lambda):
@@ -474,12 +589,16 @@ def test_log_lines_are_json_share_the_run_id_and_hold_no_webhook(
     sink_failures = [line for line in lines if line["message"].startswith("sink slack failed")]
     assert len(sink_failures) == 2  # std logging of mutguard.publish, in the same JSON stream
     assert all("message_id" in line for line in sink_failures)
+    assert not any("exception" in line for line in lines)
     assert SLACK_HOOK not in text and "lambdaWebhookSecret" not in text
 
 
-def test_a_direct_invoke_logs_under_its_request_id(fn: Lambda, lambda_logs: io.StringIO):
+@pytest.mark.parametrize("handler", DIRECT_HANDLERS)
+def test_a_direct_invoke_logs_under_its_request_id(
+    fn: Lambda, lambda_logs: io.StringIO, handler: Any
+):
     call = context("mutguard-worker")
-    worker.handler({**DESIGN_PAYLOAD, "publish": "yes"}, call)
+    handler({**DESIGN_PAYLOAD, "publish": "yes"}, call)
     (line,) = [json.loads(line) for line in lambda_logs.getvalue().splitlines()]
     assert line["correlation_id"] == call.aws_request_id
     assert (line["level"], line["field"]) == ("ERROR", "publish")

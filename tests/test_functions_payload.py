@@ -4,11 +4,19 @@ The handlers of each cloud are tested against local servers in test_functions_{a
 these tests pin down what a user may send and what a bad payload gets back.
 """
 
+import enum
 import json
+from dataclasses import replace
 
 import pytest
 
-from mutguard.functions.payload import InvokePayload, PayloadError, Target, parse_payload
+from mutguard.functions.payload import (
+    MAX_TARGETS,
+    InvokePayload,
+    PayloadError,
+    Target,
+    parse_payload,
+)
 from mutguard.functions.runtime import ConfigurationError, Settings, fan_out, run_scan
 
 DESIGN_EXAMPLE = {
@@ -165,3 +173,96 @@ def test_publishing_with_no_sink_configured_is_a_publish_error_not_a_crash():
     result = run_scan(payload, Settings())
     assert result.publish_error == "publish: no sinks named and MUTGUARD_SINKS is not set"
     assert not result.delivered
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        # The fields in their order, each target's in theirs, then the keys that are none of them.
+        ({"zz": 1, "action": "delete"}, "action", "Input should be 'scan' or 'dispatch'"),
+        ({"targets": [{"zone": "a", "provider": "ecs"}]}, "targets[0].provider", "'eks'"),
+        ({"targets": [{"account": "123456789012"}]}, "targets[0].provider", "Field required"),
+        ({"targets": [target(), {"provider": "eks"}]}, "targets[1].account", "Field required"),
+        ({"targets": [{"provider": "ecs"}] + [target()] * 1000}, "targets", "not 1001"),
+        ({"targets": ("x",)}, "targets", "Input should be a valid list"),
+        ({"targets": [None]}, "targets[0]", "a valid dictionary or instance of Target"),
+        ({"targets": [target(region=5)]}, "targets[0].region", "Input should be a valid string"),
+        ({"targets": [target()], "publish": 1}, "publish", "Input should be a valid boolean"),
+        ({"targets": [target()], "sinks": ["slack", 1]}, "sinks[1]", "a valid string"),
+        ({"targets": [target()], 1: True}, "[1]", "Keys should be strings"),
+        ({"targets": [{**target(), None: 1}]}, "targets[0].None", "Keys should be strings"),
+    ],
+)
+def test_the_first_bad_field_is_the_one_named(payload, field, says):
+    with pytest.raises(PayloadError) as caught:
+        parse_payload(payload)
+    assert caught.value.field == field and says in caught.value.message
+
+
+def test_a_lone_surrogate_is_no_action_nor_key_and_no_message():
+    not_text = "Input should be a valid string, unable to parse raw data as a unicode string"
+    eks = '"provider": "eks", "account": "123456789012"'
+    for raw, field in [
+        ('{"action": "\\ud800"}', "action"),
+        ('{"targets": [{' + eks + "}], " + '"\\ud800": 1, "action": "delete"}', ""),
+        ('{"targets": [{"\\ud800": 1, "provider": "ecs"}]}', "targets[0]"),
+    ]:
+        with pytest.raises(PayloadError) as caught:
+            parse_payload(raw)
+        assert (caught.value.field, caught.value.message) == (field, not_text)
+    sink = parse_payload('{"action": "dispatch", "publish": true, "sinks": ["\\ud800"]}')
+    with pytest.raises(ValueError):
+        sink.to_message()
+
+
+def test_a_string_enum_member_is_kept_as_its_string():
+    class Action(enum.StrEnum):
+        DISPATCH = "dispatch"
+
+    class Provider(enum.StrEnum):
+        GKE = "gke"
+
+    payload = parse_payload(
+        {
+            "action": Action.DISPATCH,
+            "targets": [{"provider": Provider.GKE, "account": "shop-prod-1"}],
+        }
+    )
+    assert type(payload.action) is str and type(payload.targets[0].provider) is str
+    assert payload.targets[0].label == "gke:shop-prod-1"
+
+
+def test_a_message_leaves_out_what_is_at_its_default():
+    payload = parse_payload(
+        {
+            "action": "dispatch",
+            "targets": [{"provider": "gke", "account": "shop-prod-1", "region": None}],
+            "publish": True,
+            "sinks": ["släck"],
+            "include_rbac": True,
+            "digest": False,
+        }
+    )
+    assert payload.to_message() == (
+        '{"action":"dispatch","targets":[{"provider":"gke","account":"shop-prod-1"}],'
+        '"publish":true,"sinks":["släck"]}'
+    )
+    assert parse_payload({"action": "dispatch"}).to_message() == '{"action":"dispatch"}'
+    assert parse_payload({"targets": [target()]}).to_message() == (
+        '{"targets":[{"provider":"eks","account":"123456789012","region":"eu-west-1",'
+        '"cluster":"prod"}]}'
+    )
+
+
+def test_a_target_checks_itself_wherever_it_is_made():
+    with pytest.raises(ValueError, match="not a 12-digit AWS account id"):
+        Target(provider="eks", account="123")
+    with pytest.raises(ValueError, match="not a region or cluster name"):
+        Target(provider="eks", account="123456789012", region="eu-west-1/x")
+
+
+def test_a_dispatcher_may_give_a_payload_more_targets_than_a_sender_may_name():
+    accounts = [f"{n:012d}" for n in range(MAX_TARGETS + 1)]
+    organization = [Target(provider="eks", account=account) for account in accounts]
+    payload = replace(parse_payload({"action": "dispatch"}), targets=organization)
+    assert [scan.targets for scan in fan_out(payload, Settings())] == [[t] for t in organization]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -58,7 +59,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
     if not payload.targets and not settings.targets and organizations.enabled(os.environ):
         targets = organizations.organization_targets(settings.regions)
-        payload = payload.model_copy(update={"targets": targets})
+        payload = replace(payload, targets=targets)
     messages = fan_out(payload, settings)
     send_messages(_sqs(queue_url), queue_url, [m.to_message() for m in messages], run_id)
     logger.info(
