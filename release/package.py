@@ -3,7 +3,7 @@
 - mutguard-aws-lambda.zip: mutguard and the function-aws extra's dependencies at the zip's root,
   built for the Lambda runtime python3.12 on x86_64, less the AWS SDK that runtime ships (boto3,
   botocore, s3transfer, jmespath). Handlers: mutguard.functions.aws_lambda.dispatcher.handler and
-  mutguard.functions.aws_lambda.worker.handler.
+  mutguard.functions.aws_lambda.worker.handler (worker.direct_handler for direct invokes only).
 - mutguard-gcp-function.zip: Cloud Functions (2nd gen, python312) source: a main.py re-exporting
   the entry points `on_message` and `audit`, mutguard itself vendored at the root (the Functions
   Framework puts the source directory on sys.path), and a requirements.txt pinning every

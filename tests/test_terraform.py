@@ -26,6 +26,8 @@ import yaml
 
 from release import terraform_docs
 
+from servers.terraform import AWS_PROVIDER, find_mirror
+
 ROOT = Path(__file__).parents[1]
 TERRAFORM = ROOT / "terraform"
 MODULES = ("aws", "aws-member", "gcp", "azure")
@@ -715,12 +717,26 @@ def test_every_checkov_skip_names_a_check_and_says_why() -> None:
 
 
 def terraform_env(tmp_path: Path) -> dict[str, str]:
-    """Terraform writes its data and plugin cache under tmp_path, never into the repository."""
+    """Terraform writes its data and plugin cache under tmp_path, never into the repository;
+    the AWS provider comes from a local mirror where this machine has one, the others from the
+    registry (so those modules are validated only where it can be reached)."""
     cache = tmp_path / "plugin-cache"
     cache.mkdir(exist_ok=True)
+    cli_config = Path(os.devnull)
+    mirror = find_mirror()
+    if mirror is not None:
+        aws = json.dumps(AWS_PROVIDER.as_posix())
+        cli_config = tmp_path / "terraform.rc"
+        cli_config.write_text(
+            "provider_installation {\n"
+            f"  filesystem_mirror {{\n    path = {json.dumps(str(mirror))}\n"
+            f"    include = [{aws}]\n  }}\n"
+            f"  direct {{\n    exclude = [{aws}]\n  }}\n"
+            "}\n"
+        )
     return {
         **os.environ,
-        "TF_CLI_CONFIG_FILE": os.devnull,
+        "TF_CLI_CONFIG_FILE": str(cli_config),
         "TF_DATA_DIR": str(tmp_path / ".terraform"),
         "TF_PLUGIN_CACHE_DIR": str(cache),
         "TF_IN_AUTOMATION": "1",
