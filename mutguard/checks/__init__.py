@@ -126,6 +126,29 @@ def check(
     return register
 
 
+# A verdict of a setting check: the values it applies to, the status and the detail, in which
+# {value} stands for the value read.
+Verdict = tuple[tuple[Any, ...], Status, str]
+
+
+def setting_check(
+    *, field: str, read: Callable[[Any], Any], verdicts: Iterable[Verdict], **metadata: Any
+) -> None:
+    """Register a check that judges one reported setting by a table of verdicts; the metadata
+    arguments are `check`'s. A value the table does not list is UNKNOWN naming `field`: a value
+    the API added later may mean anything, so it is never guessed to pass."""
+    table = tuple(verdicts)
+
+    def judge(cluster: Any) -> Outcome:
+        value = read(cluster)
+        for values, status, detail in table:
+            if value in values:
+                return Outcome(status, detail.format(value=value))
+        return unknown(f"unrecognised {field} {value!r}")
+
+    check(**metadata)(judge)
+
+
 def catalogue(provider: Provider | None = None) -> list[Check]:
     """Every registered check (for one provider if given), ordered by id."""
     for module in CHECK_MODULES:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from mutguard.checks import check, failed, passed, unknown
+from mutguard.checks import check, failed, passed, setting_check, unknown
 from mutguard.checks.common import allow_list_judgement, probed_anonymous, support_ends
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Severity, Status
 from mutguard.mut import (
     ADMIN,
     API,
@@ -94,7 +94,7 @@ def endpoint_public_unrestricted(cluster: AksCluster):
     return passed(f"public API server limited to {', '.join(ranges)}")
 
 
-@check(
+setting_check(
     id="aks.network.policy",
     title="A network policy engine enforces Kubernetes NetworkPolicies",
     severity=Severity.MEDIUM,
@@ -107,14 +107,17 @@ def endpoint_public_unrestricted(cluster: AksCluster):
         "--network-policy azure (or cilium, calico)", 'network_profile { network_policy = "azure" }'
     ),
     references=[f"{DOCS}/use-network-policies", REST],
+    field="networkProfile.networkPolicy",
+    read=lambda cluster: cluster.network_policy,
+    verdicts=(
+        (POLICY_ENGINES, Status.PASS, "networkProfile.networkPolicy is {value}"),
+        (
+            (None, NO_POLICY_ENGINE),
+            Status.FAIL,
+            "no network policy engine: NetworkPolicies are not enforced",
+        ),
+    ),
 )
-def network_policy(cluster: AksCluster):
-    engine = cluster.network_policy
-    if engine in POLICY_ENGINES:
-        return passed(f"networkProfile.networkPolicy is {engine}")
-    if engine in (None, NO_POLICY_ENGINE):
-        return failed("no network policy engine: NetworkPolicies are not enforced")
-    return unknown(f"unrecognised networkProfile.networkPolicy {engine!r}")
 
 
 @check(
@@ -449,7 +452,7 @@ def secrets_kms(cluster: AksCluster):
     return failed("securityProfile.azureKeyVaultKms is not enabled")
 
 
-@check(
+setting_check(
     id="aks.logging.defender",
     title="Microsoft Defender for Containers watches the cluster",
     severity=Severity.LOW,
@@ -466,14 +469,16 @@ def secrets_kms(cluster: AksCluster):
         "https://learn.microsoft.com/en-us/azure/defender-for-cloud/tutorial-enable-containers-azure",
         REST,
     ],
+    field="securityProfile.defender.securityMonitoring.enabled",
+    read=lambda cluster: cluster.defender,
+    verdicts=(
+        ((True,), Status.PASS, "securityProfile.defender.securityMonitoring is enabled"),
+        ((False,), Status.FAIL, "the Defender sensor is not enabled"),
+    ),
 )
-def defender(cluster: AksCluster):
-    if cluster.defender:
-        return passed("securityProfile.defender.securityMonitoring is enabled")
-    return failed("the Defender sensor is not enabled")
 
 
-@check(
+setting_check(
     id="aks.admission.azure_policy",
     title="The Azure Policy add-on enforces workload guardrails",
     severity=Severity.MEDIUM,
@@ -489,14 +494,16 @@ def defender(cluster: AksCluster):
     references=[
         "https://learn.microsoft.com/en-us/azure/governance/policy/concepts/policy-for-kubernetes"
     ],
+    field="addonProfiles.azurepolicy.enabled",
+    read=lambda cluster: cluster.azure_policy,
+    verdicts=(
+        ((True,), Status.PASS, "addonProfiles.azurepolicy is enabled"),
+        ((False,), Status.FAIL, "the Azure Policy add-on is not enabled"),
+    ),
 )
-def azure_policy(cluster: AksCluster):
-    if cluster.azure_policy:
-        return passed("addonProfiles.azurepolicy is enabled")
-    return failed("the Azure Policy add-on is not enabled")
 
 
-@check(
+setting_check(
     id="aks.nodes.image_cleaner",
     title="Image Cleaner removes stale, vulnerable images from nodes",
     severity=Severity.LOW,
@@ -507,11 +514,13 @@ def azure_policy(cluster: AksCluster):
     "again by anyone who can create a pod there.",
     remediation=_update("--enable-image-cleaner", "image_cleaner_enabled = true"),
     references=[f"{DOCS}/image-cleaner"],
+    field="securityProfile.imageCleaner.enabled",
+    read=lambda cluster: cluster.image_cleaner,
+    verdicts=(
+        ((True,), Status.PASS, "securityProfile.imageCleaner is enabled"),
+        ((False,), Status.FAIL, "Image Cleaner is not enabled"),
+    ),
 )
-def image_cleaner(cluster: AksCluster):
-    if cluster.image_cleaner:
-        return passed("securityProfile.imageCleaner is enabled")
-    return failed("Image Cleaner is not enabled")
 
 
 @check(
@@ -541,7 +550,7 @@ def version_supported(cluster: AksCluster):
     return passed(f"AKS {cluster.version} is in {support} until {end}")
 
 
-@check(
+setting_check(
     id="aks.lifecycle.auto_upgrade",
     title="Kubernetes patch versions are applied automatically",
     severity=Severity.MEDIUM,
@@ -552,19 +561,25 @@ def version_supported(cluster: AksCluster):
     "fixes) reach the cluster only when someone remembers to upgrade it.",
     remediation=_update("--auto-upgrade-channel patch", 'automatic_upgrade_channel = "patch"'),
     references=[f"{DOCS}/auto-upgrade-cluster"],
+    field="autoUpgradeProfile.upgradeChannel",
+    read=lambda cluster: cluster.upgrade_channel,
+    verdicts=(
+        (VERSION_CHANNELS, Status.PASS, "autoUpgradeProfile.upgradeChannel is {value}"),
+        (
+            (NODE_IMAGE_CHANNEL,),
+            Status.FAIL,
+            "upgradeChannel node-image upgrades node images, not Kubernetes",
+        ),
+        (
+            (None, NO_CHANNEL),
+            Status.FAIL,
+            "no auto-upgrade channel: Kubernetes is upgraded only by hand",
+        ),
+    ),
 )
-def auto_upgrade(cluster: AksCluster):
-    channel = cluster.upgrade_channel
-    if channel in VERSION_CHANNELS:
-        return passed(f"autoUpgradeProfile.upgradeChannel is {channel}")
-    if channel == NODE_IMAGE_CHANNEL:
-        return failed("upgradeChannel node-image upgrades node images, not Kubernetes")
-    if channel in (None, NO_CHANNEL):
-        return failed("no auto-upgrade channel: Kubernetes is upgraded only by hand")
-    return unknown(f"unrecognised autoUpgradeProfile.upgradeChannel {channel!r}")
 
 
-@check(
+setting_check(
     id="aks.lifecycle.node_os_upgrade",
     title="Node OS security patches are applied automatically",
     severity=Severity.MEDIUM,
@@ -577,13 +592,15 @@ def auto_upgrade(cluster: AksCluster):
         "--node-os-upgrade-channel SecurityPatch", 'node_os_upgrade_channel = "SecurityPatch"'
     ),
     references=[f"{DOCS}/auto-upgrade-node-os-image"],
+    field="autoUpgradeProfile.nodeOsUpgradeChannel",
+    read=lambda cluster: cluster.node_os_upgrade_channel,
+    verdicts=(
+        (NODE_OS_CHANNELS, Status.PASS, "autoUpgradeProfile.nodeOsUpgradeChannel is {value}"),
+        (
+            NODE_OS_MANUAL,
+            Status.FAIL,
+            "nodeOsUpgradeChannel is {value}: node OS patches are not automatic",
+        ),
+        ((None,), Status.UNKNOWN, "autoUpgradeProfile.nodeOsUpgradeChannel is not reported"),
+    ),
 )
-def node_os_upgrade(cluster: AksCluster):
-    channel = cluster.node_os_upgrade_channel
-    if channel in NODE_OS_CHANNELS:
-        return passed(f"autoUpgradeProfile.nodeOsUpgradeChannel is {channel}")
-    if channel in NODE_OS_MANUAL:
-        return failed(f"nodeOsUpgradeChannel is {channel}: node OS patches are not automatic")
-    if channel is None:
-        return unknown("autoUpgradeProfile.nodeOsUpgradeChannel is not reported")
-    return unknown(f"unrecognised autoUpgradeProfile.nodeOsUpgradeChannel {channel!r}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mutguard.checks import Outcome, check, failed, passed, unknown
+from mutguard.checks import Outcome, check, failed, passed, setting_check, unknown
 from mutguard.checks.common import ANONYMOUS_AUTHENTICATED, open_cidrs, probed_anonymous
 from mutguard.cluster import minor_version
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Severity, Status
 from mutguard.mut import (
     ADMIN,
     ANONYMOUS,
@@ -138,7 +138,7 @@ def _internet_edge(why: str) -> Edge:
     return Edge(INTERNET, API, 0, "network", why)
 
 
-@check(
+setting_check(
     id="gke.endpoint.private_only",
     title="Control plane has no public IP endpoint",
     severity=Severity.MEDIUM,
@@ -155,11 +155,13 @@ def _internet_edge(why: str) -> Edge:
         "private_cluster_config.enable_private_endpoint = true."
     },
     references=[NETWORK_ISOLATION, HARDENING],
+    field="privateClusterConfig.enablePrivateEndpoint",
+    read=lambda cluster: cluster.public_ip_endpoint,
+    verdicts=(
+        ((True,), Status.FAIL, "the control plane answers on a public IP"),
+        ((False,), Status.PASS, "the control plane has no public IP endpoint"),
+    ),
 )
-def endpoint_private_only(cluster: GkeCluster):
-    if cluster.public_ip_endpoint:
-        return failed("the control plane answers on a public IP")
-    return passed("the control plane has no public IP endpoint")
 
 
 @check(
@@ -250,7 +252,7 @@ def dns_kubernetes_credentials(cluster: GkeCluster):
     )
 
 
-@check(
+setting_check(
     id="gke.nodes.private",
     title="Nodes have no public IP addresses",
     severity=Severity.MEDIUM,
@@ -265,11 +267,13 @@ def dns_kubernetes_credentials(cluster: GkeCluster):
         "true (per pool: google_container_node_pool network_config.enable_private_nodes)."
     },
     references=[NETWORK_ISOLATION, HARDENING],
+    field="privateClusterConfig.enablePrivateNodes",
+    read=lambda cluster: cluster.private_nodes,
+    verdicts=(
+        ((True,), Status.PASS, "nodes have internal IP addresses only"),
+        ((False,), Status.FAIL, "nodes get external IP addresses"),
+    ),
 )
-def private_nodes(cluster: GkeCluster):
-    if cluster.private_nodes:
-        return passed("nodes have internal IP addresses only")
-    return failed("nodes get external IP addresses")
 
 
 @check(
@@ -431,7 +435,7 @@ def google_groups(cluster: GkeCluster):
     return failed("authenticatorGroupsConfig is not enabled")
 
 
-@check(
+setting_check(
     id="gke.auth.identity_service",
     title="No external identity provider asserts users the scan cannot see",
     severity=Severity.INFO,
@@ -448,14 +452,18 @@ def google_groups(cluster: GkeCluster):
         + "; Terraform google_container_cluster identity_service_config.enabled."
     },
     references=[f"{DOCS}/how-to/oidc"],
+    field="identityServiceConfig.enabled",
+    read=lambda cluster: cluster.identity_service,
+    verdicts=(
+        ((False,), Status.PASS, "only Google identities authenticate"),
+        (
+            (True,),
+            Status.UNKNOWN,
+            "Identity Service for GKE is enabled; its ClientConfig was not read, so the prefixes "
+            "of the users and groups it asserts are not known",
+        ),
+    ),
 )
-def identity_service(cluster: GkeCluster):
-    if not cluster.identity_service:
-        return passed("only Google identities authenticate")
-    return unknown(
-        "Identity Service for GKE is enabled; its ClientConfig was not read, so the prefixes of "
-        "the users and groups it asserts are not known"
-    )
 
 
 @check(
@@ -798,7 +806,7 @@ def binary_authorization(cluster: GkeCluster):
     return failed("Binary Authorization is disabled")
 
 
-@check(
+setting_check(
     id="gke.workloads.security_posture",
     title="Security posture scanning is enabled",
     severity=Severity.LOW,
@@ -812,16 +820,14 @@ def binary_authorization(cluster: GkeCluster):
         + '; Terraform google_container_cluster security_posture_config { mode = "BASIC" }.'
     },
     references=[f"{DOCS}/concepts/about-security-posture-dashboard"],
+    field="securityPostureConfig.mode",
+    read=lambda cluster: cluster.security_posture_mode,
+    verdicts=(
+        (POSTURE_ON, Status.PASS, "security posture mode {value}"),
+        (("DISABLED",), Status.FAIL, "security posture is disabled"),
+        ((None, "MODE_UNSPECIFIED"), Status.UNKNOWN, "securityPostureConfig.mode is not reported"),
+    ),
 )
-def security_posture(cluster: GkeCluster):
-    mode = cluster.security_posture_mode
-    if mode in POSTURE_ON:
-        return passed(f"security posture mode {mode}")
-    if mode == "DISABLED":
-        return failed("security posture is disabled")
-    if mode in (None, "MODE_UNSPECIFIED"):
-        return unknown("securityPostureConfig.mode is not reported")
-    return unknown(f"unrecognised securityPostureConfig.mode {mode!r}")
 
 
 @check(
@@ -946,7 +952,7 @@ def system_component_logs(cluster: GkeCluster):
     return passed(f"loggingService {cluster.logging_service}")
 
 
-@check(
+setting_check(
     id="gke.logging.control_plane",
     title="API server logs are sent to Cloud Logging",
     severity=Severity.LOW,
@@ -961,8 +967,14 @@ def system_component_logs(cluster: GkeCluster):
         '["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"] }.'
     },
     references=[f"{DOCS}/concepts/about-logs"],
+    field="loggingConfig.componentConfig.enableComponents",
+    read=lambda cluster: "APISERVER" in (cluster.logging_components or ()),
+    verdicts=(
+        ((True,), Status.PASS, "API server logs are collected"),
+        (
+            (False,),
+            Status.FAIL,
+            "API server logs are not collected (loggingConfig has no APISERVER)",
+        ),
+    ),
 )
-def control_plane_logs(cluster: GkeCluster):
-    if "APISERVER" in (cluster.logging_components or ()):
-        return passed("API server logs are collected")
-    return failed("API server logs are not collected (loggingConfig has no APISERVER)")
