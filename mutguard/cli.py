@@ -12,7 +12,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -231,6 +231,10 @@ def _exit_codes() -> str:
     return "exit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
 
 
+# Adds a subcommand to the parser: (name, one-line summary) -> its own parser.
+NewCommand = Callable[[str, str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutguard",
@@ -259,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_verbosity(sub, default=argparse.SUPPRESS)
         return sub
 
+    _scan_command(command)
+    _publish_command(command)
+    _snapshot_command(command)
+    _checks_command(command)
+    _explain_command(command)
+    _suppressions_command(command)
+    demo = command("demo", "scan the bundled example clusters")
+    _add_clock_option(demo)
+    _add_output_options(demo)
+    _add_publish_options(demo, "--publish")
+    return parser
+
+
+def _scan_command(command: NewCommand) -> None:
     scan = command("scan", "scan live clusters or an offline snapshot")
     source = scan.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -270,12 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(scan)
     _add_publish_options(scan, "--publish")
 
+
+def _publish_command(command: NewCommand) -> None:
     publish = command("publish", "send a saved JSON report to sinks")
     publish.add_argument(
         "report", type=Path, help="a report written by `scan --format json` ('-': stdin)"
     )
     _add_publish_options(publish, "--to")
 
+
+def _snapshot_command(command: NewCommand) -> None:
     snapshot = command("snapshot", "save live clusters as a snapshot directory")
     _add_live_sources(snapshot.add_mutually_exclusive_group(required=True))
     snapshot.add_argument(
@@ -288,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_live_options(snapshot)
 
+
+def _checks_command(command: NewCommand) -> None:
     checks = command("checks", "list the check catalogue")
     checks.add_argument(
         "--format", choices=("table", "json"), default="table", help="table (default) or json"
@@ -300,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         "same, and so on)",
     )
 
+
+def _explain_command(command: NewCommand) -> None:
     explain = command(
         "explain", "show a cluster's attack paths and why each step costs what it costs"
     )
@@ -313,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_live_options(explain)
     _add_clock_option(explain)
 
+
+def _suppressions_command(command: NewCommand) -> None:
     suppressions = command(
         "suppressions", "keep the suppressions in the state store, for scheduled runs"
     )
@@ -325,12 +353,6 @@ def build_parser() -> argparse.ArgumentParser:
         "file", type=Path, nargs="?", help="push: the YAML suppressions to keep (checked first)"
     )
     _add_store_options(suppressions.add_argument_group("state store"))
-
-    demo = command("demo", "scan the bundled example clusters")
-    _add_clock_option(demo)
-    _add_output_options(demo)
-    _add_publish_options(demo, "--publish")
-    return parser
 
 
 def _live_source(args: argparse.Namespace) -> ProviderPlugin:
@@ -382,21 +404,14 @@ def _earlier_runs(report: Report, args: argparse.Namespace) -> dict[str, tuple] 
 
 
 def _scan(items: Iterable, args: argparse.Namespace) -> int:
-    from mutguard.files import write_atomically
-    from mutguard.models import Severity, Status
-    from mutguard.render import render
+    """Assess, write the report, publish, then the exit code: unread, gate, undelivered,
+    partial, in that order (README, Exit codes)."""
     from mutguard.scan import build_report
 
     started = time.monotonic()
     report = build_report(items, args.as_of or clock.now())
     log.info("assessed %d cluster(s) in %.1f s", len(report.clusters), time.monotonic() - started)
-    history = _earlier_runs(report, args)
-    if args.output and args.output != Path(STDIO):
-        write_atomically(args.output, render(report, args.format, history=history))
-    else:
-        colour = _colour(args.format)
-        text = render(report, args.format, color=colour, source=_source(args), history=history)
-        sys.stdout.write(text)
+    _write_report(report, args)
     if report.errors and not report.clusters:
         for error in report.errors:
             print(
@@ -410,6 +425,31 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
 
         # Dry-run messages go to stderr: stdout already holds the report.
         delivered = publish_report(report, args.publish, args, out=sys.stderr)
+    if _gate_tripped(report, args):
+        return EXIT_GATE
+    if not delivered:
+        return EXIT_UNDELIVERED
+    if report.errors or any(c.errors for c in report.clusters):
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _write_report(report: Report, args: argparse.Namespace) -> None:
+    from mutguard.files import write_atomically
+    from mutguard.render import render
+
+    history = _earlier_runs(report, args)
+    if args.output and args.output != Path(STDIO):
+        write_atomically(args.output, render(report, args.format, history=history))
+    else:
+        colour = _colour(args.format)
+        text = render(report, args.format, color=colour, source=_source(args), history=history)
+        sys.stdout.write(text)
+
+
+def _gate_tripped(report: Report, args: argparse.Namespace) -> bool:
+    """--fail-on: a FAIL at or above the severity; --max-mut: any MUT at or below the bound."""
+    from mutguard.models import Severity, Status
 
     if args.fail_on:
         threshold = Severity(args.fail_on).rank
@@ -418,7 +458,7 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
             for c in report.clusters
             for f in c.findings
         ):
-            return EXIT_GATE
+            return True
     if args.max_mut is not None:
         for cluster in report.clusters:
             values = [
@@ -427,12 +467,8 @@ def _scan(items: Iterable, args: argparse.Namespace) -> int:
                 if v is not None
             ]
             if values and min(values) <= args.max_mut:
-                return EXIT_GATE
-    if not delivered:
-        return EXIT_UNDELIVERED
-    if report.errors or any(c.errors for c in report.clusters):
-        return EXIT_PARTIAL
-    return EXIT_OK
+                return True
+    return False
 
 
 def _source(args: argparse.Namespace) -> str:

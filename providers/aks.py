@@ -232,15 +232,7 @@ def _node_pools_ssh(pools: list[_AgentPool] | None) -> list[NodePoolSsh] | None:
 
 def parse(source: ClusterSource, observed_at: Any) -> AksCluster:
     """Build an AksCluster from the documents; raises InputError naming what is malformed."""
-    document = source.documents.get(CLUSTER_DOC)
-    if not looks_like(document):
-        raise InputError(
-            f"{CLUSTER_DOC}: expected `az aks show -o json` output (a managedCluster with an id)"
-        )
-    try:
-        doc = _AksDoc.model_validate(_flattened(document))
-    except ValidationError as exc:
-        raise InputError(_describe_error(exc)) from exc
+    doc = _cluster_doc(source)
     ids = RESOURCE_ID.match(doc.id)
     if ids is None:
         raise InputError(f"{CLUSTER_DOC}: id {doc.id!r} is not a managedCluster resource id")
@@ -299,6 +291,18 @@ def parse(source: ClusterSource, observed_at: Any) -> AksCluster:
         support_plan=doc.support_plan,
         **parse_common(source, errors),
     )
+
+
+def _cluster_doc(source: ClusterSource) -> _AksDoc:
+    document = source.documents.get(CLUSTER_DOC)
+    if not looks_like(document):
+        raise InputError(
+            f"{CLUSTER_DOC}: expected `az aks show -o json` output (a managedCluster with an id)"
+        )
+    try:
+        return _AksDoc.model_validate(_flattened(document))
+    except ValidationError as exc:
+        raise InputError(_describe_error(exc)) from exc
 
 
 def looks_like(document: Any) -> bool:

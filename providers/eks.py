@@ -196,42 +196,12 @@ def _describe_error(document: str, exc: ValidationError) -> str:
 
 def parse(source: ClusterSource, observed_at: Any) -> EksCluster:
     """Build an EksCluster from the documents; raises InputError naming what is malformed."""
-    document = source.documents.get(CLUSTER_DOC)
-    if not isinstance(document, dict) or not isinstance(document.get("cluster"), dict):
-        raise InputError(
-            f"{CLUSTER_DOC}: expected `aws eks describe-cluster` output {{'cluster': …}}"
-        )
-    try:
-        doc = _EksClusterDoc.model_validate(document["cluster"])
-    except ValidationError as exc:
-        raise InputError(_describe_error(CLUSTER_DOC, exc)) from exc
-
+    doc = _cluster_doc(source)
     region, account = source.location, source.account
     if doc.arn and doc.arn.startswith("arn:"):
         parts = doc.arn.split(":")
         if len(parts) >= 5:
             region, account = parts[3] or region, parts[4] or account
-
-    vpc = doc.resources_vpc_config
-    endpoint = None
-    if vpc is not None and vpc.endpoint_public_access is not None:
-        public = vpc.endpoint_public_access
-        endpoint = EndpointAccess(
-            public=public,
-            private=bool(vpc.endpoint_private_access),
-            # EKS reports 0.0.0.0/0 when public access has no allow-list.
-            public_cidrs=(vpc.public_access_cidrs or ["0.0.0.0/0"]) if public else [],
-        )
-    secrets_key = None
-    for config in doc.encryption_config or ():
-        if "secrets" in config.resources and config.provider and config.provider.key_arn:
-            secrets_key = config.provider.key_arn
-    enabled_logs = frozenset(
-        log_type
-        for setup in (doc.logging.cluster_logging if doc.logging else ())
-        if setup.enabled
-        for log_type in setup.types
-    )
     access = doc.access_config
     errors = dict(source.errors)
     return EksCluster(
@@ -242,13 +212,18 @@ def parse(source: ClusterSource, observed_at: Any) -> EksCluster:
         arn_or_id=doc.arn or doc.name,
         version=doc.version,
         observed_at=observed_at,
-        endpoint=endpoint,
+        endpoint=_endpoint(doc.resources_vpc_config),
         status=doc.status,
         platform_version=doc.platform_version,
         authentication_mode=access.authentication_mode if access else None,
         bootstrap_admin=access.bootstrap_cluster_creator_admin_permissions if access else None,
-        secrets_key_arn=secrets_key,
-        enabled_log_types=enabled_logs,
+        secrets_key_arn=_secrets_key(doc),
+        enabled_log_types=frozenset(
+            log_type
+            for setup in (doc.logging.cluster_logging if doc.logging else ())
+            if setup.enabled
+            for log_type in setup.types
+        ),
         oidc_issuer=doc.identity.oidc.issuer if doc.identity and doc.identity.oidc else None,
         support_type=doc.upgrade_policy.support_type if doc.upgrade_policy else None,
         access_entries=parse_optional(source, errors, ACCESS_ENTRIES_DOC, _parse_access_entries),
@@ -258,6 +233,39 @@ def parse(source: ClusterSource, observed_at: Any) -> EksCluster:
         aws_auth=parse_optional(source, errors, AWS_AUTH_DOC, _parse_aws_auth),
         **parse_common(source, errors),
     )
+
+
+def _cluster_doc(source: ClusterSource) -> _EksClusterDoc:
+    document = source.documents.get(CLUSTER_DOC)
+    if not isinstance(document, dict) or not isinstance(document.get("cluster"), dict):
+        raise InputError(
+            f"{CLUSTER_DOC}: expected `aws eks describe-cluster` output {{'cluster': …}}"
+        )
+    try:
+        return _EksClusterDoc.model_validate(document["cluster"])
+    except ValidationError as exc:
+        raise InputError(_describe_error(CLUSTER_DOC, exc)) from exc
+
+
+def _endpoint(vpc: _VpcConfig | None) -> EndpointAccess | None:
+    if vpc is None or vpc.endpoint_public_access is None:
+        return None
+    public = vpc.endpoint_public_access
+    return EndpointAccess(
+        public=public,
+        private=bool(vpc.endpoint_private_access),
+        # EKS reports 0.0.0.0/0 when public access has no allow-list.
+        public_cidrs=(vpc.public_access_cidrs or ["0.0.0.0/0"]) if public else [],
+    )
+
+
+def _secrets_key(doc: _EksClusterDoc) -> str | None:
+    """The KMS key that envelope-encrypts secrets (the last encryption config naming them)."""
+    key = None
+    for config in doc.encryption_config or ():
+        if "secrets" in config.resources and config.provider and config.provider.key_arn:
+            key = config.provider.key_arn
+    return key
 
 
 def _parse_access_entries(document: Any) -> list[AccessEntry]:

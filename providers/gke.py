@@ -408,13 +408,7 @@ def _reachable_from(networks: AuthorizedNetworks | None) -> list[str]:
 
 def parse(source: ClusterSource, observed_at: Any) -> GkeCluster:
     """Build a GkeCluster from the documents; raises InputError naming what is malformed."""
-    document = source.documents.get(CLUSTER_DOC)
-    if not looks_like(document):
-        raise InputError(f"{CLUSTER_DOC}: expected `gcloud container clusters describe` output")
-    try:
-        doc = _GkeClusterDoc.model_validate(document)
-    except ValidationError as exc:
-        raise InputError(_describe_error(exc)) from exc
+    doc = _cluster_doc(source)
 
     link = _SELF_LINK.search(doc.self_link or "")
     project = link.group(1) if link else source.account
@@ -470,6 +464,16 @@ def parse(source: ClusterSource, observed_at: Any) -> GkeCluster:
         node_pools=tuple(_node_pool(pool) for pool in doc.node_pools),
         **parse_common(source, errors),
     )
+
+
+def _cluster_doc(source: ClusterSource) -> _GkeClusterDoc:
+    document = source.documents.get(CLUSTER_DOC)
+    if not looks_like(document):
+        raise InputError(f"{CLUSTER_DOC}: expected `gcloud container clusters describe` output")
+    try:
+        return _GkeClusterDoc.model_validate(document)
+    except ValidationError as exc:
+        raise InputError(_describe_error(exc)) from exc
 
 
 def looks_like(document: Any) -> bool:
