@@ -598,6 +598,23 @@ def attack_edges(workloads: Workloads, owned_by_findings: frozenset[str]) -> lis
     service accounts. Token edges of accounts in `owned_by_findings` are left to the finding
     that reports them, so that fixing it shows its gain.
     """
+    edges = _service_account_edges(workloads)
+    nodes = {NODE_ANY}
+    for workload in workloads.items:
+        edges.append(Edge(workload.node, API, 0, "network", f"{workload} is inside the cluster"))
+        if workload.automount_token and workload.service_account_node not in owned_by_findings:
+            edges.append(token_edge(workload))
+        for node in node_names(workload):
+            nodes.add(node)
+            edges += _node_edges(workload, node)
+    for node in sorted(nodes - {NODE_ANY}):
+        edges.append(Edge(NODE_ANY, node, 0, "scheduling", f"a pod can be placed on {node}"))
+    for node in sorted(nodes):
+        edges += _node_not_yet_admin(node)
+    return list(dict.fromkeys(edges))
+
+
+def _service_account_edges(workloads: Workloads) -> list[Edge]:
     edges: list[Edge] = []
     for namespace, name in sorted(workloads.service_accounts):
         account = f"sa:{namespace}/{name}"
@@ -612,51 +629,38 @@ def attack_edges(workloads: Workloads, owned_by_findings: frozenset[str]) -> lis
                 f"a pod in {namespace} can run as {name}",
             ),
         ]
-    nodes = {NODE_ANY}
-    for workload in workloads.items:
-        edges.append(Edge(workload.node, API, 0, "network", f"{workload} is inside the cluster"))
-        if workload.automount_token and workload.service_account_node not in owned_by_findings:
-            edges.append(token_edge(workload))
-        for node in node_names(workload):
-            nodes.add(node)
-            edges.append(
-                Edge(
-                    workload.node,
-                    node,
-                    1,
-                    "escape",
-                    f"escaping {workload} to {node} needs one mistake",
-                )
-            )
-            if workload.automount_token and node != NODE_ANY:
-                reads = f"root on {node} reads the token of {workload}"
-                edges.append(Edge(node, workload.service_account_node, 0, "credential", reads))
-                held = f"the tokens on {node} include that of {workload}"
-                edges.append(
-                    Edge(node_tokens(node), workload.service_account_node, 0, "credential", held)
-                )
-    for node in sorted(nodes - {NODE_ANY}):
-        edges.append(Edge(NODE_ANY, node, 0, "scheduling", f"a pod can be placed on {node}"))
-    for node in sorted(nodes):
-        edges.append(
-            Edge(
-                node,
-                ADMIN,
-                1,
-                "authorization",
-                f"root on {node} is not yet admin: one more mistake (an admin token on it)",
-            )
-        )
-        edges.append(
-            Edge(
-                node_tokens(node),
-                ADMIN,
-                1,
-                "authorization",
-                f"the tokens on {node} are not yet admin: one more mistake (an admin token on it)",
-            )
-        )
-    return list(dict.fromkeys(edges))
+    return edges
+
+
+def _node_edges(workload: Workload, node: str) -> list[Edge]:
+    """Escaping the workload to its node, and what root there reads of it."""
+    escape = f"escaping {workload} to {node} needs one mistake"
+    edges = [Edge(workload.node, node, 1, "escape", escape)]
+    if workload.automount_token and node != NODE_ANY:
+        reads = f"root on {node} reads the token of {workload}"
+        edges.append(Edge(node, workload.service_account_node, 0, "credential", reads))
+        held = f"the tokens on {node} include that of {workload}"
+        edges.append(Edge(node_tokens(node), workload.service_account_node, 0, "credential", held))
+    return edges
+
+
+def _node_not_yet_admin(node: str) -> list[Edge]:
+    return [
+        Edge(
+            node,
+            ADMIN,
+            1,
+            "authorization",
+            f"root on {node} is not yet admin: one more mistake (an admin token on it)",
+        ),
+        Edge(
+            node_tokens(node),
+            ADMIN,
+            1,
+            "authorization",
+            f"the tokens on {node} are not yet admin: one more mistake (an admin token on it)",
+        ),
+    ]
 
 
 def node_names(workload: Workload) -> list[str]:
