@@ -42,7 +42,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.containerservice import ContainerServiceClient
 
 from mutguard import __version__
-from mutguard.providers import kube
+from mutguard.providers import in_cluster
 from mutguard.providers.aks_token import AksTokenSource
 from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
@@ -248,7 +248,7 @@ def read_in_cluster(source: ClusterSource, client: Any, tokens: AksTokenSource) 
     except ValueError as exc:
         _not_read(source, f"{LIST_USER_CREDENTIAL}: {exc}")
         return
-    documents, errors = kube.read(kube.KubeEndpoint(url, ca_pem, tokens))
+    documents, errors = in_cluster.read(in_cluster.KubeEndpoint(url, ca_pem, tokens))
     source.documents.update(documents)
     source.errors.update(errors)
 
@@ -278,7 +278,7 @@ def kubeconfig_endpoint(credentials: Any) -> tuple[str, bytes]:
 
 
 def _not_read(source: ClusterSource, reason: str) -> None:
-    source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+    source.errors.update(dict.fromkeys(in_cluster.IN_CLUSTER_DOCS, reason))
 
 
 def _source(subscription: str, cluster: Any) -> ClusterSource:

@@ -15,7 +15,7 @@ import time
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 
-from mutguard.providers.kube import KubeReadError
+from mutguard.providers.in_cluster import KubeReadError
 
 AKS_SERVER_APP = "6dae42f8-4368-4678-94ff-3960e28e3630"
 AKS_SERVER_SCOPE = f"{AKS_SERVER_APP}/.default"

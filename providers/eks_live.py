@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from mutguard import __version__
 from mutguard.errors import InputError
-from mutguard.providers import kube
+from mutguard.providers import in_cluster
 from mutguard.providers.eks_token import EksTokenSource
 from mutguard.providers.tasks import Abandoned, Deadline, Item, Lane, Task, run_tasks, stopped
 from mutguard.sources import (
@@ -428,7 +428,7 @@ def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
     ca_data = (cluster.get("certificateAuthority") or {}).get("data")
     if not endpoint or not ca_data:
         reason = "the cluster reports no API endpoint or CA yet"
-        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        source.errors.update(dict.fromkeys(in_cluster.IN_CLUSTER_DOCS, reason))
         return
     try:
         ca_pem: bytes | None = base64.b64decode(ca_data)
@@ -436,11 +436,11 @@ def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
         ca_pem = None
     if not isinstance(endpoint, str) or ca_pem is None:
         reason = f"eks:DescribeCluster {source.name}: the endpoint or CA is malformed; not dialled"
-        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        source.errors.update(dict.fromkeys(in_cluster.IN_CLUSTER_DOCS, reason))
         return
     tokens = EksTokenSource(session, source.name, source.location)
-    documents, errors = kube.read(
-        kube.KubeEndpoint(endpoint, ca_pem, tokens),
+    documents, errors = in_cluster.read(
+        in_cluster.KubeEndpoint(endpoint, ca_pem, tokens),
         objects={AWS_AUTH_DOC: AWS_AUTH_PATH},
     )
     source.documents.update(documents)

@@ -36,7 +36,7 @@ from google.cloud import container_v1
 from google.protobuf import json_format
 
 from mutguard import __version__
-from mutguard.providers import kube
+from mutguard.providers import in_cluster
 from mutguard.providers.gke_token import CLOUD_PLATFORM_SCOPE, GkeTokenSource
 from mutguard.providers.tasks import Deadline, Item, Task, run_tasks
 from mutguard.sources import CLUSTER_DOC, ClusterSource, Provider, ScanError, selected
@@ -242,15 +242,15 @@ def read_in_cluster(source: ClusterSource, tokens: GkeTokenSource) -> None:
     ca_data = (cluster.get("masterAuth") or {}).get("clusterCaCertificate")
     if url is None or not ca_data:
         reason = "the cluster reports no IP endpoint or CA (not running, or DNS endpoint only)"
-        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        source.errors.update(dict.fromkeys(in_cluster.IN_CLUSTER_DOCS, reason))
         return
     try:
         ca_pem = base64.b64decode(ca_data, validate=True)
     except (binascii.Error, ValueError):
         reason = "masterAuth.clusterCaCertificate is not base64"
-        source.errors.update(dict.fromkeys(kube.IN_CLUSTER_DOCS, reason))
+        source.errors.update(dict.fromkeys(in_cluster.IN_CLUSTER_DOCS, reason))
         return
-    documents, errors = kube.read(kube.KubeEndpoint(url, ca_pem, tokens))
+    documents, errors = in_cluster.read(in_cluster.KubeEndpoint(url, ca_pem, tokens))
     source.documents.update(documents)
     source.errors.update(errors)
 

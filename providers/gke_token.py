@@ -15,7 +15,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import Credentials, with_scopes_if_required
 from google.auth.transport.requests import Request
 
-from mutguard.providers.kube import KubeReadError
+from mutguard.providers.in_cluster import KubeReadError
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REFRESH_ERRORS = (auth_exceptions.GoogleAuthError, requests.exceptions.RequestException)

@@ -27,7 +27,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def options(args: argparse.Namespace) -> Any:
-    from mutguard.providers.kubeconfig import KubeconfigOptions
+    from mutguard.providers.kubernetes_live import KubeconfigOptions
 
     if args.skip_in_cluster:
         raise InputError("--skip-in-cluster leaves nothing to read through --kubeconfig")
@@ -42,7 +42,7 @@ PLUGIN = ProviderPlugin(
     name="kubernetes",
     parser="mutguard.providers.kubernetes",
     checks=("mutguard.checks.kubernetes",),
-    collector="mutguard.providers.kubeconfig",
+    collector="mutguard.providers.kubernetes_live",
     extra="kube",
     purpose="scanning through a kubeconfig",
     command_line=CommandLine(

@@ -5,7 +5,7 @@ workloads to the real `kubernetes` client with the cluster CA from DescribeClust
 import pytest
 
 from mutguard.models import Status
-from mutguard.providers import kube
+from mutguard.providers import in_cluster
 from mutguard.providers.eks_live import AwsOptions, EksCollector
 from mutguard.scan import build_report
 
@@ -114,7 +114,9 @@ class ExpiringTokens:
 def test_a_token_expiring_mid_scan_is_renewed(kube_api):
     kube_api.add_list({"kind": "List", "items": list(bootstrap_items())})
     tokens = ExpiringTokens(kube_api, lifetime=3)
-    documents, errors = kube.read(kube.KubeEndpoint(kube_api.url, kube_api.ca_pem, tokens))
+    documents, errors = in_cluster.read(
+        in_cluster.KubeEndpoint(kube_api.url, kube_api.ca_pem, tokens)
+    )
     assert errors == {}
     assert tokens.minted > 2
     assert len(documents["rbac.json"]["items"]) == len(bootstrap_items())
@@ -125,7 +127,9 @@ def test_tls_is_verified_against_the_cluster_ca(kube_api):
 
     other_ca = TestCa()
     tokens = ExpiringTokens(kube_api, lifetime=None)
-    documents, errors = kube.read(kube.KubeEndpoint(kube_api.url, other_ca.ca_pem, tokens))
+    documents, errors = in_cluster.read(
+        in_cluster.KubeEndpoint(kube_api.url, other_ca.ca_pem, tokens)
+    )
     assert documents == {}
     assert set(errors.values()) == {"TLS verification against the cluster CA failed"}
 

@@ -22,10 +22,10 @@ from mutguard.cli import (
     main,
 )
 from mutguard.errors import InputError
-from mutguard.providers import PROVIDERS, kubeconfig, snapshot
-from mutguard.providers.kube import KubeReadError
-from mutguard.providers.kube_credentials import ExecPlugin, ExecTokens, FileToken
-from mutguard.providers.kubeconfig import KubeconfigOptions
+from mutguard.providers import PROVIDERS, kubernetes_live, snapshot
+from mutguard.providers.in_cluster import KubeReadError
+from mutguard.providers.kubeconfig_token import ExecPlugin, ExecTokens, FileToken
+from mutguard.providers.kubernetes_live import KubeconfigOptions
 from mutguard.scan import build_report
 
 from builders import OBSERVED_AT, cluster_role, cluster_role_binding, kube_list, namespace, pod
@@ -155,7 +155,7 @@ def test_snapshot_then_offline_scan_equals_the_live_scan(api, tmp_path, capsys):
     path = token_kubeconfig(tmp_path, api)
     assert main(["snapshot", "--kubeconfig", str(path), "-o", str(tmp_path / "snap")]) == EXIT_OK
     observed = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    live = build_report(kubeconfig.collect(KubeconfigOptions(path)), observed)
+    live = build_report(kubernetes_live.collect(KubeconfigOptions(path)), observed)
     offline = build_report(snapshot.read(tmp_path / "snap"), observed)
     assert [c.model_dump() for c in live.clusters] == [c.model_dump() for c in offline.clusters]
     written = {p.name: p.read_text() for p in (tmp_path / "snap").rglob("*.json")}
@@ -186,7 +186,7 @@ def test_token_file_and_ca_file_are_relative_to_the_kubeconfig(api, tmp_path):
         {"scanner": {"tokenFile": "scanner.token"}},
         cluster={"certificate-authority": "pki/ca.crt"},
     )
-    (source,) = kubeconfig.collect(KubeconfigOptions(path))
+    (source,) = kubernetes_live.collect(KubeconfigOptions(path))
     assert source.errors == {}
     assert api.identities_seen()[-1] == "mutguard"
 
@@ -227,7 +227,7 @@ def test_exec_plugin_is_run_again_when_its_token_is_refused(api, tmp_path):
         {"sso": {"exec": plugin}},
         cluster={"extensions": [extension]},
     )
-    (source,) = kubeconfig.collect(KubeconfigOptions(path))
+    (source,) = kubernetes_live.collect(KubeconfigOptions(path))
     assert source.errors == {}
     runs = int((tmp_path / "runs").read_text())
     assert runs >= 2  # each token served six requests, then a 401 ran the plugin again
@@ -273,7 +273,7 @@ def test_an_expired_exec_credential_runs_the_plugin_again(tmp_path):
 def test_a_plugin_that_gives_no_token_makes_the_reads_unknown(api, tmp_path, plugin, reason):
     user = {"exec": {"apiVersion": EXEC_V1, "interactiveMode": "Never", **plugin}}
     path = write_kubeconfig(tmp_path / "config", api.url, api.ca_pem, {"sso": user})
-    (source,) = kubeconfig.collect(KubeconfigOptions(path))
+    (source,) = kubernetes_live.collect(KubeconfigOptions(path))
     assert reason in source.errors["rbac.json"]
     assert "probe.json" in source.documents  # the anonymous probe needs no credential
     (report,) = build_report([source], OBSERVED_AT).clusters
@@ -300,12 +300,14 @@ def test_a_wrong_ca_fails_tls_verification_and_no_request_is_sent(api, tmp_path,
 )
 def test_tls_server_name_is_the_name_verified(api, tmp_path, cluster, verified):
     path = token_kubeconfig(tmp_path, api, cluster=cluster)
-    (source,) = kubeconfig.collect(KubeconfigOptions(path))
+    (source,) = kubernetes_live.collect(KubeconfigOptions(path))
     assert (source.errors == {}) is verified
 
 
 def test_without_a_ca_the_system_store_is_trusted_and_verification_stays_on(api, tmp_path):
-    (source,) = kubeconfig.collect(KubeconfigOptions(token_kubeconfig(tmp_path, api, ca_pem=None)))
+    (source,) = kubernetes_live.collect(
+        KubeconfigOptions(token_kubeconfig(tmp_path, api, ca_pem=None))
+    )
     assert set(source.errors.values()) == {"TLS verification against the cluster CA failed"}
 
 
@@ -401,18 +403,18 @@ def test_what_mutguard_cannot_honour_is_refused_by_name(tmp_path, cluster, user,
         cluster=body,
     )
     with pytest.raises(InputError) as error:
-        kubeconfig.load(path)
+        kubernetes_live.load(path)
     assert message in str(error.value) and str(path) in str(error.value)
 
 
 def test_no_current_context_and_yaml_errors_name_no_secret(tmp_path):
     path = write_kubeconfig(tmp_path / "a", "https://10.0.0.1", None, {"u": {}}, current=None)
     with pytest.raises(InputError, match=r"no current-context: pass --context NAME"):
-        kubeconfig.load(path)
+        kubernetes_live.load(path)
     broken = tmp_path / "b"
     broken.write_text(f"users:\n- name: u\n  user:\n    token: {TOKEN}\n  bad: [\n")
     with pytest.raises(InputError) as error:
-        kubeconfig.load(broken)
+        kubernetes_live.load(broken)
     assert "not valid YAML (line" in str(error.value) and TOKEN not in str(error.value)
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mutguard.models import Status
-from mutguard.providers import kube
+from mutguard.providers import in_cluster
 from mutguard.providers.eks_live import AwsOptions, EksCollector
 from mutguard.scan import build_report
 from mutguard.sources import RBAC_DOC, WORKLOADS_DOC
@@ -49,14 +49,14 @@ def serve_cluster(server):
     server.add_token("reader-token", "mutguard", ["mutguard-readers"])
     server.add_list({"kind": "List", "items": list(bootstrap_items())})
     server.add(pod("web-1"))
-    return kube.KubeEndpoint(server.url, server.ca_pem, StaticTokens())
+    return in_cluster.KubeEndpoint(server.url, server.ca_pem, StaticTokens())
 
 
 @pytest.mark.parametrize("body, reason", NONSENSE_LISTS.values(), ids=NONSENSE_LISTS)
 def test_a_list_of_the_wrong_shape_costs_only_its_document(kube_api, body, reason):
     endpoint = serve_cluster(kube_api)
     kube_api.answer_with(CLUSTER_ROLES, body)
-    documents, errors = kube.read(endpoint)
+    documents, errors = in_cluster.read(endpoint)
     assert list(errors) == [RBAC_DOC]
     assert errors[RBAC_DOC].startswith(f"GET {CLUSTER_ROLES}: ") and reason in errors[RBAC_DOC]
     assert "\n" not in errors[RBAC_DOC]
@@ -67,7 +67,7 @@ def test_a_repeated_continue_token_ends_the_list_fast_as_incomplete(kube_api):
     endpoint = serve_cluster(kube_api)
     kube_api.repeat_continue_token(CLUSTER_ROLES)
     started = time.monotonic()
-    documents, errors = kube.read(endpoint)
+    documents, errors = in_cluster.read(endpoint)
     assert time.monotonic() - started < 5
     assert errors == {
         RBAC_DOC: f"GET {CLUSTER_ROLES}: the API server repeated a continue token after 2 pages; "
@@ -79,15 +79,15 @@ def test_a_repeated_continue_token_ends_the_list_fast_as_incomplete(kube_api):
 
 def test_pages_and_items_are_capped(kube_api, monkeypatch):
     endpoint = serve_cluster(kube_api)  # the bootstrap roles take many pages of 2
-    monkeypatch.setattr(kube, "MAX_PAGES", 3)
-    _, errors = kube.read(endpoint)
+    monkeypatch.setattr(in_cluster, "MAX_PAGES", 3)
+    _, errors = in_cluster.read(endpoint)
     assert errors[RBAC_DOC] == (
         f"GET {CLUSTER_ROLES}: the API server was still paging after 3 pages; "
         "the list is incomplete"
     )
-    monkeypatch.setattr(kube, "MAX_PAGES", 10_000)
-    monkeypatch.setattr(kube, "MAX_ITEMS", 3)
-    _, errors = kube.read(endpoint)
+    monkeypatch.setattr(in_cluster, "MAX_PAGES", 10_000)
+    monkeypatch.setattr(in_cluster, "MAX_ITEMS", 3)
+    _, errors = in_cluster.read(endpoint)
     assert errors[RBAC_DOC] == (
         f"GET {CLUSTER_ROLES}: more than 3 items after 2 pages; the list is incomplete"
     )
@@ -96,7 +96,7 @@ def test_pages_and_items_are_capped(kube_api, monkeypatch):
 def test_a_single_object_answered_as_an_array_is_unreadable(kube_api):
     endpoint = serve_cluster(kube_api)
     kube_api.answer_with(AWS_AUTH, [])
-    documents, errors = kube.read(endpoint, objects={"aws-auth.json": AWS_AUTH})
+    documents, errors = in_cluster.read(endpoint, objects={"aws-auth.json": AWS_AUTH})
     assert errors == {
         "aws-auth.json": f"GET {AWS_AUTH}: the API server answered a JSON array, not an object"
     }

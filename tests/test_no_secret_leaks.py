@@ -21,8 +21,8 @@ import yaml
 from test_secret_env import CASES
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.providers import kubeconfig, snapshot
-from mutguard.providers.kubeconfig import KubeconfigOptions
+from mutguard.providers import kubernetes_live, snapshot
+from mutguard.providers.kubernetes_live import KubeconfigOptions
 from mutguard.render import FORMATS
 from mutguard.scan import build_report
 from mutguard.sources import ClusterSource, Provider
@@ -243,7 +243,7 @@ def test_a_snapshot_keeps_no_env_value_and_scans_like_the_live_cluster(
     }
 
     observed = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    live = build_report(kubeconfig.collect(KubeconfigOptions(cluster)), observed)
+    live = build_report(kubernetes_live.collect(KubeconfigOptions(cluster)), observed)
     offline = build_report(snapshot.read(out), observed)
     assert [c.model_dump() for c in live.clusters] == [c.model_dump() for c in offline.clusters]
     (finding,) = [f for f in offline.clusters[0].findings if f.check_id == "workloads.secret_env"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from mutguard.providers.eks_live import AWS_AUTH_PATH
-from mutguard.providers.kube import DOCUMENTS
+from mutguard.providers.in_cluster import DOCUMENTS
 from mutguard.rbac import RbacPolicy, powers
 
 ROLE_FILE = Path(__file__).parents[1] / "deploy" / "mutguard-reader.yaml"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mutguard import clock
-from mutguard.providers.kube import KubeReadError
+from mutguard.providers.in_cluster import KubeReadError
 
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 EXEC_INFO_ENV = "KUBERNETES_EXEC_INFO"

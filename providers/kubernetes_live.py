@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from mutguard.errors import InputError
 from mutguard.plugins import needs
-from mutguard.providers import kube
-from mutguard.providers.kube_credentials import (
+from mutguard.providers import in_cluster
+from mutguard.providers.kubeconfig_token import (
     EXEC_API_VERSIONS,
     ExecPlugin,
     ExecTokens,
@@ -69,7 +69,7 @@ class KubeconfigOptions:
 @dataclass(frozen=True)
 class Context:
     name: str
-    endpoint: kube.KubeEndpoint
+    endpoint: in_cluster.KubeEndpoint
 
 
 class _Kubeconfig:
@@ -122,7 +122,7 @@ class _Kubeconfig:
         server, ca_pem, tls_server_name = self._cluster(cluster, cluster_where)
         plugin_cluster = _exec_cluster_info(cluster, server, ca_pem, tls_server_name)
         tokens = self._tokens(self.users[user_name], f"{where}: user {user_name!r}", plugin_cluster)
-        return Context(name, kube.KubeEndpoint(server, ca_pem, tokens, tls_server_name))
+        return Context(name, in_cluster.KubeEndpoint(server, ca_pem, tokens, tls_server_name))
 
     def _cluster(self, cluster: dict, where: str) -> tuple[str, bytes | None, str | None]:
         if cluster.get("insecure-skip-tls-verify") not in (None, False):
@@ -160,7 +160,7 @@ class _Kubeconfig:
             raise self.error(f"{where}: {field} holds no PEM certificate")
         return pem
 
-    def _tokens(self, user: dict, where: str, plugin_cluster: dict) -> kube.TokenSource:
+    def _tokens(self, user: dict, where: str, plugin_cluster: dict) -> in_cluster.TokenSource:
         certificate = [name for name in CLIENT_CERTIFICATE_FIELDS if user.get(name)]
         if certificate:
             raise self.error(
@@ -285,9 +285,9 @@ def load(path: Path, names: Sequence[str] = ()) -> list[Context]:
 
 def read_context(context: Context) -> ClusterSource:
     """One context's cluster.json and in-cluster documents; failures are recorded, not raised."""
-    documents, errors = kube.read(context.endpoint)
+    documents, errors = in_cluster.read(context.endpoint)
     # GET /version only once the endpoint has answered: an unreachable one would time out again.
-    version = kube.server_version(context.endpoint) if documents else None
+    version = in_cluster.server_version(context.endpoint) if documents else None
     server = context.endpoint.url
     return ClusterSource(
         Provider.KUBERNETES,
