@@ -19,15 +19,9 @@ from typing import Any
 from mutguard.models import Area, CheckMetadata, Maturity, Provider, Severity, Status
 from mutguard.mut import Edge, Start, StartKind
 
-# Adding a check module means adding it here; adding a check to a module touches only the module.
-CHECK_MODULES = (
-    "mutguard.checks.eks",
-    "mutguard.checks.gke",
-    "mutguard.checks.aks",
-    "mutguard.checks.kubernetes",
-    "mutguard.checks.rbac",
-    "mutguard.checks.workloads",
-)
+# The checks that judge what every provider shares; a provider's own checks are named by its
+# plug-in (ProviderPlugin.checks), so adding a provider adds nothing here.
+COMMON_CHECK_MODULES = ("mutguard.checks.rbac", "mutguard.checks.workloads")
 
 
 @dataclass(frozen=True)
@@ -151,8 +145,13 @@ def setting_check(
 
 def catalogue(provider: Provider | None = None) -> list[Check]:
     """Every registered check (for one provider if given), ordered by id."""
-    for module in CHECK_MODULES:
+    from mutguard.providers import PROVIDERS
+
+    for module in COMMON_CHECK_MODULES:
         importlib.import_module(module)
+    plugins = PROVIDERS.entries() if provider is None else [PROVIDERS.get(provider)]
+    for plugin in plugins:
+        plugin.import_checks()
     checks = sorted(_REGISTRY.values(), key=lambda c: c.meta.id)
     if provider is None:
         return checks
