@@ -12,6 +12,9 @@
 - `publish` sends what changed to `sinks` (none named: the function's configured sinks);
   `digest` sends the whole summary instead; `include_rbac` also reads RBAC and workloads
   through each cluster's API server.
+- `run` is set by a dispatcher on the scans it queues, never by a sender:
+  `{"id": RUN_ID, "part": i, "parts": n}`, this scan's place in a scheduled run, so that the
+  worker finishing the last part sends one fleet digest (mutguard/publish/fleet.py).
 
 Unknown keys and bad values raise PayloadError naming the field (a 400-style error), and nothing
 runs. The same model is the message a dispatcher queues, so a worker validates what it receives.
@@ -29,7 +32,9 @@ from mutguard.provider_api import Invoke
 from mutguard.providers import PROVIDERS
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_TARGETS = 1000
+MAX_PARTS = 100_000  # scans one run may queue: an organization's accounts times its regions
 SHOWN_VALUE_LENGTH = 40
 ACTIONS = ("scan", "dispatch")
 REQUIRED = "Field required"
@@ -98,6 +103,15 @@ class Target:
 
 
 @dataclass(frozen=True)
+class RunPart:
+    """Which part of which scheduled run a queued scan is: part `part` of `parts`."""
+
+    id: str
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True)
 class InvokePayload:
     """What parse_payload accepts. Checked there and not when made: a dispatcher may replace its
     targets with more than a sender may name (an organization's), which fan_out splits up."""
@@ -108,6 +122,7 @@ class InvokePayload:
     sinks: list[str] | None = None
     include_rbac: bool = True
     digest: bool = False
+    run: RunPart | None = None
 
     def to_message(self) -> str:
         """The payload as the JSON a dispatcher queues, leaving out what is at its default."""
@@ -121,7 +136,7 @@ class InvokePayload:
         return message
 
 
-def _without_defaults(instance: Target | InvokePayload) -> dict[str, Any]:
+def _without_defaults(instance: Target | RunPart | InvokePayload) -> dict[str, Any]:
     shown = {}
     for spec in fields(instance):
         value = getattr(instance, spec.name)
@@ -204,9 +219,42 @@ def _payload(raw: dict[Any, Any]) -> InvokePayload:
         sinks=sinks,
         include_rbac=_boolean(raw, "include_rbac", True),
         digest=_boolean(raw, "digest", False),
+        run=_run_part(raw.get("run"), action, publish),
     )
     _only_fields(raw, InvokePayload, "")
     return payload
+
+
+def _run_part(raw: Any, action: str, publish: bool) -> RunPart | None:
+    """The scan's place in a scheduled run; PayloadError names its field under `run`."""
+    if raw is None:
+        return None
+    if action != "scan" or not publish:
+        raise PayloadError("run", "only a dispatcher's queued scans with publish: true carry one")
+    if not isinstance(raw, dict):
+        raise PayloadError("run", "Input should be a valid dictionary")
+    _keys_are_unicode(raw, "run")
+    if "id" not in raw:
+        raise PayloadError("run.id", REQUIRED)
+    run_id = _string(raw["id"], "run.id")
+    if not RUN_ID.match(run_id):
+        raise PayloadError("run.id", f"{_shown(run_id)} is not a run id")
+    numbers = {}
+    for name in ("part", "parts"):
+        if name not in raw:
+            raise PayloadError(f"run.{name}", REQUIRED)
+        value = raw[name]
+        if type(value) is not int or not 1 <= value <= MAX_PARTS:
+            raise PayloadError(
+                f"run.{name}", f"Input should be a whole number from 1 to {MAX_PARTS}"
+            )
+        numbers[name] = value
+    if numbers["part"] > numbers["parts"]:
+        raise PayloadError(
+            "run.part", f"part {numbers['part']} of {numbers['parts']} is past the last"
+        )
+    _only_fields(raw, RunPart, "run")
+    return RunPart(run_id, numbers["part"], numbers["parts"])
 
 
 def _target(raw: Any, path: str) -> Target:

@@ -12,9 +12,16 @@ come from the environment (Lambda variables, Cloud Functions variables, Azure ap
     MUTGUARD_SINKS_CONFIG YAML text of the `sinks:` list (mutguard.publish.cli); secrets in it
                           are references into the cloud's secret store
     MUTGUARD_STATE_STORE  dynamodb:TABLE | gcs:BUCKET/PREFIX | azure-table:TABLE; without one
-                          nothing is remembered, so every published run is a digest
+                          nothing is remembered, so every published run is a digest, and a
+                          scheduled run sends no fleet digest
     MUTGUARD_GKE_ENDPOINT, MUTGUARD_ARM_ENDPOINT  another endpoint for the GKE or ARM API
                           (Private Service Connect, a sovereign cloud)
+    MUTGUARD_REPORT_STORE s3:BUCKET[/PREFIX] | gcs:BUCKET[/PREFIX] |
+                          azure-blob:ACCOUNT_URL/CONTAINER[/PREFIX]: a published scan's JSON and
+                          HTML report are stored there first, and alerts link to the HTML one
+    MUTGUARD_REPORT_LINK_TTL  seconds the signed link lasts (60 to 604800, default 86400), or
+                          `console`; MUTGUARD_REPORT_KMS_KEY the S3 SSE-KMS key
+                          (mutguard.publish.report_archive)
 
 No scan failure escapes `run_scan`: a target that cannot be read is in the report's errors and
 in `failed_targets`, so a queue-driven handler retries exactly that target.
@@ -32,11 +39,20 @@ from typing import TYPE_CHECKING, Any
 
 from mutguard import clock
 from mutguard.errors import InputError
-from mutguard.functions.payload import InvokePayload, PayloadError, Target, parse_payload
+from mutguard.functions.payload import (
+    InvokePayload,
+    PayloadError,
+    RunPart,
+    Target,
+    parse_payload,
+)
 from mutguard.sources import ClusterSource, ScanError
 
 if TYPE_CHECKING:
     from mutguard.models import Report
+    from mutguard.publish.base import ReportLinks
+    from mutguard.publish.dispatch import SinkSpec
+    from mutguard.publish.report_archive import LinkSetting, StoredReport
 
 log = logging.getLogger("mutguard.functions")
 
@@ -66,6 +82,9 @@ class Settings:
     state_store: str | None = None
     gke_endpoint: str | None = None
     arm_endpoint: str | None = None
+    report_store: str | None = None
+    report_link: LinkSetting | None = None
+    report_kms_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -85,7 +104,23 @@ class Settings:
             state_store=value("MUTGUARD_STATE_STORE"),
             gke_endpoint=value("MUTGUARD_GKE_ENDPOINT"),
             arm_endpoint=value("MUTGUARD_ARM_ENDPOINT"),
+            **_report_settings(value),
         )
+
+
+def _report_settings(value: Callable[[str], str | None]) -> dict[str, Any]:
+    """The report store's settings, their form checked now (each cloud's SDK loads later)."""
+    from mutguard.publish import report_archive as archive
+
+    store = value(archive.STORE_ENV)
+    if store is None:
+        return {}
+    try:
+        archive.check_spec(store)
+        link = archive.parse_link_setting(value(archive.LINK_ENV))
+    except InputError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return {"report_store": store, "report_link": link, "report_kms_key": value(archive.KMS_ENV)}
 
 
 def _configured_targets(text: str | None) -> tuple[Target, ...]:
@@ -98,9 +133,14 @@ def _configured_targets(text: str | None) -> tuple[Target, ...]:
     return tuple(payload.targets)
 
 
-def fan_out(payload: InvokePayload, settings: Settings) -> list[InvokePayload]:
+def fan_out(
+    payload: InvokePayload, settings: Settings, run_id: str | None = None
+) -> list[InvokePayload]:
     """One `scan` payload per provider, account and region of a dispatch (its own targets, else
-    the configured ones), carrying its publish settings."""
+    the configured ones), carrying its publish settings. A publishing dispatch with a `run_id`
+    and a state store is recorded there as a scheduled run first, before any scan is queued, and
+    each scan carries its part of it (payload.RunPart): the worker that finishes the last part
+    sends the fleet digest (mutguard/publish/fleet.py)."""
     targets = payload.targets or list(settings.targets)
     if not targets:
         raise ConfigurationError(
@@ -109,7 +149,29 @@ def fan_out(payload: InvokePayload, settings: Settings) -> list[InvokePayload]:
     groups: dict[tuple[str, str, str | None], list[Target]] = {}
     for target in targets:
         groups.setdefault(target.group, []).append(target)
-    return [replace(payload, action="scan", targets=_covering(group)) for group in groups.values()]
+    scans = [replace(payload, action="scan", targets=_covering(g)) for g in groups.values()]
+    if run_id is None or not payload.publish:
+        return scans
+    if settings.state_store is None:
+        log.info("run %s: no MUTGUARD_STATE_STORE, so no fleet digest", run_id)
+        return scans
+    parts = len(scans)
+    _begin_run(settings.state_store, run_id, parts)
+    return [
+        replace(scan, run=RunPart(run_id, part, parts)) for part, scan in enumerate(scans, start=1)
+    ]
+
+
+def _begin_run(store: str, run_id: str, parts: int) -> None:
+    """Record the run's part count; DispatchError when the store cannot, so that the dispatch
+    is retried rather than queueing parts no one can count."""
+    from mutguard.errors import StoreError
+    from mutguard.publish.stores import open_store
+
+    try:
+        open_store(store).begin_run(run_id, parts, clock.now())
+    except (InputError, StoreError) as exc:
+        raise DispatchError(f"run {run_id} not recorded, nothing queued: {exc}") from None
 
 
 def _covering(group: list[Target]) -> list[Target]:
@@ -125,6 +187,8 @@ class ScanResult:
     failed_targets: list[Target] = field(default_factory=list)
     published: list[Any] = field(default_factory=list)  # SinkResult per sink
     publish_error: str | None = None
+    stored_report: StoredReport | None = None
+    fleet_digest: list[Any] = field(default_factory=list)  # SinkResult per sink, when sent here
 
     @property
     def delivered(self) -> bool:
@@ -150,8 +214,43 @@ def run_scan(
 
     result = ScanResult(report=build_report(items, now()), failed_targets=failed)
     if payload.publish:
-        _publish(result, payload, settings)
+        links = _store_report(result, payload, settings) if settings.report_store else None
+        _publish(result, payload, settings, links)
+        if payload.run is not None:
+            _finish_part(result, payload, payload.run, settings)
     return result
+
+
+def _store_report(
+    result: ScanResult, payload: InvokePayload, settings: Settings
+) -> ReportLinks | None:
+    """Store the report for the alerts to link to; their links, or None when it failed. A
+    failure is the result's publish_error (the message is retried), and the alerts still go
+    out, without the link: a broken report store must not silence them."""
+    from mutguard.publish.report_archive import (
+        ReportArchiveError,
+        group_label,
+        open_archive,
+        store_report,
+    )
+    from mutguard.publish.stores import report_history
+
+    assert settings.report_store is not None and settings.report_link is not None
+    try:
+        archive = open_archive(settings.report_store, settings.report_kms_key)
+        history = (
+            report_history(settings.state_store, result.report) if settings.state_store else None
+        )
+        group = group_label([target.group for target in payload.targets])
+        result.stored_report = store_report(
+            result.report, archive, settings.report_link, group, history
+        )
+    except (InputError, ReportArchiveError) as exc:
+        result.publish_error = f"report not stored: {exc}"
+        log.error("%s", result.publish_error)
+        return None
+    log.info("stored the report at %s", result.stored_report.html_location)
+    return result.stored_report.links
 
 
 def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Item]:
@@ -173,35 +272,77 @@ def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Ite
         return [ScanError(scope=target.label, message=f"internal error: {type(exc).__name__}")]
 
 
-def _publish(result: ScanResult, payload: InvokePayload, settings: Settings) -> None:
+def _publish(
+    result: ScanResult,
+    payload: InvokePayload,
+    settings: Settings,
+    report_links: ReportLinks | None = None,
+) -> None:
     """Send what changed; a configuration or store problem is the result's publish_error."""
-    from mutguard.publish.config import parse_sink_config, select_sinks
     from mutguard.publish.dispatch import PublishError, run_publishing
     from mutguard.publish.stores import open_store
 
-    selected = payload.sinks if payload.sinks is not None else list(settings.sinks)
     try:
-        if not selected:
-            raise ConfigurationError("publish: no sinks named and MUTGUARD_SINKS is not set")
-        configured = (
-            parse_sink_config(settings.sinks_config, "MUTGUARD_SINKS_CONFIG")
-            if settings.sinks_config
-            else []
-        )
         store = settings.state_store
         result.published = run_publishing(
             result.report,
-            select_sinks(selected, configured),
+            _sink_specs(payload, settings),
             (lambda: open_store(store)) if store else ForgetfulStore,
             digest=payload.digest or store is None,
+            report_links=report_links,
         ).results
     except (ConfigurationError, InputError, PublishError) as exc:
-        result.publish_error = str(exc)  # PublishError's text is redacted already
-        log.error("publishing failed: %s", result.publish_error)
+        stored = result.publish_error  # the report store's failure, if any, stays in the text
+        result.publish_error = f"{stored}; {exc}" if stored else str(exc)
+        log.error("publishing failed: %s", exc)
+
+
+def _sink_specs(payload: InvokePayload, settings: Settings) -> list[SinkSpec]:
+    """The sinks a payload publishes to; ConfigurationError or InputError when there are none
+    or their configuration is bad."""
+    from mutguard.publish.config import parse_sink_config, select_sinks
+
+    selected = payload.sinks if payload.sinks is not None else list(settings.sinks)
+    if not selected:
+        raise ConfigurationError("publish: no sinks named and MUTGUARD_SINKS is not set")
+    configured = (
+        parse_sink_config(settings.sinks_config, "MUTGUARD_SINKS_CONFIG")
+        if settings.sinks_config
+        else []
+    )
+    return select_sinks(selected, configured)
+
+
+def _finish_part(
+    result: ScanResult, payload: InvokePayload, run: RunPart, settings: Settings
+) -> None:
+    """Record this scan as a finished part of its run; the worker that finishes the last one
+    sends the fleet digest. A store or sink failure is the result's publish_error, so the
+    message is delivered again and the part recorded again (it counts once)."""
+    from mutguard.errors import StoreError
+    from mutguard.publish.base import ConfigError
+    from mutguard.publish.fleet import finish_part
+    from mutguard.publish.stores import open_store
+
+    if settings.state_store is None:  # a dispatcher with a store, a worker without one
+        log.warning("run %s: no MUTGUARD_STATE_STORE, so no fleet digest", run.id)
+        return
+    try:
+        specs = _sink_specs(payload, settings)
+        sent = finish_part(open_store(settings.state_store), run.id, run.part, result.report, specs)
+    except (ConfigurationError, ConfigError, InputError, StoreError) as exc:
+        failed = f"fleet digest of run {run.id}: {exc}"
+        result.publish_error = (
+            f"{result.publish_error}; {failed}" if result.publish_error else failed
+        )
+        log.error("%s", failed)
+        return
+    result.fleet_digest = sent or []
 
 
 class ForgetfulStore:
-    """No memory between runs (no MUTGUARD_STATE_STORE): every run is a digest."""
+    """No memory between runs (no MUTGUARD_STATE_STORE): every run is a digest, and a scheduled
+    run has no fleet digest (no parts can be counted)."""
 
     def load(self, keys: Iterable[str]) -> dict:
         return {}
@@ -233,6 +374,11 @@ def result_body(result: ScanResult) -> dict[str, Any]:
             {"sink": r.sink, "ok": r.ok, "sent": r.sent, "error": r.error} for r in result.published
         ],
         "publish_error": result.publish_error,
+        "stored_report": (
+            {"json": stored.json_location, "html": stored.html_location}
+            if (stored := result.stored_report)
+            else None
+        ),
     }
 
 
@@ -245,4 +391,7 @@ def retry_reason(result: ScanResult) -> str | None:
     if result.publish_error is not None:
         reasons.append(f"not published: {result.publish_error}")
     reasons += [f"sink {r.sink} failed: {r.error}" for r in result.published if not r.ok]
+    reasons += [
+        f"fleet digest to sink {r.sink} failed: {r.error}" for r in result.fleet_digest if not r.ok
+    ]
     return "; ".join(reasons) or None

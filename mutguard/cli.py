@@ -581,7 +581,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if from_stdin else args.report.read_bytes()
         report = Report.model_validate_json(data)
     except ValidationError as exc:
-        raise _usage(f"{source}: not a mutguard JSON report ({exc.error_count()} errors)") from None
+        # A problem of the whole report (its schema_version, a finding's check) is named.
+        whole = [
+            e["msg"] for e in exc.errors(include_url=False, include_input=False) if not e["loc"]
+        ]
+        why = whole[0].removeprefix("Value error, ") if whole else f"{exc.error_count()} errors"
+        raise _usage(f"{source}: not a mutguard JSON report ({why})") from None
     return EXIT_OK if publish_report(report, args.publish, args) else EXIT_UNDELIVERED
 
 

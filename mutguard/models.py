@@ -1,23 +1,40 @@
-"""The report contract (docs/architecture.md, Report contract; schema_version 1) and the values
+"""The report contract (docs/architecture.md, Report contract; schema_version 2) and the values
 it is built from.
 
 The JSON report, the publishers' messages and schemas/report.schema.json are all this module's
 models serialised with aliases; renaming or removing a field bumps SCHEMA_VERSION.
+
+A report carries what every finding of a check shares once (`checks`: a CheckSummary by check
+id); a finding carries its check_id and what is particular to its resource. In memory a finding
+holds its check's summary and its cluster's provider (`finding.check`, `finding.title`,
+`finding.remediation`...), resolved from the report's `checks` when a report is read.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    computed_field,
+    model_serializer,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from mutguard import __version__
 from mutguard.sources import Provider, ScanError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class Status(StrEnum):
@@ -90,6 +107,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class _Numerous(_Model):
+    """A model a large cluster holds tens of thousands of (findings, blast radius entries)."""
+
+    def model_post_init(self, context: Any) -> None:
+        # pydantic keeps a set of the fields each instance was given (728 bytes for a finding's
+        # seven, more than the rest of it), and nothing here reads it: one set naming every
+        # field is shared by all instances of the model.
+        every = _EVERY_FIELD.get(type(self))
+        if every is None:
+            every = _EVERY_FIELD[type(self)] = set(type(self).model_fields)
+        object.__setattr__(self, "__pydantic_fields_set__", every)
+
+
+_EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
+
+
 class CheckMetadata(_Model):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,24 +137,86 @@ class CheckMetadata(_Model):
     references: list[str]
 
 
-class Finding(_Model):
+class CheckSummary(_Model):
+    """What a report says of a check, once for all its findings. The rationale and references
+    stay in the catalogue (`mutguard checks`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    severity: Severity
+    area: Area
+    maturity: Maturity
+    remediation: dict[Provider, str] = Field(
+        description="For the providers of the clusters the check has findings in"
+    )
+
+    @classmethod
+    def of(cls, meta: CheckMetadata, provider: Provider) -> CheckSummary:
+        return cls(
+            title=meta.title,
+            severity=meta.severity,
+            area=meta.area,
+            maturity=meta.maturity,
+            remediation={provider: meta.remediation[provider]},
+        )
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _is_empty(value: object) -> bool:
+    return not value
+
+
+class Finding(_Numerous):
+    """One check's verdict on one resource. What every finding of the check shares (title,
+    severity, area, remediation...) is in the report's `checks`, written once."""
+
     check_id: str
     status: Status
-    severity: Severity
-    title: str
-    area: Area
-    resource: str
+    resource: str = Field(description="What the finding is about; omitted when it is the cluster")
     detail: str
-    remediation: str
     mut_gain: int | None = Field(
         default=None,
+        exclude_if=_is_none,
         description="FAIL only: how much the lowest affected MUT rises when this one finding is "
         "fixed (0 when another mistake still opens the same path).",
     )
     mut_gain_from: list[str] = Field(
         default_factory=list,
+        exclude_if=_is_empty,
         description="Which starting points (internet, workload, credential) the fix raises.",
     )
+    check: CheckSummary = Field(exclude=True, repr=False)
+    provider: Provider = Field(exclude=True, repr=False)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # In memory every finding names its resource; the report leaves out the cluster's own.
+        json_schema = handler.resolve_ref_schema(handler(core_schema))
+        if handler.mode == "serialization":
+            json_schema["required"] = [f for f in json_schema["required"] if f != "resource"]
+        return json_schema
+
+    @property
+    def severity(self) -> Severity:
+        return self.check.severity
+
+    @property
+    def title(self) -> str:
+        return self.check.title
+
+    @property
+    def area(self) -> Area:
+        return self.check.area
+
+    @property
+    def remediation(self) -> str:
+        return self.check.remediation[self.provider]
 
 
 class AttackPath(_Model):
@@ -132,7 +227,7 @@ class AttackPath(_Model):
     steps: list[str]
 
 
-class BlastRadius(_Model):
+class BlastRadius(_Numerous):
     """What the compromise of one workload reaches."""
 
     workload: str = Field(description="<namespace>/<name>")
@@ -177,7 +272,8 @@ class ClusterReport(_Model):
     mut_basis: list[str]
     paths: list[AttackPath]
     blast_radius: list[BlastRadius] = Field(
-        default_factory=list, description="Per workload, when workloads were read; lowest first"
+        default_factory=list,
+        description="Per workload, when workloads were read; lowest first",
     )
     maturity: MaturityGrades
     findings: list[Finding]
@@ -187,6 +283,66 @@ class ClusterReport(_Model):
         "bootstrap policy, the provider's): kept out of the findings, shown with why",
     )
     errors: list[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resource_defaults_to_the_cluster(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("findings"), list):
+            cluster_resource = data.get("arn_or_id")
+            findings = [
+                {"resource": cluster_resource, **f} if isinstance(f, dict) else f
+                for f in data["findings"]
+            ]
+            return {**data, "findings": findings}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _without_cluster_resource(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        for finding in data.get("findings", ()):
+            self._leave_out_cluster_resource(finding)
+        return data
+
+    def _leave_out_cluster_resource(self, finding: dict) -> None:
+        if finding.get("resource") == self.arn_or_id:
+            del finding["resource"]
+
+    def finding_json(self, finding: Finding) -> str:
+        """The finding's compact JSON as this cluster's report writes it."""
+        data = finding.model_dump(mode="json", by_alias=True)
+        self._leave_out_cluster_resource(data)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _with_checks(cluster: Any, checks: dict[str, CheckSummary]) -> Any:
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("findings"), list):
+        return cluster
+    findings = []
+    for finding in cluster["findings"]:
+        if isinstance(finding, dict) and "check" not in finding:
+            check_id, provider = finding.get("check_id"), cluster.get("provider")
+            if not isinstance(check_id, str) or check_id not in checks:
+                raise ValueError(
+                    f"finding {str(check_id)[:100]!r}: its check is not in the report's checks"
+                )
+            if not isinstance(provider, str) or provider not in checks[check_id].remediation:
+                raise ValueError(
+                    f"finding {check_id[:100]!r}: the report's checks hold no remediation for "
+                    f"provider {str(provider)[:20]!r}"
+                )
+            finding = {**finding, "check": checks[check_id], "provider": provider}
+        findings.append(finding)
+    return {**cluster, "findings": findings}
+
+
+def _summary(check_id: str, raw: Any) -> CheckSummary:
+    try:
+        return CheckSummary.model_validate(raw)
+    except ValidationError as exc:
+        # Said in one line: the report's reader names it.
+        raise ValueError(
+            f"checks[{check_id[:100]!r}]: not a check summary ({exc.error_count()} errors)"
+        ) from None
 
 
 def cluster_key(cluster: ClusterReport) -> str:
@@ -206,6 +362,47 @@ class Report(_Model):
     generated_at: datetime
     clusters: list[ClusterReport]
     errors: list[ScanError] = Field(default_factory=list)
+
+    @computed_field(
+        description="What every finding of a check shares, by check id, for every check a "
+        "finding of the report names: written once per report"
+    )
+    @property
+    def checks(self) -> dict[str, CheckSummary]:
+        found: dict[str, CheckSummary] = {}
+        for cluster in self.clusters:
+            for finding in cluster.findings:
+                known = found.get(finding.check_id)
+                if known is None:
+                    found[finding.check_id] = finding.check
+                elif finding.provider not in known.remediation:
+                    remediation = {**known.remediation, **finding.check.remediation}
+                    found[finding.check_id] = known.model_copy(update={"remediation": remediation})
+        return dict(sorted(found.items()))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _findings_resolve_their_checks(cls, data: Any) -> Any:
+        """A report read from JSON: each finding gets its check's metadata from `checks`, and
+        its cluster's provider."""
+        if not isinstance(data, dict):
+            return data
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {str(version)[:20]!r}: this mutguard reads schema_version "
+                f"{SCHEMA_VERSION} reports (docs/architecture.md, Report contract); scan again "
+                "with this version"
+            )
+        raw_checks = data.get("checks") or {}
+        if not isinstance(raw_checks, dict):
+            raise ValueError("checks: expected an object of check metadata by check id")
+        checks = {check_id: _summary(check_id, summary) for check_id, summary in raw_checks.items()}
+        data = {key: value for key, value in data.items() if key != "checks"}
+        clusters = data.get("clusters")
+        if isinstance(clusters, list):
+            data["clusters"] = [_with_checks(cluster, checks) for cluster in clusters]
+        return data
 
     @classmethod
     def __get_pydantic_json_schema__(

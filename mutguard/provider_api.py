@@ -73,6 +73,25 @@ class Invoke(NamedTuple):
     options: Callable[[Any, bool, Any], Any]
 
 
+class Cloud(NamedTuple):
+    """The cloud a provider's clusters live in, as OCSF names it (cloud.provider, and the
+    cloud.account type: its type_id and type)."""
+
+    provider: str  # "aws"
+    account_type_id: int
+    account_type: str
+
+
+class Labels(NamedTuple):
+    """How reports name the provider's clusters: `title` in text ("EKS"), `resource_type` a
+    cluster's type in OCSF and security-hub findings ("AWS::EKS::Cluster"), `cloud` None for
+    clusters in no cloud."""
+
+    title: str
+    resource_type: str
+    cloud: Cloud | None = None
+
+
 class ProviderPlugin(NamedTuple):
     """A provider: `name` is the `Provider` value its clusters carry; `aliases` are the other
     names the command line takes (`aws` for `eks`).
@@ -86,6 +105,7 @@ class ProviderPlugin(NamedTuple):
 
     name: str
     parser: str
+    labels: Labels
     checks: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     collector: str | None = None

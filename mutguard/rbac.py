@@ -247,12 +247,14 @@ class RbacPolicy:
         roles: list[Role] = []
         bindings: list[Binding] = []
         unread: list[UnreadObject] = []
+        # Many bindings name the same subjects: each distinct one (and list of them) is kept once.
+        shared: dict[Any, Any] = {}
         for index, item in enumerate(document["items"]):
             kind = item.get("kind") if isinstance(item, dict) else None
             if isinstance(item, dict) and kind not in ROLE_KINDS + BINDING_KINDS:
                 continue  # other kinds are not RBAC; a mixed List is fine
             try:
-                parsed = _parse_object(item, index)
+                parsed = _parse_object(item, index, shared)
             except InputError as exc:
                 unread.append(_unread(item, index, str(exc)))
                 continue
@@ -366,7 +368,7 @@ class UnreadObject:
     reason: str  # names the object and the field
 
 
-def _parse_object(item: Any, index: int) -> Role | Binding:
+def _parse_object(item: Any, index: int, shared: dict[Any, Any]) -> Role | Binding:
     if not isinstance(item, dict):
         raise InputError(f"items[{index}] is not an object")
     kind = item["kind"]
@@ -385,7 +387,7 @@ def _parse_object(item: Any, index: int) -> Role | Binding:
     labels = _string_map(metadata.get("labels"), f"{where}: metadata.labels")
     if kind in ROLE_KINDS:
         return _parse_role(item, kind, name, namespace, labels, where)
-    return _parse_binding(item, kind, name, namespace, where)
+    return _parse_binding(item, kind, name, namespace, where, shared)
 
 
 def _unread(item: Any, index: int, reason: str) -> UnreadObject:
@@ -449,7 +451,9 @@ def _qualified(namespace: str, name: Any) -> str:
     return f"{namespace}/{name}" if namespace and isinstance(namespace, str) else name
 
 
-def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str) -> Binding:
+def _parse_binding(
+    item: dict, kind: str, name: str, namespace: str, where: str, shared: dict[Any, Any]
+) -> Binding:
     role_ref = item.get("roleRef")
     if not isinstance(role_ref, dict) or role_ref.get("kind") not in ROLE_KINDS:
         raise InputError(f"{where}: roleRef must name a ClusterRole or Role")
@@ -465,14 +469,16 @@ def _parse_binding(item: dict, kind: str, name: str, namespace: str, where: str)
         namespace_of_subject = raw.get("namespace") or ""
         if not isinstance(namespace_of_subject, str):
             raise InputError(f"{where}.subjects[{i}].namespace: must be a string")
-        subjects.append(Subject(raw["kind"], raw["name"], namespace_of_subject))
+        subject = Subject(raw["kind"], raw["name"], namespace_of_subject)
+        subjects.append(shared.setdefault(subject, subject))
+    distinct = tuple(subjects)
     return Binding(
         kind=kind,
         name=name,
         namespace=namespace if kind == "RoleBinding" else "",
         role_kind=role_ref["kind"],
         role_name=role_ref["name"],
-        subjects=tuple(subjects),
+        subjects=shared.setdefault(distinct, distinct),
     )
 
 

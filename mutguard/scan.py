@@ -22,6 +22,7 @@ from mutguard.models import (
     GRADED_AREAS,
     AttackPath,
     BlastRadius,
+    CheckSummary,
     ClusterReport,
     Finding,
     Grade,
@@ -72,7 +73,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def evaluate(source: ClusterSource, observed_at: datetime) -> ClusterReport:
-    """One cluster's report; never raises for the cluster's own data."""
+    """One cluster's report; never raises for the cluster's own data. The source's documents
+    are let go once parsed, so evaluate a source once."""
     with _cyclic_gc_paused():
         return _evaluate(source, observed_at)
 
@@ -84,12 +86,17 @@ def _evaluate(source: ClusterSource, observed_at: datetime) -> ClusterReport:
         cluster = providers.parser(source.provider).parse(source, observed_at)
     except InputError as exc:
         return _error_report(source, f"cluster {source.name}: {exc}")
+    # The parsed cluster holds all the checks read; a large cluster's raw documents are most of
+    # its memory, which the analysis can then reuse.
+    source.documents.clear()
     return assess(cluster)
 
 
 def assess(cluster: Cluster) -> ClusterReport:
     checks = catalogue(cluster.provider)
     results = [(check, outcome) for check in checks for outcome in _run(check, cluster)]
+    # One summary per check, shared by its findings.
+    summaries = {check.meta.id: CheckSummary.of(check.meta, cluster.provider) for check in checks}
 
     findings: list[Finding] = []
     contributions: list[Contribution] = []
@@ -101,13 +108,11 @@ def assess(cluster: Cluster) -> ClusterReport:
             Finding(
                 check_id=meta.id,
                 status=outcome.status,
-                severity=meta.severity,
-                title=meta.title,
-                area=meta.area,
                 resource=outcome.resource or cluster.arn_or_id,
                 detail=outcome.detail,
-                remediation=meta.remediation[cluster.provider],
                 mut_gain=0 if outcome.status is Status.FAIL else None,
+                check=summaries[meta.id],
+                provider=cluster.provider,
             )
         )
         if outcome.edges or outcome.starts:

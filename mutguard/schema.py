@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from mutguard.models import Report
+from mutguard.models import SCHEMA_VERSION, Report
 
 
 def report_schema() -> dict:
     schema = Report.model_json_schema(by_alias=True, mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "urn:mutguard:report:1"
+    schema["$id"] = f"urn:mutguard:report:{SCHEMA_VERSION}"
     return schema
 
 

@@ -33,6 +33,13 @@ conditional write (create only if absent) of a `ClaimKey`: (cluster key, the rep
 generated_at and a fingerprint of the state it goes from and to; see dispatch.claim_keys). Of
 the runs of one report exactly one wins; runs of different reports never meet. Claims are kept
 CLAIM_DAYS, well past the end of any run that could contend.
+
+Scheduled runs (mutguard/publish/fleet.py): the dispatcher records how many parts (queued
+scans) a run has before it queues any (`begin_run`, kept if already there), each worker records
+its part's small summary (`finish_part`, replacing its own record, so a redelivered part counts
+once), and reads the run back (`run_progress`). Whoever sees every part finished claims the
+run's digest (`claim` of `fleet_claim(run_id)`), so exactly one sends it. Run records are kept
+CLAIM_DAYS, as claims are.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ FindingKey = tuple[str, str]  # (check_id, resource)
 # (cluster key, or DIGEST_CLAIM for a whole digest; "<the report's generated_at>/<fingerprint>")
 ClaimKey = tuple[str, str]
 DIGEST_CLAIM = "digest"
+FLEET_CLAIM = "fleet-digest"  # a scheduled run's one fleet digest: (FLEET_CLAIM, run id)
 CLAIM_DAYS = 7  # how long a claim is kept (the cloud stores let their TTL or lifecycle drop it)
 MUT_FIELDS = ("mut", "mut_workload", "mut_credential")
 HISTORY_LENGTH = 30  # runs of MUT kept per cluster
@@ -384,6 +392,43 @@ class StateStore(Protocol):
     def release(self, keys: Iterable[ClaimKey]) -> None:
         """Give up claims this run won but could not deliver, so that a later run sends them."""
         ...
+
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+        """Record that a scheduled run queued `parts` scans at `started_at`; a record of the run
+        that is already there is kept (a retried dispatch)."""
+        ...
+
+    def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
+        """Record that part `part` of the run finished, with its summary (JSON-compatible),
+        replacing that part's earlier record."""
+        ...
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        """What is recorded of the run, read consistently: after this process's finish_part, it
+        sees that part and every part recorded before it. A store may stop reading parts at
+        one that is missing (the run is not complete then)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A scheduled run as the store holds it: how many parts it has and when it started (None:
+    no record of the run, e.g. it expired), and the summary of each finished part read, by
+    number (every finished part when the run is complete)."""
+
+    parts: int | None
+    started_at: datetime.datetime | None
+    finished: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.parts is not None and all(
+            part in self.finished for part in range(1, self.parts + 1)
+        )
+
+
+def fleet_claim(run_id: str) -> ClaimKey:
+    return (FLEET_CLAIM, run_id)
 
 
 def histories(store: StateStore, keys: Iterable[str]) -> dict[str, tuple[MutPoint, ...]]:

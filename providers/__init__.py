@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mutguard.errors import InputError
-from mutguard.provider_api import ProviderPlugin
+from mutguard.provider_api import Labels, ProviderPlugin
 from mutguard.registry import Registry
 
 if TYPE_CHECKING:  # mutguard.sources loads dataclasses: not before the command line is parsed
@@ -30,6 +30,25 @@ def parser(provider: Provider) -> ModuleType:
 def live(name: str) -> ModuleType:
     """The live collector of the provider `name` (or an alias: `aws`)."""
     return PROVIDERS.get(name).collector_module()
+
+
+def labels(provider: Provider) -> Labels:
+    """How reports name the provider's clusters (ProviderPlugin.labels)."""
+    return PROVIDERS.get(provider).labels
+
+
+def live_source(provider: Provider, cluster: str) -> str | None:
+    """The options that read this one cluster live again (for `mutguard explain`'s hint):
+    `--provider aws`, or the provider's own source option with the filters that pick the
+    cluster by name (`--kubeconfig PATH --context NAME`); None without a live collector."""
+    plugin = PROVIDERS.get(provider)
+    line = plugin.command_line
+    if line is None:
+        return None
+    if line.source is None:
+        return f"--provider {(plugin.aliases or (plugin.name,))[0]}"
+    picks = "".join(f" {flag} {cluster}" for flag in line.filters.values())
+    return f"{line.source.flag} {line.source.metavar}{picks}"
 
 
 def detect(cluster_json: Any) -> Provider:

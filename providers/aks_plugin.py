@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from mutguard.provider_api import (
     AccountFormat,
+    Cloud,
     CommandLine,
     Invoke,
+    Labels,
     ProviderPlugin,
     comma_separated,
 )
@@ -60,6 +62,9 @@ PLUGIN = ProviderPlugin(
     name="aks",
     aliases=("azure",),
     parser="mutguard.providers.aks",
+    labels=Labels(
+        "AKS", "Microsoft.ContainerService/managedClusters", Cloud("azure", 6, "Azure AD Account")
+    ),
     checks=("mutguard.checks.aks",),
     collector="mutguard.providers.aks_live",
     extra="azure",

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 from mutguard.errors import InputError
 from mutguard.provider_api import (
     AccountFormat,
+    Cloud,
     CommandLine,
     Invoke,
+    Labels,
     ProviderPlugin,
     comma_separated,
 )
@@ -82,6 +84,7 @@ PLUGIN = ProviderPlugin(
     name="eks",
     aliases=("aws",),
     parser="mutguard.providers.eks",
+    labels=Labels("EKS", "AWS::EKS::Cluster", Cloud("aws", 10, "AWS Account")),
     checks=("mutguard.checks.eks",),
     collector="mutguard.providers.eks_live",
     extra="aws",

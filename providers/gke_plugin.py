@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from mutguard.provider_api import (
     AccountFormat,
+    Cloud,
     CommandLine,
     Invoke,
+    Labels,
     ProviderPlugin,
     comma_separated,
 )
@@ -61,6 +63,7 @@ PLUGIN = ProviderPlugin(
     name="gke",
     aliases=("gcp",),
     parser="mutguard.providers.gke",
+    labels=Labels("GKE", "container.googleapis.com/Cluster", Cloud("gcp", 5, "GCP Account")),
     checks=("mutguard.checks.gke",),
     collector="mutguard.providers.gke_live",
     extra="gcp",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mutguard.errors import InputError
-from mutguard.provider_api import CommandLine, ProviderPlugin, SourceOption
+from mutguard.provider_api import CommandLine, Labels, ProviderPlugin, SourceOption
 
 if TYPE_CHECKING:  # only for the annotations: a function reads this module, never a command line
     import argparse
@@ -41,6 +41,7 @@ def options(args: argparse.Namespace) -> Any:
 PLUGIN = ProviderPlugin(
     name="kubernetes",
     parser="mutguard.providers.kubernetes",
+    labels=Labels("Kubernetes", "Kubernetes cluster"),
     checks=("mutguard.checks.kubernetes",),
     collector="mutguard.providers.kubernetes_live",
     extra="kube",

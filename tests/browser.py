@@ -8,8 +8,11 @@ profile); the tab is driven through the browser's websocket in flattened session
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -133,11 +136,17 @@ def _devtools_url(profile: Path, process: subprocess.Popen) -> str:
 def open_tab(executable: str, width: int = 1280, height: int = 900) -> Iterator[Tab]:
     """A fresh Chromium with a fresh profile and one blank tab of width x height CSS px, whose
     Page, Runtime, Log and Network events are recorded from the start."""
-    with tempfile.TemporaryDirectory(prefix="mutguard-chromium-") as profile:
+    # Chromium's helper processes (renderer, GPU, crash handler) outlive the browser process for
+    # a moment and may still write to the profile: the whole process group is stopped, and a file
+    # written after that is not worth failing a test for.
+    with tempfile.TemporaryDirectory(
+        prefix="mutguard-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             socket = websocket.create_connection(
@@ -148,12 +157,16 @@ def open_tab(executable: str, width: int = 1280, height: int = 900) -> Iterator[
             finally:
                 socket.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # then it is killed with its helpers
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # every helper already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _attach(socket: websocket.WebSocket, width: int, height: int) -> Tab:

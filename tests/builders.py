@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mutguard.models import ClusterReport
+from mutguard.models import Area, CheckSummary, ClusterReport, Finding, Maturity, Severity, Status
 from mutguard.scan import evaluate
 from mutguard.sources import ClusterSource, Provider
 
@@ -160,6 +160,59 @@ def finding(report: ClusterReport, check_id: str, resource: str | None = None):
     ]
     assert len(matches) == 1, f"{check_id}: {matches}"
     return matches[0]
+
+
+def new_finding(
+    check_id: str,
+    status: Status,
+    resource: str,
+    detail: str,
+    *,
+    provider: Provider = Provider.EKS,
+    severity: Severity = Severity.HIGH,
+    title: str | None = None,
+    area: Area = Area.WORKLOADS,
+    remediation: str = "fix it",
+    mut_gain: int | None = None,
+    mut_gain_from: tuple[str, ...] = (),
+) -> Finding:
+    """A finding of a check made up for the test."""
+    check = CheckSummary(
+        title=title or f"title of {check_id}",
+        severity=severity,
+        area=area,
+        maturity=Maturity.CRAWL,
+        remediation={provider: remediation},
+    )
+    return Finding(
+        check_id=check_id,
+        status=status,
+        resource=resource,
+        detail=detail,
+        mut_gain=mut_gain,
+        mut_gain_from=list(mut_gain_from),
+        check=check,
+        provider=provider,
+    )
+
+
+def varied(
+    template: Finding,
+    check_id: str | None = None,
+    *,
+    severity: Severity | None = None,
+    title: str | None = None,
+    remediation: str | None = None,
+    **fields: Any,
+) -> Finding:
+    """`template` changed: as a finding of another check (`check_id`), its check's summary with
+    another severity, title or remediation, and `fields` (resource, detail...) replaced."""
+    changed = {"severity": severity, "title": title}
+    if remediation is not None:
+        changed["remediation"] = {template.provider: remediation}
+    check = template.check.model_copy(update={k: v for k, v in changed.items() if v is not None})
+    check_id = check_id or template.check_id
+    return template.model_copy(update={"check_id": check_id, "check": check, **fields})
 
 
 def pod(

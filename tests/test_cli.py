@@ -30,7 +30,7 @@ def demo_report():
 
 
 def fixes(cluster):
-    return [(f["check_id"], f["mut_gain"]) for f in cluster["findings"] if f["mut_gain"]]
+    return [(f["check_id"], f["mut_gain"]) for f in cluster["findings"] if f.get("mut_gain")]
 
 
 @pytest.mark.parametrize(

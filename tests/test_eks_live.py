@@ -224,7 +224,10 @@ def test_cli_live_scan_and_snapshot_agree(fleet, tmp_path):
                 c["name"],
                 c["mut"],
                 c["mut_credential"],
-                sorted((f["check_id"], f["status"], f["resource"]) for f in c["findings"]),
+                sorted(
+                    (f["check_id"], f["status"], f.get("resource", c["arn_or_id"]))
+                    for f in c["findings"]
+                ),
             )
             for c in json.loads(stdout)["clusters"]
         )

@@ -202,15 +202,20 @@ def test_a_scheduled_run_queues_one_scan_per_region_and_publishes_once(two_regio
     )
     run_ids = {r["messageAttributes"]["run_id"]["stringValue"] for r in event["Records"]}
     assert run_ids == {call.aws_request_id}
+    # The run was recorded in the state table before its parts were queued; each carries its own.
+    parts = sorted((b.run.id, b.run.part, b.run.parts) for b in scan_payloads(event) if b.run)
+    assert parts == [(call.aws_request_id, 1, 2), (call.aws_request_id, 2, 2)]
 
     assert work(event) == {"batchItemFailures": []}
-    assert sorted(h.split(" ")[0] for h in fn.slack_headers()) == ["payments", "web"]
+    *alerts, digest = fn.slack_headers()  # the second part to finish sends the fleet digest
+    assert sorted(h.split(" ")[0] for h in alerts) == ["payments", "web"]
+    assert digest.startswith("mutguard fleet digest: 2 clusters, worst MUT ")
     assert len(fn.stored_clusters()) == 2
 
-    # The next scheduled run finds nothing new: nothing more is sent.
+    # The next scheduled run finds nothing new: only its own fleet digest is sent.
     assert dispatch()["dispatched"] == 2
     assert work(fn.queued_event()) == {"batchItemFailures": []}
-    assert len(fn.chat.delivered(SLACK_HOOK)) == 2
+    assert [h.split(":")[0] for h in fn.slack_headers()[2:]] == ["mutguard fleet digest"] * 2
 
 
 def test_only_the_message_of_a_region_that_cannot_be_read_is_retried(
@@ -232,7 +237,10 @@ def test_only_the_message_of_a_region_that_cannot_be_read_is_retried(
     lambda_logs.truncate(0)
     lambda_logs.seek(0)
     assert work(event) == {"batchItemFailures": [{"itemIdentifier": denied["messageId"]}]}
-    assert [h.split(" ")[0] for h in fn.slack_headers()] == ["web"]
+    # Every part reported once, so the fleet digest goes out, naming the region not read.
+    assert [h.split(" ")[0] for h in fn.slack_headers()] == ["web", "mutguard"]
+    digest = json.dumps(fn.chat.delivered(SLACK_HOOK)[-1].json()["blocks"])
+    assert "1 not scanned" in digest and f"eks:{DEFAULT_ACCOUNT}:eu-west-1" in digest
     assert len(fn.stored_clusters()) == 1
     (incomplete,) = [line for line in log_lines(lambda_logs) if line["level"] == "WARNING"]
     assert incomplete["message"] == "scan incomplete"
@@ -259,7 +267,7 @@ def test_malformed_messages_are_failed_and_the_others_processed(
 
     failures = work(event)["batchItemFailures"]
     assert {f["itemIdentifier"] for f in failures} == bad
-    assert sorted(h.split(" ")[0] for h in fn.slack_headers()) == ["payments", "web"]
+    assert sorted(h.split(" ")[0] for h in fn.slack_headers()) == ["mutguard", "payments", "web"]
 
     # One line each says why, naming the field; left to the queue's redrive policy, which
     # moves a message to the dead-letter queue after its maxReceiveCount.
@@ -587,7 +595,8 @@ def test_log_lines_are_json_share_the_run_id_and_hold_no_webhook(
     assert {line["correlation_id"] for line in lines} == {call.aws_request_id}
     assert {line["function_name"] for line in lines} == {"mutguard-worker"}
     sink_failures = [line for line in lines if line["message"].startswith("sink slack failed")]
-    assert len(sink_failures) == 2  # std logging of mutguard.publish, in the same JSON stream
+    # std logging of mutguard.publish, in the same JSON stream: both parts' and the digest's
+    assert len(sink_failures) == 3
     assert all("message_id" in line for line in sink_failures)
     assert not any("exception" in line for line in lines)
     assert SLACK_HOOK not in text and "lambdaWebhookSecret" not in text

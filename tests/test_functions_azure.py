@@ -13,7 +13,10 @@ import inspect
 import json
 import logging
 import os
+import re
 import typing
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -23,6 +26,7 @@ import azure.functions as func
 import pytest
 from azure.functions import meta
 from azure.functions.decorators.function_app import Function
+from azure.storage.blob import BlobServiceClient
 
 from mutguard.functions.azure.function_app import ScanIncomplete, app
 from mutguard.functions.payload import PayloadError, parse_payload
@@ -30,6 +34,8 @@ from mutguard.functions.runtime import ConfigurationError
 
 from builders import FIXTURES
 from servers.aks import ArmServer
+from servers.azurite import ACCOUNT as AZURITE_ACCOUNT
+from servers.azurite import ACCOUNT_KEY as AZURITE_KEY
 from servers.chat import ChatServer
 from servers.identity import ManagedIdentityServer
 from servers.tls import TestCa
@@ -387,3 +393,30 @@ def test_an_identity_that_gets_no_token_fails_the_target_not_the_run(
     assert body["failed_targets"] == [f"aks:{SUB_A}"]
     assert arm.requests_seen() == 0  # nothing went out without a token
     assert [r.header_ok for r in identity.requests] == [False]
+
+
+def test_a_published_scan_stores_its_report_and_slack_links_to_it(
+    environment, arm, chat, azurite, monkeypatch
+):
+    # The account key (as a connection string app setting would hold it) signs a service SAS;
+    # deployed, the managed identity signs a user delegation SAS instead.
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={azurite.blob_url};"
+    )
+    container = f"reports-{uuid.uuid4().hex[:12]}"
+    BlobServiceClient.from_connection_string(connection).create_container(container)
+    monkeypatch.setenv("MUTGUARD_AZURE_STORAGE_CONNECTION_STRING", connection)
+    monkeypatch.setenv("MUTGUARD_REPORT_STORE", f"azure-blob:{azurite.blob_url}/{container}/runs")
+    monkeypatch.setenv("MUTGUARD_REPORT_LINK_TTL", "900")
+    body = json.dumps({"targets": [target(SUB_A)], "publish": True, "include_rbac": False})
+    assert call("scan_target", message=queue_message(body)) is None
+
+    (link,) = re.findall(r"<([^|>]+)\|Full report>", slack_texts(chat))
+    assert link.startswith(f"{azurite.blob_url}/{container}/runs/") and "sig=" in link
+    with urllib.request.urlopen(link, timeout=10) as answer:
+        page = answer.read()
+    blobs = BlobServiceClient.from_connection_string(connection).get_container_client(container)
+    html, json_report = sorted(blob.name for blob in blobs.list_blobs())
+    assert page == blobs.download_blob(html).readall() and CLUSTER.encode() in page
+    assert json_report.endswith("/report.json") and f"_aks_{SUB_A}_" in json_report

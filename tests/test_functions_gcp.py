@@ -16,7 +16,6 @@ iamcredentials.googleapis.com; and the metadata server's address is read once, a
 import base64
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from mutguard.functions.payload import parse_payload
 
 from builders import gke_cluster
 from servers.chat import ChatServer
+from servers.gcs import BUCKET
 from servers.gke import TEST_TOKEN, GkeServer
 from servers.pubsub import PubSubServer
 
@@ -181,8 +181,9 @@ def test_a_dispatch_publishes_one_scan_message_per_project_and_location(serve, p
         [f"gke:{SHOP}"],
         [f"gke:{DATA}:europe-west1-b"],
     ]
+    # The dispatch message's id: delivered again, it is the same run (one fleet digest).
     run_ids = {p.attributes["run_id"] for p in published}
-    assert len(run_ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", next(iter(run_ids)))
+    assert run_ids == {"17163950028301001"}
     [entry] = logged(capsys)
     assert (entry["severity"], entry["message"]) == ("INFO", "dispatched 2 scan messages")
     assert {entry["run_id"]} == run_ids
@@ -356,3 +357,22 @@ def test_audit_names_a_missing_setting(serve, monkeypatch):
     response = serve("audit").post("/", json={"action": "dispatch"})
     assert response.status_code == 500
     assert "MUTGUARD_TOPIC is not set" in response.get_json()["error"]["message"]
+
+
+def test_a_published_scan_stores_its_report_and_slack_links_to_it(
+    serve, gke, chat, gcs, monkeypatch
+):
+    monkeypatch.setenv("MUTGUARD_REPORT_STORE", f"gcs:{BUCKET}/reports")
+    monkeypatch.setenv("MUTGUARD_REPORT_LINK_TTL", "console")  # signing needs a signing identity
+    payload = {"targets": [target(SHOP)], "publish": True, "include_rbac": False}
+    body = serve("audit").post("/", json=payload).get_json()
+    assert body["publish_error"] is None
+    html, json_report = sorted(gcs.names(BUCKET))
+    assert body["stored_report"] == {
+        "json": f"gs://{BUCKET}/{json_report}",
+        "html": f"gs://{BUCKET}/{html}",
+    }
+    assert html.startswith("reports/") and f"_gke_{SHOP}_" in html
+    assert json.loads(gcs.stored(BUCKET, json_report).data)["clusters"][0]["name"] == "web"
+    console = f"https://console.cloud.google.com/storage/browser/_details/{BUCKET}/{html}"
+    assert f"<{console}|Full report>" in slack_texts(chat)

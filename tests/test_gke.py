@@ -558,7 +558,7 @@ def test_demo_has_a_gke_cluster(capsys):
     # accepts bindings to system:authenticated: one bad binding away. A pod reads the nodes'
     # Editor token from the metadata server.
     assert (cluster["mut"], cluster["mut_workload"], cluster["mut_credential"]) == (1, 1, 2)
-    gains = {f["check_id"]: f["mut_gain"] for f in cluster["findings"] if f["mut_gain"]}
+    gains = {f["check_id"]: f["mut_gain"] for f in cluster["findings"] if f.get("mut_gain")}
     assert gains == {
         "gke.endpoint.public_unrestricted": 1,
         "gke.rbac.insecure_bindings_allowed": 1,

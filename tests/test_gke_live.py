@@ -212,7 +212,10 @@ def essence(report: dict) -> list:
             c["mut"],
             c["mut_workload"],
             c["mut_credential"],
-            sorted((f["check_id"], f["status"], f["resource"]) for f in c["findings"]),
+            sorted(
+                (f["check_id"], f["status"], f.get("resource", c["arn_or_id"]))
+                for f in c["findings"]
+            ),
         )
         for c in report["clusters"]
     )

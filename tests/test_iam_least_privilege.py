@@ -56,6 +56,7 @@ CALLED_BY_AWS = {
     ("worker", "WriteOwnLogs"): "the Lambda runtime sends the function's logs",
     ("worker", "SendTraces"): "Lambda's active tracing sends the X-Ray segments",
     ("worker", "DrainScanQueue"): "Lambda's SQS event source mapping polls and deletes",
+    ("worker", "ReadReportsThroughLinks"): "whoever opens an alert's presigned link reads with it",
     ("schedule", "InvokeDispatcher"): "EventBridge Scheduler invokes the dispatcher",
     ("schedule", "DeadLetterFailedInvocations"): "EventBridge Scheduler dead-letters a failure",
 }
@@ -69,7 +70,11 @@ SINK_ACTIONS = {
     "dynamodb state store: save": ("dynamodb:BatchWriteItem", "table/mutguard-state"),
     "dynamodb state store: claim": ("dynamodb:PutItem", "table/mutguard-state"),
     "secrets manager secret source": ("secretsmanager:GetSecretValue", "mutguard/slack"),
+    "s3 report store": ("s3:PutObject", f":::{NAME}-reports-{SCANNER_ACCOUNT}-us-east-1/reports/"),
 }
+# What the dispatcher calls besides the queue: it records a publishing run in the state table
+# before queueing its scans, for the fleet digest.
+DISPATCHER_STATE_ACTION = ("dynamodb:PutItem", "table/mutguard-state")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ def resource(deployed: Deployment, call: Call) -> str:
         return str(secrets.describe_secret(SecretId=params["SecretId"])["ARN"])
     if call.service == "sts":
         return str(params["RoleArn"])
+    if call.service == "s3":
+        return f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"
     if call.service == "securityhub":
         # BatchImportFindings is authorized against the product the findings name.
         (product,) = {finding["ProductArn"] for finding in params["Findings"]}
@@ -200,12 +207,27 @@ def test_every_grant_is_used_by_the_code_or_by_aws(recorded):
 def test_each_aws_sink_store_and_secret_source_is_granted_exactly_what_it_calls(recorded, kind):
     deployed, actions = recorded
     action, resource_suffix = SINK_ACTIONS[kind]
-    made = [a for a in actions if a.action == action and resource_suffix in a.resource]
+    made = [
+        a
+        for a in actions
+        if a.action == action and resource_suffix in a.resource and a.role != "dispatcher"
+    ]
     assert made and {a.role for a in made} == {"worker"}
     worker_grants = [g for g in grants(deployed) if g.role == "worker" and g.action == action]
     assert worker_grants, f"{action} is not granted"
-    # Granted on the sink's own resources only: never on "*".
-    assert all("*" not in r for g in worker_grants for r in g.resources)
+    # Granted on the sink's own resources only: never on "*" (the report store: the objects
+    # under its bucket's prefix, `arn:aws:s3:::BUCKET/PREFIX/*`).
+    assert all("*" not in r.removesuffix("/*") for g in worker_grants for r in g.resources)
+
+
+def test_the_dispatcher_writes_only_the_run_record_to_the_state_table(recorded):
+    deployed, actions = recorded
+    action, resource_suffix = DISPATCHER_STATE_ACTION
+    dispatcher = {(a.action, a.resource) for a in actions if a.role == "dispatcher"}
+    assert {a for a, _ in dispatcher} == {"sqs:SendMessage", action}
+    assert any(r.endswith(resource_suffix) for a, r in dispatcher if a == action)
+    granted = [g for g in grants(deployed) if g.role == "dispatcher" and g.action == action]
+    assert granted and all(r.endswith(resource_suffix) for g in granted for r in g.resources)
 
 
 def test_the_member_role_is_read_only_and_reads_what_it_is_granted(recorded):

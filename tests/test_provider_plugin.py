@@ -16,13 +16,16 @@ import pytest
 
 from mutguard.cli import EXIT_OK, EXIT_USAGE, main
 from mutguard.errors import InputError
-from mutguard.providers import PROVIDERS
+from mutguard.providers import PROVIDERS, live_source
 from mutguard.registry import Registry
-from mutguard.sources import PLUGIN_GROUP
+from mutguard.sources import PLUGIN_GROUP, Provider
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 LAB_SNAPSHOT = PLUGINS / "throwaway_provider" / "lab"
 LAB_CHECK = "throwaway.endpoint.public"
+LIVE_SOURCE = (
+    "import sys; from mutguard.providers import live_source; print(live_source(*sys.argv[1:]))"
+)
 
 INVOKE = """
 import json, sys
@@ -89,6 +92,36 @@ def test_a_snapshot_of_its_cluster_json_is_detected_as_the_plugins(installed):
     assert lab_cluster(json.loads(done.stdout))["name"] == "lab"
     table = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT))
     assert table.returncode == EXIT_OK and LAB_CHECK in table.stdout, table.stderr
+
+
+def test_every_format_names_the_plugins_clusters_by_its_own_labels(installed):
+    from mutguard.render import FORMATS
+
+    for fmt in FORMATS:
+        done = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", fmt)
+        assert done.returncode == EXIT_OK, f"{fmt}: {done.stderr}"
+        assert "lab" in done.stdout, fmt
+    sarif = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", "sarif")
+    assert "Throwaway: " in sarif.stdout  # the rule's remediation, titled by the plug-in
+    ocsf = json.loads(
+        mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", "ocsf").stdout
+    )
+    assert {r["type"] for e in ocsf for r in e["resources"] if "type" in r} == {"Throwaway cluster"}
+    assert not any("cloud" in event for event in ocsf)  # its labels name no cloud
+    hint = subprocess.run(
+        [sys.executable, "-c", LIVE_SOURCE, "throwaway", "lab"],
+        env=installed,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert hint.stdout == "--provider throwaway\n", hint.stderr  # explain's hint reads it live
+
+
+def test_explains_hint_reads_each_built_in_provider_live():
+    assert live_source(Provider.EKS, "prod") == "--provider aws"
+    assert live_source(Provider.AKS, "prod") == "--provider azure"
+    assert live_source(Provider.KUBERNETES, "ctx") == "--kubeconfig PATH --context ctx"
 
 
 def test_the_checks_listing_includes_the_plugins_checks(installed):

@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mutguard.models import ClusterReport, Finding, Report, Severity, Status, cluster_key
+from mutguard.models import ClusterReport, Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
     ConfigError,
@@ -39,7 +39,7 @@ from mutguard.publish.messages import SQS_SNS_LIMIT
 from mutguard.scan import build_report
 from mutguard.state import changes
 
-from builders import NEWS_CLUSTERS
+from builders import NEWS_CLUSTERS, varied
 from servers.aws_clients import AwsClients
 from servers.chat import ChatServer
 from servers.ports import free_port
@@ -88,14 +88,12 @@ def failing_cluster(count: int) -> ClusterReport:
     base = next(c for c in demo_report().clusters if c.name == "payments-legacy")
     template = next(f for f in base.findings if f.status is Status.FAIL)
     findings = [
-        Finding(
-            **{
-                **template.model_dump(),
-                "check_id": f"k8s.workload.privileged_{i:03d}",
-                "severity": Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
-                "resource": f"payments/pod-{i:03d}-" + "x" * 100,
-                "detail": "container runs privileged and mounts the host's root " * 8,
-            }
+        varied(
+            template,
+            f"k8s.workload.privileged_{i:03d}",
+            severity=Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
+            resource=f"payments/pod-{i:03d}-" + "x" * 100,
+            detail="container runs privileged and mounts the host's root " * 8,
         )
         for i in range(count)
     ]

@@ -25,7 +25,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from mutguard.cli import main
-from mutguard.models import ClusterReport, Finding, Report, Status, cluster_key
+from mutguard.models import ClusterReport, Report, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
     EnvSecrets,
@@ -45,6 +45,7 @@ from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import ClaimKey, StateStore, changes, next_state
 
+from builders import varied
 from servers.aws_clients import AwsClients
 from servers.azurite import Azurite
 from servers.chat import ChatServer
@@ -97,12 +98,10 @@ def report_of_round(number: int) -> Report:
     """The demo's payments-legacy with one more failing finding, new in each round."""
     base = demo_cluster()
     template = next(f for f in base.findings if f.status is Status.FAIL)
-    extra = Finding(
-        **{
-            **template.model_dump(),
-            "check_id": f"k8s.workload.claims_round_{number:02d}",
-            "resource": f"payments/pod-round-{number:02d}",
-        }
+    extra = varied(
+        template,
+        f"k8s.workload.claims_round_{number:02d}",
+        resource=f"payments/pod-round-{number:02d}",
     )
     cluster = base.model_copy(update={"findings": [*base.findings, extra]})
     generated_at = START + datetime.timedelta(hours=number)

@@ -25,7 +25,7 @@ from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from mutguard.errors import InputError, StoreError
-from mutguard.models import ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import SCHEMA_VERSION, ClusterReport, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
     ConfigError,
@@ -46,7 +46,7 @@ from mutguard.publish.stores import open_store
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, changes
 
-from builders import NEWS_CLUSTERS, cluster_role_binding
+from builders import NEWS_CLUSTERS, cluster_role_binding, varied
 from servers.azurite import ACCOUNT_KEY, Azurite
 from servers.chat import ChatServer
 from servers.pubsub import TOPIC, PubSubServer
@@ -83,15 +83,13 @@ def big_cluster(count: int) -> ClusterReport:
     base = next(c for c in demo_report().clusters if c.name == "payments-legacy")
     template = next(f for f in base.findings if f.status is Status.FAIL)
     findings = [
-        Finding(
-            **{
-                **template.model_dump(),
-                "check_id": f"k8s.workload.privileged_{i:03d}",
-                "severity": Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
-                "resource": f"payments/pod-{i:03d}-" + "x" * 120,
-                "detail": "container runs privileged <and> mounts the host's / & more " * 8,
-                "mut_gain": 1,
-            }
+        varied(
+            template,
+            f"k8s.workload.privileged_{i:03d}",
+            severity=Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
+            resource=f"payments/pod-{i:03d}-" + "x" * 120,
+            detail="container runs privileged <and> mounts the host's / & more " * 8,
+            mut_gain=1,
         )
         for i in range(count)
     ]
@@ -167,7 +165,7 @@ def test_pubsub_publishes_each_cluster_with_string_attributes(pubsub: PubSubServ
     assert [b["clusters"][0]["name"] for b in bodies] == NEWS_CLUSTERS
     legacy = published[2].attributes
     assert legacy == {
-        "schema_version": "1",
+        "schema_version": SCHEMA_VERSION,
         "provider": "eks",
         "cluster": "payments-legacy",
         "account": "111111111111",

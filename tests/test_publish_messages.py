@@ -9,11 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mutguard.models import BlastRadius, ClusterReport, Report, Status
+from mutguard.models import SCHEMA_VERSION, BlastRadius, ClusterReport, Report, Status
 from mutguard.providers import snapshot
 from mutguard.publish.messages import (
     ATTRIBUTES,
     PUBSUB_LIMIT,
+    SPLIT_FIELDS,
     SQS_SNS_LIMIT,
     SQS_SNS_MAX_LIMIT,
     STORAGE_QUEUE_LIMIT,
@@ -21,6 +22,7 @@ from mutguard.publish.messages import (
     MessageTooLarge,
     cluster_messages,
     message_schema,
+    message_size,
 )
 from mutguard.scan import build_report
 from mutguard.state import changes, next_state
@@ -83,8 +85,13 @@ def test_a_cluster_fits_one_message_that_is_a_valid_report_of_that_cluster_alone
         body = json.loads(message.body)
         for validator in validators():
             validator.validate(body)
-        assert body["schema_version"] == "1" and (body["part"], body["parts"]) == (1, 1)
+        assert body["schema_version"] == SCHEMA_VERSION and (body["part"], body["parts"]) == (1, 1)
         assert body["clusters"] == [json.loads(cluster.model_dump_json(by_alias=True))]
+        # The checks of this cluster's findings, with this cluster's provider's remediation.
+        assert set(body["checks"]) == {f.check_id for f in cluster.findings}
+        assert {p for c in body["checks"].values() for p in c["remediation"]} == {
+            cluster.provider.value
+        }
         assert body["change"]["first_seen"] is True
         assert body["change"]["new"] == sum(f.status is Status.FAIL for f in cluster.findings)
 
@@ -94,7 +101,7 @@ def test_attributes_let_subscribers_filter():
     legacy = next(c for c in report.clusters if c.name == "payments-legacy")
     (first_run,) = cluster_messages(report, legacy, changes({}, report)[2])
     assert first_run.attributes == {
-        "schema_version": "1",
+        "schema_version": SCHEMA_VERSION,
         "provider": "eks",
         "cluster": "payments-legacy",
         "account": "111111111111",
@@ -124,7 +131,8 @@ def test_a_cluster_too_big_for_one_message_is_split_into_valid_parts(limit):
         assert message.size <= limit
         for validator in validators():
             validator.validate(body)
-        ClusterMessage.model_validate(body)
+        parsed = ClusterMessage.model_validate(body)
+        assert set(body["checks"]) == {f.check_id for f in parsed.clusters[0].findings}
         (part,) = body["clusters"]
         assert (part["mut"], part["paths"]) == (0, original["paths"])
         assert message.attributes["severity"] == "critical"  # of the whole cluster, every part
@@ -132,10 +140,27 @@ def test_a_cluster_too_big_for_one_message_is_split_into_valid_parts(limit):
         (i, len(bodies)) for i in range(1, len(bodies) + 1)
     ]
     findings = [f for b in bodies for f in b["clusters"][0]["findings"]]
-    radius = [r for b in bodies for r in b["clusters"][0]["blast_radius"]]
-    platform = [g for b in bodies for g in b["clusters"][0]["platform_grants"]]
+    radius = [r for b in bodies for r in b["clusters"][0].get("blast_radius", [])]
+    platform = [g for b in bodies for g in b["clusters"][0].get("platform_grants", [])]
     assert findings == original["findings"] and radius == original["blast_radius"]
     assert platform == original["platform_grants"]
+
+
+@pytest.mark.parametrize("limit", [SQS_SNS_LIMIT, STORAGE_QUEUE_LIMIT])
+def test_parts_are_full_counting_the_checks_each_part_carries(limit):
+    """Each part but the last is refused the next part's first entry: the sizing counts each
+    part's `checks` exactly, so parts are neither over the limit nor needlessly many."""
+    report = demo_report()
+    cluster = big_cluster(findings=1500, workloads=300)
+    messages = cluster_messages(report, cluster, limit=limit)
+    parsed = [ClusterMessage.model_validate_json(m.body) for m in messages]
+    for message, part, following in zip(messages, parsed, parsed[1:], strict=False):
+        (held,) = part.clusters
+        (next_held,) = following.clusters
+        name = next(n for n in SPLIT_FIELDS if getattr(next_held, n))
+        more = held.model_copy(update={name: [*getattr(held, name), getattr(next_held, name)[0]]})
+        fuller = part.model_copy(update={"clusters": [more]}).model_dump_json(by_alias=True)
+        assert message.size <= limit < message_size(fuller, message.attributes)
 
 
 def test_a_single_finding_larger_than_the_limit_is_refused_by_name():

@@ -43,7 +43,7 @@ from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression
 
-from builders import assess, describe_cluster, kube_list, pod
+from builders import assess, describe_cluster, kube_list, pod, varied
 from servers.scc import ORGANIZATION, SOURCE, SccServer
 
 GENERATED_AT = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
@@ -204,7 +204,7 @@ def test_every_new_failure_is_an_active_finding_with_the_scc_fields(scc: SccServ
 
 def test_info_findings_are_written_as_scc_s_lowest_severity(scc: SccServer):
     legacy = cluster_named(demo_report(), "payments-legacy")
-    failure = first_failure(legacy).model_copy(update={"severity": Severity.INFO})
+    failure = varied(first_failure(legacy), severity=Severity.INFO)
     report = demo_report().model_copy(
         update={"clusters": [legacy.model_copy(update={"findings": [failure]})]}
     )
@@ -292,10 +292,7 @@ def test_a_severity_rise_updates_the_finding(scc: SccServer, tmp_path: Path):
         for f in legacy.findings
         if f.status is Status.FAIL and f.severity is not Severity.CRITICAL
     )
-    findings = [
-        f.model_copy(update={"severity": Severity.CRITICAL}) if f is lower else f
-        for f in legacy.findings
-    ]
+    findings = [varied(f, severity=Severity.CRITICAL) if f is lower else f for f in legacy.findings]
     report = with_cluster(
         demo_report(), legacy.model_copy(update={"findings": findings}), generated_at=LATER
     )

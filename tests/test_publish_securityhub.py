@@ -40,7 +40,7 @@ from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression
 
-from builders import assess, describe_cluster, kube_list, pod
+from builders import assess, describe_cluster, kube_list, pod, varied
 from servers.aws import DEFAULT_ACCOUNT, DEFAULT_REGION, AwsFakes
 from servers.aws_clients import AwsClients
 from servers.securityhub_gap import SecurityHubGapServer
@@ -162,13 +162,10 @@ def failing_cluster(count: int, **text: str) -> ClusterReport:
     base = cluster_named(demo_report(), "payments-legacy")
     template = first_failure(base)
     findings = [
-        Finding(
-            **{
-                **template.model_dump(),
-                "check_id": f"k8s.workload.privileged_{i:03d}",
-                "resource": f"payments/pod-{i:03d}",
-                **text,
-            }
+        varied(
+            template,
+            f"k8s.workload.privileged_{i:03d}",
+            **{"resource": f"payments/pod-{i:03d}", **text},
         )
         for i in range(count)
     ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mutguard.models import ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import ClusterReport, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
     ConfigError,
@@ -33,7 +33,7 @@ from mutguard.publish import (
 from mutguard.scan import build_report
 from mutguard.state import changes
 
-from builders import NEWS_CLUSTERS
+from builders import NEWS_CLUSTERS, varied
 from servers.chat import BOT_TOKEN, CHANNEL, ChatServer, block_problems
 from servers.smtp import PASSWORD, USERNAME, SmtpServer
 from servers.tls import TestCa
@@ -187,15 +187,13 @@ def failing_cluster(count: int) -> ClusterReport:
     base = next(c for c in demo_report().clusters if c.name == "payments-legacy")
     template = next(f for f in base.findings if f.status is Status.FAIL)
     findings = [
-        Finding(
-            **{
-                **template.model_dump(),
-                "check_id": f"k8s.workload.privileged_{i:02d}",
-                "severity": Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
-                "resource": f"payments/pod-{i:02d}-" + "x" * 120,
-                "detail": "container runs privileged <and> mounts the host's / " * 8,
-                "mut_gain": 1,
-            }
+        varied(
+            template,
+            f"k8s.workload.privileged_{i:02d}",
+            severity=Severity.CRITICAL if i % 3 == 0 else Severity.HIGH,
+            resource=f"payments/pod-{i:02d}-" + "x" * 120,
+            detail="container runs privileged <and> mounts the host's / " * 8,
+            mut_gain=1,
         )
         for i in range(count)
     ]

@@ -11,12 +11,19 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.models import Area, Finding, Report, Severity, Status
+from mutguard.models import Area, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
 from mutguard.scan import build_report
 
-from builders import OBSERVED_AT, assess, cluster_role_binding, describe_cluster, rbac_list
+from builders import (
+    OBSERVED_AT,
+    assess,
+    cluster_role_binding,
+    describe_cluster,
+    new_finding,
+    rbac_list,
+)
 
 REPO = Path(__file__).parents[1]
 AS_OF = "2026-06-01"
@@ -76,17 +83,17 @@ def hostile_report() -> Report:
     )
     cluster = assess(describe_cluster(HOSTILE[1]), rbac=rbac_list(binding), access_entries=[])
     findings = [
-        Finding(
-            check_id="rbac.wildcard",
-            status=Status.FAIL,
-            severity=Severity.HIGH,
+        new_finding(
+            "rbac.wildcard",
+            Status.FAIL,
+            name,
+            name,
+            provider=cluster.provider,
             title=name,
             area=Area.PRIVILEGED_ACCESS,
-            resource=name,
-            detail=name,
             remediation=name,
             mut_gain=1,
-            mut_gain_from=["internet"],
+            mut_gain_from=("internet",),
         )
         for name in HOSTILE
     ]

@@ -15,11 +15,12 @@ import pytest
 
 from mutguard.cli import EXIT_OK, main
 from mutguard.models import (
+    Area,
     ClusterReport,
-    Finding,
     MaturityGrades,
     PlatformGrant,
     Report,
+    Severity,
     Status,
     cluster_key,
 )
@@ -29,6 +30,8 @@ from mutguard.render.summary import cheapest
 from mutguard.scan import build_report
 from mutguard.sources import Provider, ScanError
 from mutguard.state import Mut, MutPoint
+
+from builders import new_finding
 
 DEMO = Path(str(resources.files("mutguard") / "demo"))
 DEMO_DATE = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
@@ -279,17 +282,18 @@ def test_the_date_shown_is_the_reports(demo):
 def hostile_report(demo: Report) -> Report:
     cluster = next(c for c in demo.clusters if c.name == "payments-legacy")
     evil = " ".join(HOSTILE)
-    finding = Finding(
-        check_id=f"rbac.anonymous_admin{HOSTILE[0]}",
-        status=Status.FAIL,
-        severity="critical",
+    finding = new_finding(
+        f"rbac.anonymous_admin{HOSTILE[0]}",
+        Status.FAIL,
+        f"ClusterRoleBinding {evil}",
+        f"ClusterRoleBinding {evil} lets Group system:unauthenticated do anything",
+        provider=cluster.provider,
+        severity=Severity.CRITICAL,
         title=evil,
-        area="privileged_access",
-        resource=f"ClusterRoleBinding {evil}",
-        detail=f"ClusterRoleBinding {evil} lets Group system:unauthenticated do anything",
+        area=Area.PRIVILEGED_ACCESS,
         remediation=f"`kubectl delete clusterrolebinding {evil}`",
         mut_gain=1,
-        mut_gain_from=["internet"],
+        mut_gain_from=("internet",),
     )
     path = cluster.paths[0].model_copy(
         update={"steps": [*cluster.paths[0].steps[:-1], f"authorization (0): {finding.detail}"]}

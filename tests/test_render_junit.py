@@ -11,13 +11,20 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.models import Area, ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import ClusterReport, Finding, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
 from mutguard.scan import build_report, evaluate
 from mutguard.sources import ClusterSource, Provider, ScanError
 
-from builders import OBSERVED_AT, assess, cluster_role_binding, describe_cluster, rbac_list
+from builders import (
+    OBSERVED_AT,
+    assess,
+    cluster_role_binding,
+    describe_cluster,
+    new_finding,
+    rbac_list,
+)
 
 AS_OF = "2026-06-01"
 EXPECTED_RESULT = {Status.FAIL: Failure, Status.ERROR: Error, Status.UNKNOWN: Skipped}
@@ -59,16 +66,8 @@ def result_type(case):
 
 
 def finding(check_id: str, status: Status, resource: str, detail: str) -> Finding:
-    return Finding(
-        check_id=check_id,
-        status=status,
-        severity=Severity.HIGH,
-        title=f"title of {check_id}",
-        area=Area.WORKLOADS,
-        resource=resource,
-        detail=detail,
-        remediation="fix it",
-        mut_gain=0 if status is Status.FAIL else None,
+    return new_finding(
+        check_id, status, resource, detail, mut_gain=0 if status is Status.FAIL else None
     )
 
 

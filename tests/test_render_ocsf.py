@@ -20,13 +20,20 @@ from py_ocsf_models.objects.cloud import Cloud
 from py_ocsf_models.objects.compliance_status import StatusID as ComplianceStatusID
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.models import Area, ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import Area, ClusterReport, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
 from mutguard.scan import build_report
 from mutguard.sources import Provider
 
-from builders import OBSERVED_AT, assess, cluster_role_binding, describe_cluster, rbac_list
+from builders import (
+    OBSERVED_AT,
+    assess,
+    cluster_role_binding,
+    describe_cluster,
+    new_finding,
+    rbac_list,
+)
 
 AS_OF = "2026-06-01"
 LATER = "2026-09-15"
@@ -128,15 +135,13 @@ def test_severity_and_status_follow_ocsfs_enumerations(events):
 
 def test_an_error_finding_has_no_compliance_result():
     cluster = scanned("prod")
-    raised = Finding(
-        check_id="rbac.wildcard",
-        status=Status.ERROR,
-        severity=Severity.HIGH,
-        title="t",
+    raised = new_finding(
+        "rbac.wildcard",
+        Status.ERROR,
+        cluster.arn_or_id,
+        "the check raised KeyError",
+        provider=cluster.provider,
         area=Area.PRIVILEGED_ACCESS,
-        resource=cluster.arn_or_id,
-        detail="the check raised KeyError",
-        remediation="r",
     )
     report = Report(
         generated_at=OBSERVED_AT, clusters=[cluster.model_copy(update={"findings": [raised]})]

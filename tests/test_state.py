@@ -16,6 +16,8 @@ from mutguard.scan import build_report
 from mutguard.state import ClusterState, Mut, changes, next_state
 from mutguard.suppressions import SuppressionError, load_suppressions, parse_suppressions
 
+from builders import varied
+
 TODAY = datetime.date(2026, 3, 1)
 
 
@@ -46,7 +48,7 @@ def first_fail(cluster: ClusterReport, severity: Severity | None = None):
 
 
 def replace_finding(cluster: ClusterReport, old, **update) -> ClusterReport:
-    findings = [f.model_copy(update=update) if f is old else f for f in cluster.findings]
+    findings = [varied(f, **update) if f is old else f for f in cluster.findings]
     return cluster.model_copy(update={"findings": findings})
 
 

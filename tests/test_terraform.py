@@ -58,6 +58,9 @@ CONTRACT_ENV = frozenset(
         "MUTGUARD_STATE_STORE",
         "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING",
         "MUTGUARD_AZURE_TABLE_ENDPOINT",
+        "MUTGUARD_REPORT_STORE",
+        "MUTGUARD_REPORT_LINK_TTL",
+        "MUTGUARD_REPORT_KMS_KEY",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_LOG_LEVEL",
     }
@@ -85,6 +88,7 @@ AWS_NON_READ_ACTIONS = frozenset(
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",  # a publish claim: a conditional write, so one run sends each alert
+        "s3:PutObject",  # a stored report
         "sts:AssumeRole",
         "kms:Decrypt",
         "kms:GenerateDataKey",
@@ -111,6 +115,10 @@ GCP_ROLES = frozenset(
         "roles/secretmanager.secretAccessor",
         "roles/pubsub.publisher",
         "roles/storage.objectUser",
+        # The report bucket: create reports, read them through signed URLs signed by signBlob.
+        "roles/storage.objectCreator",
+        "roles/storage.objectViewer",
+        "roles/iam.serviceAccountTokenCreator",
         "roles/run.invoker",
         # The scc sink: create/update findings and set their state, nothing else in SCC.
         "roles/securitycenter.findingsEditor",
@@ -220,11 +228,22 @@ def policy_documents(module: Module) -> dict[str, dict[str, Any]]:
 
 
 def permission_statements(module: Module) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Statements of the permission policies (trust policies excluded)."""
+    """Statements of the permission policies (trust policies and TLS-only denials excluded)."""
     for name, document in policy_documents(module).items():
         if not name.endswith("trust"):
             for statement in statements(document):
-                yield name, statement
+                if not denies_plain_http(statement):
+                    yield name, statement
+
+
+def denies_plain_http(statement: dict[str, Any]) -> bool:
+    """A bucket policy's one Deny: every S3 request that does not come over TLS."""
+    return (
+        statement.get("effect") == "Deny"
+        and statement["actions"] == ["s3:*"]
+        and statement["condition"]
+        == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+    )
 
 
 def readme_table(readme: str, heading: str) -> list[list[str]]:
@@ -365,6 +384,8 @@ def test_no_aws_action_has_a_wildcard(modules: dict[str, Module]) -> None:
     for name in ("aws", "aws-member"):
         for document in policy_documents(modules[name]).values():
             for statement in statements(document):
+                if denies_plain_http(statement):
+                    continue
                 assert "not_actions" not in statement and "not_resources" not in statement
                 assert statement.get("effect", "Allow") == "Allow"
                 for action in statement["actions"]:
@@ -539,6 +560,34 @@ def test_the_state_table_is_encrypted_and_recoverable(modules: dict[str, Module]
     assert table["billing_mode"] == "PAY_PER_REQUEST"
     assert one(table["server_side_encryption"])["enabled"] is True
     assert one(table["point_in_time_recovery"])["enabled"] is True
+
+
+def test_the_aws_report_bucket_is_private_encrypted_tls_only_and_expires(
+    modules: dict[str, Module],
+) -> None:
+    aws = modules["aws"]
+    block = only(aws, "aws_s3_bucket_public_access_block")
+    assert all(block[flag] is True for flag in ("block_public_acls", "block_public_policy"))
+    assert all(block[flag] is True for flag in ("ignore_public_acls", "restrict_public_buckets"))
+    ownership = one(only(aws, "aws_s3_bucket_ownership_controls")["rule"])
+    assert ownership["object_ownership"] == "BucketOwnerEnforced"
+    encryption = one(only(aws, "aws_s3_bucket_server_side_encryption_configuration")["rule"])
+    default = one(encryption["apply_server_side_encryption_by_default"])
+    assert default["sse_algorithm"] == '${var.kms_key_arn == null ? "AES256" : "aws:kms"}'
+    expiry = one(only(aws, "aws_s3_bucket_lifecycle_configuration")["rule"])
+    assert one(expiry["expiration"])["days"] == "${var.report_retention_days}"
+    policy = only(aws, "aws_s3_bucket_policy")["policy"]
+    assert policy == "${data.aws_iam_policy_document.reports_tls_only.json}"
+    (deny,) = statements(policy_documents(aws)["reports_tls_only"])
+    assert denies_plain_http(deny)
+    # The worker writes, and reads for its links, under the report prefix only.
+    granted = {
+        s["sid"]: s["resources"]
+        for s in statements(policy_documents(aws)["worker"])
+        if s["sid"] in {"StoreReports", "ReadReportsThroughLinks"}
+    }
+    prefix = ["${aws_s3_bucket.reports[0].arn}/${var.report_prefix}/*"]
+    assert granted == {"StoreReports": prefix, "ReadReportsThroughLinks": prefix}
 
 
 def test_every_log_is_retained_for_a_set_time(modules: dict[str, Module]) -> None:

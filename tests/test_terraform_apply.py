@@ -59,6 +59,12 @@ SCANNER_RESOURCES = {
     "aws_lambda_function.worker",
     "aws_lambda_event_source_mapping.worker",
     "aws_scheduler_schedule.dispatch",
+    "aws_s3_bucket.reports[0]",
+    "aws_s3_bucket_public_access_block.reports[0]",
+    "aws_s3_bucket_ownership_controls.reports[0]",
+    "aws_s3_bucket_server_side_encryption_configuration.reports[0]",
+    "aws_s3_bucket_lifecycle_configuration.reports[0]",
+    "aws_s3_bucket_policy.reports[0]",
 }
 
 
@@ -168,6 +174,35 @@ def test_both_functions_run_the_contract_handlers_with_the_module_environment(
         "account": MEMBER_ACCOUNT,
     }
     assert "MUTGUARD_REGIONS" not in worker  # no regions given: every enabled one
+    assert worker["MUTGUARD_REPORT_STORE"] == outputs["report_store"]
+    assert outputs["report_store"] == f"s3:{outputs['report_bucket_name']}/reports"
+    assert worker["MUTGUARD_REPORT_LINK_TTL"] == "43200"
+    assert "MUTGUARD_REPORT_KMS_KEY" not in worker  # no key: SSE-S3
+
+
+def test_the_report_bucket_is_private_encrypted_tls_only_and_expires(deployed: Deployment):
+    s3, bucket = deployed.client("s3"), deployed.scanner_outputs["report_bucket_name"]
+    assert bucket == f"{NAME}-reports-{SCANNER_ACCOUNT}-us-east-1"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"),
+        True,
+    )
+    (ownership,) = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert ownership == {"ObjectOwnership": "BucketOwnerEnforced"}
+    (encryption,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
+    assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert (rule["Status"], rule["Filter"], rule["Expiration"]) == (
+        "Enabled",
+        {"Prefix": "reports/"},
+        {"Days": 90},
+    )
+    (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_the_worker_drains_the_scan_queue_one_message_at_a_time(deployed: Deployment):
@@ -341,11 +376,32 @@ def test_a_scheduled_run_scans_the_member_account_and_publishes_everywhere(
     assert len(clusters) == len(MEMBER_CLUSTERS)
     assert all(MEMBER_ACCOUNT in key for key in clusters)
 
+    # Each scan message's JSON and HTML report is in the module's bucket, and Slack links to it.
+    bucket = deployed.scanner_outputs["report_bucket_name"]
+    stored = deployed.client("s3").list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]
+    names = sorted(o["Key"].rsplit("/", 1)[1] for o in stored)
+    assert names == ["report.html", "report.html", "report.json", "report.json"]
+    titled = tuple(f"{name} " for _, name in MEMBER_CLUSTERS)  # a cluster's message, by header
+    footers = [
+        blocks[-1]["elements"][0]["text"]
+        for r in deployed.chat.delivered(SLACK_HOOK)
+        if (blocks := r.json()["blocks"])[0]["text"]["text"].startswith(titled)
+    ]
+    assert len(footers) == len(MEMBER_CLUSTERS)
+    assert all(f"/{bucket}/reports/" in footer and "|Full report>" in footer for footer in footers)
+
     # Every sink delivered: Slack (webhook from Secrets Manager), SQS, SNS, SES, Security Hub.
+    # The worker finishing the run's last scan also sends the one fleet digest.
     headers = [r.json()["blocks"][0]["text"]["text"] for r in deployed.chat.delivered(SLACK_HOOK)]
-    assert sorted(h.split(" ")[0] for h in headers) == sorted(n for _, n in MEMBER_CLUSTERS)
+    *alerts, digest = headers
+    assert sorted(h.split(" ")[0] for h in alerts) == sorted(n for _, n in MEMBER_CLUSTERS)
+    assert digest.startswith(f"mutguard fleet digest: {len(MEMBER_CLUSTERS)} clusters")
     sqs = deployed.client("sqs")
-    reports = [json.loads(m["Body"]) for m in receive_all(sqs, deployed.sinks["local_queue_url"])]
+    queued = [json.loads(m["Body"]) for m in receive_all(sqs, deployed.sinks["local_queue_url"])]
+    reports = [body for body in queued if body.get("type") != "fleet_digest"]
+    assert [body["run_id"] for body in queued if body.get("type") == "fleet_digest"] == [
+        run.dispatched["run_id"]
+    ]
     assert sorted(c["name"] for r in reports for c in r["clusters"]) == sorted(
         n for _, n in MEMBER_CLUSTERS
     )
@@ -393,6 +449,11 @@ def module_leftovers(deployed: Deployment) -> dict[str, list[str]]:
             if r["RoleName"] == "MutguardReadOnly"
         ],
         "access entries": [str(key) for key in deployed.recorder.access_entries()],
+        "buckets": [
+            b["Name"]
+            for b in deployed.client("s3").list_buckets()["Buckets"]
+            if b["Name"].startswith(f"{NAME}-reports-")
+        ],
     }
     return {kind: names for kind, names in left.items() if names}
 
@@ -409,7 +470,12 @@ def test_destroy_removes_everything_the_modules_created(aws_deployment: Deployme
         "schedules",
         "member roles",
         "access entries",
+        "buckets",
     }
+    # The module never deletes stored reports (no force_destroy): their owner empties the bucket.
+    s3, bucket = deployed.client("s3"), deployed.scanner_outputs["report_bucket_name"]
+    for stored in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=stored["Key"])
     deployed.destroy()
     assert module_leftovers(deployed) == {}
     # What the sinks deliver to belongs to their owner and stays.

@@ -8,7 +8,11 @@ provider, account and region becomes one `scan` message on MUTGUARD_QUEUE_URL, w
 worker picks it up, so one slow or broken account holds up nothing else.
 
 Every message carries this invocation's request id as its `run_id` attribute: the worker logs
-under it, so one run's lines share a correlation id. Entries SQS refuses are retried with
+under it, so one run's lines share a correlation id. With MUTGUARD_STATE_STORE, a publishing
+dispatch first records the run (how many scans it queues) in the store, and each scan carries
+its part of the run in its payload (`run`), so the worker finishing the last part sends the one
+fleet digest (mutguard/publish/fleet.py); an asynchronous retry keeps the request id, so it is
+the same run. Entries SQS refuses are retried with
 backoff; if some are still refused, or the configuration is wrong, the invocation fails, so
 the schedule's retry policy and dead-letter queue take over and nothing is dropped unnoticed.
 A retried dispatch queues its messages again (at least once: the worker's state store keeps a
@@ -60,7 +64,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if not payload.targets and not settings.targets and organizations.enabled(os.environ):
         targets = organizations.organization_targets(settings.regions)
         payload = replace(payload, targets=targets)
-    messages = fan_out(payload, settings)
+    messages = fan_out(payload, settings, run_id)
     send_messages(_sqs(queue_url), queue_url, [m.to_message() for m in messages], run_id)
     logger.info(
         "scan messages queued",

@@ -4,6 +4,8 @@
   configured targets out: one scan message per provider, subscription and region, written to
   the storage queue MUTGUARD_QUEUE_NAME (connection AzureWebJobsStorage) by a queue output
   binding, which takes a list: the host queues each string once the function has returned.
+  With MUTGUARD_STATE_STORE the run is recorded first and each scan carries its part of it,
+  for the one fleet digest (publish/fleet.py).
 - `scan_target` (queue trigger on that queue) scans one message's targets and publishes what it
   found. It raises when a target could not be read or a sink did not take the findings: the
   host then makes the message visible again and, after host.json's maxDequeueCount (5 unless
@@ -113,8 +115,8 @@ def audit(request: func.HttpRequest, messages: Messages) -> func.HttpResponse:
 def dispatch(payload: InvokePayload, settings: Settings, messages: Messages) -> tuple[str, int]:
     """Hand one scan message per provider, subscription and region to the output binding;
     (run_id, how many). The host queues them only if the function then succeeds."""
-    scans = fan_out(payload, settings)
     run_id = uuid.uuid4().hex
+    scans = fan_out(payload, settings, run_id)
     messages.set([scan.to_message() for scan in scans])
     log.info("dispatch %s: %d scan messages to queue", run_id, len(scans))
     return run_id, len(scans)

@@ -5,7 +5,9 @@ google.cloud.pubsub.topic.v1.messagePublished, whose data is MessagePublishedDat
 {"message": {"data": <base64>, "attributes": {...}, "messageId", "publishTime"}, "subscription"}.
 The message data is an invoke payload (payload.py):
 - a dispatch (Cloud Scheduler publishes {"action": "dispatch"}) publishes one scan message per
-  provider, project and location back to the topic, each with the attribute run_id;
+  provider, project and location back to the topic, each with the attribute run_id (the
+  dispatch message's id); with MUTGUARD_STATE_STORE, a publishing dispatch records the run
+  first and each scan carries its part of it, for the one fleet digest (publish/fleet.py);
 - a scan reads its targets and publishes what it found.
 Returning acknowledges the message. Raising answers 500, and Eventarc delivers the message again
 when the trigger's retry policy is on: that is what a failed publish of scan messages, a target
@@ -36,7 +38,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
+from mutguard.functions.payload import RUN_ID, InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
     ConfigurationError,
     DispatchError,
@@ -79,7 +81,8 @@ def on_message(cloud_event: CloudEvent) -> None:
         payload = parse_payload(_message_data(message))
         settings = Settings.from_env()
         if payload.action == "dispatch":
-            run_id, count = dispatch(payload, settings)
+            # The message id: a redelivered dispatch is the same run, with one fleet digest.
+            run_id, count = dispatch(payload, settings, context["message_id"])
             # The scan messages' entries then carry the same run_id.
             log("INFO", f"dispatched {count} scan messages", **{**context, "run_id": run_id})
             return
@@ -126,13 +129,16 @@ def _message_data(message: Mapping[str, Any]) -> bytes:
         raise PayloadError("", f"the Pub/Sub message data is not base64: {exc}") from None
 
 
-def dispatch(payload: InvokePayload, settings: Settings) -> tuple[str, int]:
-    """Publish one scan message per provider, project and location; (run_id, how many)."""
+def dispatch(
+    payload: InvokePayload, settings: Settings, run_id: str | None = None
+) -> tuple[str, int]:
+    """Publish one scan message per provider, project and location; (run_id, how many). The
+    run id is the given one when it is one a payload may carry, else a new one."""
     topic = os.environ.get(TOPIC_SETTING, "").strip()
     if not topic:
         raise ConfigurationError(f"{TOPIC_SETTING} is not set: the topic scan messages go to")
-    scans = fan_out(payload, settings)
-    run_id = uuid.uuid4().hex
+    run_id = run_id if run_id and RUN_ID.match(run_id) else uuid.uuid4().hex
+    scans = fan_out(payload, settings, run_id)
     _publish(topic, scans, run_id)
     return run_id, len(scans)
 

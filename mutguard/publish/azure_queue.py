@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -37,6 +37,9 @@ from mutguard.publish.messages import (
     message_size,
 )
 from mutguard.state import ClusterChange
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 # Queue names: 3-63 lowercase letters, digits and single hyphens, starting and ending with a
 # letter or digit.
@@ -92,6 +95,15 @@ class AzureQueueSink:
                 for number, text in enumerate(texts, start=1)
             ]
         return outgoing
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        from mutguard.publish.fleet import digest_attributes, digest_json, digest_subject
+
+        # The queue has no attributes: the envelope carries them, as for a cluster's message.
+        attributes = _attributes_json(digest_attributes(digest))
+        content = f'{{"attributes":{attributes},"message":{digest_json(digest)}}}'
+        payload = {"queue": self.options.queue, "content": content}
+        return [Outgoing(summary=digest_subject(digest), payload=payload)]
 
     def deliver(self, item: Outgoing) -> None:
         from azure.storage.queue import QueueClient, TextBase64EncodePolicy

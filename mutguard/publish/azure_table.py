@@ -23,6 +23,12 @@ entities with PartitionKey `claim` and RowKey `<report>|<cluster key>` (state.Cl
 as above), holding `run` and `claimed_at`; each is written with create_entity (insert, never
 replace), so ResourceExistsError (409) means another run holds it. Claiming also deletes
 claims made more than CLAIM_DAYS ago; releasing one deletes it.
+A scheduled run (mutguard.state, "Scheduled runs") is entities with PartitionKey `run`: RowKey
+`<run id>|count` (`parts`, `started_at`), inserted by the dispatcher with create_entity (a
+retried dispatch keeps the first), and `<run id>|part|<part>` per finished part, its summary as
+JSON in `summary` (packed like a state when bigger), upserted by each write of it; all carry
+`recorded_at`, and recording a run deletes those recorded more than CLAIM_DAYS ago. The
+finisher reads them with one query over the run's RowKey range (strongly consistent).
 A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
 the run's RetryPolicy retries instead. Failures raise stores.StoreError naming the table.
 """
@@ -30,6 +36,7 @@ the run's RetryPolicy retries instead. Failures raise stores.StoreError naming t
 from __future__ import annotations
 
 import contextlib
+import datetime
 import gzip
 import json
 import re
@@ -43,7 +50,7 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
-from mutguard.state import ClaimKey, ClusterState, claim_cutoff, claim_each
+from mutguard.state import ClaimKey, ClusterState, RunProgress, claim_cutoff, claim_each, utc
 
 T = TypeVar("T")
 Entity = dict[str, Any]
@@ -51,6 +58,7 @@ Entity = dict[str, Any]
 PARTITION = "cluster"
 SUPPRESSIONS = {"PartitionKey": "suppressions", "RowKey": "current"}
 CLAIMS = "claim"
+RUNS = "run"
 # Table names: 3-63 letters and digits, starting with a letter.
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
@@ -70,6 +78,14 @@ def claim_row_key(key: ClaimKey) -> str:
     return f"{row_key(report)}|{row_key(cluster)}"
 
 
+def run_count_key(run_id: str) -> str:
+    return f"{row_key(run_id)}|count"
+
+
+def run_part_key(run_id: str, part: int) -> str:
+    return f"{row_key(run_id)}|part|{part}"
+
+
 def entity_of_state(key: str, state: ClusterState, saved_at: str) -> Entity:
     text = json.dumps(state.to_dict(), separators=(",", ":"))
     entity: Entity = {
@@ -78,26 +94,37 @@ def entity_of_state(key: str, state: ClusterState, saved_at: str) -> Entity:
         "cluster": key,
         "saved_at": saved_at,
     }
-    if len(text.encode("utf-16-le")) <= INLINE_LIMIT:
-        entity["state"] = text
-        return entity
-    packed = gzip.compress(text.encode())
-    chunks = [packed[i : i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)]
-    if len(chunks) > MAX_CHUNKS:
-        raise StoreError(
-            f"the state of cluster {key} is {len(packed)} bytes compressed, more than an Azure "
-            f"Table entity holds ({MAX_CHUNKS * CHUNK_BYTES})"
-        )
-    entity["state_gzip_parts"] = len(chunks)
-    entity.update({f"state_gzip_{index}": chunk for index, chunk in enumerate(chunks)})
-    return entity
+    return {**entity, **packed("state", text, f"the state of cluster {key}")}
 
 
 def state_of_entity(entity: Mapping[str, Any]) -> ClusterState:
-    if "state" in entity:
-        return ClusterState.from_dict(json.loads(entity["state"]))
-    packed = b"".join(entity[f"state_gzip_{i}"] for i in range(entity["state_gzip_parts"]))
-    return ClusterState.from_dict(json.loads(gzip.decompress(packed)))
+    return ClusterState.from_dict(json.loads(unpacked("state", entity)))
+
+
+def packed(name: str, text: str, what: str) -> Entity:
+    """JSON text as the property `name`, or, when a string property cannot hold it,
+    gzip-compressed in Binary properties `<name>_gzip_0`, ... with their count in
+    `<name>_gzip_parts`."""
+    if len(text.encode("utf-16-le")) <= INLINE_LIMIT:
+        return {name: text}
+    data = gzip.compress(text.encode())
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+    if len(chunks) > MAX_CHUNKS:
+        raise StoreError(
+            f"{what} is {len(data)} bytes compressed, more than an Azure Table entity holds "
+            f"({MAX_CHUNKS * CHUNK_BYTES})"
+        )
+    return {
+        f"{name}_gzip_parts": len(chunks),
+        **{f"{name}_gzip_{index}": chunk for index, chunk in enumerate(chunks)},
+    }
+
+
+def unpacked(name: str, entity: Mapping[str, Any]) -> str:
+    if name in entity:
+        return str(entity[name])
+    chunks = (entity[f"{name}_gzip_{i}"] for i in range(entity[f"{name}_gzip_parts"]))
+    return gzip.decompress(b"".join(chunks)).decode()
 
 
 class AzureTableStateStore:
@@ -151,7 +178,7 @@ class AzureTableStateStore:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return set()
-        self._run("claim alerts in", self._drop_old_claims)
+        self._run("claim alerts in", lambda: self._drop_old(CLAIMS, "claimed_at"))
         run = uuid.uuid4().hex
         claimed_at = clock.now()
 
@@ -171,9 +198,59 @@ class AzureTableStateStore:
             row = claim_row_key(key)
             self._run("release claims in", lambda row=row: self._table().delete_entity(CLAIMS, row))
 
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+        self._run("record the run in", lambda: self._drop_old(RUNS, "recorded_at"))
+        entity = {
+            "PartitionKey": RUNS,
+            "RowKey": run_count_key(run_id),
+            "run": run_id,
+            "parts": parts,
+            "started_at": utc(started_at).isoformat(),
+            "recorded_at": clock.now(),
+        }
+        # False: recorded already (a retried dispatch), and the first record stands.
+        self._run("record the run in", lambda: self._create(entity))
+
+    def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
+        text = json.dumps(summary, separators=(",", ":"))
+        entity = {
+            "PartitionKey": RUNS,
+            "RowKey": run_part_key(run_id, part),
+            "run": run_id,
+            "part": part,
+            "recorded_at": clock.now(),
+            **packed("summary", text, f"the summary of part {part} of run {run_id}"),
+        }
+        self._run("record the run in", lambda: self._upsert(entity))
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        entities = self._run("read the run in", lambda: self._run_entities(run_id))
+        count = next((e for e in entities if e["RowKey"] == run_count_key(run_id)), None)
+        finished = {
+            int(e["part"]): json.loads(unpacked("summary", e)) for e in entities if "part" in e
+        }
+        if count is None:
+            return RunProgress(None, None, finished)
+        started_at = datetime.datetime.fromisoformat(count["started_at"])
+        return RunProgress(int(count["parts"]), started_at, finished)
+
+    def _run_entities(self, run_id: str) -> list[Entity]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        # Every RowKey of the run starts with "<run id>|"; "}" sorts right after "|".
+        first = f"{row_key(run_id)}|"
+        try:
+            query = self._table().query_entities(
+                "PartitionKey eq @partition and RowKey ge @first and RowKey lt @after",
+                parameters={"partition": RUNS, "first": first, "after": f"{row_key(run_id)}}}"},
+            )
+            return [dict(entity) for entity in query]
+        except ResourceNotFoundError:  # no table yet
+            return []
+
     def _create(self, entity: Entity) -> bool:
-        """Insert the claim unless its RowKey exists: True when inserted. A retry that finds the
-        entity its own first try inserted counts as inserted."""
+        """Insert the entity (a claim, a run's count) unless its RowKey exists: True when
+        inserted. A retry that finds the entity its own first try inserted counts as inserted."""
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         table = self._table()
@@ -192,14 +269,15 @@ class AzureTableStateStore:
             return bool(held.get("run") == entity["run"])
         return True
 
-    def _drop_old_claims(self) -> None:
+    def _drop_old(self, partition: str, recorded: str) -> None:
+        """Delete the partition's entities whose `recorded` time is over CLAIM_DAYS old."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
             old = list(
                 self._table().query_entities(
-                    "PartitionKey eq @partition and claimed_at lt @cutoff",
-                    parameters={"partition": CLAIMS, "cutoff": claim_cutoff()},
+                    f"PartitionKey eq @partition and {recorded} lt @cutoff",
+                    parameters={"partition": partition, "cutoff": claim_cutoff()},
                     select=["PartitionKey", "RowKey"],
                 )
             )

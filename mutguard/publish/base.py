@@ -58,12 +58,23 @@ class SinkResult:
 
 
 @dataclass(frozen=True)
+class ReportLinks:
+    """Where this run's stored report is read (publish/report_archive.py): the HTML page for
+    people, the JSON report for tools. A signed link is a secret for as long as it lasts."""
+
+    html: str
+    json: str
+    signed: bool = False
+
+
+@dataclass(frozen=True)
 class SinkContext:
     """What every sink gets besides its own options."""
 
     secrets: SecretSource
     redactor: Redactor
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    report_links: ReportLinks | None = None
 
 
 class Sink(Protocol):
@@ -72,6 +83,13 @@ class Sink(Protocol):
     def render(self, notice: Notice) -> list[Outgoing]: ...
 
     def deliver(self, item: Outgoing) -> None: ...
+
+
+class DigestSink(Sink, Protocol):
+    """A sink that takes messages, not only findings, also renders a scheduled run's fleet
+    digest (mutguard.publish.fleet); security hubs, which take findings, do not."""
+
+    def render_digest(self, digest: Any) -> list[Outgoing]: ...
 
 
 class DeadLetter(Protocol):
@@ -88,6 +106,14 @@ class SinkOptions(BaseModel):
 
 
 OptionsT = TypeVar("OptionsT", bound=SinkOptions)
+
+
+def with_report_link(options: OptionsT, context: SinkContext) -> OptionsT:
+    """A human-facing sink's options as it renders: `report_url` (its "Full report" link) is
+    this run's stored HTML report when there is one, else the sink's own setting."""
+    if context.report_links is None:
+        return options
+    return options.model_copy(update={"report_url": context.report_links.html})
 
 
 def parse_options(model: type[OptionsT], sink: str, options: Mapping[str, Any]) -> OptionsT:

@@ -32,6 +32,7 @@ from mutguard.publish.base import (
     DeadLetter,
     Notice,
     Outgoing,
+    ReportLinks,
     Sink,
     SinkContext,
     SinkResult,
@@ -108,14 +109,18 @@ def publish(
     """Send to every sink, one after the other; one result per sink, in order. A dry run
     renders what would be sent (in SinkResult.outgoing) and sends nothing."""
     told = notice(report, cluster_changes, digest)
-    return [_publish_one(sink, told, context, dry_run) for sink in sinks]
+    return [deliver_items(sink, partial(sink.render, told), context, dry_run) for sink in sinks]
 
 
-def _publish_one(sink: Sink, told: Notice, context: SinkContext, dry_run: bool) -> SinkResult:
+def deliver_items(
+    sink: Sink, render: Callable[[], list[Outgoing]], context: SinkContext, dry_run: bool = False
+) -> SinkResult:
+    """Render, then deliver each item with retries (a failed one goes to the sink's dead-letter
+    queue): one SinkResult, whatever fails."""
     result = SinkResult(sink=sink.name, ok=True, dry_run=dry_run)
     outgoing: list[Outgoing] = []
     try:
-        outgoing = sink.render(told)
+        outgoing = render()
         result.planned = len(outgoing)
         if dry_run:
             result.outgoing = outgoing
@@ -178,12 +183,17 @@ def run_publishing(
     suppressions: Sequence[Suppression] | None = None,
     digest: bool = False,
     dry_run: bool = False,
+    report_links: ReportLinks | None = None,
 ) -> RunOutcome:
     """The one publishing run of the command line and the functions: build the sinks (a bad
     configuration stops it before the store is touched), open the store, take the suppressions
-    given or else the store's, and notify."""
+    given or else the store's, and notify. `report_links`: where the function stored this
+    report, for the alerts to link to; signed ones are blanked out of every error."""
     redactor = Redactor()
-    context = SinkContext(SecretRefs(redactor), redactor)
+    if report_links is not None and report_links.signed:
+        redactor.add(report_links.html)
+        redactor.add(report_links.json)
+    context = SinkContext(SecretRefs(redactor), redactor, report_links=report_links)
     try:
         sinks = build_sinks(specs, context)
         store = open_store()

@@ -22,6 +22,15 @@ it. They carry `claimed_at` and `expires_at` (epoch seconds, CLAIM_DAYS later): 
 table's TTL on `expires_at` so DynamoDB drops old claims. Releasing one deletes it through
 BatchWriteItem. The function's role needs dynamodb:BatchGetItem, BatchWriteItem and PutItem.
 The region is boto3's (AWS_REGION in Lambda).
+
+A scheduled run (mutguard.state, "Scheduled runs") is the item `#run|<run id>` (`parts`,
+`started_at`), put by the dispatcher with `attribute_not_exists(cluster_key)` (a retried
+dispatch keeps the first; the dispatcher's role needs only dynamodb:PutItem), and one item per
+finished part, `#run|<run id>|<part>`, holding the part's summary as JSON in `summary` (gzip in
+`summary_gzip` when over INLINE_LIMIT), replaced by each PutItem of it. All carry `expires_at`,
+CLAIM_DAYS later, for the table's TTL. The finisher reads the run item, then its parts by key
+(BatchGetItem, strongly consistent), so no Query or Scan is needed; it stops at the first
+batch with a part missing, so the workers of a big run do not each read every part.
 """
 
 from __future__ import annotations
@@ -39,11 +48,12 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
-from mutguard.state import CLAIM_DAYS, ClaimKey, ClusterState, claim_each
+from mutguard.state import CLAIM_DAYS, ClaimKey, ClusterState, RunProgress, claim_each, utc
 
 KEY = "cluster_key"
 SUPPRESSIONS_KEY = "#suppressions"
 CLAIM_PREFIX = "#claim|"
+RUN_PREFIX = "#run|"
 EXPIRES = "expires_at"  # the attribute the table's TTL reads
 INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
 GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
@@ -110,6 +120,65 @@ class DynamoDbStateStore:
         ]
         for start in range(0, len(deletes), WRITE_BATCH):
             self._write(deletes[start : start + WRITE_BATCH], "release claims in")
+
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+        from botocore.exceptions import ClientError
+
+        item = {
+            KEY: {"S": run_item_key(run_id)},
+            "parts": {"N": str(parts)},
+            "started_at": {"S": utc(started_at).isoformat()},
+            EXPIRES: {"N": str(_expiry())},
+        }
+
+        def one_round() -> None:
+            try:
+                self._dynamodb().put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#key)",
+                    ExpressionAttributeNames={"#key": KEY},
+                )
+            except ClientError as err:
+                if aws.error_code(err) != "ConditionalCheckFailedException":
+                    raise  # recorded already (a retried dispatch): the first record stands
+
+        self._run("record the run in", one_round)
+
+    def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
+        text = json.dumps(summary, separators=(",", ":"))
+        item: Item = {
+            KEY: {"S": part_item_key(run_id, part)},
+            "finished_at": {"S": clock.now().isoformat()},
+            EXPIRES: {"N": str(_expiry())},
+        }
+        if len(text.encode()) > INLINE_LIMIT:
+            item["summary_gzip"] = {"B": gzip.compress(text.encode())}
+        else:
+            item["summary"] = {"S": text}
+        self._run(
+            "record the run in",
+            lambda: self._dynamodb().put_item(TableName=self.table, Item=item),
+        )
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        found = self._get([run_item_key(run_id)])
+        if not found:
+            return RunProgress(None, None)
+        run = found[0]
+        parts = int(run["parts"]["N"])
+        keys = [part_item_key(run_id, part) for part in range(1, parts + 1)]
+        items: list[Item] = []
+        for start in range(0, len(keys), GET_BATCH):
+            batch = self._get(keys[start : start + GET_BATCH])
+            items += batch
+            if len(batch) < len(keys[start : start + GET_BATCH]):
+                break  # a part is missing: the run is not complete, and the rest need no read
+        finished = {
+            int(item[KEY]["S"].rpartition("|")[2]): _summary_of_item(item) for item in items
+        }
+        started_at = datetime.datetime.fromisoformat(run["started_at"]["S"])
+        return RunProgress(parts, started_at, finished)
 
     def _put_new(self, item: Item) -> bool:
         """PutItem only when no item has this key: True when written, False when one had."""
@@ -183,6 +252,26 @@ def claim_item_key(key: ClaimKey) -> str:
     """`#claim|<report>|<cluster key>`: no cluster key starts with `#`."""
     cluster, report = key
     return f"{CLAIM_PREFIX}{report}|{cluster}"
+
+
+def run_item_key(run_id: str) -> str:
+    """`#run|<run id>`: no cluster key starts with `#`."""
+    return f"{RUN_PREFIX}{run_id}"
+
+
+def part_item_key(run_id: str, part: int) -> str:
+    return f"{RUN_PREFIX}{run_id}|{part}"
+
+
+def _summary_of_item(item: Item) -> Any:
+    if "summary_gzip" in item:
+        return json.loads(gzip.decompress(item["summary_gzip"]["B"]))
+    return json.loads(item["summary"]["S"])
+
+
+def _expiry() -> int:
+    """Epoch seconds CLAIM_DAYS from now, for the table's TTL."""
+    return int((clock.now() + datetime.timedelta(days=CLAIM_DAYS)).timestamp())
 
 
 def item_of_state(key: str, state: ClusterState, saved_at: str) -> Item:

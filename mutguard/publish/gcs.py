@@ -17,6 +17,12 @@ Objects, under PREFIX when one is given:
   once), uploaded with `ifGenerationMatch=0`: GCS writes it only when no live object has that
   name, and 412 Precondition Failed means another run holds it. Releasing a claim deletes its
   object. A lifecycle rule (age CLAIM_DAYS, prefix `claims/`) may drop old claims.
+- `runs/<run id>/run.json`, a scheduled run's part count and start (mutguard.state, "Scheduled
+  runs"), created by the dispatcher with `ifGenerationMatch=0` (a retried dispatch keeps the
+  first), and `runs/<run id>/parts/<part>.json`, each finished part's summary, replaced whole by
+  each write of it. The finisher reads the run, then each part by name (GCS reads are strongly
+  consistent; no listing is needed), stopping at the first part missing. A lifecycle rule
+  (prefix `runs/`) may drop old runs.
 
 Each cluster is an object of its own, so runs that save different clusters at the same time
 (function instances per account or project) never overwrite one another. A save replaces the
@@ -39,6 +45,7 @@ the store.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import gzip
 import json
 import re
@@ -54,7 +61,7 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish.google_errors import NO_CREDENTIALS
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
-from mutguard.state import ClaimKey, ClusterState, give_back
+from mutguard.state import ClaimKey, ClusterState, RunProgress, give_back, utc
 
 T = TypeVar("T")
 
@@ -63,6 +70,7 @@ T = TypeVar("T")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 CLUSTERS = "clusters/"
 CLAIMS = "claims/"
+RUNS = "runs/"
 SUPPRESSIONS = "suppressions.yaml"
 GZIP_OVER = 64 * 1024  # bytes of JSON; smaller documents stay plain, for `gcloud storage cat`
 WORKERS = 8
@@ -81,6 +89,14 @@ def claim_name(key: ClaimKey) -> str:
     """`claims/<report>/<cluster key>`, both escaped as object_name escapes."""
     cluster, report = key
     return f"{CLAIMS}{quote(report, safe=':')}/{quote(cluster, safe=':')}"
+
+
+def run_name(run_id: str) -> str:
+    return f"{RUNS}{quote(run_id, safe=':')}/run.json"
+
+
+def part_name(run_id: str, part: int) -> str:
+    return f"{RUNS}{quote(run_id, safe=':')}/parts/{part}.json"
 
 
 def document_of_state(key: str, state: ClusterState, saved_at: str) -> bytes:
@@ -138,7 +154,10 @@ class GcsStateStore:
         document = {"run": uuid.uuid4().hex, "claimed_at": clock.now().isoformat()}
         data = json.dumps(document, separators=(",", ":")).encode()
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            tries = {key: pool.submit(self._create, claim_name(key), data) for key in wanted}
+            tries = {
+                key: pool.submit(self._create, "claim alerts in the state", claim_name(key), data)
+                for key in wanted
+            }
         failures = [error for done in tries.values() if (error := done.exception())]
         won = {key for key, done in tries.items() if not done.exception() and done.result()}
         if failures:
@@ -151,7 +170,40 @@ class GcsStateStore:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
             list(pool.map(self._delete, names))
 
-    def _create(self, name: str, data: bytes) -> bool:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+        document = {"run": run_id, "parts": parts, "started_at": utc(started_at).isoformat()}
+        data = json.dumps(document, separators=(",", ":")).encode()
+        # False: recorded already (a retried dispatch), and the first record stands.
+        self._create("record the run in the state", run_name(run_id), data)
+
+    def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
+        data = json.dumps(summary, separators=(",", ":")).encode()
+        self._write_json(part_name(run_id, part), data, "record the run in the state")
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        data = self._read("read the run in the state", run_name(run_id))
+        if data is None:
+            return RunProgress(None, None)
+        run = json.loads(data)
+        parts = int(run["parts"])
+        finished: dict[int, Any] = {}
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            # WORKERS parts at a time, stopping at the first missing: the run is not complete,
+            # and the workers of a big run need not each read every part.
+            for start in range(1, parts + 1, WORKERS):
+                batch = range(start, min(start + WORKERS, parts + 1))
+                found = pool.map(
+                    lambda part: self._read("read the run in the state", part_name(run_id, part)),
+                    batch,
+                )
+                read = {part: text for part, text in zip(batch, found, strict=True) if text}
+                finished.update({part: json.loads(text) for part, text in read.items()})
+                if len(read) < len(batch):
+                    break
+        started_at = datetime.datetime.fromisoformat(run["started_at"])
+        return RunProgress(parts, started_at, finished)
+
+    def _create(self, verb: str, name: str, data: bytes) -> bool:
         """Upload only when no live object has this name (ifGenerationMatch=0): True when
         written. A retry that finds the object its own first try wrote counts as written."""
 
@@ -175,7 +227,7 @@ class GcsStateStore:
                 return held == data
             return True
 
-        return self._run("claim alerts in the state", upload)
+        return self._run(verb, upload)
 
     def _delete(self, name: str) -> None:
         def delete() -> None:
@@ -202,11 +254,11 @@ class GcsStateStore:
 
         return self._run(verb, download)
 
-    def _write_json(self, name: str, data: bytes) -> None:
+    def _write_json(self, name: str, data: bytes, verb: str = "save the state") -> None:
         if len(data) > GZIP_OVER:
-            self._write("save the state", name, gzip.compress(data), "application/json", "gzip")
+            self._write(verb, name, gzip.compress(data), "application/json", "gzip")
         else:
-            self._write("save the state", name, data, "application/json", None)
+            self._write(verb, name, data, "application/json", None)
 
     def _write(
         self, verb: str, name: str, data: bytes, content_type: str, encoding: str | None

@@ -2,7 +2,7 @@
 
 A message body is a `ClusterMessage`: a Report (same schema_version; docs/architecture.md,
 Report contract) holding exactly one cluster, plus `part`/`parts` and a short `change` summary
-(adding fields keeps schema 1).
+(adding fields keeps the schema version).
 When the body would exceed a sink's size limit, the cluster's findings (then its blast_radius
 entries, then its platform_grants) are divided across parts; every part is itself a valid report
 with the same cluster header, MUT values and paths. schemas/message.schema.json is
@@ -75,8 +75,9 @@ class ChangeSummary(BaseModel):
 
 class ClusterMessage(Report):
     """One cluster's share of a mutguard report, as queues and webhooks carry it: a valid
-    report (schema_version 1) with exactly one cluster. Attributes sent beside it: schema_version,
-    provider, cluster, account, location, severity, mut, mut_lowest, change, part, parts."""
+    report (the same schema_version) with exactly one cluster. Attributes sent beside it:
+    schema_version, provider, cluster, account, location, severity, mut, mut_lowest, change,
+    part, parts."""
 
     clusters: list[ClusterReport] = Field(min_length=1, max_length=1)
     part: int = Field(default=1, ge=1, description="which part of this cluster's message")
@@ -208,7 +209,8 @@ def _pack(
 ) -> list[dict[str, list]]:
     """Divide findings, then blast radius entries, then platform grants, greedily into groups
     that fit. Each group is sized exactly: compact JSON adds an item's own bytes plus one comma
-    after the first."""
+    after the first, and a finding whose check is new to the group adds the check's entry to
+    the report's `checks` (plus a comma after the first)."""
     items: list[tuple[str, Finding | BlastRadius | PlatformGrant]] = [
         (name, item) for name in SPLIT_FIELDS for item in getattr(cluster, name)
     ]
@@ -216,23 +218,48 @@ def _pack(
     most = len(items)
     skeleton = cluster.model_copy(update={name: [] for name in SPLIT_FIELDS})
     budget = limit - _message(report, cluster, change, (most, most), skeleton).size
+    entry_sizes: dict[tuple[str, int], int] = {}
     groups: list[dict[str, list]] = []
     used: dict[str, int] = {}
+    checks: set[str] = set()
     for name, item in items:
-        size = len(item.model_dump_json(by_alias=True).encode())
-        cost = size + (1 if used.get(name) else 0)
-        if size > budget:
+        size = _item_size(cluster, item)
+        entry = _entry_size(item, entry_sizes) if isinstance(item, Finding) else 0
+        alone = size + entry
+        if alone > budget:
             raise MessageTooLarge(
                 f"cluster {cluster.name}: one {name} entry is {size} bytes; with the report "
                 f"header it cannot fit the {limit}-byte limit ({_label(item)})"
             )
+        cost = size + (1 if used.get(name) else 0)
+        if entry and item.check_id not in checks:
+            cost += entry + (1 if checks else 0)
         if not groups or sum(used.values()) + cost > budget:
             groups.append({name: [] for name in SPLIT_FIELDS})
-            used = {}
-            cost = size
+            used, checks = {}, set()
+            cost = alone
         groups[-1][name].append(item)
         used[name] = used.get(name, 0) + cost
+        if isinstance(item, Finding):
+            checks.add(item.check_id)
     return groups
+
+
+def _item_size(cluster: ClusterReport, item: Finding | BlastRadius | PlatformGrant) -> int:
+    if isinstance(item, Finding):
+        return len(cluster.finding_json(item).encode())
+    return len(item.model_dump_json(by_alias=True).encode())
+
+
+def _entry_size(finding: Finding, known: dict[tuple[str, int], int]) -> int:
+    """Bytes of the `"id":{...}` entry the finding's check summary makes in a one-cluster
+    report's `checks` (summaries are shared, so each is measured once)."""
+    key = (finding.check_id, id(finding.check))
+    if key not in known:
+        name = json.dumps(finding.check_id, ensure_ascii=False)
+        entry = finding.check.model_dump_json(by_alias=True)
+        known[key] = len(name.encode()) + 1 + len(entry.encode())
+    return known[key]
 
 
 def _label(item: Finding | BlastRadius | PlatformGrant) -> str:
@@ -246,7 +273,7 @@ def _label(item: Finding | BlastRadius | PlatformGrant) -> str:
 def message_schema() -> dict:
     schema = ClusterMessage.model_json_schema(by_alias=True, mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "urn:mutguard:message:1"
+    schema["$id"] = f"urn:mutguard:message:{Report.model_fields['schema_version'].default}"
     return schema
 
 

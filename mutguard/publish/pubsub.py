@@ -21,7 +21,7 @@ library's default ten.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -29,6 +29,9 @@ from mutguard.publish.base import Notice, Outgoing, SinkContext, SinkOptions, pa
 from mutguard.publish.google_errors import google_failure
 from mutguard.publish.messages import PUBSUB_LIMIT, cluster_messages
 from mutguard.publish.retry import DeliveryError, RetryableError
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 # Room in the 10 MB publish request for the topic path (a 255-character topic name in a
 # 30-character project: about 300 bytes) and the protobuf tags and lengths around the data and
@@ -76,6 +79,17 @@ class PubSubSink:
             for item in notice.items
             for m in cluster_messages(notice.report, item.cluster, item, self.options.max_bytes)
         ]
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        from mutguard.publish.fleet import digest_attributes, digest_json, digest_subject
+
+        attributes = {name: str(value) for name, value in digest_attributes(digest).items()}
+        payload = {
+            "topic": self.options.topic,
+            "attributes": attributes,
+            "data": digest_json(digest),
+        }
+        return [Outgoing(summary=digest_subject(digest), payload=payload)]
 
     def deliver(self, item: Outgoing) -> None:
         from google.cloud.pubsub_v1 import PublisherClient

@@ -16,12 +16,15 @@ password.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutguard.publish import aws
-from mutguard.publish.base import Notice, Outgoing, SinkContext, parse_options
+from mutguard.publish.base import Notice, Outgoing, SinkContext, parse_options, with_report_link
 from mutguard.publish.retry import DeliveryError
-from mutguard.publish.smtp import MailOptions, fitting_message, render, smallest
+from mutguard.publish.smtp import MailOptions, digest_mail, fitting_message, render, smallest
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 # SES refusals that mean the sending identity is not set up, rather than a bad message.
 IDENTITY_ERRORS = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException"})
@@ -41,7 +44,11 @@ class SesSink:
         self._client: Any = None
 
     def render(self, notice: Notice) -> list[Outgoing]:
-        return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, self.options)]
+        options = with_report_link(self.options, self._context)
+        return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, options)]
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        return digest_mail(digest, self.options)
 
     def deliver(self, item: Outgoing) -> None:
         limit = smallest(MESSAGE_LIMIT, self.options.max_bytes)

@@ -21,11 +21,19 @@ link to the full report.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
+from mutguard.publish.base import (
+    Json,
+    Notice,
+    Outgoing,
+    SinkContext,
+    SinkOptions,
+    parse_options,
+    with_report_link,
+)
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError, parse_retry_after
 from mutguard.publish.text import (
     SCAN_ERRORS_TITLE,
@@ -36,6 +44,9 @@ from mutguard.publish.text import (
     summarise,
     truncate,
 )
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -193,8 +204,16 @@ class SlackSink:
         self._pacer = Pacer(SECONDS_PER_MESSAGE, context.retry)
 
     def render(self, notice: Notice) -> list[Outgoing]:
-        payloads = render(notice, self.options)
+        payloads = render(notice, with_report_link(self.options, self._context))
         return [Outgoing(summary=payload["text"], payload=payload) for payload in payloads]
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        from mutguard.publish.fleet import digest_sections, digest_subject
+
+        most = self.options.max_items
+        groups = [[_header(digest_subject(digest))]]
+        groups += [_list_sections(t, lines, most) for t, lines in digest_sections(digest)]
+        return [Outgoing(summary=p["text"], payload=p) for p in _payloads(pack(groups))]
 
     def deliver(self, item: Outgoing) -> None:
         self._pacer.wait()

@@ -26,11 +26,19 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
+from mutguard.publish.base import (
+    Json,
+    Notice,
+    Outgoing,
+    SinkContext,
+    SinkOptions,
+    parse_options,
+    with_report_link,
+)
 from mutguard.publish.retry import DeliveryError, RetryableError
 from mutguard.publish.text import (
     SCAN_ERRORS_TITLE,
@@ -42,6 +50,9 @@ from mutguard.publish.text import (
     worst_first,
 )
 from mutguard.render import html as html_report
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 TIMEOUT_SECONDS = 15
 REPORT_FILE = "report.html"
@@ -217,6 +228,19 @@ def smallest(*limits: int | None) -> int | None:
     return min(known) if known else None
 
 
+def digest_mail(digest: FleetDigest, options: MailOptions) -> list[Outgoing]:
+    from mutguard.publish.fleet import digest_html, digest_subject, digest_text
+
+    payload = {
+        "from": options.sender,
+        "to": list(options.recipients),
+        "subject": digest_subject(digest),
+        "text": digest_text(digest, options.max_items),
+        "html": digest_html(digest, options.max_items),
+    }
+    return [Outgoing(summary=payload["subject"], payload=payload)]
+
+
 class SmtpSink:
     def __init__(self, name: str, options: SmtpOptions, context: SinkContext) -> None:
         self.name = name
@@ -224,7 +248,11 @@ class SmtpSink:
         self._context = context
 
     def render(self, notice: Notice) -> list[Outgoing]:
-        return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, self.options)]
+        options = with_report_link(self.options, self._context)
+        return [Outgoing(summary=p["subject"], payload=p) for p in render(notice, options)]
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        return digest_mail(digest, self.options)
 
     def deliver(self, item: Outgoing) -> None:
         password = None

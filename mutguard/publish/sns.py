@@ -14,7 +14,7 @@ Options: `topic_arn` (required); `region` (default: the one in the ARN); `max_by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -26,8 +26,12 @@ from mutguard.publish.sqs import (
     fifo_parameters,
     is_fifo,
     message_attributes,
+    queue_digest,
     queue_outgoing,
 )
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 # arn:PARTITION:sns:REGION:ACCOUNT:NAME, NAME being letters, digits, - and _ (and .fifo).
 TOPIC_ARN = r"^arn:[a-z-]+:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$"
@@ -48,6 +52,9 @@ class SnsSink:
 
     def render(self, notice: Notice) -> list[Outgoing]:
         return queue_outgoing(notice, self.options.max_bytes)
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        return queue_digest(digest)
 
     def deliver(self, item: Outgoing) -> None:
         topic = self.options.topic_arn

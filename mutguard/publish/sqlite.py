@@ -3,13 +3,16 @@
 Tables: `clusters` (one row per cluster: readable and its MUT), `findings` (per cluster, each
 finding's status, severity and whether it was suppressed), `history` (per cluster, the MUT of
 its last runs, mutguard.state.MutPoint: generated_at in ISO 8601 UTC, the three values and the
-upper-bound fields comma-separated), `documents` (the suppressions) and `claims`. Findings and
+upper-bound fields comma-separated), `documents` (the suppressions), `claims`, and a scheduled
+run's `runs` (its part count) and `run_parts` (each finished part's summary as JSON). Findings and
 history rows go with their cluster's row (ON DELETE CASCADE). Every table is created when
 missing, so a file written before the history was kept gains the table and loads with none.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,7 +29,9 @@ from mutguard.state import (
     FindingState,
     Mut,
     MutPoint,
+    RunProgress,
     claim_cutoff,
+    utc,
 )
 
 STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
@@ -73,6 +78,19 @@ CREATE TABLE IF NOT EXISTS claims (
     report TEXT NOT NULL,
     claimed_at TEXT NOT NULL,
     PRIMARY KEY (cluster_key, report)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    parts INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_parts (
+    run_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, part)
 );
 """
 SUPPRESSIONS_DOCUMENT = "suppressions"
@@ -167,6 +185,47 @@ class SqliteStateStore:
             connection.executemany(
                 "DELETE FROM claims WHERE cluster_key = ? AND report = ?", list(keys)
             )
+
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+        """`INSERT OR IGNORE`: a retried dispatch keeps the first record. Runs (and their parts)
+        recorded more than CLAIM_DAYS ago are deleted first."""
+        recorded_at = clock.now().isoformat()
+        cutoff = claim_cutoff().isoformat()
+        with self._connection("record the run in the state") as connection, connection:
+            connection.execute(
+                "DELETE FROM run_parts WHERE run_id IN"
+                " (SELECT run_id FROM runs WHERE recorded_at < ?)",
+                (cutoff,),
+            )
+            connection.execute("DELETE FROM runs WHERE recorded_at < ?", (cutoff,))
+            connection.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
+                (run_id, parts, utc(started_at).isoformat(), recorded_at),
+            )
+
+    def finish_part(self, run_id: str, part: int, summary: Mapping[str, object]) -> None:
+        finished_at = clock.now().isoformat()
+        text = json.dumps(summary, separators=(",", ":"))
+        with self._connection("record the run in the state") as connection, connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO run_parts VALUES (?, ?, ?, ?)",
+                (run_id, part, text, finished_at),
+            )
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        with self._connection("read the run in the state") as connection, connection:
+            connection.execute("BEGIN")
+            row = connection.execute(
+                "SELECT parts, started_at FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            rows = connection.execute(
+                "SELECT part, summary FROM run_parts WHERE run_id = ?", (run_id,)
+            )
+            # Read inside the connection's context: a row mutguard did not write is a StoreError.
+            finished = {int(part): json.loads(text) for part, text in rows}
+            if row is None:
+                return RunProgress(None, None, finished)
+            return RunProgress(int(row[0]), datetime.datetime.fromisoformat(row[1]), finished)
 
 
 def open_store(location: str) -> SqliteStateStore:

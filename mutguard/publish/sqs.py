@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -39,6 +39,9 @@ from mutguard.publish.messages import (
     cluster_messages,
 )
 from mutguard.publish.secrets import Redactor
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 QUEUE_ATTRIBUTES = tuple(name for name in ATTRIBUTES if name != "part")
 MIN_BYTES = 16 * 1024  # room for the report header and at least one finding
@@ -72,6 +75,19 @@ def queue_outgoing(notice: Notice, max_bytes: int) -> list[Outgoing]:
         for item in notice.items
         for m in cluster_messages(notice.report, item.cluster, item, max_bytes)
     ]
+
+
+def queue_digest(digest: FleetDigest) -> list[Outgoing]:
+    from mutguard.publish.fleet import digest_attributes, digest_json, digest_subject
+    from mutguard.state import fleet_claim
+
+    # cluster_key: the FIFO message group (fifo_parameters); the run's claim key names it.
+    payload = {
+        "cluster_key": fleet_claim(digest.run_id)[0],
+        "attributes": digest_attributes(digest),
+        "body": digest_json(digest),
+    }
+    return [Outgoing(summary=digest_subject(digest), payload=payload)]
 
 
 def queue_attributes(attributes: Attributes) -> Attributes:
@@ -152,6 +168,9 @@ class SqsSink:
 
     def render(self, notice: Notice) -> list[Outgoing]:
         return queue_outgoing(notice, self.options.max_bytes)
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        return queue_digest(digest)
 
     def deliver(self, item: Outgoing) -> None:
         self._queue.deliver(item)

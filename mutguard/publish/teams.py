@@ -19,11 +19,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptions, parse_options
+from mutguard.publish.base import (
+    Json,
+    Notice,
+    Outgoing,
+    SinkContext,
+    SinkOptions,
+    parse_options,
+    with_report_link,
+)
 from mutguard.publish.httppost import RETRYABLE_STATUS, post
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError
 from mutguard.publish.text import (
@@ -35,6 +43,9 @@ from mutguard.publish.text import (
     summarise,
     truncate,
 )
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 CARD_BUDGET = 20_000
 SECONDS_PER_MESSAGE = 0.25
@@ -135,8 +146,17 @@ class TeamsSink:
     def render(self, notice: Notice) -> list[Outgoing]:
         return [
             Outgoing(summary=_card_title(payload), payload=payload)
-            for payload in render(notice, self.options)
+            for payload in render(notice, with_report_link(self.options, self._context))
         ]
+
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        from mutguard.publish.fleet import digest_sections, digest_subject
+
+        subject = digest_subject(digest)
+        body = [_text(subject, size="Large", weight="Bolder")]
+        for title, lines in digest_sections(digest):
+            body += _list(title, lines, self.options.max_items)
+        return [Outgoing(summary=subject, payload=card_message(body, self.options.report_url))]
 
     def deliver(self, item: Outgoing) -> None:
         url = self._context.redactor.add(self._context.secrets.get(self.options.url_env))

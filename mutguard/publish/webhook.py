@@ -14,6 +14,10 @@ A receiver recomputes the HMAC over the raw body it received, compares with
 
 Options: `url_env` (default MUTGUARD_WEBHOOK_URL) and `secret_env` (MUTGUARD_WEBHOOK_SECRET)
 name the secrets; `max_bytes` (default 1 MiB) is where a cluster's message is split.
+
+When a scheduled function stored the run's report (publish/report_archive.py), a `Link` header
+(RFC 8288) points at it: `<HTML URL>; rel="alternate"; type="text/html", <JSON URL>;
+rel="alternate"; type="application/json"`, signed links or console links as configured.
 """
 
 from __future__ import annotations
@@ -23,19 +27,23 @@ import hmac
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from mutguard.publish.base import (
     Notice,
     Outgoing,
+    ReportLinks,
     SinkContext,
     SinkOptions,
     parse_options,
 )
 from mutguard.publish.httppost import post
 from mutguard.publish.messages import cluster_messages
+
+if TYPE_CHECKING:
+    from mutguard.publish.fleet import FleetDigest
 
 DELIVERY_HEADER = "X-Mutguard-Delivery"
 TIMESTAMP_HEADER = "X-Mutguard-Timestamp"
@@ -51,6 +59,15 @@ class WebhookOptions(SinkOptions):
 def signature(key: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
+
+
+def report_link_header(links: ReportLinks) -> str:
+    """RFC 8288 links to this run's stored report, HTML and JSON (not covered by the
+    signature: the stored objects are what the links point at, not what was signed)."""
+    return (
+        f'<{links.html}>; rel="alternate"; type="text/html", '
+        f'<{links.json}>; rel="alternate"; type="application/json"'
+    )
 
 
 class WebhookSink:
@@ -69,6 +86,16 @@ class WebhookSink:
             for m in cluster_messages(notice.report, item.cluster, item, self.options.max_bytes)
         ]
 
+    def render_digest(self, digest: FleetDigest) -> list[Outgoing]:
+        from mutguard.publish.fleet import digest_attributes, digest_json, digest_subject
+
+        payload = {
+            "delivery": uuid.uuid4().hex,
+            "attributes": digest_attributes(digest),
+            "body": digest_json(digest),
+        }
+        return [Outgoing(summary=digest_subject(digest), payload=payload)]
+
     def deliver(self, item: Outgoing) -> None:
         secrets, redactor = self._context.secrets, self._context.redactor
         url = redactor.add(secrets.get(self.options.url_env))
@@ -81,6 +108,8 @@ class WebhookSink:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: signature(key, timestamp, body),
         }
+        if links := self._context.report_links:
+            headers["Link"] = report_link_header(links)
         post(url, body, headers, f"webhook {self.name}")
 
 

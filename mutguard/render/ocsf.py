@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from mutguard.checks import catalogue
 from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
-from mutguard.sources import Provider
+from mutguard.providers import labels
 
 OCSF_VERSION = "1.5.0"
 CLASS_UID = 2003  # Compliance Finding
@@ -33,19 +33,6 @@ SEVERITY_ID = {
 # compliance.status_id: Pass 1, Warning 2 ("did not yield a result due to missing information"),
 # Fail 3; a check that raised has no result at all: Unknown 0.
 COMPLIANCE_STATUS_ID = {Status.PASS: 1, Status.UNKNOWN: 2, Status.FAIL: 3, Status.ERROR: 0}
-# cloud.provider and cloud.account.type_id as Prowler writes them; a kubeconfig cluster has no
-# cloud.
-_CLOUD = {
-    Provider.EKS: ("aws", 10, "AWS Account"),
-    Provider.GKE: ("gcp", 5, "GCP Account"),
-    Provider.AKS: ("azure", 6, "Azure AD Account"),
-}
-_CLUSTER_TYPE = {
-    Provider.EKS: "AWS::EKS::Cluster",
-    Provider.GKE: "container.googleapis.com/Cluster",
-    Provider.AKS: "Microsoft.ContainerService/managedClusters",
-    Provider.KUBERNETES: "Kubernetes cluster",
-}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -69,7 +56,7 @@ def _resources(cluster: ClusterReport, finding: Finding) -> list[dict]:
     the_cluster = {
         "uid": cluster.arn_or_id,
         "name": cluster.name,
-        "type": _CLUSTER_TYPE[cluster.provider],
+        "type": labels(cluster.provider).resource_type,
         "region": cluster.location,
     }
     if finding.resource == cluster.arn_or_id:
@@ -86,7 +73,9 @@ def _event(
 ) -> dict:
     millis, iso = when
     severity_id, severity = SEVERITY_ID[finding.severity]
-    cloud = _CLOUD.get(cluster.provider)
+    # cloud.provider and cloud.account.type_id as Prowler writes them; a kubeconfig cluster has
+    # no cloud.
+    cloud = labels(cluster.provider).cloud
     event: dict = {
         "activity_id": ACTIVITY_CREATE,
         "activity_name": "Create",

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from mutguard.checks import catalogue
 from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
+from mutguard.providers import labels
 from mutguard.sources import Provider
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -35,12 +36,6 @@ _SECURITY_SEVERITY = {
     Severity.MEDIUM: "5.5",
     Severity.LOW: "3.0",
     Severity.INFO: "0.0",
-}
-_PROVIDER_TITLE = {
-    Provider.EKS: "EKS",
-    Provider.GKE: "GKE",
-    Provider.AKS: "AKS",
-    Provider.KUBERNETES: "Kubernetes",
 }
 # The URI segment for what a cluster does not have, such as a kubeconfig cluster's account.
 _NO_SEGMENT = "-"
@@ -64,7 +59,7 @@ def _project_home() -> str | None:
 
 
 def _help(meta: CheckMetadata) -> dict:
-    remediation = [(_PROVIDER_TITLE[p], text) for p, text in meta.remediation.items()]
+    remediation = [(labels(p).title, text) for p, text in meta.remediation.items()]
     text = [meta.rationale, "", *(f"{title}: {fix}" for title, fix in remediation)]
     markdown = [meta.rationale, "", "**Remediation**", ""]
     markdown += [f"- **{title}**: {fix}" for title, fix in remediation]

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from mutguard.models import AttackPath, ClusterReport, Finding, Report, Severity, Status
-from mutguard.sources import Provider
+from mutguard.providers import live_source
 
 TOP_FIXES = 5
 # The three MUT fields, each with the starting point it is measured from.
@@ -19,11 +19,6 @@ MUT_STARTS = (
 )
 # How `mutguard explain` reaches a cluster live, by provider (the report does not say whether
 # it came from a live scan, a snapshot or the demo).
-_LIVE_SOURCE = {
-    Provider.EKS: "--provider aws",
-    Provider.GKE: "--provider gcp",
-    Provider.AKS: "--provider azure",
-}
 
 
 def mut_value(cluster: ClusterReport, field: str) -> str:
@@ -90,8 +85,8 @@ def next_step(report: Report, source: str | None = None) -> str | None:
     name = shlex.quote(worst.name)
     if source:
         return f"mutguard explain {name} {source}"
-    live = _LIVE_SOURCE.get(worst.provider, f"--kubeconfig PATH --context {name}")
-    return f"mutguard explain {name} --demo|--snapshot DIR|{live}"
+    ways = ["--demo", "--snapshot DIR", live_source(worst.provider, name)]
+    return f"mutguard explain {name} " + "|".join(way for way in ways if way)
 
 
 def top_fixes(cluster: ClusterReport, limit: int = TOP_FIXES) -> list[Finding]:

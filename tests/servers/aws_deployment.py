@@ -52,7 +52,7 @@ SCANNER_OUTPUTS = (
     *("dispatcher_function_name", "worker_function_name", "worker_role_arn"),
     *("dispatcher_role_arn", "queue_url", "queue_arn", "dead_letter_queue_arn"),
     *("dispatch_dead_letter_queue_url", "schedule_arn", "state_table_name", "state_table_arn"),
-    *("log_group_names", "member_role_arn_template"),
+    *("log_group_names", "member_role_arn_template", "report_bucket_name", "report_store"),
 )
 # What the dispatcher is handed: the schedule's Input, as read back from moto, with in-cluster
 # reads off, as moto's cluster endpoints are fake amazonaws.com names never dialled in tests.
@@ -255,6 +255,7 @@ class Deployment:
                 f"{SCANNER_ACCOUNT}/default"
             ],
             "state_table_deletion_protection": False,
+            "report_bucket_enabled": True,
             "log_retention_in_days": 30,
             "tags": {"team": "platform-security"},
         }
@@ -400,6 +401,7 @@ output "access_entry_arns" {{
             timeout=120,
             check=False,
         )
+        (work / "output.log").write_text(result.stdout + result.stderr)  # the function's logs
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return json.loads((work / "result.json").read_text())
 

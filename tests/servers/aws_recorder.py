@@ -9,6 +9,10 @@ Every request is forwarded to moto unchanged, except:
   InvalidAttributeName, so the provider's aws_sqs_queue_redrive_allow_policy never converges):
   kept here per queue and merged into the answer. moto's RedrivePolicy is re-sent compact, as
   SQS writes it, so the provider sees no whitespace drift.
+- S3 bucket policies: moto cannot tell TLS from plain HTTP, and evaluates a statement
+  conditioned on aws:SecureTransport as if it matched, so a TLS-only Deny would refuse every
+  request. The policy is kept here as written (and answered to GetBucketPolicy) while moto gets
+  it without those statements.
 
 Each call is recorded as who (the SigV4 access key, and the role it belongs to when an
 AssumeRole through this proxy issued it), the signing service, the operation and its
@@ -91,6 +95,27 @@ def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], str, list[str
     return routes
 
 
+def _s3_operation(method: str, path: str, query: str) -> tuple[str, Json]:
+    """The object calls the functions make, told apart by method (S3's model gives PutObject,
+    CopyObject and the object sub-resources one path); anything else by method and path."""
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    plain = all(name == "x-id" for name in parse_qs(query, keep_blank_values=True))
+    operation = {"PUT": "PutObject", "GET": "GetObject"}.get(method)
+    if key and plain and operation:
+        return operation, {"Bucket": bucket, "Key": key}
+    return f"{method} {path}", {}
+
+
+def _without_transport_conditions(policy: bytes) -> bytes:
+    document = json.loads(policy)
+    document["Statement"] = [
+        statement
+        for statement in document["Statement"]
+        if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))
+    ]
+    return json.dumps(document).encode()
+
+
 class AwsRecorder(Serving):
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
@@ -100,6 +125,7 @@ class AwsRecorder(Serving):
         self._calls: list[Call] = []
         self._roles: dict[str, str] = {}  # access key -> assumed role ARN
         self._redrive_allow: dict[str, str] = {}  # queue name -> RedriveAllowPolicy
+        self._bucket_policies: dict[str, bytes] = {}  # bucket -> its policy as written
         self._eks = _Eks()
 
     @property
@@ -313,6 +339,20 @@ class _Handler(BaseHTTPRequestHandler):
         access_key, region, service = credential.groups() if credential else ("", "", "")
         operation, params = self._operation(service, target.path, target.query, body)
         merge: Json | None = None
+        # Checksums of a body rewritten here would no longer match it.
+        dropped = {*_NOT_FORWARDED, "content-length"}
+        if service == "s3" and "policy" in parse_qs(target.query, keep_blank_values=True):
+            bucket = unquote(target.path).strip("/")
+            if self.command == "GET" and bucket in recorder._bucket_policies:
+                self._record(recorder, access_key, region, service, "GetBucketPolicy", {}, 200)
+                self._send(200, recorder._bucket_policies[bucket])
+                return
+            if self.command == "PUT":
+                recorder._bucket_policies[bucket] = body
+                body = _without_transport_conditions(body)
+                dropped |= {"content-md5", *(k.lower() for k in self.headers if "checksum" in k)}
+            if self.command == "DELETE":
+                recorder._bucket_policies.pop(bucket, None)
         try:
             if service == "sqs" and self.headers.get("X-Amz-Target"):
                 merge = recorder._sqs_request(operation, params)
@@ -332,11 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(recorder, access_key, region, service, operation, params, 200)
             self._send(200, json.dumps(answer).encode())
             return
-        headers = [
-            (k, v)
-            for k, v in self.headers.items()
-            if k.lower() not in {*_NOT_FORWARDED, "content-length"}
-        ]
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in dropped]
         status, reason, upstream_headers, data = recorder._exchange(
             self.command, self.path, headers, body
         )
@@ -364,6 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
         amz_target = self.headers.get("X-Amz-Target")
         if amz_target:  # AWS JSON protocols: SQS, DynamoDB, Secrets Manager, Logs, ...
             return amz_target.rsplit(".", 1)[-1], json.loads(body or b"{}")
+        if service == "s3":
+            return _s3_operation(self.command, path, query)
         form = parse_qs(body.decode(errors="replace")) if body else {}
         form |= parse_qs(query)
         if "Action" in form:  # the query protocol: STS, SNS, SES, EC2, IAM

@@ -50,6 +50,10 @@ class Azurite:
     def table_url(self) -> str:
         return self._url("Table")
 
+    @property
+    def blob_url(self) -> str:
+        return self._url("Blob")
+
     def connection_string(self, account_key: str = ACCOUNT_KEY) -> str:
         return (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={account_key};"

@@ -164,7 +164,7 @@ def aws_provider(endpoint: str, region: str, alias: str | None = None, role_arn:
     """An aws provider block that sends every service to `endpoint` with moto's dummy keys."""
     services = (
         *("dynamodb", "ec2", "eks", "iam", "lambda", "logs", "scheduler", "secretsmanager"),
-        *("ses", "sns", "sqs", "sts"),
+        *("s3", "ses", "sns", "sqs", "sts"),
     )
     endpoints = "\n".join(f"    {s} = {json.dumps(endpoint)}" for s in services)
     assume = f'  assume_role {{\n    role_arn = "{role_arn}"\n  }}\n' if role_arn else ""

@@ -31,6 +31,9 @@ locals {
   scan_queue_name = "${var.name}-scan"
   scan_queue_arn  = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.scan_queue_name}"
 
+  report_bucket_name = coalesce(var.report_bucket_name, "${var.name}-reports-${local.account_id}-${local.region}")
+  report_store       = var.report_bucket_enabled ? "s3:${local.report_bucket_name}/${var.report_prefix}" : null
+
   state_table_arn = (
     var.state_table_name == null ? null
     : var.create_state_table ? aws_dynamodb_table.state[0].arn
@@ -48,6 +51,9 @@ locals {
     MUTGUARD_SINKS             = length(var.sinks) > 0 ? join(",", var.sinks) : null
     MUTGUARD_SINKS_CONFIG      = var.sinks_config
     MUTGUARD_STATE_STORE       = var.state_table_name == null ? null : "dynamodb:${var.state_table_name}"
+    MUTGUARD_REPORT_STORE      = local.report_store
+    MUTGUARD_REPORT_LINK_TTL   = var.report_bucket_enabled ? var.report_link_ttl : null
+    MUTGUARD_REPORT_KMS_KEY    = var.report_bucket_enabled ? var.kms_key_arn : null
     POWERTOOLS_SERVICE_NAME    = "mutguard"
     POWERTOOLS_LOG_LEVEL       = var.log_level
   }
@@ -137,6 +143,102 @@ resource "aws_dynamodb_table" "state" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Optional report bucket: each published scan's JSON and HTML report (mutguard/publish/
+# s3_reports.py), private, encrypted, TLS only, deleted after report_retention_days.
+
+resource "aws_s3_bucket" "reports" {
+  #checkov:skip=CKV_AWS_18:Access logging needs a log bucket this module does not own; CloudTrail data events can record reads instead.
+  #checkov:skip=CKV_AWS_144:Reports are kept for report_retention_days and can be rebuilt by the next scan; cross-region replication is the operator's choice.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes report events; the alerts carry the links.
+  #checkov:skip=CKV_AWS_21:Each report is written once under its own key and never replaced, so versions would only keep what the lifecycle rule deletes.
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket = local.report_bucket_name
+  tags   = var.tags
+}
+
+resource "aws_s3_bucket_public_access_block" "reports" {
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket                  = aws_s3_bucket.reports[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "reports" {
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket = aws_s3_bucket.reports[0].id
+  rule {
+    object_ownership = "BucketOwnerEnforced" # ACLs off: the policy alone decides who reads
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "reports" {
+  #checkov:skip=CKV_AWS_145:SSE-KMS with kms_key_arn when one is given; without one, SSE-S3 (AES256), as the queues use AWS managed encryption then.
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket = aws_s3_bucket.reports[0].id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    bucket_key_enabled = var.kms_key_arn != null
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "reports" {
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket = aws_s3_bucket.reports[0].id
+  rule {
+    id     = "expire-reports"
+    status = "Enabled"
+    filter {
+      prefix = "${var.report_prefix}/"
+    }
+    expiration {
+      days = var.report_retention_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_iam_policy_document" "reports_tls_only" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = var.report_bucket_enabled ? [aws_s3_bucket.reports[0].arn, "${aws_s3_bucket.reports[0].arn}/*"] : []
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "reports" {
+  count = var.report_bucket_enabled ? 1 : 0
+
+  bucket = aws_s3_bucket.reports[0].id
+  policy = data.aws_iam_policy_document.reports_tls_only.json
+
+  depends_on = [aws_s3_bucket_public_access_block.reports]
+}
+
+# ---------------------------------------------------------------------------------------------
 # Log groups, created before the functions so Lambda never creates them without retention.
 
 resource "aws_cloudwatch_log_group" "dispatcher" {
@@ -201,6 +303,17 @@ data "aws_iam_policy_document" "dispatcher" {
       sid       = "ListOrganizationAccounts"
       actions   = ["organizations:ListAccounts"]
       resources = ["*"] # ListAccounts supports no resource-level permission
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.state_table_arn == null ? [] : [1]
+    content {
+      # A publishing run is recorded (a conditional put) before its scans are queued, so the
+      # worker finishing the last one sends the fleet digest.
+      sid       = "RecordScheduledRuns"
+      actions   = ["dynamodb:PutItem"]
+      resources = [local.state_table_arn]
     }
   }
 
@@ -290,6 +403,25 @@ data "aws_iam_policy_document" "worker" {
       sid       = "KeepAlertState"
       actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
       resources = [local.state_table_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.report_bucket_enabled ? [1] : []
+    content {
+      sid       = "StoreReports"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.reports[0].arn}/${var.report_prefix}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    # A presigned link reads with the signer's permission when someone opens it.
+    for_each = var.report_bucket_enabled && var.report_link_ttl != "console" ? [1] : []
+    content {
+      sid       = "ReadReportsThroughLinks"
+      actions   = ["s3:GetObject"]
+      resources = ["${aws_s3_bucket.reports[0].arn}/${var.report_prefix}/*"]
     }
   }
 

@@ -85,3 +85,18 @@ output "log_group_names" {
     worker     = aws_cloudwatch_log_group.worker.name
   }
 }
+
+output "report_bucket_name" {
+  description = "Name of the S3 bucket the worker stores reports in, or null without one."
+  value       = var.report_bucket_enabled ? aws_s3_bucket.reports[0].id : null
+}
+
+output "report_bucket_arn" {
+  description = "ARN of the report bucket, or null without one: grant s3:GetObject on REPORT_PREFIX/* to the people who read reports from the console."
+  value       = var.report_bucket_enabled ? aws_s3_bucket.reports[0].arn : null
+}
+
+output "report_store" {
+  description = "MUTGUARD_REPORT_STORE as the functions get it (s3:BUCKET/PREFIX), or null without a report bucket."
+  value       = local.report_store
+}

@@ -21,6 +21,10 @@ locals {
     # in any setting.
     MUTGUARD_AZURE_TABLE_ENDPOINT = var.state_table_name == null ? null : azurerm_storage_account.function.primary_table_endpoint
     MUTGUARD_ARM_ENDPOINT         = var.arm_endpoint
+    # Reports go to a private container of the same account, reached as the managed identity;
+    # its Storage Blob Data Owner role also lets it sign user delegation SAS links.
+    MUTGUARD_REPORT_STORE    = var.report_container_enabled ? "azure-blob:${trimsuffix(azurerm_storage_account.function.primary_blob_endpoint, "/")}/${azurerm_storage_container.reports[0].name}/${var.report_prefix}" : null
+    MUTGUARD_REPORT_LINK_TTL = var.report_container_enabled ? var.report_link_ttl : null
   }
 
   key_vault_settings = { for name, id in var.key_vault_secrets : name => "@Microsoft.KeyVault(SecretUri=${id})" }
@@ -90,6 +94,37 @@ resource "azurerm_storage_blob" "package" {
   type                   = "Block"
   source                 = var.package_zip_path
   content_md5            = filemd5(var.package_zip_path)
+}
+
+resource "azurerm_storage_container" "reports" {
+  #checkov:skip=CKV2_AZURE_21:Blob reads are logged by Azure Monitor diagnostic settings (azurerm_monitor_diagnostic_setting.storage), not the legacy Log Analytics storage insights this check looks for.
+  count = var.report_container_enabled ? 1 : 0
+
+  # Each published scan's JSON and HTML report (mutguard/publish/azure_blob_reports.py); Azure
+  # Storage encrypts them at rest, and nothing in the account is public.
+  name                  = var.report_container_name
+  storage_account_id    = azurerm_storage_account.function.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_management_policy" "reports" {
+  count = var.report_container_enabled ? 1 : 0
+
+  storage_account_id = azurerm_storage_account.function.id
+
+  rule {
+    name    = "expire-reports"
+    enabled = true
+    filters {
+      blob_types   = ["blockBlob"]
+      prefix_match = ["${azurerm_storage_container.reports[0].name}/${var.report_prefix}/"]
+    }
+    actions {
+      base_blob {
+        delete_after_days_since_creation_greater_than = var.report_retention_days
+      }
+    }
+  }
 }
 
 resource "azurerm_storage_table" "state" {

@@ -42,3 +42,8 @@ output "log_analytics_workspace_id" {
   description = "ARM id of the Log Analytics workspace."
   value       = azurerm_log_analytics_workspace.this.id
 }
+
+output "report_container_name" {
+  description = "Name of the container the function stores reports in, or null without one: give readers Storage Blob Data Reader on it."
+  value       = var.report_container_enabled ? azurerm_storage_container.reports[0].name : null
+}

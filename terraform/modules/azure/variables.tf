@@ -209,3 +209,53 @@ variable "tags" {
   description = "Tags added to every resource that takes them."
   default     = {}
 }
+
+variable "report_container_enabled" {
+  type        = bool
+  description = "Keep each published scan's JSON and HTML report in a private container of the function's storage account (MUTGUARD_REPORT_STORE); alerts then link to the HTML report."
+  default     = false
+}
+
+variable "report_container_name" {
+  type        = string
+  description = "Name of the report container."
+  default     = "mutguard-reports"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.report_container_name)) && length(var.report_container_name) <= 63
+    error_message = "report_container_name must be 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit."
+  }
+}
+
+variable "report_prefix" {
+  type        = string
+  description = "Blob name prefix of the reports in the container."
+  default     = "reports"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$", var.report_prefix))
+    error_message = "report_prefix must be one or more path segments of letters, digits, '_', '.' or '-', without leading or trailing '/'."
+  }
+}
+
+variable "report_retention_days" {
+  type        = number
+  description = "Days a stored report is kept before the account's lifecycle management policy deletes it (the policy is the account's only one)."
+  default     = 90
+
+  validation {
+    condition     = var.report_retention_days >= 1 && floor(var.report_retention_days) == var.report_retention_days
+    error_message = "report_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "report_link_ttl" {
+  type        = string
+  description = "How alerts link to a stored report (MUTGUARD_REPORT_LINK_TTL): seconds a read-only user delegation SAS lasts (60-604800), or \"console\" for the blob's URL, which opens only for someone signed in with read access."
+  default     = "86400"
+
+  validation {
+    condition     = var.report_link_ttl == "console" || try(tonumber(var.report_link_ttl) >= 60 && tonumber(var.report_link_ttl) <= 604800 && can(regex("^[0-9]+$", var.report_link_ttl)), false)
+    error_message = "report_link_ttl must be \"console\" or a number of seconds from 60 to 604800 (7 days)."
+  }
+}

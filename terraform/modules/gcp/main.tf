@@ -14,6 +14,8 @@ locals {
     : null
   )
 
+  report_bucket_name = coalesce(var.report_bucket_name, "${var.project_id}-${var.name}-reports")
+
   # Null values are dropped below, so an unset option is absent rather than empty.
   environment = {
     MUTGUARD_TARGETS      = length(var.targets) > 0 ? jsonencode([for t in var.targets : { for k, v in t : k => v if v != null }]) : null
@@ -22,8 +24,67 @@ locals {
     MUTGUARD_SINKS_CONFIG = var.sinks_config
     MUTGUARD_STATE_STORE  = local.state_bucket_name == null ? null : "gcs:${local.state_bucket_name}/${var.state_prefix}"
     MUTGUARD_GKE_ENDPOINT = var.gke_endpoint
+    MUTGUARD_REPORT_STORE = var.report_bucket_enabled ? "gcs:${google_storage_bucket.reports[0].name}/${var.report_prefix}" : null
+    # Settings are strings: a number of seconds, or "console".
+    MUTGUARD_REPORT_LINK_TTL = var.report_bucket_enabled ? var.report_link_ttl : null
   }
   function_environment = { for k, v in local.environment : k => v if v != null }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Optional report bucket: each published scan's JSON and HTML report (mutguard/publish/
+# gcs_reports.py). Uniform access and enforced public access prevention keep it private;
+# Cloud Storage encrypts every object at rest. Reports are deleted after report_retention_days.
+
+resource "google_storage_bucket" "reports" {
+  #checkov:skip=CKV_GCP_62:Only the scanner's service account writes reports; Cloud Audit Logs record reads.
+  #checkov:skip=CKV_GCP_78:Each report is written once under its own name and never replaced; versions would only keep what the lifecycle rule deletes.
+  count = var.report_bucket_enabled ? 1 : 0
+
+  project                     = var.project_id
+  name                        = local.report_bucket_name
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  labels                      = var.labels
+
+  lifecycle_rule {
+    condition {
+      age            = var.report_retention_days
+      matches_prefix = ["${var.report_prefix}/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "report_writer" {
+  count = var.report_bucket_enabled ? 1 : 0
+
+  # Create objects only: a stored report is never replaced or deleted by the functions.
+  bucket = google_storage_bucket.reports[0].name
+  role   = "roles/storage.objectCreator"
+  member = local.scanner_member
+}
+
+resource "google_storage_bucket_iam_member" "report_reader" {
+  count = var.report_bucket_enabled && var.report_link_ttl != "console" ? 1 : 0
+
+  # A signed URL reads with its signer's storage.objects.get.
+  bucket = google_storage_bucket.reports[0].name
+  role   = "roles/storage.objectViewer"
+  member = local.scanner_member
+}
+
+resource "google_service_account_iam_member" "report_signer" {
+  count = var.report_bucket_enabled && var.report_link_ttl != "console" ? 1 : 0
+
+  # The functions' credentials hold no private key: a URL is signed through IAM signBlob, on
+  # the scanner's own account only.
+  service_account_id = google_service_account.scanner.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.scanner_member
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -142,11 +203,14 @@ resource "google_storage_bucket" "state" {
     }
   }
 
-  # Alert claims (mutguard/publish/gcs.py) are needed for minutes; drop them after a week.
+  # Alert claims and scheduled runs' part records (mutguard/publish/gcs.py) are needed for
+  # minutes to hours; drop them after a week.
   lifecycle_rule {
     condition {
-      age            = 7
-      matches_prefix = [format("%s/claims/", trimsuffix(var.state_prefix, "/"))]
+      age = 7
+      matches_prefix = [
+        for folder in ["claims", "runs"] : format("%s/%s/", trimsuffix(var.state_prefix, "/"), folder)
+      ]
     }
     action {
       type = "Delete"

@@ -47,3 +47,8 @@ output "log_bucket_id" {
   description = "The log bucket that keeps both functions' logs for log_retention_days."
   value       = google_logging_project_bucket_config.functions.id
 }
+
+output "report_bucket_name" {
+  description = "Name of the bucket the functions store reports in, or null without one: grant roles/storage.objectViewer on it to the people who read reports in the console."
+  value       = var.report_bucket_enabled ? google_storage_bucket.reports[0].name : null
+}

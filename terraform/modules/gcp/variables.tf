@@ -266,3 +266,53 @@ variable "labels" {
   description = "Labels added to every resource that takes them."
   default     = {}
 }
+
+variable "report_bucket_enabled" {
+  type        = bool
+  description = "Keep each published scan's JSON and HTML report in a private bucket the module creates (MUTGUARD_REPORT_STORE); alerts then link to the HTML report."
+  default     = false
+}
+
+variable "report_bucket_name" {
+  type        = string
+  description = "Name of the report bucket; null names it PROJECT-NAME-reports."
+  default     = null
+
+  validation {
+    condition     = var.report_bucket_name == null || can(regex("^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", var.report_bucket_name))
+    error_message = "report_bucket_name must be a valid bucket name."
+  }
+}
+
+variable "report_prefix" {
+  type        = string
+  description = "Object prefix of the reports in the bucket."
+  default     = "reports"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$", var.report_prefix))
+    error_message = "report_prefix must be one or more path segments of letters, digits, '_', '.' or '-', without leading or trailing '/'."
+  }
+}
+
+variable "report_retention_days" {
+  type        = number
+  description = "Days a stored report is kept before the bucket's lifecycle rule deletes it."
+  default     = 90
+
+  validation {
+    condition     = var.report_retention_days >= 1 && floor(var.report_retention_days) == var.report_retention_days
+    error_message = "report_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "report_link_ttl" {
+  type        = string
+  description = "How alerts link to a stored report (MUTGUARD_REPORT_LINK_TTL): seconds a V4 signed URL lasts (60-604800; signing grants the scanner roles/iam.serviceAccountTokenCreator on itself), or \"console\" for a Cloud console link."
+  default     = "86400"
+
+  validation {
+    condition     = var.report_link_ttl == "console" || try(tonumber(var.report_link_ttl) >= 60 && tonumber(var.report_link_ttl) <= 604800 && can(regex("^[0-9]+$", var.report_link_ttl)), false)
+    error_message = "report_link_ttl must be \"console\" or a number of seconds from 60 to 604800 (7 days)."
+  }
+}

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from mutguard.provider_api import AccountFormat, CommandLine, Invoke, ProviderPlugin
+from mutguard.provider_api import AccountFormat, CommandLine, Invoke, Labels, ProviderPlugin
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def invoke_options(target: Any, include_rbac: bool, settings: Any) -> LabOptions
 PLUGIN = ProviderPlugin(
     name="throwaway",
     parser="throwaway_provider.parser",
+    labels=Labels("Throwaway", "Throwaway cluster"),
     checks=("throwaway_provider.checks",),
     collector="throwaway_provider.live",
     purpose="scanning the throwaway lab",

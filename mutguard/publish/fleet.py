@@ -1,0 +1,358 @@
+"""One fleet digest per scheduled run: the whole fleet's MUT once every queued scan finished.
+
+A scheduled run is one dispatch fanned out into parts (queued scans, one per provider, account
+and region). The dispatcher records how many parts it queued before queueing any
+(`StateStore.begin_run`); each worker, after publishing its own part's alerts, records its
+part's summary (`part_summary`: each cluster's key, name and MUT, and what could not be read) and
+reads the run back (`finish_part`). A worker that sees every part finished claims the run's
+digest (`state.fleet_claim`, the same conditional write as alert claims), so of concurrent or
+redelivered finishers exactly one sends it; the others, and every later redelivery, find the
+claim taken. A part that fails and is delivered again replaces its own record, so it counts
+once; the digest says what each part reported when the last of them finished.
+
+The digest (`assemble`): how many clusters have each lowest MUT, the worst clusters, the
+clusters whose MUT went down or up since the last run (each cluster's last saved MUT before the
+run started, from its history in the store), and the accounts and regions not scanned. It goes
+to the sinks the worker publishes to, each rendering it with its `render_digest`: people's sinks
+(slack, teams, smtp, ses) in words (`digest_sections`, worded as render/summary.py and
+publish/text.py word a cluster), machine sinks (sqs, sns, pubsub, webhook, azure-queue) as one
+JSON body (`digest_json`) with the attributes `type` (`fleet_digest`), `run_id` and `clusters`.
+Security Hub and Security Command Center take findings, not messages: they have no
+`render_digest` and get no digest. When a sink fails, the claim is given
+back, so that the part delivered again sends the digest then.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from mutguard.models import Report, cluster_key
+from mutguard.publish.base import SinkContext, SinkResult
+from mutguard.publish.dispatch import SinkSpec, build_sinks, deliver_items
+from mutguard.publish.secrets import Redactor, SecretRefs
+from mutguard.publish.text import MUT_LABELS, SCAN_ERRORS_TITLE, limited, truncate
+from mutguard.render.summary import MUT_STARTS
+from mutguard.state import (
+    MUT_FIELDS,
+    ClusterState,
+    Mut,
+    RunProgress,
+    StateStore,
+    fleet_claim,
+    give_back,
+    utc,
+)
+
+log = logging.getLogger("mutguard.publish")
+
+WORST = 5  # clusters named as the worst
+LISTED = 25  # entries per list of the JSON body (its counts give the totals)
+MAX_MESSAGE = 300  # characters of a scan error's message
+DIGEST_TYPE = "fleet_digest"
+
+
+# --- What a part records ----------------------------------------------------------------
+
+
+def part_summary(report: Report) -> dict[str, Any]:
+    """A part's small summary: each cluster's key, name, place and MUT, and the scopes that
+    could not be read (its accounts, projects, subscriptions or regions)."""
+    return {
+        "clusters": [
+            {
+                "key": cluster_key(c),
+                "name": c.name,
+                "provider": c.provider.value,
+                "account": c.account,
+                "location": c.location,
+                **{name: getattr(c, name) for name in MUT_FIELDS},
+                "upper_bound": [name for name in MUT_FIELDS if name in c.mut_upper_bound],
+            }
+            for c in report.clusters
+        ],
+        "not_scanned": [
+            {"scope": e.scope, "message": truncate(e.message, MAX_MESSAGE)} for e in report.errors
+        ],
+    }
+
+
+# --- The digest ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetCluster:
+    key: str
+    name: str
+    provider: str
+    account: str
+    location: str
+    mut: Mut
+    upper_bound: tuple[str, ...]
+    before: Mut | None  # the last saved MUT before the run; None: never saved before
+
+    @property
+    def title(self) -> str:
+        """As publish/text.py's cluster_title: name, provider, location, lowest MUT."""
+        lowest = self.mut.lowest()
+        mut = f": lowest MUT {lowest}" if lowest is not None else ": MUT unknown"
+        return f"{self.name} ({self.provider}, {self.location}){mut}"
+
+    @property
+    def headline(self) -> str:
+        """As render/summary.py's headline."""
+        if self.mut.mut is None:
+            return "MUT unknown: the cluster could not be read"
+        parts = [f"{self._value(name)} from {start}" for name, start in MUT_STARTS]
+        return "MUT " + " · ".join(parts)
+
+    def _value(self, name: str) -> str:
+        number = self.mut.value(name)
+        if number is None:
+            return "?"
+        return f"≤{number}" if name in self.upper_bound else str(number)
+
+    @property
+    def went_down(self) -> tuple[str, ...]:
+        return self.before.dropped_in(self.mut) if self.before else ()
+
+    @property
+    def went_up(self) -> tuple[str, ...]:
+        return self.mut.dropped_in(self.before) if self.before else ()
+
+    def moves(self) -> str:
+        """As publish/text.py's mut_change: `3 → 2 from the internet; ...`."""
+        before_run = self.before or self.mut
+        return "; ".join(
+            f"{before} → {after} {MUT_LABELS[name]}"
+            for name in MUT_FIELDS
+            if (before := before_run.value(name)) is not None
+            and (after := self.mut.value(name)) is not None
+            and before != after
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {
+            "cluster": self.key,
+            "name": self.name,
+            "provider": self.provider,
+            "account": self.account,
+            "location": self.location,
+            **{name: self.mut.value(name) for name in MUT_FIELDS},
+            "upper_bound": list(self.upper_bound),
+        }
+        if self.before is not None:
+            shown["before"] = {name: self.before.value(name) for name in MUT_FIELDS}
+        return shown
+
+
+@dataclass(frozen=True)
+class FleetDigest:
+    run_id: str
+    started_at: datetime.datetime
+    parts: int
+    clusters: tuple[FleetCluster, ...]  # worst first
+    not_scanned: tuple[tuple[str, str], ...]  # (scope, message)
+
+    @property
+    def distribution(self) -> dict[str, int]:
+        """Clusters by their lowest MUT, lowest first; `unknown` for clusters not read."""
+        counts = Counter(c.mut.lowest() for c in self.clusters)
+        known = sorted(value for value in counts if value is not None)
+        shown = {str(value): counts[value] for value in known}
+        if counts[None]:
+            shown["unknown"] = counts[None]
+        return shown
+
+    @property
+    def worse(self) -> list[FleetCluster]:
+        return [c for c in self.clusters if c.went_down]
+
+    @property
+    def better(self) -> list[FleetCluster]:
+        return [c for c in self.clusters if c.went_up and not c.went_down]
+
+
+def assemble(
+    run_id: str, progress: RunProgress, previous: Mapping[str, ClusterState]
+) -> FleetDigest:
+    """The digest of a complete run from its parts' summaries; `previous` is the saved state of
+    its clusters, whose history gives each one's last MUT before the run started."""
+    assert progress.parts is not None and progress.started_at is not None
+    started_at = utc(progress.started_at)
+    clusters: dict[str, FleetCluster] = {}
+    not_scanned: list[tuple[str, str]] = []
+    for part in sorted(progress.finished):
+        summary = progress.finished[part]
+        for item in summary["clusters"]:
+            key = item["key"]
+            clusters[key] = FleetCluster(
+                key=key,
+                name=item["name"],
+                provider=item["provider"],
+                account=item["account"],
+                location=item["location"],
+                mut=Mut(*(item[name] for name in MUT_FIELDS)),
+                upper_bound=tuple(item["upper_bound"]),
+                before=_before(previous.get(key), started_at),
+            )
+        not_scanned += [(e["scope"], e["message"]) for e in summary["not_scanned"]]
+    return FleetDigest(
+        run_id=run_id,
+        started_at=started_at,
+        parts=progress.parts,
+        clusters=tuple(sorted(clusters.values(), key=_worst_first)),
+        not_scanned=tuple(not_scanned),
+    )
+
+
+def _before(state: ClusterState | None, started_at: datetime.datetime) -> Mut | None:
+    """The cluster's MUT as last saved before the run started (its parts save the run's own)."""
+    earlier = [p for p in state.history if p.generated_at < started_at] if state else []
+    return earlier[-1].mut if earlier else None
+
+
+def _worst_first(cluster: FleetCluster) -> tuple[bool, int, str]:
+    lowest = cluster.mut.lowest()
+    return (lowest is None, lowest or 0, cluster.name)
+
+
+# --- In words and as JSON ----------------------------------------------------------------
+
+
+def digest_subject(digest: FleetDigest) -> str:
+    """E.g. "mutguard fleet digest: 12 clusters, worst MUT 0 (payments-legacy), 2 worse,
+    1 better, 1 not scanned"."""
+    count = len(digest.clusters)
+    parts = [f"{count} cluster{'s' if count != 1 else ''}"]
+    worst = next((c for c in digest.clusters if c.mut.lowest() is not None), None)
+    if worst is not None:
+        parts.append(f"worst MUT {worst.mut.lowest()} ({worst.name})")
+    parts += [f"{len(digest.worse)} worse", f"{len(digest.better)} better"]
+    if digest.not_scanned:
+        parts.append(f"{len(digest.not_scanned)} not scanned")
+    return "mutguard fleet digest: " + ", ".join(parts)
+
+
+def digest_sections(digest: FleetDigest) -> list[tuple[str, list[str]]]:
+    """(title, lines) in the order people read them; empty lists are left out."""
+    spread = " · ".join(f"{value}: {count}" for value, count in digest.distribution.items())
+    sections = [
+        ("Clusters by lowest MUT", [spread] if spread else []),
+        ("Worst clusters", [f"{c.title} · {c.headline}" for c in digest.clusters[:WORST]]),
+        ("MUT down since the last run", [f"{c.title}: {c.moves()}" for c in digest.worse]),
+        ("MUT up since the last run", [f"{c.title}: {c.moves()}" for c in digest.better]),
+        (SCAN_ERRORS_TITLE, [f"{scope}: {message}" for scope, message in digest.not_scanned]),
+    ]
+    return [(title, lines) for title, lines in sections if lines]
+
+
+def digest_text(digest: FleetDigest, most: int) -> str:
+    lines = [digest_subject(digest), f"Run {digest.run_id}: {digest.parts} parts"]
+    for title, entries in digest_sections(digest):
+        lines += ["", f"{title} ({len(entries)})", *(f"- {e}" for e in limited(entries, most))]
+    return "\n".join(lines) + "\n"
+
+
+def digest_html(digest: FleetDigest, most: int) -> str:
+    parts = [f"<h2>{html.escape(digest_subject(digest))}</h2>"]
+    for title, entries in digest_sections(digest):
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in limited(entries, most))
+        parts.append(f"<h3>{html.escape(title)} ({len(entries)})</h3><ul>{items}</ul>")
+    return "<!DOCTYPE html>\n<html><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+
+
+def digest_body(digest: FleetDigest) -> dict[str, Any]:
+    """The machine sinks' JSON: counts in full, each list its first LISTED entries."""
+    return {
+        "type": DIGEST_TYPE,
+        "run_id": digest.run_id,
+        "started_at": digest.started_at.isoformat(),
+        "parts": digest.parts,
+        "counts": {
+            "clusters": len(digest.clusters),
+            "worse": len(digest.worse),
+            "better": len(digest.better),
+            "not_scanned": len(digest.not_scanned),
+        },
+        "distribution": digest.distribution,
+        "worst": [c.to_dict() for c in digest.clusters[:LISTED]],
+        "worse": [c.to_dict() for c in digest.worse[:LISTED]],
+        "better": [c.to_dict() for c in digest.better[:LISTED]],
+        "not_scanned": [
+            {"scope": scope, "message": message} for scope, message in digest.not_scanned[:LISTED]
+        ],
+    }
+
+
+def digest_attributes(digest: FleetDigest) -> dict[str, str | int]:
+    return {"type": DIGEST_TYPE, "run_id": digest.run_id, "clusters": len(digest.clusters)}
+
+
+def digest_json(digest: FleetDigest) -> str:
+    """digest_body as a message body."""
+    return json.dumps(digest_body(digest), ensure_ascii=False, separators=(",", ":"))
+
+
+# --- Finishing a part ---------------------------------------------------------------------
+
+
+def send(digest: FleetDigest, specs: Sequence[SinkSpec]) -> list[SinkResult]:
+    """The digest to every sink that takes messages (those with `render_digest(digest)`), one
+    result per sink, as publish() does."""
+    redactor = Redactor()
+    context = SinkContext(SecretRefs(redactor), redactor)
+    results = []
+    for sink in build_sinks(specs, context):
+        render = getattr(sink, "render_digest", None)
+        if render is None:
+            log.info("sink %s takes findings, not messages: no fleet digest", sink.name)
+            continue
+        results.append(deliver_items(sink, partial(render, digest), context))
+    return results
+
+
+def finish_part(
+    store: StateStore,
+    run_id: str,
+    part: int,
+    report: Report,
+    specs: Sequence[SinkSpec],
+) -> list[SinkResult] | None:
+    """Record this part, and when it completes the run, claim and send the run's digest: the
+    sinks' results, or None when this worker sends nothing (parts still running, the run not
+    recorded, or another worker's claim). StoreError and sink ConfigError go on."""
+    store.finish_part(run_id, part, part_summary(report))
+    progress = store.run_progress(run_id)
+    if progress.parts is None:
+        log.warning("run %s is not recorded in the state store: no fleet digest", run_id)
+        return None
+    if not progress.complete:
+        log.info("run %s: not all of its %d parts have finished", run_id, progress.parts)
+        return None
+    claim = fleet_claim(run_id)
+    if not store.claim([claim]):
+        log.info("run %s: another worker sends the fleet digest", run_id)
+        return None
+    try:
+        digest = assemble(run_id, progress, store.load(_keys(progress)))
+        results = send(digest, specs)
+    except Exception:
+        give_back(store, [claim])  # not sent: the part delivered again sends it
+        raise
+    if not all(result.ok for result in results):
+        give_back(store, [claim])
+    return results
+
+
+def _keys(progress: RunProgress) -> Iterable[str]:
+    return dict.fromkeys(
+        item["key"] for summary in progress.finished.values() for item in summary["clusters"]
+    )
