@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mutguard import clock
-from mutguard.errors import InputError
+from mutguard.errors import ConfigurationError, InputError
 from mutguard.functions.payload import (
     InvokePayload,
     PayloadError,
@@ -57,10 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mutguard.functions")
 
 Item = ClusterSource | ScanError
-
-
-class ConfigurationError(ValueError):
-    """A setting of the deployed function is wrong; the message names the variable."""
 
 
 class DispatchError(RuntimeError):
@@ -262,7 +258,7 @@ def _collect(target: Target, include_rbac: bool, settings: Settings) -> list[Ite
         collect = plugin.collector_module().collect
         options = plugin.invoke.options(target, include_rbac, settings)
         return list(collect(options))
-    except (ConfigurationError, InputError) as exc:
+    except InputError as exc:
         return [ScanError(scope=target.label, message=str(exc))]
     except ImportError as exc:  # this cloud's package was built without that provider's SDK
         message = f"provider {target.provider} is not installed in this function ({exc.name})"
@@ -291,14 +287,14 @@ def _publish(
             digest=payload.digest or store is None,
             report_links=report_links,
         ).results
-    except (ConfigurationError, InputError, PublishError) as exc:
+    except (InputError, PublishError) as exc:
         stored = result.publish_error  # the report store's failure, if any, stays in the text
         result.publish_error = f"{stored}; {exc}" if stored else str(exc)
         log.error("publishing failed: %s", exc)
 
 
 def _sink_specs(payload: InvokePayload, settings: Settings) -> list[SinkSpec]:
-    """The sinks a payload publishes to; ConfigurationError or InputError when there are none
+    """The sinks a payload publishes to; InputError (ConfigurationError) when there are none
     or their configuration is bad."""
     from mutguard.publish.config import parse_sink_config, select_sinks
 
@@ -320,7 +316,6 @@ def _finish_part(
     sends the fleet digest. A store or sink failure is the result's publish_error, so the
     message is delivered again and the part recorded again (it counts once)."""
     from mutguard.errors import StoreError
-    from mutguard.publish.base import ConfigError
     from mutguard.publish.fleet import finish_part
     from mutguard.publish.stores import open_store
 
@@ -330,7 +325,7 @@ def _finish_part(
     try:
         specs = _sink_specs(payload, settings)
         sent = finish_part(open_store(settings.state_store), run.id, run.part, result.report, specs)
-    except (ConfigurationError, ConfigError, InputError, StoreError) as exc:
+    except (InputError, StoreError) as exc:
         failed = f"fleet digest of run {run.id}: {exc}"
         result.publish_error = (
             f"{result.publish_error}; {failed}" if result.publish_error else failed

@@ -5,6 +5,11 @@ class InputError(ValueError):
     """Input that cannot be parsed: a malformed document, an unknown shape, a bad argument."""
 
 
+class ConfigurationError(InputError):
+    """A setting is unusable: a sink's options, a variable of a deployed function; the message
+    names the sink and field, or the variable."""
+
+
 class StoreError(RuntimeError):
     """The state store could not be read or written; the message names the store."""
 

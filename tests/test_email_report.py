@@ -19,7 +19,7 @@ import pytest
 from mutguard.models import Report, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     EnvSecrets,
     Redactor,
     RetryPolicy,
@@ -230,7 +230,7 @@ def test_max_bytes_leaves_the_attachment_out_below_the_servers_limit(
     (message,) = smtp.messages
     assert list(message.iter_attachments()) == []
     assert "over the limit of 120,000 bytes (the sink's max_bytes)." in bodies(message)[0]
-    with pytest.raises(ConfigError, match="sink smtp: max_bytes: Input should be greater"):
+    with pytest.raises(ConfigurationError, match="sink smtp: max_bytes: Input should be greater"):
         build_sinks([smtp_spec(smtp, ca_file, max_bytes=100)], smtp_context())
 
 

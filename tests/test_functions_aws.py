@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.aws_lambda import dispatcher, worker
 from mutguard.functions.aws_lambda.dispatcher import DispatchError
 from mutguard.functions.payload import InvokePayload, parse_payload
-from mutguard.functions.runtime import ConfigurationError
 
 from builders import bootstrap_items, cluster_role_binding
 from servers.aws import DEFAULT_ACCOUNT, AwsFakes

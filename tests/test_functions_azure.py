@@ -28,9 +28,9 @@ from azure.functions import meta
 from azure.functions.decorators.function_app import Function
 from azure.storage.blob import BlobServiceClient
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.azure.function_app import ScanIncomplete, app
 from mutguard.functions.payload import PayloadError, parse_payload
-from mutguard.functions.runtime import ConfigurationError
 
 from builders import FIXTURES
 from servers.aks import ArmServer

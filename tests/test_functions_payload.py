@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.payload import (
     MAX_TARGETS,
     InvokePayload,
@@ -17,7 +18,7 @@ from mutguard.functions.payload import (
     Target,
     parse_payload,
 )
-from mutguard.functions.runtime import ConfigurationError, Settings, fan_out, run_scan
+from mutguard.functions.runtime import Settings, fan_out, run_scan
 
 DESIGN_EXAMPLE = {
     "action": "scan",

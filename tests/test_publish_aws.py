@@ -24,7 +24,7 @@ import pytest
 from mutguard.models import ClusterReport, Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     Redactor,
     RetryPolicy,
     SecretRefs,
@@ -180,9 +180,11 @@ def test_max_bytes_goes_up_to_1_mib_only_when_configured(cloud: AwsClients):
     assert len(message["Body"].encode()) > SQS_SNS_LIMIT
 
     too_big = {"queue_url": queue, "max_bytes": 1024 * 1024 + 1}
-    with pytest.raises(ConfigError, match="sink sqs: max_bytes: Input should be less than or"):
+    with pytest.raises(
+        ConfigurationError, match="sink sqs: max_bytes: Input should be less than or"
+    ):
         build_sinks([SinkSpec("sqs", options=too_big)], context())
-    with pytest.raises(ConfigError, match="sink sqs: queue_url: Field required"):
+    with pytest.raises(ConfigurationError, match="sink sqs: queue_url: Field required"):
         build_sinks([SinkSpec("sqs")], context())
 
 
@@ -231,7 +233,9 @@ def test_sns_subscribers_filter_on_the_message_attributes(cloud: AwsClients):
 
 
 def test_a_topic_arn_is_checked_before_anything_is_sent():
-    with pytest.raises(ConfigError, match="sink sns: topic_arn: String should match pattern"):
+    with pytest.raises(
+        ConfigurationError, match="sink sns: topic_arn: String should match pattern"
+    ):
         build_sinks([SinkSpec("sns", options={"topic_arn": "mutguard-findings"})], context())
 
 

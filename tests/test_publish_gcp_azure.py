@@ -28,7 +28,7 @@ from mutguard.errors import InputError, StoreError
 from mutguard.models import SCHEMA_VERSION, ClusterReport, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     EnvSecrets,
     Redactor,
     RetryPolicy,
@@ -235,15 +235,19 @@ def test_pubsub_unknown_topic_is_not_retried(pubsub: PubSubServer):
 
 def test_pubsub_and_azure_queue_options_are_checked():
     ctx = context({})
-    with pytest.raises(ConfigError, match="sink pubsub: topic: String should match pattern"):
+    with pytest.raises(ConfigurationError, match="sink pubsub: topic: String should match pattern"):
         build_sinks([SinkSpec("pubsub", options={"topic": "mutguard-alerts"})], ctx)
-    with pytest.raises(ConfigError, match="sink pubsub: max_bytes: Input should be less than"):
+    with pytest.raises(
+        ConfigurationError, match="sink pubsub: max_bytes: Input should be less than"
+    ):
         build_sinks([pubsub_spec(max_bytes=10_000_000)], ctx)
-    with pytest.raises(ConfigError, match="sink azure-queue: queue: Field required"):
+    with pytest.raises(ConfigurationError, match="sink azure-queue: queue: Field required"):
         build_sinks([SinkSpec("azure-queue")], ctx)
-    with pytest.raises(ConfigError, match="sink azure-queue: queue: String should match"):
+    with pytest.raises(ConfigurationError, match="sink azure-queue: queue: String should match"):
         build_sinks([queue_spec("Alerts--Prod")], ctx)
-    with pytest.raises(ConfigError, match="sink azure-queue: max_bytes: Input should be less"):
+    with pytest.raises(
+        ConfigurationError, match="sink azure-queue: max_bytes: Input should be less"
+    ):
         build_sinks([queue_spec("alerts", max_bytes=65537)], ctx)
 
 

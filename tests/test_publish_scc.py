@@ -27,7 +27,7 @@ from google.cloud.securitycenter_v2.services.security_center.transports import (
 from mutguard.models import ClusterReport, Finding, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     EnvSecrets,
     Redactor,
     RetryPolicy,
@@ -517,5 +517,5 @@ BAD_OPTIONS = {
 
 @pytest.mark.parametrize(("options", "message"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
 def test_bad_options_are_refused_before_anything_is_sent(options: dict[str, str], message: str):
-    with pytest.raises(ConfigError, match=f"sink scc: {message}"):
+    with pytest.raises(ConfigurationError, match=f"sink scc: {message}"):
         build_sinks([SinkSpec("scc", options=options)], context())

@@ -23,7 +23,7 @@ import pytest
 from mutguard.models import ClusterReport, Finding, Report, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     EnvSecrets,
     Redactor,
     RetryPolicy,
@@ -499,7 +499,7 @@ BAD_OPTIONS = {
 
 @pytest.mark.parametrize(("options", "message"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys())
 def test_bad_options_are_refused_before_anything_is_sent(options: dict[str, str], message: str):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         build_sinks([SinkSpec("securityhub", options=options)], context())
 
 

@@ -20,7 +20,7 @@ import pytest
 from mutguard.models import ClusterReport, Report, Severity, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
-    ConfigError,
+    ConfigurationError,
     EnvSecrets,
     Redactor,
     RetryPolicy,
@@ -433,11 +433,13 @@ def test_dry_run_shows_what_would_be_sent_without_secrets_or_requests(
 
 def test_configuration_errors_name_the_sink_and_field():
     ctx = context({}, FakeTime())
-    with pytest.raises(ConfigError, match=r"sink pager: unknown kind 'pagerduty' \(known: "):
+    with pytest.raises(ConfigurationError, match=r"sink pager: unknown kind 'pagerduty' \(known: "):
         build_sinks([SinkSpec("pagerduty", name="pager")], ctx)
-    with pytest.raises(ConfigError, match="sink slack: chanel: Extra inputs are not permitted"):
+    with pytest.raises(
+        ConfigurationError, match="sink slack: chanel: Extra inputs are not permitted"
+    ):
         build_sinks([SinkSpec("slack", options={"chanel": "C1"})], ctx)
-    with pytest.raises(ConfigError, match="sink smtp: host: Field required"):
+    with pytest.raises(ConfigurationError, match="sink smtp: host: Field required"):
         build_sinks([SinkSpec("smtp", options={"sender": "a@b.c", "recipients": ["d@e.f"]})], ctx)
-    with pytest.raises(ConfigError, match="sink names must be unique: slack"):
+    with pytest.raises(ConfigurationError, match="sink names must be unique: slack"):
         build_sinks([SinkSpec("slack"), SinkSpec("slack")], ctx)

@@ -23,8 +23,9 @@ import boto3
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.aws_lambda import worker
-from mutguard.functions.runtime import ConfigurationError, ForgetfulStore, Settings
+from mutguard.functions.runtime import ForgetfulStore, Settings
 from mutguard.models import Report
 from mutguard.providers import snapshot
 from mutguard.publish.azure_blob_reports import AzureBlobReportArchive

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from mutguard import __version__
+from mutguard.errors import ConfigurationError
 from mutguard.functions.aws_lambda import RUN_ID_ATTRIBUTE, organizations
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
-from mutguard.functions.runtime import ConfigurationError, DispatchError, Settings, fan_out
+from mutguard.functions.runtime import DispatchError, Settings, fan_out
 from mutguard.publish.retry import RetryPolicy
 
 if TYPE_CHECKING:

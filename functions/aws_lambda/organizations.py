@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mutguard import __version__
+from mutguard.errors import ConfigurationError
 from mutguard.functions.payload import Target
-from mutguard.functions.runtime import ConfigurationError
 
 ENABLED_ENV = "MUTGUARD_AWS_ORGANIZATIONS"
 ACTIVE = "ACTIVE"

@@ -28,9 +28,9 @@ from typing import Any
 
 import azure.functions as func
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.payload import InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
-    ConfigurationError,
     ScanIncomplete,
     Settings,
     fan_out,

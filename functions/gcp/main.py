@@ -38,9 +38,9 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from mutguard.errors import ConfigurationError
 from mutguard.functions.payload import RUN_ID, InvokePayload, PayloadError, parse_payload
 from mutguard.functions.runtime import (
-    ConfigurationError,
     DispatchError,
     ScanIncomplete,
     Settings,

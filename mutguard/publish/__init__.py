@@ -32,8 +32,8 @@ from typing import Any
 # Loaded on first use (PEP 562): `mutguard.publish.retry` alone, as a dispatcher function needs
 # it, must not pull in the report models that dispatch.py and base.py import.
 _EXPORTS = {
+    "mutguard.errors": ("ConfigurationError",),
     "mutguard.publish.base": (
-        "ConfigError",
         "Notice",
         "Outgoing",
         "Sink",

@@ -15,16 +15,13 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mutguard.errors import ConfigurationError
 from mutguard.models import Report
 from mutguard.publish.retry import RetryPolicy
 from mutguard.publish.secrets import Redactor, SecretSource
 from mutguard.state import ClusterChange
 
 Json = dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """A sink's configuration is unusable; the message names the sink and the field."""
 
 
 @dataclass(frozen=True)
@@ -118,11 +115,13 @@ def with_report_link(options: OptionsT, context: SinkContext) -> OptionsT:
 
 def parse_options(model: type[OptionsT], sink: str, options: Mapping[str, Any]) -> OptionsT:
     if not isinstance(options, Mapping):
-        raise ConfigError(f"sink {sink}: options must be a mapping, not {type(options).__name__}")
+        raise ConfigurationError(
+            f"sink {sink}: options must be a mapping, not {type(options).__name__}"
+        )
     try:
         return model.model_validate(dict(options))
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in err.errors()
         )
-        raise ConfigError(f"sink {sink}: {problems}") from None
+        raise ConfigurationError(f"sink {sink}: {problems}") from None

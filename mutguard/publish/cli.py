@@ -12,7 +12,6 @@ from typing import Any
 from mutguard.errors import InputError
 from mutguard.files import read_text_file
 from mutguard.models import Report
-from mutguard.publish.base import ConfigError
 from mutguard.publish.config import parse_sink_config, select_sinks
 from mutguard.publish.dispatch import PublishError, SinkSpec, run_publishing
 
@@ -28,11 +27,8 @@ def check_publishing(selected: Sequence[str], args: Any) -> None:
     from mutguard.publish.dispatch import sink_module
     from mutguard.publish.stores import store_module, store_spec
 
-    try:
-        for spec in sink_specs(selected, args.publish_config):
-            sink_module(spec)
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
+    for spec in sink_specs(selected, args.publish_config):
+        sink_module(spec)  # a ConfigurationError is an InputError: exit 2
     store_module(store_spec(args.state_store, args.state))
 
 

@@ -25,10 +25,9 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-from mutguard.errors import InputError, StoreError
+from mutguard.errors import ConfigurationError, InputError, StoreError
 from mutguard.models import Report, cluster_key
 from mutguard.publish.base import (
-    ConfigError,
     DeadLetter,
     Notice,
     Outgoing,
@@ -69,20 +68,21 @@ class SinkSpec:
 
 
 def build_sinks(specs: Sequence[SinkSpec], context: SinkContext) -> list[Sink]:
-    """All sinks, or ConfigError naming the first bad one (nothing is sent with a bad config)."""
+    """All sinks, or ConfigurationError naming the first bad one (nothing is sent with a bad
+    config)."""
     labels = [spec.label for spec in specs]
     if duplicates := sorted({label for label in labels if labels.count(label) > 1}):
-        raise ConfigError(f"sink names must be unique: {', '.join(duplicates)}")
+        raise ConfigurationError(f"sink names must be unique: {', '.join(duplicates)}")
     return [_build(spec, context) for spec in specs]
 
 
 def sink_module(spec: SinkSpec) -> ModuleType:
-    """The module of a sink's kind; ConfigError for an unknown kind, MissingDependency when
+    """The module of a sink's kind; ConfigurationError for an unknown kind, MissingDependency when
     what it needs is not installed."""
     plugin = SINK_MODULES.get(spec.kind)
     if plugin is None:
         known = ", ".join(sorted(SINK_MODULES))
-        raise ConfigError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
+        raise ConfigurationError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
     return plugin.load(f"the {spec.kind} sink")
 
 
@@ -209,7 +209,7 @@ def run_publishing(
     except StoreError as exc:
         raise PublishError(redactor.redact(str(exc)), store=True) from None
     # A bad stored suppressions document is an InputError (suppressions.SuppressionError).
-    except (ConfigError, InputError) as exc:
+    except InputError as exc:
         raise PublishError(redactor.redact(str(exc)), store=False) from None
 
 

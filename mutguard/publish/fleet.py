@@ -328,7 +328,7 @@ def finish_part(
 ) -> list[SinkResult] | None:
     """Record this part, and when it completes the run, claim and send the run's digest: the
     sinks' results, or None when this worker sends nothing (parts still running, the run not
-    recorded, or another worker's claim). StoreError and sink ConfigError go on."""
+    recorded, or another worker's claim). StoreError and sink ConfigurationError go on."""
     store.finish_part(run_id, part, part_summary(report))
     progress = store.run_progress(run_id)
     if progress.parts is None:
