@@ -51,7 +51,7 @@ from mutguard.sources import ClusterSource, ScanError
 if TYPE_CHECKING:
     from mutguard.models import Report
     from mutguard.publish.base import ReportLinks
-    from mutguard.publish.dispatch import SinkSpec
+    from mutguard.publish.pipeline import SinkSpec
     from mutguard.publish.report_archive import LinkSetting, StoredReport
 
 log = logging.getLogger("mutguard.functions")
@@ -275,7 +275,7 @@ def _publish(
     report_links: ReportLinks | None = None,
 ) -> None:
     """Send what changed; a configuration or store problem is the result's publish_error."""
-    from mutguard.publish.dispatch import PublishError, run_publishing
+    from mutguard.publish.pipeline import PublishError, run_publishing
     from mutguard.publish.stores import open_store
 
     try:

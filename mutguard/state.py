@@ -30,7 +30,7 @@ with none. Suppressions are in mutguard/suppressions.py.
 Claims: two runs publishing the same report at the same time both load the old state before
 either saves, so both would send the same alerts. Before sending, a run claims each alert with a
 conditional write (create only if absent) of a `ClaimKey`: (cluster key, the report's
-generated_at and a fingerprint of the state it goes from and to; see dispatch.claim_keys). Of
+generated_at and a fingerprint of the state it goes from and to; see pipeline.claim_keys). Of
 the runs of one report exactly one wins; runs of different reports never meet. Claims are kept
 CLAIM_DAYS, well past the end of any run that could contend.
 

@@ -30,7 +30,6 @@ from mutguard.providers import snapshot
 from mutguard.publish import EnvSecrets, RetryPolicy, SinkSpec
 from mutguard.publish.azure_table import AzureTableStateStore
 from mutguard.publish.base import SinkContext
-from mutguard.publish.dispatch import build_sinks
 from mutguard.publish.dynamodb import DynamoDbStateStore
 from mutguard.publish.fleet import (
     FleetDigest,
@@ -40,6 +39,7 @@ from mutguard.publish.fleet import (
     part_summary,
 )
 from mutguard.publish.gcs import GcsStateStore
+from mutguard.publish.pipeline import build_sinks
 from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report

@@ -34,8 +34,8 @@ from mutguard.publish import (
     build_sinks,
     publish,
 )
-from mutguard.publish.dispatch import notice
 from mutguard.publish.messages import SQS_SNS_LIMIT
+from mutguard.publish.pipeline import notice
 from mutguard.scan import build_report
 from mutguard.state import changes
 

@@ -38,9 +38,9 @@ from mutguard.publish import (
     notify,
 )
 from mutguard.publish.azure_table import AzureTableStateStore
-from mutguard.publish.dispatch import claim_keys
 from mutguard.publish.dynamodb import DynamoDbStateStore
 from mutguard.publish.gcs import GcsStateStore
+from mutguard.publish.pipeline import claim_keys
 from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import ClaimKey, StateStore, changes, next_state

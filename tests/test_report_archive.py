@@ -30,8 +30,8 @@ from mutguard.models import Report
 from mutguard.providers import snapshot
 from mutguard.publish.azure_blob_reports import AzureBlobReportArchive
 from mutguard.publish.base import ReportLinks
-from mutguard.publish.dispatch import SinkSpec, run_publishing
 from mutguard.publish.gcs_reports import GcsReportArchive
+from mutguard.publish.pipeline import SinkSpec, run_publishing
 from mutguard.publish.report_archive import (
     LinkSetting,
     ReportArchiveError,

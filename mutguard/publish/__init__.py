@@ -6,7 +6,7 @@ Scheduled runs).
 - messages.py: the machine-readable message (one cluster's versioned report, split to fit;
   schemas/message.schema.json describes it).
 - sinks.py: the sink kinds (SINK_MODULES), light enough for the command line's help.
-- dispatch.py: sinks chosen by configuration, `publish()`, `notify()` and
+- pipeline.py: sinks chosen by configuration, `publish()`, `notify()` and
   `run_publishing()`, the one run of the command line and the functions alike.
 - config.py: the `sinks:` YAML document and the sinks a run picks from it.
 - One module per sink, behind base.Sink: slack.py, teams.py, smtp.py, ses.py, webhook.py (people
@@ -16,6 +16,9 @@ Scheduled runs).
   dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document.
 - secrets.py: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
   gcp_secrets.py) and how they stay out of logs (Redactor).
+- fleet.py: a scheduled run's fleet digest, sent once when its last part finishes.
+- report_archive.py: where the functions keep each report (REPORT_ARCHIVES: s3_reports.py,
+  gcs_reports.py, azure_blob_reports.py) and the links the alerts carry.
 - retry.py: bounded backoff with jitter, Retry-After, pacing; google_errors.py: what a Google
   client library's failure means (one redacted line, retried or not).
 mutguard/state.py holds what is remembered between runs and the store protocol;
@@ -30,7 +33,7 @@ import importlib
 from typing import Any
 
 # Loaded on first use (PEP 562): `mutguard.publish.retry` alone, as a dispatcher function needs
-# it, must not pull in the report models that dispatch.py and base.py import.
+# it, must not pull in the report models that pipeline.py and base.py import.
 _EXPORTS = {
     "mutguard.errors": ("ConfigurationError",),
     "mutguard.publish.base": (
@@ -40,7 +43,7 @@ _EXPORTS = {
         "SinkContext",
         "SinkResult",
     ),
-    "mutguard.publish.dispatch": (
+    "mutguard.publish.pipeline": (
         "PublishError",
         "RunOutcome",
         "SinkSpec",

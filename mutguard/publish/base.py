@@ -4,7 +4,7 @@ A sink turns a `Notice` (the clusters worth telling about, with what changed) in
 items: exactly what it would send, with no secret in them, so a dry run can show them. It then
 delivers one item per call; `deliver` raises RetryableError for what may pass on a later try
 and DeliveryError for what will not. Retrying, pacing between items and collecting results is
-the dispatcher's (dispatch.py); a sink fetches its secrets only in `deliver`.
+the dispatcher's (pipeline.py); a sink fetches its secrets only in `deliver`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from mutguard.errors import InputError
 from mutguard.files import read_text_file
 from mutguard.models import Report
 from mutguard.publish.config import parse_sink_config, select_sinks
-from mutguard.publish.dispatch import PublishError, SinkSpec, run_publishing
+from mutguard.publish.pipeline import PublishError, SinkSpec, run_publishing
 
 
 def sink_specs(selected: Sequence[str], config: Path | None) -> list[SinkSpec]:
@@ -24,7 +24,7 @@ def sink_specs(selected: Sequence[str], config: Path | None) -> list[SinkSpec]:
 def check_publishing(selected: Sequence[str], args: Any) -> None:
     """Fail before anything is scanned when publishing could not start: a bad --publish-config,
     an unknown sink or store, or one whose dependencies are not installed."""
-    from mutguard.publish.dispatch import sink_module
+    from mutguard.publish.pipeline import sink_module
     from mutguard.publish.stores import store_module, store_spec
 
     for spec in sink_specs(selected, args.publish_config):

@@ -20,7 +20,7 @@ from typing import Any
 
 from mutguard.errors import InputError
 from mutguard.files import read_yaml
-from mutguard.publish.dispatch import SinkSpec
+from mutguard.publish.pipeline import SinkSpec
 
 
 def select_sinks(selected: Sequence[str], configured: Sequence[SinkSpec]) -> list[SinkSpec]:

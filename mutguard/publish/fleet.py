@@ -36,7 +36,7 @@ from typing import Any
 
 from mutguard.models import Report, cluster_key
 from mutguard.publish.base import SinkContext, SinkResult
-from mutguard.publish.dispatch import SinkSpec, build_sinks, deliver_items
+from mutguard.publish.pipeline import SinkSpec, build_sinks, deliver_items
 from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.text import MUT_LABELS, SCAN_ERRORS_TITLE, limited, truncate
 from mutguard.render.summary import MUT_STARTS
