@@ -16,7 +16,7 @@ from mutguard.files import read_text_file, read_yaml
 from mutguard.models import ClusterReport, Finding, cluster_key
 
 if TYPE_CHECKING:
-    from mutguard.state import StateStore
+    from mutguard.store import StateStore
 
 
 class SuppressionError(InputError):

@@ -44,7 +44,8 @@ from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
-from mutguard.state import ClusterState, Mut, MutPoint, RunProgress, StateStore
+from mutguard.state import ClusterState, Mut, MutPoint
+from mutguard.store import RunProgress, StateStore
 
 from servers.aws_clients import AwsClients
 from servers.azurite import Azurite

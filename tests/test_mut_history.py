@@ -22,16 +22,8 @@ from mutguard.providers import snapshot
 from mutguard.publish import Redactor, RetryPolicy, SecretRefs, SinkContext, notify
 from mutguard.publish.stores import open_store, report_history
 from mutguard.scan import build_report
-from mutguard.state import (
-    HISTORY_LENGTH,
-    ClusterState,
-    Mut,
-    MutPoint,
-    StateStore,
-    changes,
-    histories,
-    next_state,
-)
+from mutguard.state import HISTORY_LENGTH, ClusterState, Mut, MutPoint, changes, next_state
+from mutguard.store import StateStore, histories
 
 GENERATED_AT = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
 CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"

@@ -43,7 +43,8 @@ from mutguard.publish.gcs import GcsStateStore
 from mutguard.publish.pipeline import claim_keys
 from mutguard.publish.sqlite import SqliteStateStore
 from mutguard.scan import build_report
-from mutguard.state import ClaimKey, StateStore, changes, next_state
+from mutguard.state import changes, next_state
+from mutguard.store import ClaimKey, StateStore
 
 from builders import varied
 from servers.aws_clients import AwsClients

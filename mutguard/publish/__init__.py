@@ -21,7 +21,7 @@ Scheduled runs).
   gcs_reports.py, azure_blob_reports.py) and the links the alerts carry.
 - retry.py: bounded backoff with jitter, Retry-After, pacing; google_errors.py: what a Google
   client library's failure means (one redacted line, retried or not).
-mutguard/state.py holds what is remembered between runs and the store protocol;
+mutguard/state.py holds what is remembered between runs, mutguard/store.py the store protocol;
 mutguard/suppressions.py the accepted risks.
 
 No sink's, store's or secret source's client library is imported until it is used.

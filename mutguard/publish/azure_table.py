@@ -50,7 +50,8 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
-from mutguard.state import ClaimKey, ClusterState, RunProgress, claim_cutoff, claim_each, utc
+from mutguard.state import ClusterState, utc
+from mutguard.store import ClaimKey, RunProgress, claim_cutoff, claim_each
 
 T = TypeVar("T")
 Entity = dict[str, Any]

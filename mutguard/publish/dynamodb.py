@@ -48,7 +48,8 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
-from mutguard.state import CLAIM_DAYS, ClaimKey, ClusterState, RunProgress, claim_each, utc
+from mutguard.state import ClusterState, utc
+from mutguard.store import CLAIM_DAYS, ClaimKey, RunProgress, claim_each
 
 KEY = "cluster_key"
 SUPPRESSIONS_KEY = "#suppressions"

@@ -5,7 +5,7 @@ and region). The dispatcher records how many parts it queued before queueing any
 (`StateStore.begin_run`); each worker, after publishing its own part's alerts, records its
 part's summary (`part_summary`: each cluster's key, name and MUT, and what could not be read) and
 reads the run back (`finish_part`). A worker that sees every part finished claims the run's
-digest (`state.fleet_claim`, the same conditional write as alert claims), so of concurrent or
+digest (`store.fleet_claim`, the same conditional write as alert claims), so of concurrent or
 redelivered finishers exactly one sends it; the others, and every later redelivery, find the
 claim taken. A part that fails and is delivered again replaces its own record, so it counts
 once; the digest says what each part reported when the last of them finished.
@@ -40,16 +40,8 @@ from mutguard.publish.pipeline import SinkSpec, build_sinks, deliver_items
 from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.text import MUT_LABELS, SCAN_ERRORS_TITLE, limited, truncate
 from mutguard.render.summary import MUT_STARTS
-from mutguard.state import (
-    MUT_FIELDS,
-    ClusterState,
-    Mut,
-    RunProgress,
-    StateStore,
-    fleet_claim,
-    give_back,
-    utc,
-)
+from mutguard.state import MUT_FIELDS, ClusterState, Mut, utc
+from mutguard.store import RunProgress, StateStore, fleet_claim, give_back
 
 log = logging.getLogger("mutguard.publish")
 

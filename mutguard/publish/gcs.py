@@ -61,7 +61,8 @@ from mutguard.errors import InputError, StoreError
 from mutguard.publish.google_errors import NO_CREDENTIALS
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
-from mutguard.state import ClaimKey, ClusterState, RunProgress, give_back, utc
+from mutguard.state import ClusterState, utc
+from mutguard.store import ClaimKey, RunProgress, give_back
 
 T = TypeVar("T")
 

@@ -39,15 +39,8 @@ from mutguard.publish.base import (
 from mutguard.publish.retry import call_with_retry
 from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.sinks import SINK_MODULES
-from mutguard.state import (
-    DIGEST_CLAIM,
-    ClaimKey,
-    ClusterChange,
-    ClusterState,
-    StateStore,
-    changes,
-    next_state,
-)
+from mutguard.state import ClusterChange, ClusterState, changes, next_state
+from mutguard.store import DIGEST_CLAIM, ClaimKey, StateStore
 from mutguard.suppressions import Suppression, stored_suppressions
 
 log = logging.getLogger("mutguard.publish")

@@ -22,17 +22,8 @@ from pathlib import Path
 from mutguard import clock
 from mutguard.errors import StoreError
 from mutguard.models import Severity, Status
-from mutguard.state import (
-    MUT_FIELDS,
-    ClaimKey,
-    ClusterState,
-    FindingState,
-    Mut,
-    MutPoint,
-    RunProgress,
-    claim_cutoff,
-    utc,
-)
+from mutguard.state import MUT_FIELDS, ClusterState, FindingState, Mut, MutPoint, utc
+from mutguard.store import ClaimKey, RunProgress, claim_cutoff
 
 STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
 

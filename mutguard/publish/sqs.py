@@ -79,7 +79,7 @@ def queue_outgoing(notice: Notice, max_bytes: int) -> list[Outgoing]:
 
 def queue_digest(digest: FleetDigest) -> list[Outgoing]:
     from mutguard.publish.fleet import digest_attributes, digest_json, digest_subject
-    from mutguard.state import fleet_claim
+    from mutguard.store import fleet_claim
 
     # cluster_key: the FIFO message group (fifo_parameters); the run's claim key names it.
     payload = {

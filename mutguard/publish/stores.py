@@ -1,7 +1,7 @@
 """Where the memory between runs is kept, chosen by `--state-store KIND[:LOCATION]`.
 
 `STATE_STORES` maps a kind to the module that implements it; each such module has
-`open_store(location: str) -> StateStore` (mutguard.state.StateStore), and is imported only when
+`open_store(location: str) -> StateStore` (mutguard.store.StateStore), and is imported only when
 chosen: `sqlite[:PATH]` (sqlite.py), `dynamodb:TABLE`, `azure-table:TABLE`, `gcs:BUCKET[/PREFIX]`.
 SQLite is the default; `--state FILE` (or $MUTGUARD_STATE_FILE) is its LOCATION.
 $MUTGUARD_STATE_STORE sets the store where the command line cannot (a scheduled function).
@@ -19,7 +19,8 @@ from types import ModuleType
 from mutguard.errors import InputError, StoreError
 from mutguard.models import Report, cluster_key
 from mutguard.plugins import Plugin
-from mutguard.state import MutPoint, StateStore, histories
+from mutguard.state import MutPoint
+from mutguard.store import StateStore, histories
 
 log = logging.getLogger("mutguard.publish")
 
