@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mutguard import __version__, clock
 from mutguard.provider_api import ProviderPlugin, comma_separated
 from mutguard.providers import PROVIDERS
-from mutguard.publish.sinks import SINK_MODULES
+from mutguard.publish.sinks import SINKS
 from mutguard.render import FORMATS
 
 if TYPE_CHECKING:
@@ -146,9 +146,10 @@ def _add_clock_option(parser: argparse.ArgumentParser) -> None:
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
-        choices=tuple(FORMATS),
+        type=_format,
         default="table",
-        help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
+        metavar="FORMAT",
+        help="; ".join(f"{name}: {summary}" for name, summary in FORMATS.summaries().items()),
     )
     parser.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write the report to FILE ('-': stdout)"
@@ -166,6 +167,15 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _format(name: str) -> str:
+    """A format's name, checked before anything is scanned (a format plug-in's too)."""
+    if name not in FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {name!r}: choose one of {', '.join(FORMATS.names())}"
+        )
+    return name
+
+
 def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
     group = parser.add_argument_group("publishing")
     group.add_argument(
@@ -175,7 +185,8 @@ def _add_publish_options(parser: argparse.ArgumentParser, flag: str) -> None:
         metavar="SINKS",
         dest="publish",
         required=flag == "--to",
-        help=f"comma-separated sinks: {', '.join(SINK_MODULES)} (or names from --publish-config)",
+        help=f"comma-separated sinks: {', '.join(SINKS.summaries())} (or names from "
+        "--publish-config)",
     )
     group.add_argument("--publish-config", type=Path, metavar="FILE", help="YAML list of sinks")
     _add_store_options(group)

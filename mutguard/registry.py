@@ -8,8 +8,7 @@ neither `mutguard --help` nor a function's cold start should pay for. Stdlib onl
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from mutguard.errors import InputError
@@ -17,10 +16,7 @@ from mutguard.errors import InputError
 T = TypeVar("T")
 
 
-def load_reference(reference: str) -> object:
-    """The object an entry-point style reference names: `package.module:attribute`."""
-    module, _, attribute = reference.partition(":")
-    found: object = importlib.import_module(module)
+def _attribute(found: object, attribute: str) -> object:
     for part in filter(None, attribute.split(".")):
         found = getattr(found, part)
     return found
@@ -43,15 +39,42 @@ class Registry(Generic[T]):
         self._loaders: dict[str, Callable[[], Any]] = {}
         self._loaded: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
+        self._summaries: dict[str, str] = {}
         self._builtin: list[str] = []
         self._searched = group is None
 
-    def add(self, name: str, reference: str) -> None:
-        """A built-in entry: `reference` is `module:attribute`, imported when first needed."""
+    def add(
+        self,
+        name: str,
+        reference: str,
+        *,
+        extra: str | None = None,
+        imports_later: Mapping[str, str] | None = None,
+        summary: str = "",
+    ) -> None:
+        """A built-in entry: `reference` is `module` (the entry is the module) or
+        `module:attribute`, imported when first needed. `extra` is the pyproject extra that
+        installs what it imports and `imports_later` the modules it imports only when used, with
+        their distributions (mutguard.plugins.Plugin): a missing one is named before anything
+        runs. `summary` is one line for help texts (`summaries()`), read without loading it."""
         if name in self._loaders:
             raise ValueError(f"{self.what} {name!r} is registered twice")
-        self._loaders[name] = lambda: load_reference(reference)
+        module, _, attribute = reference.partition(":")
+
+        def load() -> object:
+            from mutguard.plugins import Plugin
+
+            found = Plugin(module, extra, imports_later or {}).load(f"the {name} {self.what}")
+            return _attribute(found, attribute)
+
+        self._loaders[name] = load
+        self._summaries[name] = summary
         self._builtin.append(name)
+
+    def summaries(self) -> dict[str, str]:
+        """The built-in entries' names and one-line summaries, in registration order; nothing is
+        loaded or searched."""
+        return dict(self._summaries)
 
     def get(self, name: str) -> T:
         """The entry called `name` (or one of its aliases), loaded; InputError naming the choices

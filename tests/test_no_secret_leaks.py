@@ -116,7 +116,7 @@ def test_sink_errors_echoing_the_url_or_token_reach_no_output(chat, tmp_path):
     chat.fail("/teams/", 404, times=100, body=echoing(env["MUTGUARD_TEAMS_WEBHOOK_URL"]))
     chat.fail("/hook/", 404, times=100, body=echoing(env["MUTGUARD_WEBHOOK_URL"]))
     artifacts: dict[str, str] = {}
-    for fmt in FORMATS:
+    for fmt in FORMATS.names():
         report = tmp_path / f"report.{fmt}"
         args = ["-v", "--format", fmt, "-o", str(report), "--digest"]
         done = run("demo", *args, "--publish", "slack,teams,webhook", env=env)
@@ -212,7 +212,7 @@ def test_a_snapshot_keeps_no_env_value_and_scans_like_the_live_cluster(
     printed = capsys.readouterr()
     artifacts = {"snapshot stdout": printed.out, "snapshot stderr": printed.err}
     artifacts |= {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
-    for fmt in FORMATS:
+    for fmt in FORMATS.names():
         main(["scan", "-v", "--snapshot", str(out), "--format", fmt])
         printed = capsys.readouterr()
         artifacts |= {f"scan {fmt} stdout": printed.out, f"scan {fmt} stderr": printed.err}

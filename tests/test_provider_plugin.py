@@ -53,6 +53,7 @@ def installed(tmp_path) -> dict[str, str]:
     )
     (info / "entry_points.txt").write_text(
         "[mutguard.providers]\nthrowaway = throwaway_provider:PLUGIN\n"
+        "[mutguard.formats]\nlab-lines = throwaway_provider.lab_format\n"
     )
     path = [str(site), str(PLUGINS), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
@@ -97,7 +98,7 @@ def test_a_snapshot_of_its_cluster_json_is_detected_as_the_plugins(installed):
 def test_every_format_names_the_plugins_clusters_by_its_own_labels(installed):
     from mutguard.render import FORMATS
 
-    for fmt in FORMATS:
+    for fmt in FORMATS.names():
         done = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", fmt)
         assert done.returncode == EXIT_OK, f"{fmt}: {done.stderr}"
         assert "lab" in done.stdout, fmt
@@ -122,6 +123,17 @@ def test_explains_hint_reads_each_built_in_provider_live():
     assert live_source(Provider.EKS, "prod") == "--provider aws"
     assert live_source(Provider.AKS, "prod") == "--provider azure"
     assert live_source(Provider.KUBERNETES, "ctx") == "--kubeconfig PATH --context ctx"
+
+
+def test_a_format_from_another_distribution_is_chosen_by_its_name(installed):
+    """Formats, sinks, state stores, secret sources and report stores are registries of the
+    same kind as providers, each with its entry-point group."""
+    done = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", "lab-lines")
+    assert (done.returncode, done.stdout) == (EXIT_OK, "lab 2\n"), done.stderr
+    unknown = mutguard(installed, "scan", "--snapshot", str(LAB_SNAPSHOT), "--format", "nope")
+    assert unknown.returncode == EXIT_USAGE
+    assert "unknown format 'nope': choose one of table, json" in unknown.stderr
+    assert "lab-lines" in unknown.stderr
 
 
 def test_the_checks_listing_includes_the_plugins_checks(installed):

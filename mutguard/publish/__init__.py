@@ -5,7 +5,7 @@ Scheduled runs).
 
 - messages.py: the machine-readable message (one cluster's versioned report, split to fit;
   schemas/message.schema.json describes it).
-- sinks.py: the sink kinds (SINK_MODULES), light enough for the command line's help.
+- sinks.py: the sink kinds (SINKS), light enough for the command line's help.
 - pipeline.py: sinks chosen by configuration, `publish()`, `notify()` and
   `run_publishing()`, the one run of the command line and the functions alike.
 - config.py: the `sinks:` YAML document and the sinks a run picks from it.
@@ -53,7 +53,7 @@ _EXPORTS = {
         "run_publishing",
     ),
     "mutguard.publish.retry": ("RetryPolicy",),
-    "mutguard.publish.sinks": ("SINK_MODULES",),
+    "mutguard.publish.sinks": ("SINKS",),
     "mutguard.publish.secrets": (
         "EnvSecrets",
         "MissingSecret",

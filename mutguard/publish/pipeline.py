@@ -1,6 +1,6 @@
 """Choosing sinks by configuration, sending to each, and collecting what happened.
 
-`SINK_MODULES` (publish/sinks.py) maps a sink kind to the module that implements it; each such
+`SINKS` (publish/sinks.py) maps a sink kind to the module that implements it; each such
 module has `build(name, options, context) -> Sink`.
 `publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
 reported in its SinkResult and the others still deliver; when the sink has a `dead_letter`
@@ -38,7 +38,7 @@ from mutguard.publish.base import (
 )
 from mutguard.publish.retry import call_with_retry
 from mutguard.publish.secrets import Redactor, SecretRefs
-from mutguard.publish.sinks import SINK_MODULES
+from mutguard.publish.sinks import SINKS
 from mutguard.state import ClusterChange, ClusterState, changes, next_state
 from mutguard.store import DIGEST_CLAIM, ClaimKey, StateStore
 from mutguard.suppressions import Suppression, stored_suppressions
@@ -72,11 +72,10 @@ def build_sinks(specs: Sequence[SinkSpec], context: SinkContext) -> list[Sink]:
 def sink_module(spec: SinkSpec) -> ModuleType:
     """The module of a sink's kind; ConfigurationError for an unknown kind, MissingDependency when
     what it needs is not installed."""
-    plugin = SINK_MODULES.get(spec.kind)
-    if plugin is None:
-        known = ", ".join(sorted(SINK_MODULES))
+    if spec.kind not in SINKS:
+        known = ", ".join(SINKS.names())
         raise ConfigurationError(f"sink {spec.label}: unknown kind {spec.kind!r} (known: {known})")
-    return plugin.load(f"the {spec.kind} sink")
+    return SINKS.get(spec.kind)
 
 
 def _build(spec: SinkSpec, context: SinkContext) -> Sink:

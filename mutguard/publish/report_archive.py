@@ -33,11 +33,12 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from mutguard.errors import InputError
-from mutguard.plugins import Plugin
 from mutguard.publish.base import ReportLinks
+from mutguard.registry import Registry
 
 if TYPE_CHECKING:
     from mutguard.models import Report
@@ -52,19 +53,23 @@ MIN_LINK_SECONDS = 60
 MAX_LINK_SECONDS = 7 * 24 * 3600
 DEFAULT_LINK_SECONDS = 24 * 3600
 
-REPORT_ARCHIVES = {
-    "s3": Plugin("mutguard.publish.s3_reports", "aws", imports_later={"boto3": "boto3"}),
-    "gcs": Plugin(
-        "mutguard.publish.gcs_reports",
-        "notify-gcp",
-        imports_later={"google.cloud.storage": "google-cloud-storage"},
-    ),
-    "azure-blob": Plugin(
-        "mutguard.publish.azure_blob_reports",
-        "notify-azure",
-        imports_later={"azure.storage.blob": "azure-storage-blob"},
-    ),
-}
+# Another distribution adds a kind with an entry point in the `mutguard.report_stores` group.
+REPORT_ARCHIVES: Registry[ModuleType] = Registry("report store", "mutguard.report_stores")
+REPORT_ARCHIVES.add(
+    "s3", "mutguard.publish.s3_reports", extra="aws", imports_later={"boto3": "boto3"}
+)
+REPORT_ARCHIVES.add(
+    "gcs",
+    "mutguard.publish.gcs_reports",
+    extra="notify-gcp",
+    imports_later={"google.cloud.storage": "google-cloud-storage"},
+)
+REPORT_ARCHIVES.add(
+    "azure-blob",
+    "mutguard.publish.azure_blob_reports",
+    extra="notify-azure",
+    imports_later={"azure.storage.blob": "azure-storage-blob"},
+)
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -123,7 +128,7 @@ def check_spec(spec: str, variable: str = STORE_ENV) -> None:
     """InputError naming `variable` unless `spec` is `KIND:LOCATION` of a known kind."""
     kind, colon, location = spec.partition(":")
     if kind not in REPORT_ARCHIVES or not colon or not location.strip("/"):
-        known = " | ".join(f"{k}:..." for k in REPORT_ARCHIVES)
+        known = " | ".join(f"{k}:..." for k in REPORT_ARCHIVES.names())
         raise InputError(f"{variable} must be one of {known}, not {_shown(spec)!r}")
 
 
@@ -132,11 +137,8 @@ def open_archive(spec: str, kms_key: str | None = None, variable: str = STORE_EN
     MissingDependency when its SDK is not installed."""
     check_spec(spec, variable)
     kind, _, location = spec.partition(":")
-    plugin = REPORT_ARCHIVES[kind]
     try:
-        archive: ReportArchive = plugin.load(f"the {kind} report store").open_archive(
-            location, kms_key
-        )
+        archive: ReportArchive = REPORT_ARCHIVES.get(kind).open_archive(location, kms_key)
     except InputError as err:
         raise InputError(f"{variable}: {err}") from None
     return archive

@@ -25,22 +25,27 @@ import os
 import re
 import threading
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Protocol
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
-from mutguard.plugins import Plugin
+from mutguard.registry import Registry
 
 REDACTED = "***"
-SECRET_SOURCES = {
-    "aws-secretsmanager": Plugin(
-        "mutguard.publish.aws_secrets", "aws", imports_later={"boto3": "boto3"}
-    ),
-    "gcp-secretmanager": Plugin(
-        "mutguard.publish.gcp_secrets",
-        "notify-gcp",
-        imports_later={"google.cloud.secretmanager_v1": "google-cloud-secret-manager"},
-    ),
-}
+# Another distribution adds a source with an entry point in the `mutguard.secret_sources` group.
+SECRET_SOURCES: Registry[ModuleType] = Registry("secret source", "mutguard.secret_sources")
+SECRET_SOURCES.add(
+    "aws-secretsmanager",
+    "mutguard.publish.aws_secrets",
+    extra="aws",
+    imports_later={"boto3": "boto3"},
+)
+SECRET_SOURCES.add(
+    "gcp-secretmanager",
+    "mutguard.publish.gcp_secrets",
+    extra="notify-gcp",
+    imports_later={"google.cloud.secretmanager_v1": "google-cloud-secret-manager"},
+)
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.
 _MIN_FRAGMENT = 8
@@ -138,14 +143,12 @@ class SecretRefs:
         return self._redactor.add(self._source(source, name).get(inner))
 
     def _source(self, source: str, reference: str) -> SecretSource:
-        plugin = SECRET_SOURCES.get(source)
-        if plugin is None:
-            known = ", ".join(["env", *sorted(SECRET_SOURCES)])
+        if source not in SECRET_SOURCES:
+            known = ", ".join(["env", *SECRET_SOURCES.names()])
             raise MissingSecret(f"{reference}: unknown secret source {source!r} (known: {known})")
         with self._lock:
             if source not in self._sources:
-                module = plugin.load(f"the secret source {source}")
-                opened = module.secret_source(self._redactor)
+                opened = SECRET_SOURCES.get(source).secret_source(self._redactor)
                 self._sources[source] = opened
             return self._sources[source]
 

@@ -6,30 +6,39 @@ report model loads with it), so the command line can list the kinds in its help.
 
 from __future__ import annotations
 
-from mutguard.plugins import Plugin
+from types import ModuleType
 
-SINK_MODULES = {
-    "slack": Plugin("mutguard.publish.slack", "notify", imports_later={"slack_sdk": "slack-sdk"}),
-    "teams": Plugin("mutguard.publish.teams"),
-    "smtp": Plugin("mutguard.publish.smtp"),
-    "webhook": Plugin("mutguard.publish.webhook"),
-    "sqs": Plugin("mutguard.publish.sqs", "aws", imports_later={"boto3": "boto3"}),
-    "sns": Plugin("mutguard.publish.sns", "aws", imports_later={"boto3": "boto3"}),
-    "ses": Plugin("mutguard.publish.ses", "aws", imports_later={"boto3": "boto3"}),
-    "securityhub": Plugin("mutguard.publish.securityhub", "aws", imports_later={"boto3": "boto3"}),
-    "pubsub": Plugin(
-        "mutguard.publish.pubsub",
-        "notify-gcp",
-        imports_later={"google.cloud.pubsub_v1": "google-cloud-pubsub"},
-    ),
-    "scc": Plugin(
-        "mutguard.publish.scc",
-        "notify-gcp",
-        imports_later={"google.cloud.securitycenter_v2": "google-cloud-securitycenter"},
-    ),
-    "azure-queue": Plugin(
-        "mutguard.publish.azure_queue",
-        "notify-azure",
-        imports_later={"azure.storage.queue": "azure-storage-queue"},
-    ),
-}
+from mutguard.registry import Registry
+
+# Another distribution adds a sink kind with an entry point in the `mutguard.sinks` group.
+SINKS: Registry[ModuleType] = Registry("sink", "mutguard.sinks")
+SINKS.add(
+    "slack", "mutguard.publish.slack", extra="notify", imports_later={"slack_sdk": "slack-sdk"}
+)
+SINKS.add("teams", "mutguard.publish.teams")
+SINKS.add("smtp", "mutguard.publish.smtp")
+SINKS.add("webhook", "mutguard.publish.webhook")
+SINKS.add("sqs", "mutguard.publish.sqs", extra="aws", imports_later={"boto3": "boto3"})
+SINKS.add("sns", "mutguard.publish.sns", extra="aws", imports_later={"boto3": "boto3"})
+SINKS.add("ses", "mutguard.publish.ses", extra="aws", imports_later={"boto3": "boto3"})
+SINKS.add(
+    "securityhub", "mutguard.publish.securityhub", extra="aws", imports_later={"boto3": "boto3"}
+)
+SINKS.add(
+    "pubsub",
+    "mutguard.publish.pubsub",
+    extra="notify-gcp",
+    imports_later={"google.cloud.pubsub_v1": "google-cloud-pubsub"},
+)
+SINKS.add(
+    "scc",
+    "mutguard.publish.scc",
+    extra="notify-gcp",
+    imports_later={"google.cloud.securitycenter_v2": "google-cloud-securitycenter"},
+)
+SINKS.add(
+    "azure-queue",
+    "mutguard.publish.azure_queue",
+    extra="notify-azure",
+    imports_later={"azure.storage.queue": "azure-storage-queue"},
+)

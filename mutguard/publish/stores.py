@@ -18,26 +18,30 @@ from types import ModuleType
 
 from mutguard.errors import InputError, StoreError
 from mutguard.models import Report, cluster_key
-from mutguard.plugins import Plugin
+from mutguard.registry import Registry
 from mutguard.state import MutPoint
 from mutguard.store import StateStore, histories
 
 log = logging.getLogger("mutguard.publish")
 
-STATE_STORES = {
-    "sqlite": Plugin("mutguard.publish.sqlite"),
-    "dynamodb": Plugin("mutguard.publish.dynamodb", "aws", imports_later={"boto3": "boto3"}),
-    "azure-table": Plugin(
-        "mutguard.publish.azure_table",
-        "notify-azure",
-        imports_later={"azure.data.tables": "azure-data-tables"},
-    ),
-    "gcs": Plugin(
-        "mutguard.publish.gcs",
-        "notify-gcp",
-        imports_later={"google.cloud.storage": "google-cloud-storage"},
-    ),
-}
+# Another distribution adds a store kind with an entry point in the `mutguard.state_stores` group.
+STATE_STORES: Registry[ModuleType] = Registry("state store", "mutguard.state_stores")
+STATE_STORES.add("sqlite", "mutguard.publish.sqlite")
+STATE_STORES.add(
+    "dynamodb", "mutguard.publish.dynamodb", extra="aws", imports_later={"boto3": "boto3"}
+)
+STATE_STORES.add(
+    "azure-table",
+    "mutguard.publish.azure_table",
+    extra="notify-azure",
+    imports_later={"azure.data.tables": "azure-data-tables"},
+)
+STATE_STORES.add(
+    "gcs",
+    "mutguard.publish.gcs",
+    extra="notify-gcp",
+    imports_later={"google.cloud.storage": "google-cloud-storage"},
+)
 DEFAULT_STORE = "sqlite"
 STORE_ENV = "MUTGUARD_STATE_STORE"
 
@@ -60,11 +64,10 @@ def store_module(spec: str) -> ModuleType:
     """The module of a store's kind; InputError for an unknown kind, MissingDependency when
     what it needs is not installed."""
     kind = spec.partition(":")[0]
-    plugin = STATE_STORES.get(kind)
-    if plugin is None:
-        known = ", ".join(sorted(STATE_STORES))
+    if kind not in STATE_STORES:
+        known = ", ".join(STATE_STORES.names())
         raise InputError(f"state store {spec}: unknown kind {kind!r} (known: {known})")
-    return plugin.load(f"the {kind} state store")
+    return STATE_STORES.get(kind)
 
 
 def open_store(spec: str) -> StateStore:

@@ -1,10 +1,12 @@
 """Report renderers, looked up by format name; each module's `render(report, color)` turns a
-Report into text. FORMATS is the one list of formats: `--format` offers exactly these."""
+Report into text. FORMATS is the one registry of formats: `--format` takes its names."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from mutguard.registry import Registry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -13,21 +15,17 @@ if TYPE_CHECKING:
     from mutguard.state import MutPoint
 
 
-class Format(NamedTuple):
-    module: str
-    description: str  # for `--help`: what the format is for
-
-
-FORMATS = {
-    "table": Format("mutguard.render.table", "for a terminal (the default)"),
-    "json": Format("mutguard.render.json", "the versioned report"),
-    "sarif": Format("mutguard.render.sarif", "code scanning"),
-    "markdown": Format("mutguard.render.markdown", "pull requests and wikis"),
-    "csv": Format("mutguard.render.csv_report", "one row per finding, for spreadsheets"),
-    "junit": Format("mutguard.render.junit", "CI test reports (JUnit XML)"),
-    "ocsf": Format("mutguard.render.ocsf", "OCSF Compliance Findings for security lakes"),
-    "html": Format("mutguard.render.html", "one self-contained page to share or print"),
-}
+# Another distribution adds a format with an entry point in the `mutguard.formats` group: a
+# module with `render(report, color=False) -> str`.
+FORMATS: Registry[ModuleType] = Registry("format", "mutguard.formats")
+FORMATS.add("table", "mutguard.render.table", summary="for a terminal (the default)")
+FORMATS.add("json", "mutguard.render.json", summary="the versioned report")
+FORMATS.add("sarif", "mutguard.render.sarif", summary="code scanning")
+FORMATS.add("markdown", "mutguard.render.markdown", summary="pull requests and wikis")
+FORMATS.add("csv", "mutguard.render.csv_report", summary="one row per finding, for spreadsheets")
+FORMATS.add("junit", "mutguard.render.junit", summary="CI test reports (JUnit XML)")
+FORMATS.add("ocsf", "mutguard.render.ocsf", summary="OCSF Compliance Findings for security lakes")
+FORMATS.add("html", "mutguard.render.html", summary="one self-contained page to share or print")
 
 
 def render(
@@ -40,7 +38,7 @@ def render(
     """`source`: the options that name where the clusters came from (`--demo`, `--snapshot DIR`,
     `--provider aws ...`), for the next command the terminal report suggests. `history`: each
     cluster's earlier MUT (by cluster key) from the state store, for the HTML report's trend."""
-    module = importlib.import_module(FORMATS[fmt].module)
+    module = FORMATS.get(fmt)
     if fmt == "table":
         return module.render(report, color=color, source=source)
     if fmt == "html":
