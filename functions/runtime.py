@@ -21,7 +21,7 @@ come from the environment (Lambda variables, Cloud Functions variables, Azure ap
                           HTML report are stored there first, and alerts link to the HTML one
     MUTGUARD_REPORT_LINK_TTL  seconds the signed link lasts (60 to 604800, default 86400), or
                           `console`; MUTGUARD_REPORT_KMS_KEY the S3 SSE-KMS key
-                          (mutguard.publish.report_archive)
+                          (mutguard.publish.reports)
 
 No scan failure escapes `run_scan`: a target that cannot be read is in the report's errors and
 in `failed_targets`, so a queue-driven handler retries exactly that target.
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from mutguard.models import Report
     from mutguard.publish.base import ReportLinks
     from mutguard.publish.pipeline import SinkSpec
-    from mutguard.publish.report_archive import LinkSetting, StoredReport
+    from mutguard.publish.reports import LinkSetting, StoredReport
 
 log = logging.getLogger("mutguard.functions")
 
@@ -106,7 +106,7 @@ class Settings:
 
 def _report_settings(value: Callable[[str], str | None]) -> dict[str, Any]:
     """The report store's settings, their form checked now (each cloud's SDK loads later)."""
-    from mutguard.publish import report_archive as archive
+    from mutguard.publish import reports as archive
 
     store = value(archive.STORE_ENV)
     if store is None:
@@ -223,7 +223,7 @@ def _store_report(
     """Store the report for the alerts to link to; their links, or None when it failed. A
     failure is the result's publish_error (the message is retried), and the alerts still go
     out, without the link: a broken report store must not silence them."""
-    from mutguard.publish.report_archive import (
+    from mutguard.publish.reports import (
         ReportArchiveError,
         group_label,
         open_archive,

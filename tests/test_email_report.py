@@ -30,7 +30,7 @@ from mutguard.publish import (
     notify,
     publish,
 )
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.render import html
 from mutguard.render.summary import top_fixes
 from mutguard.scan import build_report

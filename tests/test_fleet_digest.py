@@ -28,9 +28,7 @@ from mutguard.functions.runtime import DispatchError, Settings, fan_out
 from mutguard.models import Report, cluster_key
 from mutguard.providers import snapshot
 from mutguard.publish import EnvSecrets, RetryPolicy, SinkSpec
-from mutguard.publish.azure_table import AzureTableStateStore
 from mutguard.publish.base import SinkContext
-from mutguard.publish.dynamodb import DynamoDbStateStore
 from mutguard.publish.fleet import (
     FleetDigest,
     assemble,
@@ -38,10 +36,12 @@ from mutguard.publish.fleet import (
     finish_part,
     part_summary,
 )
-from mutguard.publish.gcs import GcsStateStore
 from mutguard.publish.pipeline import build_sinks
 from mutguard.publish.secrets import Redactor, SecretRefs
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.azure_table import AzureTableStateStore
+from mutguard.publish.stores.dynamodb import DynamoDbStateStore
+from mutguard.publish.stores.gcs import GcsStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
 from mutguard.state import ClusterState, Mut, MutPoint

@@ -225,7 +225,7 @@ def sqlite_backend(tmp_path: Path) -> Backend:
 def dynamodb_backend(request: pytest.FixtureRequest) -> Backend:
     from boto3.dynamodb.types import TypeSerializer
 
-    from mutguard.publish.dynamodb import DynamoDbStateStore
+    from mutguard.publish.stores.dynamodb import DynamoDbStateStore
 
     cloud = request.getfixturevalue("cloud")
     table = f"state-{uuid.uuid4().hex[:8]}"
@@ -246,7 +246,7 @@ def dynamodb_backend(request: pytest.FixtureRequest) -> Backend:
 def gcs_backend(request: pytest.FixtureRequest) -> Backend:
     from google.cloud import storage
 
-    from mutguard.publish.gcs import object_name
+    from mutguard.publish.stores.gcs import object_name
 
     from servers.gcs import BUCKET
 
@@ -263,7 +263,7 @@ def gcs_backend(request: pytest.FixtureRequest) -> Backend:
 def azure_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
     from azure.data.tables import TableClient
 
-    from mutguard.publish.azure_table import row_key
+    from mutguard.publish.stores.azure_table import row_key
 
     azurite = request.getfixturevalue("azurite")
     monkeypatch.setenv(CONNECTION_ENV, azurite.connection_string())

@@ -37,11 +37,11 @@ from mutguard.publish import (
     build_sinks,
     notify,
 )
-from mutguard.publish.azure_table import AzureTableStateStore
-from mutguard.publish.dynamodb import DynamoDbStateStore
-from mutguard.publish.gcs import GcsStateStore
 from mutguard.publish.pipeline import claim_keys
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.azure_table import AzureTableStateStore
+from mutguard.publish.stores.dynamodb import DynamoDbStateStore
+from mutguard.publish.stores.gcs import GcsStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import changes, next_state
 from mutguard.store import ClaimKey, StateStore

@@ -40,9 +40,9 @@ from mutguard.publish import (
     notify,
     publish,
 )
-from mutguard.publish.azure_table import AzureTableStateStore, row_key
 from mutguard.publish.messages import message_size
 from mutguard.publish.stores import open_store
+from mutguard.publish.stores.azure_table import AzureTableStateStore, row_key
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, changes
 

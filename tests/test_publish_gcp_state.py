@@ -38,9 +38,9 @@ from mutguard.publish import (
     build_sinks,
     publish,
 )
-from mutguard.publish.gcp_secrets import TRANSPORT_LOGGER, WITHHELD
-from mutguard.publish.gcs import GcsStateStore, object_name
+from mutguard.publish.secrets.gcp_secrets import TRANSPORT_LOGGER, WITHHELD
 from mutguard.publish.stores import open_store
+from mutguard.publish.stores.gcs import GcsStateStore, object_name
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, changes
 from mutguard.suppressions import stored_suppressions

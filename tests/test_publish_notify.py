@@ -26,7 +26,7 @@ from mutguard.publish import (
     build_sinks,
     notify,
 )
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
 from mutguard.suppressions import load_suppressions

@@ -38,7 +38,7 @@ from mutguard.publish import (
     notify,
     publish,
 )
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression

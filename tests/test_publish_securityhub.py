@@ -35,7 +35,7 @@ from mutguard.publish import (
     publish,
 )
 from mutguard.publish import aws as aws_sinks
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression

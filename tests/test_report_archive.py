@@ -28,11 +28,9 @@ from mutguard.functions.aws_lambda import worker
 from mutguard.functions.runtime import ForgetfulStore, Settings
 from mutguard.models import Report
 from mutguard.providers import snapshot
-from mutguard.publish.azure_blob_reports import AzureBlobReportArchive
 from mutguard.publish.base import ReportLinks
-from mutguard.publish.gcs_reports import GcsReportArchive
 from mutguard.publish.pipeline import SinkSpec, run_publishing
-from mutguard.publish.report_archive import (
+from mutguard.publish.reports import (
     LinkSetting,
     ReportArchiveError,
     group_label,
@@ -40,7 +38,9 @@ from mutguard.publish.report_archive import (
     parse_link_setting,
     store_report,
 )
-from mutguard.publish.s3_reports import S3ReportArchive
+from mutguard.publish.reports.azure_blob import AzureBlobReportArchive
+from mutguard.publish.reports.gcs import GcsReportArchive
+from mutguard.publish.reports.s3 import S3ReportArchive
 from mutguard.render import render
 from mutguard.scan import build_report
 

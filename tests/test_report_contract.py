@@ -12,7 +12,7 @@ import pytest
 from mutguard.cli import EXIT_USAGE, main
 from mutguard.models import Report, Status, cluster_key
 from mutguard.providers import snapshot
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import changes, finding_key, next_state
 

@@ -11,7 +11,7 @@ import pytest
 from mutguard.errors import StoreError
 from mutguard.models import ClusterReport, Report, Severity, Status, cluster_key
 from mutguard.providers import snapshot
-from mutguard.publish.sqlite import SqliteStateStore, default_state_path
+from mutguard.publish.stores.sqlite import SqliteStateStore, default_state_path
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, Mut, changes, next_state
 from mutguard.suppressions import SuppressionError, load_suppressions, parse_suppressions

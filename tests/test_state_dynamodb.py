@@ -27,7 +27,7 @@ from mutguard.publish import (
     build_sinks,
     notify,
 )
-from mutguard.publish.dynamodb import DynamoDbStateStore
+from mutguard.publish.stores.dynamodb import DynamoDbStateStore
 from mutguard.scan import build_report
 from mutguard.state import ClusterState, FindingState, Mut, next_state
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import main
-from mutguard.publish.sqlite import SqliteStateStore
+from mutguard.publish.stores.sqlite import SqliteStateStore
 
 from servers.chat import ChatServer
 

@@ -151,7 +151,7 @@ def _publish(topic: str, scans: list[InvokePayload], run_id: str) -> None:
     from google.api_core import retry as retries
     from google.cloud.pubsub_v1 import PublisherClient
 
-    from mutguard.publish.pubsub import RETRYABLE_ERRORS
+    from mutguard.publish.sinks.pubsub import RETRYABLE_ERRORS
 
     retry = retries.Retry(
         predicate=retries.if_exception_type(

@@ -3,24 +3,27 @@
 The registries below and a scheduled run's flow are in docs/architecture.md (Plug-in registries,
 Scheduled runs).
 
-- messages.py: the machine-readable message (one cluster's versioned report, split to fit;
-  schemas/message.schema.json describes it).
-- sinks.py: the sink kinds (SINKS), light enough for the command line's help.
+Four folders, one per kind of plug-in, each an `__init__.py` holding its registry and the
+shared code of its kind, and one module per plug-in:
+- sinks/: SINKS (light enough for the command line's help); slack.py, teams.py, smtp.py,
+  ses.py, webhook.py (people and receivers); sqs.py, sns.py, pubsub.py, azure_queue.py (queues
+  and topics); securityhub.py, scc.py (the clouds' security hubs).
+- stores/: where the memory between runs is kept (STATE_STORES): sqlite.py (the default),
+  dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document, the claims
+  and the scheduled runs' parts.
+- secrets/: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
+  gcp_secrets.py) and how they stay out of logs (Redactor).
+- reports/: where the functions keep each report (REPORT_ARCHIVES: s3.py, gcs.py,
+  azure_blob.py) and the links the alerts carry.
+Beside them, what every kind shares:
 - pipeline.py: sinks chosen by configuration, `publish()`, `notify()` and
   `run_publishing()`, the one run of the command line and the functions alike.
-- config.py: the `sinks:` YAML document and the sinks a run picks from it.
-- One module per sink, behind base.Sink: slack.py, teams.py, smtp.py, ses.py, webhook.py (people
-  and receivers); sqs.py, sns.py, pubsub.py, azure_queue.py (queues and topics);
-  securityhub.py, scc.py (the clouds' security hubs).
-- stores.py: where the memory between runs is kept (STATE_STORES): sqlite.py (the default),
-  dynamodb.py, gcs.py, azure_table.py; each also keeps the suppressions document.
-- secrets.py: where secrets come from (SECRET_SOURCES: the environment, aws_secrets.py,
-  gcp_secrets.py) and how they stay out of logs (Redactor).
+- base.py: the sink contract; config.py: the `sinks:` YAML document and the sinks a run picks.
+- messages.py: the machine-readable message (one cluster's versioned report, split to fit;
+  schemas/message.schema.json describes it); text.py: the words of the people's sinks.
 - fleet.py: a scheduled run's fleet digest, sent once when its last part finishes.
-- report_archive.py: where the functions keep each report (REPORT_ARCHIVES: s3_reports.py,
-  gcs_reports.py, azure_blob_reports.py) and the links the alerts carry.
-- retry.py: bounded backoff with jitter, Retry-After, pacing; google_errors.py: what a Google
-  client library's failure means (one redacted line, retried or not).
+- retry.py: bounded backoff with jitter, Retry-After, pacing; aws.py, google_errors.py,
+  azure_storage.py, httppost.py: each cloud's or protocol's calls and failures, in one place.
 mutguard/state.py holds what is remembered between runs, mutguard/store.py the store protocol;
 mutguard/suppressions.py the accepted risks.
 

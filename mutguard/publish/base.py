@@ -56,7 +56,7 @@ class SinkResult:
 
 @dataclass(frozen=True)
 class ReportLinks:
-    """Where this run's stored report is read (publish/report_archive.py): the HTML page for
+    """Where this run's stored report is read (publish/reports/__init__.py): the HTML page for
     people, the JSON report for tools. A signed link is a secret for as long as it lasts."""
 
     html: str

@@ -1,6 +1,6 @@
 """Choosing sinks by configuration, sending to each, and collecting what happened.
 
-`SINKS` (publish/sinks.py) maps a sink kind to the module that implements it; each such
+`SINKS` (publish/sinks/__init__.py) maps a sink kind to the module that implements it; each such
 module has `build(name, options, context) -> Sink`.
 `publish()` renders and delivers per sink: a sink that fails (after its bounded retries) is
 reported in its SinkResult and the others still deliver; when the sink has a `dead_letter`

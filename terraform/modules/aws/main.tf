@@ -133,7 +133,7 @@ resource "aws_dynamodb_table" "state" {
     enabled = true
   }
 
-  # Alert claims (mutguard/publish/dynamodb.py) carry expires_at; DynamoDB drops them after it.
+  # Alert claims (mutguard/publish/stores/dynamodb.py) carry expires_at; DynamoDB drops them after it.
   ttl {
     attribute_name = "expires_at"
     enabled        = true

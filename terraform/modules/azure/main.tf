@@ -100,7 +100,7 @@ resource "azurerm_storage_container" "reports" {
   #checkov:skip=CKV2_AZURE_21:Blob reads are logged by Azure Monitor diagnostic settings (azurerm_monitor_diagnostic_setting.storage), not the legacy Log Analytics storage insights this check looks for.
   count = var.report_container_enabled ? 1 : 0
 
-  # Each published scan's JSON and HTML report (mutguard/publish/azure_blob_reports.py); Azure
+  # Each published scan's JSON and HTML report (mutguard/publish/reports/azure_blob.py); Azure
   # Storage encrypts them at rest, and nothing in the account is public.
   name                  = var.report_container_name
   storage_account_id    = azurerm_storage_account.function.id

@@ -203,7 +203,7 @@ resource "google_storage_bucket" "state" {
     }
   }
 
-  # Alert claims and scheduled runs' part records (mutguard/publish/gcs.py) are needed for
+  # Alert claims and scheduled runs' part records (mutguard/publish/stores/gcs.py) are needed for
   # minutes to hours; drop them after a week.
   lifecycle_rule {
     condition {
@@ -221,7 +221,7 @@ resource "google_storage_bucket" "state" {
 resource "google_storage_bucket_iam_member" "state" {
   count = local.state_bucket_name == null ? 0 : 1
 
-  # Read, create, replace and delete (released claims) objects (mutguard/publish/gcs.py).
+  # Read, create, replace and delete (released claims) objects (mutguard/publish/stores/gcs.py).
   bucket = var.create_state_bucket ? google_storage_bucket.state[0].name : local.state_bucket_name
   role   = "roles/storage.objectUser"
   member = local.scanner_member

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from mutguard import __version__
 from mutguard.errors import InputError
 from mutguard.publish import aws
-from mutguard.publish.report_archive import ReportArchiveError
+from mutguard.publish.reports import ReportArchiveError
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
 

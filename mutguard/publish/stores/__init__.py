@@ -26,19 +26,19 @@ log = logging.getLogger("mutguard.publish")
 
 # Another distribution adds a store kind with an entry point in the `mutguard.state_stores` group.
 STATE_STORES: Registry[ModuleType] = Registry("state store", "mutguard.state_stores")
-STATE_STORES.add("sqlite", "mutguard.publish.sqlite")
+STATE_STORES.add("sqlite", "mutguard.publish.stores.sqlite")
 STATE_STORES.add(
-    "dynamodb", "mutguard.publish.dynamodb", extra="aws", imports_later={"boto3": "boto3"}
+    "dynamodb", "mutguard.publish.stores.dynamodb", extra="aws", imports_later={"boto3": "boto3"}
 )
 STATE_STORES.add(
     "azure-table",
-    "mutguard.publish.azure_table",
+    "mutguard.publish.stores.azure_table",
     extra="notify-azure",
     imports_later={"azure.data.tables": "azure-data-tables"},
 )
 STATE_STORES.add(
     "gcs",
-    "mutguard.publish.gcs",
+    "mutguard.publish.stores.gcs",
     extra="notify-gcp",
     imports_later={"google.cloud.storage": "google-cloud-storage"},
 )

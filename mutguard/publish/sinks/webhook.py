@@ -15,7 +15,7 @@ A receiver recomputes the HMAC over the raw body it received, compares with
 Options: `url_env` (default MUTGUARD_WEBHOOK_URL) and `secret_env` (MUTGUARD_WEBHOOK_SECRET)
 name the secrets; `max_bytes` (default 1 MiB) is where a cluster's message is split.
 
-When a scheduled function stored the run's report (publish/report_archive.py), a `Link` header
+When a scheduled function stored the run's report (publish/reports/__init__.py), a `Link` header
 (RFC 8288) points at it: `<HTML URL>; rel="alternate"; type="text/html", <JSON URL>;
 rel="alternate"; type="application/json"`, signed links or console links as configured.
 """

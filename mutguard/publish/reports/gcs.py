@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 from mutguard.errors import InputError
-from mutguard.publish.gcs import BUCKET_NAME, TIMEOUT_SECONDS, failure
-from mutguard.publish.report_archive import ReportArchiveError
+from mutguard.publish.reports import ReportArchiveError
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
+from mutguard.publish.stores.gcs import BUCKET_NAME, TIMEOUT_SECONDS, failure
 
 
 class GcsReportArchive:

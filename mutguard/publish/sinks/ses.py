@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mutguard.publish import aws
 from mutguard.publish.base import Notice, Outgoing, SinkContext, parse_options, with_report_link
 from mutguard.publish.retry import DeliveryError
-from mutguard.publish.smtp import MailOptions, digest_mail, fitting_message, render, smallest
+from mutguard.publish.sinks.smtp import MailOptions, digest_mail, fitting_message, render, smallest
 
 if TYPE_CHECKING:
     from mutguard.publish.fleet import FleetDigest

@@ -36,13 +36,13 @@ REDACTED = "***"
 SECRET_SOURCES: Registry[ModuleType] = Registry("secret source", "mutguard.secret_sources")
 SECRET_SOURCES.add(
     "aws-secretsmanager",
-    "mutguard.publish.aws_secrets",
+    "mutguard.publish.secrets.aws_secrets",
     extra="aws",
     imports_later={"boto3": "boto3"},
 )
 SECRET_SOURCES.add(
     "gcp-secretmanager",
-    "mutguard.publish.gcp_secrets",
+    "mutguard.publish.secrets.gcp_secrets",
     extra="notify-gcp",
     imports_later={"google.cloud.secretmanager_v1": "google-cloud-secret-manager"},
 )

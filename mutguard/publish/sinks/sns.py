@@ -20,7 +20,7 @@ from pydantic import Field
 
 from mutguard.publish import aws
 from mutguard.publish.base import Notice, Outgoing, SinkContext, parse_options
-from mutguard.publish.sqs import (
+from mutguard.publish.sinks.sqs import (
     QueueOptions,
     dead_letter_queue,
     fifo_parameters,

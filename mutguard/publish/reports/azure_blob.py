@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from mutguard import clock
 from mutguard.errors import InputError
 from mutguard.publish import azure_storage
-from mutguard.publish.report_archive import ReportArchiveError
+from mutguard.publish.reports import ReportArchiveError
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
 

@@ -56,17 +56,17 @@ DEFAULT_LINK_SECONDS = 24 * 3600
 # Another distribution adds a kind with an entry point in the `mutguard.report_stores` group.
 REPORT_ARCHIVES: Registry[ModuleType] = Registry("report store", "mutguard.report_stores")
 REPORT_ARCHIVES.add(
-    "s3", "mutguard.publish.s3_reports", extra="aws", imports_later={"boto3": "boto3"}
+    "s3", "mutguard.publish.reports.s3", extra="aws", imports_later={"boto3": "boto3"}
 )
 REPORT_ARCHIVES.add(
     "gcs",
-    "mutguard.publish.gcs_reports",
+    "mutguard.publish.reports.gcs",
     extra="notify-gcp",
     imports_later={"google.cloud.storage": "google-cloud-storage"},
 )
 REPORT_ARCHIVES.add(
     "azure-blob",
-    "mutguard.publish.azure_blob_reports",
+    "mutguard.publish.reports.azure_blob",
     extra="notify-azure",
     imports_later={"azure.storage.blob": "azure-storage-blob"},
 )
