@@ -77,8 +77,10 @@ demo: $(CORE_STAMP)
 
 bench: setup
 	$(PY) bench/rbac_scale.py
+	$(PY) bench/report_size.py
 	$(PY) bench/eks_scan.py
 	$(PY) bench/cold_start.py
+	$(PY) bench/fleet.py
 
 # The cloud functions' zips in dist/, reproducibly: release/package.py says what each holds.
 package: setup

@@ -158,12 +158,12 @@ def expected_reads(name: str) -> tuple[int | None, int, int]:
 # --- the fleet, served by a process of its own -----------------------------------------------
 
 
-def cluster_settings(region: str, index: int) -> dict[str, Any]:
+def cluster_settings(region: str, index: int, account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
     """create_cluster parameters that vary the way a real fleet does."""
     public = index % 3 != 0
     settings: dict[str, Any] = {
         "version": "1.33",
-        "roleArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/eks-cluster",
+        "roleArn": f"arn:aws:iam::{account}:role/eks-cluster",
         "resourcesVpcConfig": {
             "subnetIds": [f"subnet-0a1b2c3d4e5f6{index:04d}", f"subnet-0b1b2c3d4e5f6{index:04d}"],
             "securityGroupIds": [f"sg-0c1b2c3d4e5f6{index:04d}"],
@@ -187,14 +187,22 @@ def cluster_settings(region: str, index: int) -> dict[str, Any]:
         "tags": {"team": f"team-{index % 7}", "env": "prod" if index % 5 == 0 else "dev"},
     }
     if index % 2 == 0:
-        key = f"arn:aws:kms:{region}:{DEFAULT_ACCOUNT}:key/0000-{index:04d}"
+        key = f"arn:aws:kms:{region}:{account}:key/0000-{index:04d}"
         settings["encryptionConfig"] = [{"resources": ["secrets"], "provider": {"keyArn": key}}]
     return settings
 
 
-def register_access(gap: EksGapServer, proxy: RegionProxy, region: str, name: str, index: int):
+def register_access(
+    gap: EksGapServer,
+    proxy: RegionProxy,
+    region: str,
+    name: str,
+    index: int,
+    account: str = DEFAULT_ACCOUNT,
+) -> None:
     """The cluster's authentication mode; in API modes two access entries (one policy each);
-    and one OIDC config."""
+    and one OIDC config. The gap server and the proxy know clusters by region and name only, so
+    a fleet of several accounts gives each cluster a name of its own."""
     mode = mode_of(name)
     proxy.access_config(region, name, mode, bootstrap_admin=index % 2 == 0)
     team = f"team-{index % 7}"
@@ -203,7 +211,7 @@ def register_access(gap: EksGapServer, proxy: RegionProxy, region: str, name: st
             region,
             name,
             {
-                "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/platform-admins",
+                "principalArn": f"arn:aws:iam::{account}:role/platform-admins",
                 "type": "STANDARD",
                 "kubernetesGroups": [],
                 "username": "platform-admins",
@@ -214,7 +222,7 @@ def register_access(gap: EksGapServer, proxy: RegionProxy, region: str, name: st
             region,
             name,
             {
-                "principalArn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/{team}-developers",
+                "principalArn": f"arn:aws:iam::{account}:role/{team}-developers",
                 "type": "STANDARD",
                 "kubernetesGroups": ["developers"],
                 "username": f"{team}-developers",

@@ -3,11 +3,15 @@
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from mutguard.publish import EnvSecrets, RetryPolicy
+from mutguard.store import StateStore
 
 from servers.aws import AwsFakes, aws_env
 from servers.aws_clients import AwsClients
@@ -120,3 +124,39 @@ def package_script() -> Iterator[ModuleType]:
         yield module
     finally:
         del sys.modules[spec.name]
+
+
+STORE_KINDS = ["sqlite", "dynamodb", "gcs", "azure-table"]
+AZURE_CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"
+MakeStore = Callable[[], StateStore]
+
+
+def no_waiting() -> RetryPolicy:
+    return RetryPolicy(sleep=lambda seconds: None, jitter=lambda d: d)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    """Opens a new store object (its own connection or client) on one store of each kind, on
+    its local server: what two workers of one run, or two runs, share."""
+    from mutguard.publish.stores.azure_table import AzureTableStateStore
+    from mutguard.publish.stores.dynamodb import DynamoDbStateStore
+    from mutguard.publish.stores.gcs import GcsStateStore
+    from mutguard.publish.stores.sqlite import SqliteStateStore
+
+    kind = request.param
+    if kind == "sqlite":
+        path = tmp_path / "state.sqlite3"
+        return lambda: SqliteStateStore(path)
+    if kind == "dynamodb":
+        cloud: AwsClients = request.getfixturevalue("cloud")
+        cloud.create_state_table("mutguard-state")
+        return lambda: DynamoDbStateStore("mutguard-state", retry=no_waiting())
+    if kind == "gcs":
+        request.getfixturevalue("gcs")
+        prefix = f"store-{uuid.uuid4().hex[:8]}"
+        return lambda: GcsStateStore(f"{BUCKET}/{prefix}", retry=no_waiting())
+    azurite: Azurite = request.getfixturevalue("azurite")
+    table = f"store{uuid.uuid4().hex[:12]}"
+    secrets = EnvSecrets({AZURE_CONNECTION_ENV: azurite.connection_string()})
+    return lambda: AzureTableStateStore(table, secrets=secrets, retry=no_waiting())

@@ -14,20 +14,19 @@ import datetime
 import itertools
 import json
 import threading
-import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import MakeStore
 
 from mutguard.functions.payload import PayloadError, RunPart, parse_payload
 from mutguard.functions.runtime import DispatchError, Settings, fan_out
 from mutguard.models import Report, cluster_key
 from mutguard.providers import snapshot
-from mutguard.publish import EnvSecrets, RetryPolicy, SinkSpec
+from mutguard.publish import SinkSpec
 from mutguard.publish.base import SinkContext
 from mutguard.publish.fleet import (
     FleetDigest,
@@ -38,53 +37,18 @@ from mutguard.publish.fleet import (
 )
 from mutguard.publish.pipeline import build_sinks
 from mutguard.publish.secrets import Redactor, SecretRefs
-from mutguard.publish.stores.azure_table import AzureTableStateStore
-from mutguard.publish.stores.dynamodb import DynamoDbStateStore
-from mutguard.publish.stores.gcs import GcsStateStore
 from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.sources import ScanError
 from mutguard.state import ClusterState, Mut, MutPoint
-from mutguard.store import RunProgress, StateStore
+from mutguard.store import RunProgress
 
-from servers.aws_clients import AwsClients
-from servers.azurite import Azurite
 from servers.chat import ChatServer
-from servers.gcs import BUCKET
 
 START = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
 HOOK = "/hook/fleetHookSecret0123456789"
-CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"
-STORE_KINDS = ["sqlite", "dynamodb", "gcs", "azure-table"]
 DENIED = "eks:123456789012:eu-west-1"
 WEBHOOK = [SinkSpec("webhook")]
-
-MakeStore = Callable[[], StateStore]
-
-
-def no_waiting() -> RetryPolicy:
-    return RetryPolicy(sleep=lambda seconds: None, jitter=lambda d: d)
-
-
-@pytest.fixture(params=STORE_KINDS)
-def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
-    """Opens a new store object (its own connection or client) on one shared store."""
-    kind = request.param
-    if kind == "sqlite":
-        path = tmp_path / "state.sqlite3"
-        return lambda: SqliteStateStore(path)
-    if kind == "dynamodb":
-        cloud: AwsClients = request.getfixturevalue("cloud")
-        cloud.create_state_table("mutguard-state")
-        return lambda: DynamoDbStateStore("mutguard-state", retry=no_waiting())
-    if kind == "gcs":
-        request.getfixturevalue("gcs")
-        prefix = f"fleet-{uuid.uuid4().hex[:8]}"
-        return lambda: GcsStateStore(f"{BUCKET}/{prefix}", retry=no_waiting())
-    azurite: Azurite = request.getfixturevalue("azurite")
-    table = f"fleet{uuid.uuid4().hex[:12]}"
-    secrets = EnvSecrets({CONNECTION_ENV: azurite.connection_string()})
-    return lambda: AzureTableStateStore(table, secrets=secrets, retry=no_waiting())
 
 
 @pytest.fixture

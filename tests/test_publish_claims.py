@@ -15,7 +15,6 @@ import datetime
 import json
 import threading
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from azure.data.tables import TableClient
+from conftest import AZURE_CONNECTION_ENV, MakeStore, no_waiting
 
 from mutguard.cli import main
 from mutguard.models import ClusterReport, Report, Status, cluster_key
@@ -30,7 +30,6 @@ from mutguard.providers import snapshot
 from mutguard.publish import (
     EnvSecrets,
     Redactor,
-    RetryPolicy,
     RunOutcome,
     SinkContext,
     SinkSpec,
@@ -39,15 +38,12 @@ from mutguard.publish import (
 )
 from mutguard.publish.pipeline import claim_keys
 from mutguard.publish.stores.azure_table import AzureTableStateStore
-from mutguard.publish.stores.dynamodb import DynamoDbStateStore
-from mutguard.publish.stores.gcs import GcsStateStore
 from mutguard.publish.stores.sqlite import SqliteStateStore
 from mutguard.scan import build_report
 from mutguard.state import changes, next_state
 from mutguard.store import ClaimKey, StateStore
 
 from builders import varied
-from servers.aws_clients import AwsClients
 from servers.azurite import Azurite
 from servers.chat import ChatServer
 from servers.gcs import BUCKET, GcsServer
@@ -56,34 +52,6 @@ ROUNDS = 20
 START = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
 CLUSTER = "payments-legacy"
 HOOK_SECRET = "claims-hmac-key-0123456789"
-CONNECTION_ENV = "MUTGUARD_AZURE_STORAGE_CONNECTION_STRING"
-STORE_KINDS = ["sqlite", "dynamodb", "gcs", "azure-table"]
-
-MakeStore = Callable[[], StateStore]
-
-
-def no_waiting() -> RetryPolicy:
-    return RetryPolicy(sleep=lambda seconds: None, jitter=lambda d: d)
-
-
-@pytest.fixture(params=STORE_KINDS)
-def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
-    """Opens a new store object (its own connection or client) on one shared store."""
-    kind = request.param
-    if kind == "sqlite":
-        path = tmp_path / "state.sqlite3"
-        return lambda: SqliteStateStore(path)
-    if kind == "dynamodb":
-        cloud: AwsClients = request.getfixturevalue("cloud")
-        cloud.create_state_table("mutguard-state")
-        return lambda: DynamoDbStateStore("mutguard-state", retry=no_waiting())
-    if kind == "gcs":
-        request.getfixturevalue("gcs")
-        return lambda: GcsStateStore(f"{BUCKET}/claims-test", retry=no_waiting())
-    azurite: Azurite = request.getfixturevalue("azurite")
-    table = f"claims{uuid.uuid4().hex[:12]}"
-    secrets = EnvSecrets({CONNECTION_ENV: azurite.connection_string()})
-    return lambda: AzureTableStateStore(table, secrets=secrets, retry=no_waiting())
 
 
 @cache
@@ -304,7 +272,7 @@ def test_scans_that_share_a_generated_at_but_differ_do_not_contend(
 
 def test_azure_table_claims_are_entities_and_week_old_ones_are_dropped(azurite: Azurite):
     table = f"claims{uuid.uuid4().hex[:12]}"
-    secrets = EnvSecrets({CONNECTION_ENV: azurite.connection_string()})
+    secrets = EnvSecrets({AZURE_CONNECTION_ENV: azurite.connection_string()})
     store = AzureTableStateStore(table, secrets=secrets, retry=no_waiting())
     old = ("eks:1:eu-west-1:shop/odd#key", "2026-03-01T08:00:00+00:00/0123456789abcdef")
     recent = ("digest", "2026-03-01T09:00:00+00:00/fedcba9876543210")

@@ -12,9 +12,10 @@ is read where the fakes read it, from the SigV4 credential scope.
 - `access_config(region, cluster, mode, bootstrap_admin=False)`: DescribeCluster of that cluster
   reports `accessConfig` (moto 5 drops it), and in CONFIG_MAP mode the access-entry APIs answer
   400 InvalidRequestException, as EKS does for a cluster without access entries.
-- `remember_reads()`: answer a GET a second time from memory (per region, path and query), so
-  that moto's CPU time per DescribeCluster (~10 ms on one core) does not stand in for the
-  latency being modelled; the request is still counted and delayed.
+- `remember_reads()`: answer a GET about one cluster a second time from memory (per region, path
+  and query), so that moto's CPU time per DescribeCluster (~10 ms on one core) does not stand in
+  for the latency being modelled; the request is still counted and delayed. ListClusters is
+  always forwarded: its answer depends on the caller's account, which the proxy cannot see.
 
 Every request is counted per region and per (method, path); the proxy keeps when each request
 arrived and left, so a test can tell how many of a region's requests were in flight at once.
@@ -317,7 +318,7 @@ class RegionProxy(Serving):
                 answer.status, answer.reason, answer.headers, json.dumps(document).encode()
             )
         with self._lock:
-            if self._remember and method == "GET" and answer.status == 200:
+            if self._remember and method == "GET" and answer.status == 200 and path != "/clusters":
                 self._remembered[key] = answer
         return answer
 

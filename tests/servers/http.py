@@ -1,6 +1,7 @@
 """What every local HTTP fake shares: a threaded server on 127.0.0.1 and its lifecycle."""
 
 import contextlib
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import SHUT_RDWR, socket
@@ -30,6 +31,11 @@ class LocalHTTPServer(ThreadingHTTPServer):
         with self._sockets_lock:
             self._sockets.add(request)
         super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-answer (a killed process) is no error of the server's.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._sockets_lock:
