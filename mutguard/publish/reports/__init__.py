@@ -16,7 +16,7 @@ Settings (functions/runtime.py reads them from the environment):
     MUTGUARD_REPORT_KMS_KEY   S3 only: the KMS key for SSE-KMS (else SSE-S3, AES256)
 
 `REPORT_ARCHIVES` maps a kind to the module that implements it, imported only when chosen
-(s3_reports.py, gcs_reports.py, azure_blob_reports.py); each has
+(s3.py, gcs.py, azure_blob.py); each has
 `open_archive(location, kms_key) -> ReportArchive`.
 
 Object names, under PREFIX: `YYYY/MM/DD/HHMMSSZ_<target group>_<8 hex>/report.json` and
@@ -37,11 +37,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from mutguard.errors import InputError
-from mutguard.publish.base import ReportLinks
 from mutguard.registry import Registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a function reads its settings here before its first cloud call: stay light
     from mutguard.models import Report
+    from mutguard.publish.base import ReportLinks
     from mutguard.state import MutPoint
 
 STORE_ENV = "MUTGUARD_REPORT_STORE"
@@ -172,6 +172,7 @@ def store_report(
     history: Mapping[str, Sequence[MutPoint]] | None = None,
 ) -> StoredReport:
     """Put the report's JSON and HTML in `archive`, then make the links alerts carry."""
+    from mutguard.publish.base import ReportLinks
     from mutguard.render import render
 
     folder = object_folder(report, group)
