@@ -54,6 +54,26 @@ def test_live_collector_starts_without_pydantic_or_rich():
     assert done.stdout.strip() == ""
 
 
+FUNCTION_SETTINGS = """
+import sys
+from mutguard.functions.payload import parse_payload
+from mutguard.functions.runtime import Settings
+Settings.from_env({"MUTGUARD_REPORT_STORE": "s3:reports/mutguard", "MUTGUARD_SINKS": "slack",
+                   "MUTGUARD_STATE_STORE": "dynamodb:mutguard-state"})
+parse_payload({"action": "scan", "targets": [{"provider": "eks", "account": "123456789012"}]})
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in {"pydantic", "rich"})))
+"""
+
+
+def test_a_functions_settings_and_payload_load_no_report_model():
+    # What a scan event reads before its first cloud call: a report store, sinks and a state
+    # store configured must not bring the report models (pydantic) in before the clusters.
+    done = subprocess.run(
+        [sys.executable, "-c", FUNCTION_SETTINGS], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
 HANDLER_IMPORT = """
 import importlib
 import sys
