@@ -93,45 +93,20 @@ def _evaluate(source: ClusterSource, observed_at: datetime) -> ClusterReport:
 
 
 def assess(cluster: Cluster) -> ClusterReport:
+    """Run the provider's checks, then MUT over what their FAILs open, then the grades."""
     checks = catalogue(cluster.provider)
     results = [(check, outcome) for check in checks for outcome in _run(check, cluster)]
-    # One summary per check, shared by its findings.
-    summaries = {check.meta.id: CheckSummary.of(check.meta, cluster.provider) for check in checks}
-
-    findings: list[Finding] = []
-    contributions: list[Contribution] = []
-    assumptions: list[str] = []
-    bounded: set[StartKind] = set()
-    for index, (check, outcome) in enumerate(results):
-        meta = check.meta
-        findings.append(
-            Finding(
-                check_id=meta.id,
-                status=outcome.status,
-                resource=outcome.resource or cluster.arn_or_id,
-                detail=outcome.detail,
-                mut_gain=0 if outcome.status is Status.FAIL else None,
-                check=summaries[meta.id],
-                provider=cluster.provider,
-            )
-        )
-        if outcome.edges or outcome.starts:
-            contributions.append(Contribution(index, outcome.edges, outcome.starts))
-        if outcome.assumption:
-            assumptions.append(outcome.assumption)
-            bounded.update(outcome.assumption_affects)
-
+    findings, contributions = _findings(cluster, checks, results)
     barriers, starts = _graph_facts(cluster)
     result = compute(contributions, starts, barriers)
     for index, gains in result.gains.items():
         if gains:
             findings[index].mut_gain = max(gains.values())
             findings[index].mut_gain_from = [kind.value for kind in gains]
-
-    basis = list(dict.fromkeys(assumptions))
+    assumptions = list(dict.fromkeys(o.assumption for _, o in results if o.assumption))
+    bounded = {kind for _, o in results if o.assumption for kind in o.assumption_affects}
     if cluster.rbac is not None:
-        basis.append(f"authorization: read from RBAC ({len(cluster.rbac.bindings)} bindings)")
-
+        assumptions.append(f"authorization: read from RBAC ({len(cluster.rbac.bindings)} bindings)")
     return ClusterReport(
         name=cluster.name,
         provider=cluster.provider,
@@ -140,23 +115,52 @@ def assess(cluster: Cluster) -> ClusterReport:
         arn_or_id=cluster.arn_or_id,
         **{field: result.mut(kind) for kind, field in _MUT_FIELDS.items()},
         mut_upper_bound=[_MUT_FIELDS[kind] for kind in StartKind if kind in bounded],
-        mut_basis=basis,
+        mut_basis=assumptions,
         paths=_paths(result),
-        blast_radius=[
-            BlastRadius(
-                workload=route.start.label.removeprefix("workload:"),
-                mut=route.mut,
-                steps=route.steps(),
-            )
-            for route in sorted(result.workloads, key=lambda r: (r.mut, r.start.label))
-        ]
-        if cluster.workloads is not None
-        else [],
+        blast_radius=_blast_radius(result) if cluster.workloads is not None else [],
         maturity=_grades(results),
         findings=sorted(findings, key=_finding_order),
         platform_grants=_platform_grants(cluster),
         errors=[f"{doc}: {why}" for doc, why in sorted(cluster.collection_errors.items())],
     )
+
+
+def _findings(
+    cluster: Cluster, checks: list[Check], results: list[tuple[Check, Outcome]]
+) -> tuple[list[Finding], list[Contribution]]:
+    """A finding per outcome, in the order of `results`, and the graph edges the outcomes
+    open, each tagged with its finding's index (for its MUT gain)."""
+    # One summary per check, shared by its findings.
+    summaries = {check.meta.id: CheckSummary.of(check.meta, cluster.provider) for check in checks}
+    findings: list[Finding] = []
+    contributions: list[Contribution] = []
+    for index, (check, outcome) in enumerate(results):
+        findings.append(
+            Finding(
+                check_id=check.meta.id,
+                status=outcome.status,
+                resource=outcome.resource or cluster.arn_or_id,
+                detail=outcome.detail,
+                mut_gain=0 if outcome.status is Status.FAIL else None,
+                check=summaries[check.meta.id],
+                provider=cluster.provider,
+            )
+        )
+        if outcome.edges or outcome.starts:
+            contributions.append(Contribution(index, outcome.edges, outcome.starts))
+    return findings, contributions
+
+
+def _blast_radius(result: MutResult) -> list[BlastRadius]:
+    """What each workload reaches, lowest MUT first."""
+    return [
+        BlastRadius(
+            workload=route.start.label.removeprefix("workload:"),
+            mut=route.mut,
+            steps=route.steps(),
+        )
+        for route in sorted(result.workloads, key=lambda r: (r.mut, r.start.label))
+    ]
 
 
 def _platform_grants(cluster: Cluster) -> list[PlatformGrant]:

@@ -525,20 +525,8 @@ def _lane(
             _fact_lines(start_phrase(path.from_)),
         )
     )
-    items = []
-    for step_number, (stage, cost, why) in enumerate(steps, 1):
-        x = step_number * (_BOX_W + _GAP)
-        anchor = f"c{number}-p{lane}-s{step_number}"
-        indices = opened_by.get(step_number - 1, [])
-        title = f"{stage or 'step'}, cost {cost or '?'}: {why}"
-        title += "".join(_finding_note(cluster.findings[i]) for i in indices)
-        if cost:
-            title += f"\ncost {cost}: {_COST_MEANING[cost]}"
-        href = f"#c{number}-f{indices[0]}" if indices else f"#{anchor}"
-        svg.append(_box(x, y, "step", title, href, stage or "step", _fact_lines(why)))
-        if cost:
-            svg.append(_cost_badge(x, y, cost))
-        items.append(_step_item(cluster, number, anchor, (stage, cost, why), indices))
+    boxes, items = _step_boxes(cluster, number, lane, y, steps, opened_by)
+    svg += boxes
     nodes = len(steps) + 2
     admin_x = (nodes - 1) * (_BOX_W + _GAP)
     svg.append(
@@ -552,18 +540,48 @@ def _lane(
             ["admin-equivalent power"],
         )
     )
-    for node in range(nodes - 1):
-        x1 = node * (_BOX_W + _GAP) + _BOX_W
-        svg.append(
-            f'<line class="edge" x1="{x1}" y1="{y + _BOX_H / 2}" x2="{x1 + _GAP - 4}" '
-            f'y2="{y + _BOX_H / 2}" marker-end="url(#{arrow})"/>'
-        )
+    svg += _arrows(nodes, y, arrow)
     svg.append("</g>")
     listing = (
         f'<p id="c{number}-p{lane}"><strong>{_e(label)}</strong></p>'
         f'<ol class="steps">{"".join(items)}</ol>'
     )
     return "".join(svg), listing, nodes
+
+
+def _step_boxes(
+    cluster: ClusterReport,
+    number: int,
+    lane: int,
+    y: float,
+    steps: list[tuple[str, str, str]],
+    opened_by: dict[int, list[int]],
+) -> tuple[list[str], list[str]]:
+    """Each step's box (its fact, cost badge and the findings that open it, linked) and its
+    item in the ordered list."""
+    svg, items = [], []
+    for step_number, (stage, cost, why) in enumerate(steps, 1):
+        x = step_number * (_BOX_W + _GAP)
+        anchor = f"c{number}-p{lane}-s{step_number}"
+        indices = opened_by.get(step_number - 1, [])
+        title = f"{stage or 'step'}, cost {cost or '?'}: {why}"
+        title += "".join(_finding_note(cluster.findings[i]) for i in indices)
+        if cost:
+            title += f"\ncost {cost}: {_COST_MEANING[cost]}"
+        href = f"#c{number}-f{indices[0]}" if indices else f"#{anchor}"
+        svg.append(_box(x, y, "step", title, href, stage or "step", _fact_lines(why)))
+        if cost:
+            svg.append(_cost_badge(x, y, cost))
+        items.append(_step_item(cluster, number, anchor, (stage, cost, why), indices))
+    return svg, items
+
+
+def _arrows(nodes: int, y: float, arrow: str) -> list[str]:
+    return [
+        f'<line class="edge" x1="{x1}" y1="{y + _BOX_H / 2}" x2="{x1 + _GAP - 4}" '
+        f'y2="{y + _BOX_H / 2}" marker-end="url(#{arrow})"/>'
+        for x1 in (node * (_BOX_W + _GAP) + _BOX_W for node in range(nodes - 1))
+    ]
 
 
 def _paths(cluster: ClusterReport, number: int) -> str:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from mutguard.checks import catalogue
 from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
+from mutguard.provider_api import Cloud
 from mutguard.providers import labels
 
 OCSF_VERSION = "1.5.0"
@@ -123,34 +124,43 @@ def _event(
             **({"references": meta.references} if meta and meta.references else {}),
         },
         "resources": _resources(cluster, finding),
-        "unmapped": {
-            "area": finding.area.value,
-            "maturity": meta.maturity.value if meta else None,
-            "mut_gain": finding.mut_gain,
-            "mut_gain_from": finding.mut_gain_from,
-            "cluster": {
-                "name": cluster.name,
-                "uid": cluster.arn_or_id,
-                "mut": cluster.mut,
-                "mut_workload": cluster.mut_workload,
-                "mut_credential": cluster.mut_credential,
-                "mut_upper_bound": cluster.mut_upper_bound,
-            },
-        },
+        "unmapped": _unmapped(cluster, finding, meta),
     }
     if cloud:
-        provider, type_id, account_type = cloud
-        event["cloud"] = {
-            "provider": provider,
-            "region": cluster.location,
-            "account": {
-                "uid": cluster.account,
-                "name": cluster.account,
-                "type_id": type_id,
-                "type": account_type,
-            },
-        }
+        event["cloud"] = _cloud(cluster, cloud)
     return event
+
+
+def _unmapped(cluster: ClusterReport, finding: Finding, meta: CheckMetadata | None) -> dict:
+    """What OCSF has no attribute for: the check's area and maturity, the MUT it raises, and
+    the cluster's MUT."""
+    return {
+        "area": finding.area.value,
+        "maturity": meta.maturity.value if meta else None,
+        "mut_gain": finding.mut_gain,
+        "mut_gain_from": finding.mut_gain_from,
+        "cluster": {
+            "name": cluster.name,
+            "uid": cluster.arn_or_id,
+            "mut": cluster.mut,
+            "mut_workload": cluster.mut_workload,
+            "mut_credential": cluster.mut_credential,
+            "mut_upper_bound": cluster.mut_upper_bound,
+        },
+    }
+
+
+def _cloud(cluster: ClusterReport, cloud: Cloud) -> dict:
+    return {
+        "provider": cloud.provider,
+        "region": cluster.location,
+        "account": {
+            "uid": cluster.account,
+            "name": cluster.account,
+            "type_id": cloud.account_type_id,
+            "type": cloud.account_type,
+        },
+    }
 
 
 def _time(report: Report) -> tuple[int, str]:
