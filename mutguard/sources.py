@@ -6,6 +6,8 @@ run pays for every import before its first API call.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,3 +90,33 @@ class ScanError:
 
     scope: str
     message: str
+
+
+# A \uD800-\uDFFF escape in JSON text: half of a UTF-16 surrogate pair, or a lone one.
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+_SURROGATE_ESCAPES = (re.compile(_SURROGATE_ESCAPE), re.compile(_SURROGATE_ESCAPE.encode()))
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(text: str | bytes) -> Any:
+    """A JSON document as the API server's Go decoder reads it: a lone surrogate escape
+    (`"\\ud800"` with no partner) becomes U+FFFD. Python's json keeps it as is, and then no
+    report, log line or message can encode the string (UTF-8 refuses surrogates), so one hostile
+    name would cost the whole run. Raises json.JSONDecodeError (a ValueError) as json.loads."""
+    document = json.loads(text)
+    escapes = _SURROGATE_ESCAPES[isinstance(text, bytes)]
+    return _without_lone_surrogates(document) if escapes.search(text) else document
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """`value` (JSON-shaped) with each lone surrogate in its strings and keys as U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    return value

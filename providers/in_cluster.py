@@ -19,7 +19,14 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from mutguard import __version__
-from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, PROBE_DOC, RBAC_DOC, WORKLOADS_DOC
+from mutguard.sources import (
+    ADMISSION_DOC,
+    NAMESPACES_DOC,
+    PROBE_DOC,
+    RBAC_DOC,
+    WORKLOADS_DOC,
+    load_json,
+)
 
 PAGE_SIZE = 500
 CONNECT_TIMEOUT, READ_TIMEOUT = 5, 30
@@ -147,7 +154,7 @@ class _Api:
         if response.status != 200:
             raise KubeReadError(_status_reason(response.status, response.data, path))
         try:
-            return json.loads(response.data)
+            return load_json(response.data)
         except ValueError:
             raise KubeReadError(f"GET {path}: the API server answered invalid JSON") from None
 

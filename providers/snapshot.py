@@ -19,7 +19,7 @@ from typing import Any
 from mutguard.errors import InputError
 from mutguard.files import write_atomically
 from mutguard.providers import detect
-from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError
+from mutguard.sources import CLUSTER_DOC, ERRORS_DOC, ClusterSource, ScanError, load_json
 from mutguard.workloads import redacted_env_value
 
 # What `write` keeps out of a snapshot, and the note it leaves of it (read by no check).
@@ -139,7 +139,7 @@ def read_document(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(f"is not valid JSON (not UTF-8: {exc.reason})") from None
     try:
-        return json.loads(text)
+        return load_json(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"is not valid JSON ({exc})") from None
     except RecursionError:

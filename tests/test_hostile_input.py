@@ -414,3 +414,37 @@ def test_azure_scan_queue_refuses_deep_nesting_toward_the_poison_queue(caplog):
     with pytest.raises(PayloadError, match="nested too deeply"):
         call("scan_target", message=queue_message(NESTED_BODY))
     assert "[[[[" not in caplog.text
+
+
+LONE_SURROGATE = "\\ud800"  # as JSON text writes it: half a UTF-16 pair, with no other half
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown", "sarif", "csv", "junit", "html"])
+def test_a_lone_surrogate_in_a_name_reads_as_the_replacement_character(tmp_path, fmt):
+    """Go's encoding/json (the API server's, kubectl's) decodes a lone surrogate escape as
+    U+FFFD; read the same way, a hostile name renders in every format instead of crashing it."""
+    directory = write_cluster(tmp_path / "snapshot", "shop")
+    for file_name in ("cluster.json", "rbac.json"):
+        path = directory / file_name
+        text = path.read_text().replace('"shop"', f'"shop{LONE_SURROGATE}"')
+        text = text.replace('"cluster-admin"', f'"cluster-admin{LONE_SURROGATE}"')
+        path.write_text(text)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mutguard.cli",
+            "scan",
+            "--snapshot",
+            str(directory.parent),
+            "--format",
+            fmt,
+            "--as-of",
+            "2026-03-01",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode("utf-8")
+    assert "shop\ufffd" in out or "shop\\ufffd" in out  # SARIF escapes it
