@@ -144,7 +144,7 @@ resource "aws_dynamodb_table" "state" {
 
 # ---------------------------------------------------------------------------------------------
 # Optional report bucket: each published scan's JSON and HTML report (mutguard/publish/
-# s3_reports.py), private, encrypted, TLS only, deleted after report_retention_days.
+# reports/s3.py), private, encrypted, TLS only, deleted after report_retention_days.
 
 resource "aws_s3_bucket" "reports" {
   #checkov:skip=CKV_AWS_18:Access logging needs a log bucket this module does not own; CloudTrail data events can record reads instead.

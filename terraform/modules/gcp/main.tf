@@ -33,7 +33,7 @@ locals {
 
 # ---------------------------------------------------------------------------------------------
 # Optional report bucket: each published scan's JSON and HTML report (mutguard/publish/
-# gcs_reports.py). Uniform access and enforced public access prevention keep it private;
+# reports/gcs.py). Uniform access and enforced public access prevention keep it private;
 # Cloud Storage encrypts every object at rest. Reports are deleted after report_retention_days.
 
 resource "google_storage_bucket" "reports" {
