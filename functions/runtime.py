@@ -186,6 +186,10 @@ class ScanResult:
     stored_report: StoredReport | None = None
     fleet_digest: list[Any] = field(default_factory=list)  # SinkResult per sink, when sent here
 
+    def add_publish_error(self, error: str) -> None:
+        """Keep every reason the message must be delivered again, in the order they came."""
+        self.publish_error = f"{self.publish_error}; {error}" if self.publish_error else error
+
     @property
     def delivered(self) -> bool:
         return self.publish_error is None and all(r.ok for r in self.published)
@@ -242,8 +246,8 @@ def _store_report(
             result.report, archive, settings.report_link, group, history
         )
     except (InputError, ReportArchiveError) as exc:
-        result.publish_error = f"report not stored: {exc}"
-        log.error("%s", result.publish_error)
+        result.add_publish_error(f"report not stored: {exc}")
+        log.error("report not stored: %s", exc)
         return None
     log.info("stored the report at %s", result.stored_report.html_location)
     return result.stored_report.links
@@ -288,8 +292,7 @@ def _publish(
             report_links=report_links,
         ).results
     except (InputError, PublishError) as exc:
-        stored = result.publish_error  # the report store's failure, if any, stays in the text
-        result.publish_error = f"{stored}; {exc}" if stored else str(exc)
+        result.add_publish_error(str(exc))  # after the report store's failure, if any
         log.error("publishing failed: %s", exc)
 
 
@@ -327,9 +330,7 @@ def _finish_part(
         sent = finish_part(open_store(settings.state_store), run.id, run.part, result.report, specs)
     except (InputError, StoreError) as exc:
         failed = f"fleet digest of run {run.id}: {exc}"
-        result.publish_error = (
-            f"{result.publish_error}; {failed}" if result.publish_error else failed
-        )
+        result.add_publish_error(failed)
         log.error("%s", failed)
         return
     result.fleet_digest = sent or []

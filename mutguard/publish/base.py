@@ -75,18 +75,14 @@ class SinkContext:
 
 
 class Sink(Protocol):
+    """A sink that takes messages, not only findings, also has `render_digest(digest) ->
+    list[Outgoing]` for a scheduled run's fleet digest (mutguard.publish.fleet)."""
+
     name: str
 
     def render(self, notice: Notice) -> list[Outgoing]: ...
 
     def deliver(self, item: Outgoing) -> None: ...
-
-
-class DigestSink(Sink, Protocol):
-    """A sink that takes messages, not only findings, also renders a scheduled run's fleet
-    digest (mutguard.publish.fleet); security hubs, which take findings, do not."""
-
-    def render_digest(self, digest: Any) -> list[Outgoing]: ...
 
 
 class DeadLetter(Protocol):
