@@ -71,6 +71,9 @@ class _Eks:
     """Access entries and OIDC configs per (account, region, cluster)."""
 
     entries: dict[tuple[str, str, str], dict[str, Json]] = field(default_factory=dict)
+    # The clientRequestToken each access entry was created with, by (account, region,
+    # cluster, principal ARN).
+    create_tokens: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
     oidc: dict[tuple[str, str, str], dict[str, Json]] = field(default_factory=dict)
 
 
@@ -274,8 +277,18 @@ class AwsRecorder(Serving):
         if not rest and method == "POST":
             request = json.loads(body or b"{}")
             principal = request["principalArn"]
+            token = request.get("clientRequestToken")
+            # The SDKs fill clientRequestToken (an idempotency token) and keep it when they
+            # retry, so a create whose answer was lost in transit gets the entry, not a 409.
+            if (
+                principal in entries
+                and token
+                and self._eks.create_tokens.get((*key, principal)) == token
+            ):
+                return {"accessEntry": entries[principal]}
             if principal in entries:
                 raise _ApiError(409, "ResourceInUseException", "The access entry exists.")
+            self._eks.create_tokens[(*key, principal)] = token
             now = datetime.datetime.now(datetime.UTC).timestamp()
             role_account, role_name = principal.split(":")[4], principal.rsplit("/", 1)[-1]
             entries[principal] = {
@@ -305,6 +318,7 @@ class AwsRecorder(Serving):
             }
         if method == "DELETE":
             del entries[principal]
+            self._eks.create_tokens.pop((*key, principal), None)
             return {}
         return {"accessEntry": entries[principal]}
 
