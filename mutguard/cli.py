@@ -592,11 +592,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if from_stdin else args.report.read_bytes()
         report = Report.model_validate_json(data)
     except ValidationError as exc:
-        # A problem of the whole report (its schema_version, a finding's check) is named.
-        whole = [
-            e["msg"] for e in exc.errors(include_url=False, include_input=False) if not e["loc"]
-        ]
-        why = whole[0].removeprefix("Value error, ") if whole else f"{exc.error_count()} errors"
+        # Named: a problem of the whole report (its schema_version, a finding's check) first,
+        # else the first problem and where it is; never the values read.
+        errors = exc.errors(include_url=False, include_input=False)
+        first = next((e for e in errors if not e["loc"]), errors[0])
+        why = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            why = f"{'.'.join(str(part) for part in first['loc'])}: {why}"
+        if len(errors) > 1:
+            why += f"; {len(errors) - 1} more"
         raise _usage(f"{source}: not a mutguard JSON report ({why})") from None
     return EXIT_OK if publish_report(report, args.publish, args) else EXIT_UNDELIVERED
 

@@ -162,7 +162,7 @@ def parse_common(source: ClusterSource, errors: dict[str, str]) -> dict[str, Any
     """Fields every provider's Cluster takes from the in-cluster documents."""
     platform = catalogue_for(source.provider)
     rbac = parse_optional(
-        source, errors, RBAC_DOC, partial(RbacPolicy.from_kubectl, platform=platform)
+        source, errors, RBAC_DOC, partial(RbacPolicy.from_kubectl, platform=platform, let_go=True)
     )
     if rbac is not None and rbac.unread:
         errors[RBAC_DOC] = _skipped([skipped.reason for skipped in rbac.unread])

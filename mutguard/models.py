@@ -123,6 +123,37 @@ class _Numerous(_Model):
 _EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _is_empty(value: object) -> bool:
+    return not value
+
+
+class Remediation(_Model):
+    """How to fix what a check finds on one provider: what to do, then where to do it. The
+    fields hold plain text (a format sets the commands as code); unset ones are left out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(description="What to do, in one sentence")
+    cli: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The command(s) to run (aws, gcloud, az, kubectl), one per line; the "
+        "summary says whether they are steps or alternatives",
+    )
+    terraform: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The Terraform resource and argument to set, or why none holds the setting",
+    )
+    console: str | None = Field(
+        default=None, exclude_if=_is_none, description="Where to change it in the cloud console"
+    )
+
+
 class CheckMetadata(_Model):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,7 +164,7 @@ class CheckMetadata(_Model):
     maturity: Maturity
     providers: list[Provider]
     rationale: str
-    remediation: dict[Provider, str]
+    remediation: dict[Provider, Remediation]
     references: list[str]
 
 
@@ -147,7 +178,7 @@ class CheckSummary(_Model):
     severity: Severity
     area: Area
     maturity: Maturity
-    remediation: dict[Provider, str] = Field(
+    remediation: dict[Provider, Remediation] = Field(
         description="For the providers of the clusters the check has findings in"
     )
 
@@ -160,14 +191,6 @@ class CheckSummary(_Model):
             maturity=meta.maturity,
             remediation={provider: meta.remediation[provider]},
         )
-
-
-def _is_none(value: object) -> bool:
-    return value is None
-
-
-def _is_empty(value: object) -> bool:
-    return not value
 
 
 class Finding(_Numerous):
@@ -215,24 +238,43 @@ class Finding(_Numerous):
         return self.check.area
 
     @property
-    def remediation(self) -> str:
+    def remediation(self) -> Remediation:
         return self.check.remediation[self.provider]
 
 
-class AttackPath(_Model):
+class _Routed(_Model):
+    """A model whose `steps` the report writes as indexes into its cluster's `route_steps`."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(core_schema))
+        if handler.mode == "serialization":
+            json_schema["properties"]["steps"] = {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "description": "Indexes into the cluster's route_steps",
+            }
+        return json_schema
+
+
+class AttackPath(_Routed):
     from_: str = Field(
         alias="from", description="internet | workload:<ns>/<pod> | credential:<what>"
     )
     mut: int
-    steps: list[str]
+    steps: list[str] = Field(description="`stage (cost): why`, the start's own mistake first")
 
 
-class BlastRadius(_Numerous):
+class BlastRadius(_Numerous, _Routed):
     """What the compromise of one workload reaches."""
 
     workload: str = Field(description="<namespace>/<name>")
     mut: int = Field(description="1 (its app is exploited) + the cheapest further path to admin")
-    steps: list[str]
+    steps: list[str] = Field(
+        description="The further path, `stage (cost): why` (the exploited app is not repeated)"
+    )
 
 
 class PlatformGrant(_Model):
@@ -284,23 +326,53 @@ class ClusterReport(_Model):
     )
     errors: list[str]
 
+    @computed_field(
+        description="Every distinct step of the cluster's paths and blast_radius, in order of "
+        "first use: their `steps` are indexes into it"
+    )
+    @property
+    def route_steps(self) -> list[str]:
+        return list(self._route_step_indexes())
+
+    def _route_step_indexes(self) -> dict[str, int]:
+        indexes: dict[str, int] = {}
+        for route in (*self.paths, *self.blast_radius):
+            for step in route.steps:
+                indexes.setdefault(step, len(indexes))
+        return indexes
+
     @model_validator(mode="before")
     @classmethod
-    def _resource_defaults_to_the_cluster(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("findings"), list):
+    def _read_compact_form(cls, data: Any) -> Any:
+        """A cluster read from JSON: findings without a resource are about the cluster, and
+        route steps are looked up in `route_steps`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("findings"), list):
             cluster_resource = data.get("arn_or_id")
-            findings = [
+            data["findings"] = [
                 {"resource": cluster_resource, **f} if isinstance(f, dict) else f
                 for f in data["findings"]
             ]
-            return {**data, "findings": findings}
+        table = data.pop("route_steps", None)
+        if table is not None:
+            if not isinstance(table, list):
+                raise ValueError("route_steps: expected a list of step texts")
+            for name in ("paths", "blast_radius"):
+                if isinstance(data.get(name), list):
+                    data[name] = [_steps_looked_up(route, table, name) for route in data[name]]
         return data
 
     @model_serializer(mode="wrap")
-    def _without_cluster_resource(self, handler: SerializerFunctionWrapHandler):
+    def _compact(self, handler: SerializerFunctionWrapHandler):
         data = handler(self)
         for finding in data.get("findings", ()):
             self._leave_out_cluster_resource(finding)
+        indexes = self._route_step_indexes()
+        for name in ("paths", "blast_radius"):
+            for route in data.get(name, ()):
+                route["steps"] = [indexes[step] for step in route["steps"]]
         return data
 
     def _leave_out_cluster_resource(self, finding: dict) -> None:
@@ -312,6 +384,20 @@ class ClusterReport(_Model):
         data = finding.model_dump(mode="json", by_alias=True)
         self._leave_out_cluster_resource(data)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _steps_looked_up(route: Any, table: list[Any], field: str) -> Any:
+    if not isinstance(route, dict) or not isinstance(route.get("steps"), list):
+        return route
+    steps = []
+    for index in route["steps"]:
+        if type(index) is not int or not 0 <= index < len(table):
+            raise ValueError(
+                f"{field}: step {str(index)[:20]!r} is not an index into route_steps "
+                f"({len(table)} steps)"
+            )
+        steps.append(table[index])
+    return {**route, "steps": steps}
 
 
 def _with_checks(cluster: Any, checks: dict[str, CheckSummary]) -> Any:

@@ -138,7 +138,11 @@ class Route:
 
     def steps(self) -> list[str]:
         head = [] if self.start.kind is StartKind.INTERNET else [f"start (1): {self.start.why}"]
-        return head + [edge.describe() for edge in self.edges]
+        return head + self.further_steps()
+
+    def further_steps(self) -> list[str]:
+        """The steps after the start's own mistake."""
+        return [edge.describe() for edge in self.edges]
 
 
 @dataclass

@@ -65,7 +65,7 @@ class _Entry:
     role_name: str
     subjects: frozenset[SubjectKey]
     catalogue: str
-    source: str
+    source: str  # where its citation is: "<source id> in <catalogue file>"
     note: str  # what the catalogue adds, e.g. the condition under which it is a real start
 
 
@@ -89,7 +89,7 @@ class PlatformCatalogue:
                         role_name=binding["roleRef"]["name"],
                         subjects=_subjects(binding.get("subjects", ())),
                         catalogue=CATALOGUES.get(name, name),
-                        source=sources.get(binding.get("source", ""), ""),
+                        source=_source_reference(name, binding.get("source", ""), sources),
                         note=binding.get("note", ""),
                     )
                 )
@@ -126,7 +126,8 @@ class PlatformCatalogue:
         return Recognition(
             subjects,
             f"named like {what}, which does not bind this subject",
-            f"{what}, by its roleRef, subjects and what its role grants{source}{note}",
+            # The grant names its binding: said here is only whose object it matched.
+            f"{entry.catalogue}'s own (its roleRef, subjects and role's grants){source}{note}",
             listed_subjects=subjects,
         )
 
@@ -137,6 +138,14 @@ class PlatformCatalogue:
                 *(_power_set(powers(rules, scope)) for rules in variants)
             )
         return self._powers[(role, scope)]
+
+
+def _source_reference(catalogue: str, source: str, sources: dict[str, str]) -> str:
+    """Where the catalogue's citation for an object is (mutguard/data/platform_rbac/), written
+    in place of the citation: every grant of a large cluster would repeat it."""
+    if source not in sources:
+        return ""
+    return f"{source} in {catalogue}.json"
 
 
 def _subjects(raw: Iterable[dict[str, str]]) -> frozenset[SubjectKey]:

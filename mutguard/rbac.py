@@ -241,7 +241,12 @@ class RbacPolicy:
         self._grants: list[Grant] | None = None
 
     @classmethod
-    def from_kubectl(cls, document: Any, platform: PlatformCatalogue | None = None) -> RbacPolicy:
+    def from_kubectl(
+        cls, document: Any, platform: PlatformCatalogue | None = None, *, let_go: bool = False
+    ) -> RbacPolicy:
+        """The policy of a kubectl List. With `let_go`, each raw object is taken out of the List
+        once read, so that a large cluster's parsed policy reuses the memory its document held
+        (a scan reads a source's documents once: scan.evaluate)."""
         if not isinstance(document, dict) or not isinstance(document.get("items"), list):
             raise InputError("rbac.json: expected a kubectl List with an 'items' array")
         roles: list[Role] = []
@@ -249,7 +254,10 @@ class RbacPolicy:
         unread: list[UnreadObject] = []
         # Many bindings name the same subjects: each distinct one (and list of them) is kept once.
         shared: dict[Any, Any] = {}
-        for index, item in enumerate(document["items"]):
+        items = document["items"]
+        for index, item in enumerate(items):
+            if let_go:
+                items[index] = None
             kind = item.get("kind") if isinstance(item, dict) else None
             if isinstance(item, dict) and kind not in ROLE_KINDS + BINDING_KINDS:
                 continue  # other kinds are not RBAC; a mixed List is fine
@@ -539,17 +547,26 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
         found.append(
             Power("rbac.secrets_read", "read every secret", Reach.ADMIN if cluster else Reach.NONE)
         )
+    found += _pod_powers(can, any_verb, own_namespace)
+    found += _escalation_powers(can, any_verb, cluster, own_namespace)
+    found += _identity_powers(can, cluster, own_namespace)
+    if cluster:
+        found += _cluster_only_powers(can, any_verb)
+    return found
+
+
+def _pod_powers(can, any_verb, reach: Reach) -> list[Power]:
+    """Running pods, and reaching into running ones."""
+    found: list[Power] = []
     creates_pods = any(can("create", group, resource) for group, resource in WORKLOAD_KINDS)
     if creates_pods:
-        found.append(
-            Power("rbac.workload_create", "run pods as any service account", own_namespace)
-        )
+        found.append(Power("rbac.workload_create", "run pods as any service account", reach))
     # A request for /api/v1/namespaces/N carries namespace N (the apiserver's RequestInfoFactory),
     # so a RoleBinding in N with write verbs on namespaces covers the Namespace object N: its
     # Pod Security labels, and with them the pods admission lets through. (resourceNames are
     # not told apart here: a RoleBinding can reach no other namespace object anyway.)
     if (
-        own_namespace is Reach.NAMESPACE
+        reach is Reach.NAMESPACE
         and creates_pods
         and any(can(verb, "", "namespaces", named=True) for verb in ("update", "patch"))
     ):
@@ -563,8 +580,13 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
     if any(
         any_verb(("create", "get"), "", "pods", sub) for sub in ("exec", "attach", "portforward")
     ):
-        found.append(Power("rbac.pod_exec", "exec into or attach to running pods", own_namespace))
-    found += _escalation_powers(can, any_verb, cluster, own_namespace)
+        found.append(Power("rbac.pod_exec", "exec into or attach to running pods", reach))
+    return found
+
+
+def _identity_powers(can, cluster: bool, reach: Reach) -> list[Power]:
+    """Acting as another identity: impersonating it, or minting its tokens."""
+    found: list[Power] = []
     # The impersonation filter asks for users, groups and uids without a namespace, which no
     # RoleBinding matches, and for a service account in its own namespace.
     impersonated = [r for r in ("users", "groups") if cluster and can("impersonate", "", r)]
@@ -573,11 +595,9 @@ def powers(rules: Iterable[Rule], namespace: str | None = None) -> list[Power]:
             Power("rbac.impersonate", f"impersonate {', '.join(impersonated)}", Reach.ADMIN)
         )
     elif can("impersonate", "", "serviceaccounts"):
-        found.append(Power("rbac.impersonate", "impersonate service accounts", own_namespace))
+        found.append(Power("rbac.impersonate", "impersonate service accounts", reach))
     if can("create", "", "serviceaccounts", "token"):
-        found.append(Power("rbac.token_create", "create service-account tokens", own_namespace))
-    if cluster:
-        found += _cluster_only_powers(can, any_verb)
+        found.append(Power("rbac.token_create", "create service-account tokens", reach))
     return found
 
 

@@ -74,7 +74,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def evaluate(source: ClusterSource, observed_at: datetime) -> ClusterReport:
     """One cluster's report; never raises for the cluster's own data. The source's documents
-    are let go once parsed, so evaluate a source once."""
+    are used up as they are parsed (a large RBAC List object by object), so evaluate a source
+    once."""
     with _cyclic_gc_paused():
         return _evaluate(source, observed_at)
 
@@ -153,11 +154,13 @@ def _findings(
 
 def _blast_radius(result: MutResult) -> list[BlastRadius]:
     """What each workload reaches, lowest MUT first."""
+    # Workloads share most of their routes: one string per distinct step, not one per workload.
+    texts: dict[str, str] = {}
     return [
         BlastRadius(
             workload=route.start.label.removeprefix("workload:"),
             mut=route.mut,
-            steps=route.steps(),
+            steps=[texts.setdefault(step, step) for step in route.further_steps()],
         )
         for route in sorted(result.workloads, key=lambda r: (r.mut, r.start.label))
     ]

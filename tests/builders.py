@@ -11,12 +11,22 @@ from typing import Any
 
 import yaml
 
-from mutguard.models import Area, CheckSummary, ClusterReport, Finding, Maturity, Severity, Status
+from mutguard.models import (
+    Area,
+    CheckSummary,
+    ClusterReport,
+    Finding,
+    Maturity,
+    Remediation,
+    Severity,
+    Status,
+)
 from mutguard.scan import evaluate
 from mutguard.sources import ClusterSource, Provider
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOOTSTRAP_RBAC = FIXTURES / "kubernetes-bootstrap-rbac"
+FIX_IT = Remediation(summary="fix it")  # a made-up check's remediation (new_finding)
 # The bundled demo clusters (mutguard/demo), each of which fails at least one check: on a first
 # run, with no state, every one of them has news to publish.
 NEWS_CLUSTERS = [
@@ -144,7 +154,10 @@ def access_entry(principal: str, *policies: tuple[str, str]) -> dict[str, Any]:
 def source(cluster_json: dict, **documents: Any) -> ClusterSource:
     """A ClusterSource; keyword names map to files: rbac -> rbac.json, access_entries -> ..."""
     docs = {"cluster.json": cluster_json}
-    docs.update({f"{key.replace('_', '-')}.json": value for key, value in documents.items()})
+    # A scan uses up its source's documents (scan.evaluate); a test may scan the same ones again.
+    docs.update(
+        {f"{key.replace('_', '-')}.json": copy.deepcopy(value) for key, value in documents.items()}
+    )
     return ClusterSource(Provider.EKS, cluster_json["cluster"]["name"], documents=docs)
 
 
@@ -172,7 +185,7 @@ def new_finding(
     severity: Severity = Severity.HIGH,
     title: str | None = None,
     area: Area = Area.WORKLOADS,
-    remediation: str = "fix it",
+    remediation: Remediation = FIX_IT,
     mut_gain: int | None = None,
     mut_gain_from: tuple[str, ...] = (),
 ) -> Finding:
@@ -202,7 +215,7 @@ def varied(
     *,
     severity: Severity | None = None,
     title: str | None = None,
-    remediation: str | None = None,
+    remediation: Remediation | None = None,
     **fields: Any,
 ) -> Finding:
     """`template` changed: as a finding of another check (`check_id`), its check's summary with
@@ -333,7 +346,10 @@ def _set_or_drop(document: dict[str, Any], key: str, value: Any) -> None:
 def gke_source(cluster_json: dict, **documents: Any) -> ClusterSource:
     """A GKE ClusterSource; keyword names map to files as in source()."""
     docs = {"cluster.json": cluster_json}
-    docs.update({f"{key.replace('_', '-')}.json": value for key, value in documents.items()})
+    # A scan uses up its source's documents (scan.evaluate); a test may scan the same ones again.
+    docs.update(
+        {f"{key.replace('_', '-')}.json": copy.deepcopy(value) for key, value in documents.items()}
+    )
     return ClusterSource(Provider.GKE, cluster_json["name"], documents=docs)
 
 

@@ -9,6 +9,7 @@ import email.policy
 from collections.abc import Iterator
 from email.message import EmailMessage
 from functools import cache
+from html import escape
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -142,7 +143,8 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
 
 
 def fixes_told(plain: str, name: str) -> list[str]:
-    """The lines of the "Top fixes" list of one cluster in the plain-text body."""
+    """The items of the "Top fixes" list of one cluster in the plain-text body, each with the
+    further lines of its remediation (indented under it in the body)."""
     block = plain.split(f"\n{name} (", 1)[1]
     after = WORST_FIRST[WORST_FIRST.index(name) + 1 :]
     if after:
@@ -150,7 +152,14 @@ def fixes_told(plain: str, name: str) -> list[str]:
     if "Top fixes by MUT gain" not in block:
         return []
     listed = block.split("Top fixes by MUT gain", 1)[1].split("\n\n", 1)[0]
-    return [line.removeprefix("  - ") for line in listed.splitlines()[1:]]
+    items: list[str] = []
+    for line in listed.splitlines()[1:]:
+        if line.startswith("  - "):
+            items.append(line.removeprefix("  - "))
+        else:
+            assert line.startswith("    "), line
+            items[-1] += "\n" + line.removeprefix("    ")
+    return items
 
 
 def assert_worst_first_with_remediations(message: EmailMessage) -> None:
@@ -161,12 +170,19 @@ def assert_worst_first_with_remediations(message: EmailMessage) -> None:
     assert [c.name for c in demo_report().clusters] != WORST_FIRST  # the order is the e-mail's
     for cluster in demo_report().clusters:
         told = fixes_told(plain, cluster.name)
-        for line, fix in zip(told, top_fixes(cluster), strict=True):
-            # What to do on this cluster's provider, not what was found.
-            assert f"] {fix.check_id}" in line and line.endswith(f": {fix.remediation}"), line
-            assert fix.detail not in line
-            command = fix.remediation.split("`")[1]
-            assert f"<code>{command}</code>" in rich.replace("&#x27;", "'"), command
+        for item, fix in zip(told, top_fixes(cluster), strict=True):
+            # What to do on this cluster's provider, not what was found: the summary, then the
+            # commands (as code in the HTML body) and the Terraform setting, labelled.
+            first, *more = item.split("\n")
+            assert f"] {fix.check_id}" in first and first.endswith(f": {fix.remediation.summary}")
+            assert fix.detail not in item
+            commands = fix.remediation.cli.splitlines()
+            assert more[0] == f"CLI: `{commands[0]}`"
+            assert more[1 : len(commands)] == [f"     `{command}`" for command in commands[1:]]
+            assert (f"Terraform: {fix.remediation.terraform}" in more) == bool(
+                fix.remediation.terraform
+            )
+            assert f"<br>CLI: <code>{escape(commands[0])}</code>" in rich, commands[0]
     assert fixes_told(plain, "data-platform")[0].count("`gcloud container clusters update")
     assert fixes_told(plain, "orders-aks")[0].count("`az aks update -g RG -n NAME")
     assert fixes_told(plain, "shop-prod")[0].count("`aws eks update-cluster-config --name")

@@ -41,6 +41,7 @@ PRIVATE = {"public": False, "private": True}
 NO_ANONYMOUS = {"anonymous_version": False, "anonymous_api": False}
 WILDCARD = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
 BOOTSTRAP_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+PLATFORM_RBAC = resources.files("mutguard").joinpath("data", "platform_rbac")
 
 
 def scan(document: dict):
@@ -244,10 +245,13 @@ def test_the_report_lists_the_platforms_grants_with_why_and_explain_shows_them()
     grants = {(g.binding, g.subject): g for g in report.platform_grants}
     addon = grants[("ClusterRoleBinding eks:addon-cluster-admin", "User eks:addon-manager")]
     assert addon.power == "use every verb on every resource"
-    assert addon.why.startswith("Amazon EKS's ClusterRoleBinding eks:addon-cluster-admin, by its")
-    assert "source: " in addon.why
+    assert addon.why.startswith("Amazon EKS's own (its roleRef, subjects and role's grants)")
+    # The citation is named by its place in the catalogue, which holds it.
+    source_id, catalogue_file = addon.why.split("source: ", 1)[1].split(";")[0].split(" in ")
+    catalogue = json.loads((PLATFORM_RBAC / catalogue_file).read_text())
+    assert catalogue_file == "eks.json" and catalogue["sources"][source_id]
     masters = grants[("ClusterRoleBinding cluster-admin", "Group system:masters")]
-    assert masters.why.startswith("the Kubernetes bootstrap policy's ClusterRoleBinding")
+    assert masters.why.startswith("the Kubernetes bootstrap policy's own")
     # A look-alike is a finding, never a platform grant.
     impostor = cluster_role_binding("system:metrics-helper", "cluster-admin", ("User", "mallory"))
     assert not any(g.subject == "User mallory" for g in scan(rbac_list(impostor)).platform_grants)

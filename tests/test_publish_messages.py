@@ -53,8 +53,19 @@ def big_cluster(findings: int, workloads: int = 0) -> ClusterReport:
         failing[i % len(failing)].model_copy(update={"resource": f"apps/deployment-{i:05d}"})
         for i in range(findings)
     ]
+    # Each workload's route: a step of its own, one it shares with a tenth of the others and
+    # one every route shares with the cluster's paths.
+    shared = base.paths[0].steps[-1]
     radius = [
-        BlastRadius(workload=f"apps/worker-{i:05d}", mut=1, steps=["start (1): exploited"] * 3)
+        BlastRadius(
+            workload=f"apps/worker-{i:05d}",
+            mut=1,
+            steps=[
+                f"authentication (0): Pod apps/worker-{i:05d} mounts the token of worker",
+                f"authentication (0): service account worker-{i % 10} is an identity",
+                shared,
+            ],
+        )
         for i in range(workloads)
     ]
     # Every part repeats the header, so the platform's grants are divided like the rest.
@@ -140,10 +151,11 @@ def test_a_cluster_too_big_for_one_message_is_split_into_valid_parts(limit):
         (i, len(bodies)) for i in range(1, len(bodies) + 1)
     ]
     findings = [f for b in bodies for f in b["clusters"][0]["findings"]]
-    radius = [r for b in bodies for r in b["clusters"][0].get("blast_radius", [])]
     platform = [g for b in bodies for g in b["clusters"][0].get("platform_grants", [])]
-    assert findings == original["findings"] and radius == original["blast_radius"]
-    assert platform == original["platform_grants"]
+    assert findings == original["findings"] and platform == original["platform_grants"]
+    # Each part numbers the route steps it holds itself: read back, the routes are the same.
+    parts = [ClusterMessage.model_validate(body).clusters[0] for body in bodies]
+    assert [r for part in parts for r in part.blast_radius] == cluster.blast_radius
 
 
 @pytest.mark.parametrize("limit", [SQS_SNS_LIMIT, STORAGE_QUEUE_LIMIT])
@@ -154,13 +166,19 @@ def test_parts_are_full_counting_the_checks_each_part_carries(limit):
     cluster = big_cluster(findings=1500, workloads=300)
     messages = cluster_messages(report, cluster, limit=limit)
     parsed = [ClusterMessage.model_validate_json(m.body) for m in messages]
+    # The sizing keeps room for a part number as long as any part's could be (one per entry).
+    most = sum(len(getattr(cluster, name)) for name in SPLIT_FIELDS)
+    numbered = {"part": most, "parts": most}
     for message, part, following in zip(messages, parsed, parsed[1:], strict=False):
         (held,) = part.clusters
         (next_held,) = following.clusters
         name = next(n for n in SPLIT_FIELDS if getattr(next_held, n))
         more = held.model_copy(update={name: [*getattr(held, name), getattr(next_held, name)[0]]})
-        fuller = part.model_copy(update={"clusters": [more]}).model_dump_json(by_alias=True)
-        assert message.size <= limit < message_size(fuller, message.attributes)
+        fuller = part.model_copy(update={"clusters": [more], **numbered})
+        fuller_size = message_size(
+            fuller.model_dump_json(by_alias=True), {**message.attributes, **numbered}
+        )
+        assert message.size <= limit < fuller_size
 
 
 def test_a_single_finding_larger_than_the_limit_is_refused_by_name():

@@ -39,6 +39,7 @@ from mutguard.publish import (
     publish,
 )
 from mutguard.publish.stores.sqlite import SqliteStateStore
+from mutguard.render.summary import remediation_text
 from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression
@@ -177,7 +178,7 @@ def test_every_new_failure_is_an_active_finding_with_the_scc_fields(scc: SccServ
     assert found.event_time == GENERATED_AT
     assert found.resource_name == GKE_CLUSTER
     assert found.external_uri == ""
-    assert found.next_steps == failure.remediation
+    assert found.next_steps == remediation_text(failure.remediation)
     assert found.description.startswith("data-platform (gke, europe-west4): ")
     assert failure.detail in found.description
     assert properties(found) == {
@@ -193,7 +194,7 @@ def test_every_new_failure_is_an_active_finding_with_the_scc_fields(scc: SccServ
         "mut_gain": failure.mut_gain,
         "mut_gain_from": failure.mut_gain_from,
         "detail": failure.detail,
-        "remediation": failure.remediation,
+        "remediation": failure.remediation.model_dump(mode="json"),
     }
 
     eks = cluster_named(demo_report(), "payments-legacy")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from mutguard.models import ClusterReport, Finding, Report, Status
+from mutguard.models import ClusterReport, Finding, Remediation, Report, Status
 from mutguard.providers import snapshot
 from mutguard.publish import (
     ConfigurationError,
@@ -36,6 +36,7 @@ from mutguard.publish import (
 )
 from mutguard.publish import aws as aws_sinks
 from mutguard.publish.stores.sqlite import SqliteStateStore
+from mutguard.render.summary import remediation_text
 from mutguard.scan import build_report
 from mutguard.state import changes
 from mutguard.suppressions import Suppression
@@ -157,7 +158,7 @@ def id_of(stored_findings: dict[str, dict[str, Any]], check_id: str, resource: s
     return found
 
 
-def failing_cluster(count: int, **text: str) -> ClusterReport:
+def failing_cluster(count: int, **text: Any) -> ClusterReport:
     """payments-legacy with `count` failing findings (`text` overrides their fields)."""
     base = cluster_named(demo_report(), "payments-legacy")
     template = first_failure(base)
@@ -206,7 +207,8 @@ def test_every_new_failure_is_a_finding_with_the_asff_fields(hub: Any, import_ca
     assert found["Title"] == failure.title
     assert found["Description"].startswith("payments-legacy (eks, eu-west-1): ")
     assert failure.detail in found["Description"]
-    assert found["Remediation"] == {"Recommendation": {"Text": failure.remediation}}
+    text = remediation_text(failure.remediation)
+    assert len(text) <= 512 and found["Remediation"] == {"Recommendation": {"Text": text}}
     (resource,) = found["Resources"]
     assert resource["Type"] == "AwsEksCluster"
     assert resource["Id"] == "arn:aws:eks:eu-west-1:111111111111:cluster/payments-legacy"
@@ -326,7 +328,7 @@ def test_long_text_is_cut_to_the_documented_limits(hub: Any):
     long = {
         "title": "T" * 1000,
         "detail": "é" * 3000,  # two bytes each
-        "remediation": "r" * 3000,
+        "remediation": Remediation(summary="r" * 3000),
         "resource": "payments/" + "x" * 5000,
     }
     report = demo_report().model_copy(update={"clusters": [failing_cluster(1, **long)]})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mutguard.cli import EXIT_OK, main
-from mutguard.models import Area, Report, Status
+from mutguard.models import Area, Remediation, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
 from mutguard.scan import build_report
@@ -41,6 +41,8 @@ HOSTILE = [
     "'=already quoted",
     'a, "quoted" <tag> ]]> cell;\nwith a line break and é 中',
 ]
+FIELDS = ("cli", "terraform", "console")  # a remediation's, each in a column of its own
+REMEDIATION_COLUMNS = tuple(f"remediation_{field}" for field in FIELDS)
 
 
 def documented_columns() -> list[str]:
@@ -91,7 +93,7 @@ def hostile_report() -> Report:
             provider=cluster.provider,
             title=name,
             area=Area.PRIVILEGED_ACCESS,
-            remediation=name,
+            remediation=Remediation(summary=name, cli=name, terraform=name, console=name),
             mut_gain=1,
             mut_gain_from=("internet",),
         )
@@ -144,7 +146,11 @@ def test_cells_hold_the_findings_values(demo_csv):
                 finding.area.value,
             )
             assert unescaped(row["detail"]) == finding.detail
-            assert unescaped(row["remediation"]) == finding.remediation
+            fix = finding.remediation
+            assert unescaped(row["remediation"]) == fix.summary
+            assert [unescaped(row[f"remediation_{field}"]) for field in FIELDS] == [
+                getattr(fix, field) or "" for field in FIELDS
+            ]
             # Only a FAIL has a MUT gain; for the others the report holds null.
             assert row["mut_gain"] == ("" if finding.mut_gain is None else str(finding.mut_gain))
             assert row["mut_gain_from"].split() == finding.mut_gain_from
@@ -174,7 +180,7 @@ def test_no_cell_starts_a_formula_and_the_escape_can_be_undone():
     assert rows[0]["cluster"] == "'" + HOSTILE[1]
     added = rows[-len(HOSTILE) :]
     for name, row in zip(HOSTILE, added, strict=True):
-        for column in ("title", "resource", "detail", "remediation"):
+        for column in ("title", "resource", "detail", "remediation", *REMEDIATION_COLUMNS):
             assert unescaped(row[column]) == name
             assert row[column] == ("'" + name if name.startswith((*FORMULA_START, "'")) else name)
     # The binding's name and subject reach the findings of the real checks, escaped as well.

@@ -19,6 +19,7 @@ from mutguard.models import (
     ClusterReport,
     MaturityGrades,
     PlatformGrant,
+    Remediation,
     Report,
     Severity,
     Status,
@@ -224,6 +225,13 @@ def test_top_fixes_come_first_with_the_providers_remediation(demo, tree):
         "eks.access.admin_policy",
     ]
     assert "how to fix it on eks" in fixes.own("thead").text()
+    (cluster,) = [c for c in demo.clusters if c.name == "shop-prod"]
+    fix = next(f for f in cluster.findings if f.check_id == rows[0].find("code")[0].text())
+    # The summary, then each field labelled, the commands set as code.
+    cell = rows[0].find("td")[-1]
+    assert cell.text().startswith(fix.remediation.summary)
+    assert [c.text() for c in cell.find("code")] == fix.remediation.cli.splitlines()
+    assert f"Terraform: {fix.remediation.terraform}" in cell.text()
     assert "aws eks update-cluster-config" in rows[0].text()
     heads = [h.text() for h in section.find("h3")]
     assert heads.index("Top fixes by MUT gain") < heads.index("Other findings, by area")
@@ -291,7 +299,12 @@ def hostile_report(demo: Report) -> Report:
         severity=Severity.CRITICAL,
         title=evil,
         area=Area.PRIVILEGED_ACCESS,
-        remediation=f"`kubectl delete clusterrolebinding {evil}`",
+        remediation=Remediation(
+            summary=f"Delete `{evil}`.",
+            cli=f"kubectl delete clusterrolebinding {evil}",
+            terraform=evil,
+            console=evil,
+        ),
         mut_gain=1,
         mut_gain_from=("internet",),
     )

@@ -14,6 +14,7 @@ from mutguard.cli import EXIT_OK, main
 from mutguard.models import ClusterReport, Finding, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
+from mutguard.render.summary import remediation_text
 from mutguard.scan import build_report, evaluate
 from mutguard.sources import ClusterSource, Provider, ScanError
 
@@ -123,7 +124,7 @@ def test_every_fail_is_in_its_cases_failure(demo_path):
                 if f.status is Status.FAIL:
                     (result,) = case.result
                     assert f.resource in result.text and f.detail in result.text
-                    assert f.remediation in result.text
+                    assert f"fix: {remediation_text(f.remediation)}" in result.text
                     failed += 1
     assert failed == sum(f.status is Status.FAIL for c in report.clusters for f in c.findings)
 

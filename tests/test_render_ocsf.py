@@ -23,6 +23,7 @@ from mutguard.cli import EXIT_OK, main
 from mutguard.models import Area, ClusterReport, Report, Status
 from mutguard.providers import snapshot
 from mutguard.render import render
+from mutguard.render.summary import remediation_text
 from mutguard.scan import build_report
 from mutguard.sources import Provider
 
@@ -129,7 +130,7 @@ def test_severity_and_status_follow_ocsfs_enumerations(events):
         assert event["compliance"]["status_id"] == COMPLIANCE_STATUS[f.status.value]
         assert event["status_id"] == StatusID.New and event["status"] == "New"
         assert event["compliance"]["control"] == f.check_id
-        assert event["remediation"]["desc"] == f.remediation
+        assert event["remediation"]["desc"] == remediation_text(f.remediation)
         assert event["unmapped"]["mut_gain"] == f.mut_gain
 
 

@@ -161,8 +161,12 @@ def test_rules_carry_markdown_help_with_rationale_remediation_and_links(log):
     meta = next(c.meta for c in catalogue() if c.meta.id == "rbac.anonymous_admin")
     help_markdown = rules[meta.id]["help"]["markdown"]
     assert help_markdown.startswith(meta.rationale)
-    assert f"- **EKS**: {meta.remediation[Provider.EKS]}" in help_markdown
-    assert f"- **Kubernetes**: {meta.remediation[Provider.KUBERNETES]}" in help_markdown
+    for provider, title in ((Provider.EKS, "EKS"), (Provider.KUBERNETES, "Kubernetes")):
+        # The summary, then each command as code on a line of its own.
+        fix = meta.remediation[provider]
+        commands = "".join(f"  - CLI: `{line}`\n" for line in fix.cli.splitlines())
+        assert f"- **{title}**: {fix.summary}\n{commands}" in help_markdown
+        assert f"{title}: {fix.summary}\n  CLI: " in rules[meta.id]["help"]["text"]
     for rule in rules.values():
         assert rule["help"]["text"].startswith(rule["fullDescription"]["text"])
         links = re.findall(r"^- <(https://[^>]+)>$", rule["help"]["markdown"], re.MULTILINE)

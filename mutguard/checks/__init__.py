@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mutguard.models import Area, CheckMetadata, Maturity, Provider, Severity, Status
+from mutguard.models import (
+    Area,
+    CheckMetadata,
+    Maturity,
+    Provider,
+    Remediation,
+    Severity,
+    Status,
+)
 from mutguard.mut import Edge, Start, StartKind
 
 # The checks that judge what every provider shares; a provider's own checks are named by its
@@ -93,7 +101,7 @@ def check(
     maturity: Maturity,
     providers: Iterable[Provider],
     rationale: str,
-    remediation: dict[Provider, str],
+    remediation: dict[Provider, Remediation],
     references: Iterable[str],
 ) -> Callable[[Callable[[Any], CheckResult]], Callable[[Any], CheckResult]]:
     meta = CheckMetadata(

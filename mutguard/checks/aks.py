@@ -21,7 +21,7 @@ from datetime import date
 
 from mutguard.checks import check, failed, passed, setting_check, unknown
 from mutguard.checks.common import allow_list_judgement, probed_anonymous, support_ends
-from mutguard.models import Area, Maturity, Provider, Severity, Status
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity, Status
 from mutguard.mut import (
     ADMIN,
     API,
@@ -56,9 +56,19 @@ LONG_TERM_SUPPORT = "AKSLongTermSupport"
 LOCAL_ADMIN_KUBECONFIG = "the local cluster-admin kubeconfig (az aks get-credentials --admin)"
 
 
-def _update(flags: str, terraform: str) -> dict[Provider, str]:
+UPGRADE = "az aks upgrade -g RG -n NAME --kubernetes-version X.Y"
+
+
+def _az_update(flags: str) -> str:
+    return f"az aks update -g RG -n NAME {flags}"
+
+
+def _update(summary: str, flags: str, terraform: str) -> dict[Provider, Remediation]:
+    """A fix by one `az aks update` and one argument of the Terraform resource."""
     return {
-        Provider.AKS: f"`az aks update -g RG -n NAME {flags}`; Terraform {TERRAFORM} {terraform}."
+        Provider.AKS: Remediation(
+            summary=summary, cli=_az_update(flags), terraform=f"{TERRAFORM} {terraform}"
+        )
     }
 
 
@@ -72,11 +82,16 @@ def _update(flags: str, terraform: str) -> dict[Provider, str]:
     rationale="A public AKS API server without authorized IP ranges (or with ranges anyone can "
     "rent into) removes the network barrier: every leaked credential or RBAC mistake is then "
     "exploitable from anywhere.",
-    remediation=_update(
-        "--api-server-authorized-ip-ranges 203.0.113.0/24",
-        "api_server_access_profile { authorized_ip_ranges = [...] } (or create the cluster with "
-        "`az aks create --enable-private-cluster`, private_cluster_enabled = true)",
-    ),
+    remediation={
+        Provider.AKS: Remediation(
+            summary="Authorize only your IP ranges on the API server, or create the cluster "
+            "private.",
+            cli=_az_update("--api-server-authorized-ip-ranges 203.0.113.0/24")
+            + "\naz aks create --enable-private-cluster",
+            terraform=f"{TERRAFORM} api_server_access_profile {{ authorized_ip_ranges = [...] }} "
+            "(or private_cluster_enabled = true)",
+        )
+    },
     references=[f"{DOCS}/api-server-authorized-ip-ranges", f"{DOCS}/private-clusters", REST],
 )
 def endpoint_public_unrestricted(cluster: AksCluster):
@@ -104,7 +119,9 @@ setting_check(
     rationale="Without a network policy engine, NetworkPolicy objects are accepted but ignored: "
     "every pod can reach every other pod, so one exploited app can probe the whole cluster.",
     remediation=_update(
-        "--network-policy azure (or cilium, calico)", 'network_profile { network_policy = "azure" }'
+        "Enforce NetworkPolicies with a network policy engine: azure (or cilium, calico).",
+        "--network-policy azure",
+        'network_profile { network_policy = "azure" }',
     ),
     references=[f"{DOCS}/use-network-policies", REST],
     field="networkProfile.networkPolicy",
@@ -130,9 +147,12 @@ setting_check(
     rationale="A private cluster's API server is not on the internet at all: an attacker must "
     "get into the virtual network first, where an allow-list needs only one address in it.",
     remediation={
-        Provider.AKS: "Create the cluster private: `az aks create --enable-private-cluster` (or "
-        "`az aks update --enable-private-cluster` on a cluster with API Server VNet Integration); "
-        f"Terraform {TERRAFORM} private_cluster_enabled = true."
+        Provider.AKS: Remediation(
+            summary="Create the cluster private, or make a cluster with API Server VNet "
+            "Integration private in place.",
+            cli="az aks create --enable-private-cluster\naz aks update --enable-private-cluster",
+            terraform=f"{TERRAFORM} private_cluster_enabled = true",
+        )
     },
     references=[f"{DOCS}/private-clusters", REST],
 )
@@ -161,10 +181,13 @@ def _anonymous_attested(minor: tuple[int, int]) -> bool:
     rationale="With anonymous authentication, anyone who reaches the API server acts as "
     "system:anonymous: a single RBAC grant to system:unauthenticated then hands them the cluster.",
     remediation={
-        Provider.AKS: "AKS sets kube-apiserver's flags itself. If the probe shows anonymous "
-        "access, keep RBAC free of grants to system:anonymous and system:unauthenticated, move "
-        "to a supported version (`az aks upgrade -g RG -n NAME --kubernetes-version X.Y`; "
-        f"Terraform {TERRAFORM} kubernetes_version) and raise it with Azure support."
+        Provider.AKS: Remediation(
+            summary="AKS sets kube-apiserver's flags itself: if the probe shows anonymous "
+            "access, keep RBAC free of grants to system:anonymous and system:unauthenticated, "
+            "move to a supported version and raise it with Azure support.",
+            cli=UPGRADE,
+            terraform=f"{TERRAFORM} kubernetes_version",
+        )
     },
     references=[
         CIS,
@@ -197,6 +220,7 @@ def anonymous_auth(cluster: AksCluster):
     "client certificates, which cannot be revoked one by one, bypass MFA and Conditional Access, "
     "and name no person in the audit log.",
     remediation=_update(
+        "Enable AKS-managed Microsoft Entra integration, with an admin group.",
         "--enable-aad --aad-admin-group-object-ids GROUP_ID",
         "azure_active_directory_role_based_access_control { azure_rbac_enabled = true }",
     ),
@@ -221,7 +245,8 @@ def entra_id(cluster: AksCluster):
     "listClusterAdminCredential gets a static cluster-admin kubeconfig: one leak of it is "
     "cluster-admin, with no Entra ID sign-in, no MFA and no named identity in the audit log.",
     remediation=_update(
-        "--disable-local-accounts (needs Entra integration: --enable-aad)",
+        "Disable local accounts; this needs Entra integration (`--enable-aad`).",
+        "--disable-local-accounts",
         "local_account_disabled = true",
     ),
     references=[f"{DOCS}/manage-local-accounts-managed-azure-ad", CIS],
@@ -246,6 +271,7 @@ def local_accounts(cluster: AksCluster):
     rationale="Without workload identity (and its OIDC issuer), pods that call Azure use stored "
     "secrets or the nodes' managed identity, which every pod on the node can borrow.",
     remediation=_update(
+        "Enable the OIDC issuer and workload identity.",
         "--enable-oidc-issuer --enable-workload-identity",
         "oidc_issuer_enabled = true and workload_identity_enabled = true",
     ),
@@ -275,9 +301,11 @@ def workload_identity(cluster: AksCluster):
     rationale="Without Kubernetes RBAC nothing is authorized per identity: every user and every "
     "service account that authenticates may do everything, so one exploited pod is admin.",
     remediation={
-        Provider.AKS: "RBAC is set at creation and cannot be turned on later: re-create the "
-        "cluster without `--disable-rbac` (RBAC is the default of `az aks create`); Terraform "
-        f"{TERRAFORM} role_based_access_control_enabled = true."
+        Provider.AKS: Remediation(
+            summary="RBAC is set at creation and cannot be turned on later: re-create the "
+            "cluster without `--disable-rbac` (RBAC is the default of `az aks create`).",
+            terraform=f"{TERRAFORM} role_based_access_control_enabled = true",
+        )
     },
     references=[
         f"{DOCS}/concepts-identity",
@@ -317,8 +345,9 @@ def rbac_enabled(cluster: AksCluster):
     rationale="Members of the cluster's Entra admin groups are bound to cluster-admin: a leaked "
     "credential of any member is all an attacker needs. Grant admin just in time instead.",
     remediation=_update(
-        "--aad-admin-group-object-ids GROUP_ID (a group whose membership is granted just in time "
-        "with Privileged Identity Management)",
+        "Make the admin group one whose membership is granted just in time with Privileged "
+        "Identity Management.",
+        "--aad-admin-group-object-ids GROUP_ID",
         "azure_active_directory_role_based_access_control { admin_group_object_ids = [...] }",
     ),
     references=[f"{DOCS}/managed-azure-ad", f"{DOCS}/manage-azure-rbac"],
@@ -358,6 +387,7 @@ def standing_admins(cluster: AksCluster):
     "an Azure role assignment: listed, audited and revocable in one place, and grantable just "
     "in time.",
     remediation=_update(
+        "Authorize Entra identities with Azure RBAC.",
         "--enable-azure-rbac",
         "azure_active_directory_role_based_access_control { azure_rbac_enabled = true }",
     ),
@@ -380,10 +410,14 @@ def azure_rbac(cluster: AksCluster):
     providers=AKS,
     rationale="With an SSH key in linuxProfile and SSH enabled on the nodes, anyone holding the "
     "key and reaching a node (any pod can) is root there, outside Kubernetes' audit.",
-    remediation=_update(
-        "--ssh-access disabled (node pools: `az aks nodepool update --ssh-access disabled`)",
-        "without a linux_profile block",
-    ),
+    remediation={
+        Provider.AKS: Remediation(
+            summary="Disable SSH access on the cluster and on its node pools.",
+            cli=_az_update("--ssh-access disabled")
+            + "\naz aks nodepool update --ssh-access disabled",
+            terraform=f"{TERRAFORM} without a linux_profile block",
+        )
+    },
     references=[f"{DOCS}/manage-ssh-node-access", REST],
 )
 def node_ssh(cluster: AksCluster):
@@ -412,6 +446,7 @@ def node_ssh(cluster: AksCluster):
     rationale="A service principal's client secret is a long-lived credential that can leak "
     "and expires; a managed identity's credentials are issued and rotated by Azure.",
     remediation=_update(
+        "Authenticate the cluster to Azure with a managed identity.",
         "--enable-managed-identity",
         'identity { type = "SystemAssigned" } instead of service_principal',
     ),
@@ -438,6 +473,7 @@ def managed_identity(cluster: AksCluster):
     rationale="AKS encrypts etcd with platform keys; with KMS, reading secrets from storage "
     "also needs your Key Vault key, which you control, audit and can revoke.",
     remediation=_update(
+        "Encrypt secrets with a Key Vault key (KMS), the vault reached privately.",
         "--enable-azure-keyvault-kms --azure-keyvault-kms-key-id KEY_ID "
         "--azure-keyvault-kms-key-vault-network-access Private "
         "--azure-keyvault-kms-key-vault-resource-id VAULT_ID",
@@ -462,6 +498,7 @@ setting_check(
     rationale="The Defender sensor reports runtime threats and suspicious API activity; without "
     "it a compromise is noticed only if someone reads the logs.",
     remediation=_update(
+        "Enable Microsoft Defender for Containers.",
         "--enable-defender",
         "microsoft_defender { log_analytics_workspace_id = ... }",
     ),
@@ -488,8 +525,11 @@ setting_check(
     rationale="The Azure Policy add-on (Gatekeeper) blocks privileged, host-mounting and "
     "otherwise unsafe pods at admission, so one bad manifest does not become a node takeover.",
     remediation={
-        Provider.AKS: "`az aks enable-addons -g RG -n NAME --addons azure-policy`; Terraform "
-        f"{TERRAFORM} azure_policy_enabled = true."
+        Provider.AKS: Remediation(
+            summary="Enable the Azure Policy add-on.",
+            cli="az aks enable-addons -g RG -n NAME --addons azure-policy",
+            terraform=f"{TERRAFORM} azure_policy_enabled = true",
+        )
     },
     references=[
         "https://learn.microsoft.com/en-us/azure/governance/policy/concepts/policy-for-kubernetes"
@@ -512,7 +552,9 @@ setting_check(
     providers=AKS,
     rationale="Images no pod uses stay on nodes with their vulnerabilities, ready to be run "
     "again by anyone who can create a pod there.",
-    remediation=_update("--enable-image-cleaner", "image_cleaner_enabled = true"),
+    remediation=_update(
+        "Enable Image Cleaner.", "--enable-image-cleaner", "image_cleaner_enabled = true"
+    ),
     references=[f"{DOCS}/image-cleaner"],
     field="securityProfile.imageCleaner.enabled",
     read=lambda cluster: cluster.image_cleaner,
@@ -533,9 +575,11 @@ setting_check(
     rationale="Past its end of life in AKS (or of long-term support, on that plan) a version "
     "gets no more security patches; AKS then upgrades it on its own schedule.",
     remediation={
-        Provider.AKS: "`az aks upgrade -g RG -n NAME --kubernetes-version X.Y` (or stay longer "
-        "with `az aks update --tier premium --k8s-support-plan AKSLongTermSupport`); Terraform "
-        f"{TERRAFORM} kubernetes_version (support_plan, sku_tier)."
+        Provider.AKS: Remediation(
+            summary="Upgrade to a supported version, or stay longer on long-term support.",
+            cli=f"{UPGRADE}\naz aks update --tier premium --k8s-support-plan AKSLongTermSupport",
+            terraform=f"{TERRAFORM} kubernetes_version (support_plan, sku_tier)",
+        )
     },
     references=[f"{DOCS}/supported-kubernetes-versions", f"{DOCS}/long-term-support"],
 )
@@ -559,7 +603,11 @@ setting_check(
     providers=AKS,
     rationale="Without an auto-upgrade channel, Kubernetes patch releases (with their security "
     "fixes) reach the cluster only when someone remembers to upgrade it.",
-    remediation=_update("--auto-upgrade-channel patch", 'automatic_upgrade_channel = "patch"'),
+    remediation=_update(
+        "Let an auto-upgrade channel apply Kubernetes patch versions.",
+        "--auto-upgrade-channel patch",
+        'automatic_upgrade_channel = "patch"',
+    ),
     references=[f"{DOCS}/auto-upgrade-cluster"],
     field="autoUpgradeProfile.upgradeChannel",
     read=lambda cluster: cluster.upgrade_channel,
@@ -589,7 +637,9 @@ setting_check(
     rationale="Nodes run the workloads: without a node OS channel, kernel and package fixes wait "
     "for someone to upgrade node images by hand.",
     remediation=_update(
-        "--node-os-upgrade-channel SecurityPatch", 'node_os_upgrade_channel = "SecurityPatch"'
+        "Let a node OS upgrade channel apply security patches.",
+        "--node-os-upgrade-channel SecurityPatch",
+        'node_os_upgrade_channel = "SecurityPatch"',
     ),
     references=[f"{DOCS}/auto-upgrade-node-os-image"],
     field="autoUpgradeProfile.nodeOsUpgradeChannel",

@@ -6,7 +6,7 @@ from datetime import date
 
 from mutguard.checks import check, failed, passed, unknown
 from mutguard.checks.common import allow_list_judgement, probed_anonymous, support_ends
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity
 from mutguard.mut import ANONYMOUS, API, Edge, StartKind, admin_credential
 from mutguard.providers.eks import EksCluster
 
@@ -20,6 +20,14 @@ KNOWN_AUTH_MODES = ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP")
 AUDIT_LOG_TYPES = ("audit", "authenticator")
 
 
+def _update_config(settings: str) -> str:
+    return f"aws eks update-cluster-config --name NAME {settings}"
+
+
+def _update_version(version: str) -> str:
+    return f"aws eks update-cluster-version --name NAME --kubernetes-version {version}"
+
+
 @check(
     id="eks.endpoint.public_unrestricted",
     title="API endpoint is not open to the whole internet",
@@ -30,10 +38,18 @@ AUDIT_LOG_TYPES = ("audit", "authenticator")
     rationale="A public endpoint allowing 0.0.0.0/0 (or a range anyone can rent into) removes the "
     "network barrier: every credential leak or RBAC mistake is then exploitable from anywhere.",
     remediation={
-        Provider.EKS: "Restrict or disable public access: `aws eks update-cluster-config --name "
-        "NAME --resources-vpc-config endpointPublicAccess=true,publicAccessCidrs=203.0.113.0/24` "
-        "(or endpointPublicAccess=false,endpointPrivateAccess=true); Terraform aws_eks_cluster "
-        "vpc_config.public_access_cidrs / vpc_config.endpoint_public_access."
+        Provider.EKS: Remediation(
+            summary="Restrict public access to your ranges, or disable it and keep private access.",
+            cli=_update_config(
+                "--resources-vpc-config endpointPublicAccess=true,publicAccessCidrs=203.0.113.0/24"
+            )
+            + "\n"
+            + _update_config(
+                "--resources-vpc-config endpointPublicAccess=false,endpointPrivateAccess=true"
+            ),
+            terraform="aws_eks_cluster vpc_config.public_access_cidrs / "
+            "vpc_config.endpoint_public_access",
+        )
     },
     references=[f"{DOCS}/cluster-endpoint.html", f"{DOCS}/config-cluster-endpoint.html"],
 )
@@ -63,8 +79,11 @@ def endpoint_public_unrestricted(cluster: EksCluster):
     rationale="Without private access, nodes and in-VPC tools reach the API server through its "
     "public endpoint, which must then stay open to them.",
     remediation={
-        Provider.EKS: "`aws eks update-cluster-config --name NAME --resources-vpc-config "
-        "endpointPrivateAccess=true`; Terraform aws_eks_cluster vpc_config.endpoint_private_access."
+        Provider.EKS: Remediation(
+            summary="Enable private endpoint access.",
+            cli=_update_config("--resources-vpc-config endpointPrivateAccess=true"),
+            terraform="aws_eks_cluster vpc_config.endpoint_private_access",
+        )
     },
     references=[f"{DOCS}/cluster-endpoint.html", f"{DOCS}/config-cluster-endpoint.html"],
 )
@@ -86,9 +105,13 @@ def endpoint_private_access(cluster: EksCluster):
     rationale="An endpoint that is not on the internet at all needs an attacker to get into the "
     "VPC first; an allow-list needs only one address inside it.",
     remediation={
-        Provider.EKS: "`aws eks update-cluster-config --name NAME --resources-vpc-config "
-        "endpointPublicAccess=false,endpointPrivateAccess=true`; Terraform aws_eks_cluster "
-        "vpc_config.endpoint_public_access = false."
+        Provider.EKS: Remediation(
+            summary="Disable public endpoint access and keep private access.",
+            cli=_update_config(
+                "--resources-vpc-config endpointPublicAccess=false,endpointPrivateAccess=true"
+            ),
+            terraform="aws_eks_cluster vpc_config.endpoint_public_access = false",
+        )
     },
     references=[f"{DOCS}/cluster-endpoint.html", f"{DOCS}/config-cluster-endpoint.html"],
 )
@@ -110,10 +133,13 @@ def endpoint_private_only(cluster: EksCluster):
     rationale="With anonymous authentication, anyone who reaches the endpoint acts as "
     "system:anonymous: a single RBAC grant to system:unauthenticated then hands them the cluster.",
     remediation={
-        Provider.EKS: "Upgrade to Kubernetes 1.32 or later, where EKS limits anonymous requests to "
-        "/healthz, /livez and /readyz: `aws eks update-cluster-version --name NAME "
-        "--kubernetes-version 1.32`; Terraform aws_eks_cluster version. Until then, keep RBAC free "
-        "of grants to system:anonymous and system:unauthenticated."
+        Provider.EKS: Remediation(
+            summary="Upgrade to Kubernetes 1.32 or later, where EKS limits anonymous requests to "
+            "/healthz, /livez and /readyz; until then, keep RBAC free of grants to "
+            "system:anonymous and system:unauthenticated.",
+            cli=_update_version("1.32"),
+            terraform="aws_eks_cluster version",
+        )
     },
     references=[
         f"{DOCS}/kubernetes-versions-standard.html#kubernetes-1-32",
@@ -165,9 +191,12 @@ def _authentication_mode(cluster: EksCluster):
     rationale="In CONFIG_MAP mode who is admin lives in a ConfigMap that AWS APIs cannot see or "
     "audit, and one bad edit can map anyone to system:masters or lock every admin out.",
     remediation={
-        Provider.EKS: "`aws eks update-cluster-config --name NAME --access-config "
-        "authenticationMode=API_AND_CONFIG_MAP` then migrate aws-auth entries to access entries; "
-        "Terraform aws_eks_cluster access_config.authentication_mode."
+        Provider.EKS: Remediation(
+            summary="Switch authenticationMode to API_AND_CONFIG_MAP, then migrate aws-auth "
+            "entries to access entries.",
+            cli=_update_config("--access-config authenticationMode=API_AND_CONFIG_MAP"),
+            terraform="aws_eks_cluster access_config.authentication_mode",
+        )
     },
     references=[f"{DOCS}/access-entries.html", f"{DOCS}/setting-up-access-entries.html"],
 )
@@ -190,9 +219,11 @@ def access_entries_mode(cluster: EksCluster):
     rationale="While the aws-auth ConfigMap is still honoured, anyone who can edit it in "
     "kube-system can grant access that no AWS API shows.",
     remediation={
-        Provider.EKS: "After migrating aws-auth entries: `aws eks update-cluster-config "
-        "--name NAME --access-config authenticationMode=API` (one-way); Terraform "
-        'access_config.authentication_mode = "API".'
+        Provider.EKS: Remediation(
+            summary="After migrating aws-auth entries, switch authenticationMode to API (one-way).",
+            cli=_update_config("--access-config authenticationMode=API"),
+            terraform='aws_eks_cluster access_config.authentication_mode = "API"',
+        )
     },
     references=[f"{DOCS}/setting-up-access-entries.html"],
 )
@@ -215,10 +246,13 @@ def api_only_mode(cluster: EksCluster):
     rationale="Without a prefix, a username or group claim from the identity provider lands "
     "unchanged in Kubernetes, where it can collide with names RBAC already trusts.",
     remediation={
-        Provider.EKS: "Re-create the config with prefixes: `aws eks associate-identity-provider-"
-        "config --cluster-name NAME --oidc identityProviderConfigName=N,issuerUrl=U,clientId=C,"
-        "usernamePrefix=oidc:,groupsClaim=groups,groupsPrefix=oidc:`; Terraform "
-        "aws_eks_identity_provider_config oidc.username_prefix / oidc.groups_prefix."
+        Provider.EKS: Remediation(
+            summary="Re-create the identity provider config with user and group prefixes.",
+            cli="aws eks associate-identity-provider-config --cluster-name NAME --oidc "
+            "identityProviderConfigName=N,issuerUrl=U,clientId=C,usernamePrefix=oidc:,"
+            "groupsClaim=groups,groupsPrefix=oidc:",
+            terraform="aws_eks_identity_provider_config oidc.username_prefix / oidc.groups_prefix",
+        )
     },
     references=[f"{DOCS}/authenticate-oidc-identity-provider.html"],
 )
@@ -252,10 +286,14 @@ def oidc_prefixes(cluster: EksCluster):
     rationale="A role or user mapped to system:masters in aws-auth is cluster-admin that no RBAC "
     "binding shows and no access-entry API lists: one leaked credential of it is the cluster.",
     remediation={
-        Provider.EKS: "Replace the mapping with an access entry scoped to what the principal needs "
-        "(`aws eks create-access-entry` + `aws eks associate-access-policy`; Terraform "
-        "aws_eks_access_entry / aws_eks_access_policy_association), then remove it from "
-        "`kubectl -n kube-system edit configmap aws-auth` and move to authenticationMode API."
+        Provider.EKS: Remediation(
+            summary="Replace the mapping with an access entry scoped to what the principal "
+            "needs, then remove it from the aws-auth ConfigMap and move to authenticationMode "
+            "API.",
+            cli="aws eks create-access-entry\naws eks associate-access-policy\n"
+            "kubectl -n kube-system edit configmap aws-auth",
+            terraform="aws_eks_access_entry / aws_eks_access_policy_association",
+        )
     },
     references=[f"{DOCS}/auth-configmap.html", f"{DOCS}/access-entries.html"],
 )
@@ -292,11 +330,14 @@ def aws_auth_masters(cluster: EksCluster):
     rationale="The principal that created the cluster (often a CI role or a person) keeps "
     "cluster-admin on its own: a leak of that credential is a leak of the cluster.",
     remediation={
-        Provider.EKS: "Create clusters with `--access-config "
-        "bootstrapClusterCreatorAdminPermissions=false` (Terraform "
-        "access_config.bootstrap_cluster_creator_admin_permissions = false); for an existing "
-        "cluster, move to API_AND_CONFIG_MAP and delete the creator's access entry: "
-        "`aws eks delete-access-entry --cluster-name NAME --principal-arn ARN`."
+        Provider.EKS: Remediation(
+            summary="Create clusters with `--access-config "
+            "bootstrapClusterCreatorAdminPermissions=false`; for an existing cluster, move to "
+            "API_AND_CONFIG_MAP and delete the creator's access entry.",
+            cli="aws eks delete-access-entry --cluster-name NAME --principal-arn ARN",
+            terraform="aws_eks_cluster access_config.bootstrap_cluster_creator_admin_permissions "
+            "= false",
+        )
     },
     references=[f"{DOCS}/access-entries.html"],
 )
@@ -329,10 +370,14 @@ def bootstrap_creator_admin(cluster: EksCluster):
     "SecretReader at cluster scope, is admin on its own: one leaked credential of it is all an "
     "attacker needs.",
     remediation={
-        Provider.EKS: "Grant admin just in time, or scope it to namespaces other than kube-system: "
-        "`aws eks disassociate-access-policy --cluster-name NAME --principal-arn ARN --policy-arn "
-        "POLICY` or `aws eks delete-access-entry --cluster-name NAME --principal-arn ARN`; "
-        'Terraform aws_eks_access_policy_association access_scope { type = "namespace" }.'
+        Provider.EKS: Remediation(
+            summary="Grant admin just in time, or scope it to namespaces other than "
+            "kube-system: disassociate the access policy, or delete the access entry.",
+            cli="aws eks disassociate-access-policy --cluster-name NAME --principal-arn ARN "
+            "--policy-arn POLICY\n"
+            "aws eks delete-access-entry --cluster-name NAME --principal-arn ARN",
+            terraform='aws_eks_access_policy_association access_scope { type = "namespace" }',
+        )
     },
     references=[
         f"{DOCS}/access-policy-permissions.html",
@@ -377,9 +422,12 @@ def admin_access_policy(cluster: EksCluster):
     "reading secrets from storage also needs kms:Decrypt, which you control, audit in CloudTrail "
     "and can revoke.",
     remediation={
-        Provider.EKS: "`aws eks associate-encryption-config --cluster-name NAME "
-        '--encryption-config \'[{"resources":["secrets"],"provider":{"keyArn":"KEY"}}]\'`; '
-        'Terraform aws_eks_cluster encryption_config { resources = ["secrets"] }.'
+        Provider.EKS: Remediation(
+            summary="Envelope-encrypt secrets with a customer-managed KMS key.",
+            cli="aws eks associate-encryption-config --cluster-name NAME "
+            '--encryption-config \'[{"resources":["secrets"],"provider":{"keyArn":"KEY"}}]\'',
+            terraform='aws_eks_cluster encryption_config { resources = ["secrets"] }',
+        )
     },
     references=[f"{DOCS}/envelope-encryption.html", f"{DOCS}/enable-kms.html"],
 )
@@ -399,9 +447,14 @@ def secrets_kms_encryption(cluster: EksCluster):
     rationale="Without audit and authenticator logs, nobody can tell who used a leaked credential "
     "or which binding was changed, before or after an incident.",
     remediation={
-        Provider.EKS: '`aws eks update-cluster-config --name NAME --logging \'{"clusterLogging":'
-        '[{"types":["audit","authenticator"],"enabled":true}]}\'`; Terraform aws_eks_cluster '
-        'enabled_cluster_log_types = ["audit", "authenticator"].'
+        Provider.EKS: Remediation(
+            summary="Send the audit and authenticator logs to CloudWatch.",
+            cli=_update_config(
+                '--logging \'{"clusterLogging":[{"types":["audit","authenticator"],'
+                '"enabled":true}]}\''
+            ),
+            terraform='aws_eks_cluster enabled_cluster_log_types = ["audit", "authenticator"]',
+        )
     },
     references=[f"{DOCS}/control-plane-logs.html"],
 )
@@ -422,8 +475,11 @@ def audit_logging(cluster: EksCluster):
     rationale="Past the end of extended support a version gets no more fixes, and EKS upgrades "
     "the control plane automatically on its own schedule.",
     remediation={
-        Provider.EKS: "`aws eks update-cluster-version --name NAME --kubernetes-version X.Y` one "
-        "minor version at a time; Terraform aws_eks_cluster version."
+        Provider.EKS: Remediation(
+            summary="Upgrade to a supported Kubernetes version, one minor version at a time.",
+            cli=_update_version("X.Y"),
+            terraform="aws_eks_cluster version",
+        )
     },
     references=[f"{DOCS}/kubernetes-versions.html", f"{DOCS}/update-cluster.html"],
 )
@@ -446,8 +502,11 @@ def version_supported(cluster: EksCluster):
     rationale="Extended support costs extra per cluster-hour and is a deadline, not a plan: "
     "clusters that live there upgrade in a hurry.",
     remediation={
-        Provider.EKS: "`aws eks update-cluster-version --name NAME --kubernetes-version X.Y`; "
-        "Terraform aws_eks_cluster version."
+        Provider.EKS: Remediation(
+            summary="Upgrade to a Kubernetes version in standard support.",
+            cli=_update_version("X.Y"),
+            terraform="aws_eks_cluster version",
+        )
     },
     references=[f"{DOCS}/kubernetes-versions.html", f"{DOCS}/update-cluster.html"],
 )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from mutguard.checks import Outcome, check, failed, passed, setting_check, unknown
 from mutguard.checks.common import ANONYMOUS_AUTHENTICATED, open_cidrs, probed_anonymous
 from mutguard.cluster import minor_version
-from mutguard.models import Area, Maturity, Provider, Severity, Status
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity, Status
 from mutguard.mut import (
     ADMIN,
     ANONYMOUS,
@@ -69,7 +69,7 @@ CLIENT_USER = "user:client"  # the user GKE's issued client certificate authenti
 
 
 def _update(flags: str) -> str:
-    return f"`gcloud container clusters update NAME --location LOCATION {flags}`"
+    return f"gcloud container clusters update NAME --location LOCATION {flags}"
 
 
 @check(
@@ -84,16 +84,19 @@ def _update(flags: str) -> str:
     "removes the network barrier. The DNS-based endpoint is not counted here: every request on "
     "it must first pass an IAM check (container.clusters.connect).",
     remediation={
-        Provider.GKE: "Restrict the public endpoint to your ranges and shut out Google Cloud "
-        "public IPs: "
-        + _update(
-            "--enable-master-authorized-networks --master-authorized-networks=203.0.113.0/24 "
-            "--no-enable-google-cloud-access"
+        Provider.GKE: Remediation(
+            summary="Restrict the public endpoint to your ranges and shut out Google Cloud "
+            "public IPs, or enable the private endpoint.",
+            cli=_update(
+                "--enable-master-authorized-networks --master-authorized-networks=203.0.113.0/24 "
+                "--no-enable-google-cloud-access"
+            )
+            + "\n"
+            + _update("--enable-private-endpoint"),
+            terraform="google_container_cluster master_authorized_networks_config { cidr_blocks "
+            "{ cidr_block } gcp_public_cidrs_access_enabled = false } or "
+            "private_cluster_config.enable_private_endpoint = true",
         )
-        + " (or `--enable-private-endpoint`); Terraform google_container_cluster "
-        "master_authorized_networks_config { cidr_blocks { cidr_block } "
-        "gcp_public_cidrs_access_enabled = false } or "
-        "private_cluster_config.enable_private_endpoint = true."
     },
     references=[AUTHORIZED_NETWORKS, NETWORK_ISOLATION, HARDENING],
 )
@@ -149,10 +152,13 @@ setting_check(
     "grant for the DNS-based endpoint, before the API server sees a single request; an "
     "allow-list needs only one address inside it.",
     remediation={
-        Provider.GKE: _update("--enable-private-endpoint")
-        + " and reach the control plane through the DNS-based endpoint (`--enable-dns-access`) "
-        "or from the VPC; Terraform google_container_cluster "
-        "private_cluster_config.enable_private_endpoint = true."
+        Provider.GKE: Remediation(
+            summary="Enable the private endpoint and reach the control plane through the "
+            "DNS-based endpoint (`--enable-dns-access`) or from the VPC.",
+            cli=_update("--enable-private-endpoint"),
+            terraform="google_container_cluster private_cluster_config.enable_private_endpoint = "
+            "true",
+        )
     },
     references=[NETWORK_ISOLATION, HARDENING],
     field="privateClusterConfig.enablePrivateEndpoint",
@@ -174,11 +180,15 @@ setting_check(
     rationale="Unless enforced on the private endpoint, authorized networks leave the control "
     "plane open to every address in the VPC and the networks connected to it.",
     remediation={
-        Provider.GKE: _update(
-            "--enable-master-authorized-networks --enable-authorized-networks-on-private-endpoint"
+        Provider.GKE: Remediation(
+            summary="Enforce authorized networks on the private endpoint too.",
+            cli=_update(
+                "--enable-master-authorized-networks "
+                "--enable-authorized-networks-on-private-endpoint"
+            ),
+            terraform="google_container_cluster "
+            "master_authorized_networks_config.private_endpoint_enforcement_enabled = true",
         )
-        + "; Terraform google_container_cluster "
-        "master_authorized_networks_config.private_endpoint_enforcement_enabled = true."
     },
     references=[AUTHORIZED_NETWORKS, NETWORK_ISOLATION],
 )
@@ -203,10 +213,14 @@ def authorized_networks_on_private(cluster: GkeCluster):
     "service-account tokens and client certificates are not Google identities: allowed on it, "
     "a leaked one works from anywhere, whatever the IP endpoints allow.",
     remediation={
-        Provider.GKE: _update("--no-enable-k8s-tokens-via-dns --no-enable-k8s-certs-via-dns")
-        + "; Terraform google_container_cluster control_plane_endpoints_config "
-        "{ dns_endpoint_config { enable_k8s_tokens_via_dns = false "
-        "enable_k8s_certs_via_dns = false } }."
+        Provider.GKE: Remediation(
+            summary="Refuse Kubernetes service-account tokens and client certificates on the "
+            "DNS-based endpoint.",
+            cli=_update("--no-enable-k8s-tokens-via-dns --no-enable-k8s-certs-via-dns"),
+            terraform="google_container_cluster control_plane_endpoints_config "
+            "{ dns_endpoint_config { enable_k8s_tokens_via_dns = false "
+            "enable_k8s_certs_via_dns = false } }",
+        )
     },
     references=[
         f"{NETWORK_ISOLATION}#dns-based_endpoint",
@@ -262,9 +276,12 @@ setting_check(
     rationale="Nodes with external addresses expose the kubelet, NodePorts and anything bound to "
     "the host to the internet, guarded only by VPC firewall rules.",
     remediation={
-        Provider.GKE: _update("--enable-private-nodes")
-        + "; Terraform google_container_cluster private_cluster_config.enable_private_nodes = "
-        "true (per pool: google_container_node_pool network_config.enable_private_nodes)."
+        Provider.GKE: Remediation(
+            summary="Give the nodes internal IP addresses only.",
+            cli=_update("--enable-private-nodes"),
+            terraform="google_container_cluster private_cluster_config.enable_private_nodes = "
+            "true (per pool: google_container_node_pool network_config.enable_private_nodes)",
+        )
     },
     references=[NETWORK_ISOLATION, HARDENING],
     field="privateClusterConfig.enablePrivateNodes",
@@ -286,13 +303,16 @@ setting_check(
     rationale="Without an enforcing dataplane, NetworkPolicy objects are accepted and ignored: "
     "every pod can reach every other pod and the node metadata of the cluster.",
     remediation={
-        Provider.GKE: "Create clusters with Dataplane V2 (`gcloud container clusters create NAME "
-        "--enable-dataplane-v2`), or enable Calico enforcement: "
-        + _update("--update-addons=NetworkPolicy=ENABLED")
-        + " then "
-        + _update("--enable-network-policy")
-        + '; Terraform google_container_cluster datapath_provider = "ADVANCED_DATAPATH", or '
-        "network_policy { enabled = true } with addons_config.network_policy_config."
+        Provider.GKE: Remediation(
+            summary="Create clusters with Dataplane V2, or enable Calico enforcement: the "
+            "NetworkPolicy add-on, then network policy.",
+            cli="gcloud container clusters create NAME --enable-dataplane-v2\n"
+            + _update("--update-addons=NetworkPolicy=ENABLED")
+            + "\n"
+            + _update("--enable-network-policy"),
+            terraform='google_container_cluster datapath_provider = "ADVANCED_DATAPATH", or '
+            "network_policy { enabled = true } with addons_config.network_policy_config",
+        )
     },
     references=[f"{DOCS}/how-to/network-policy", f"{DOCS}/concepts/dataplane-v2"],
 )
@@ -318,9 +338,12 @@ def network_policy_enforcement(cluster: GkeCluster):
     "system:anonymous: a single RBAC grant to system:unauthenticated then hands them the "
     "cluster. The LIMITED mode answers anonymous requests on health-check endpoints only.",
     remediation={
-        Provider.GKE: _update("--anonymous-authentication-config=LIMITED")
-        + '; Terraform google_container_cluster anonymous_authentication_config { mode = "LIMITED" '
-        "}."
+        Provider.GKE: Remediation(
+            summary="Let anonymous requests reach the health-check endpoints only (LIMITED).",
+            cli=_update("--anonymous-authentication-config=LIMITED"),
+            terraform="google_container_cluster anonymous_authentication_config "
+            '{ mode = "LIMITED" }',
+        )
     },
     references=[
         HARDENING,
@@ -358,9 +381,12 @@ def anonymous_auth(cluster: GkeCluster):
     "allowed container.clusters.getCredentials can read from the cluster resource; GKE 1.19 and "
     "later no longer support it.",
     remediation={
-        Provider.GKE: _update("--no-enable-basic-auth")
-        + ", or upgrade the control plane to 1.19 or later; Terraform: remove "
-        "master_auth.username and master_auth.password (google provider 3.x)."
+        Provider.GKE: Remediation(
+            summary="Disable basic authentication, or upgrade the control plane to 1.19 or later.",
+            cli=_update("--no-enable-basic-auth"),
+            terraform="google_container_cluster: remove master_auth.username and "
+            "master_auth.password (google provider 3.x)",
+        )
     },
     references=[API_SERVER_AUTH, f"{API_REFERENCE}#masterauth", HARDENING],
 )
@@ -387,10 +413,12 @@ def basic_auth(cluster: GkeCluster):
     "read its key. It has no RBAC permission of its own; any binding to user client is "
     "then reachable by whoever holds the key.",
     remediation={
-        Provider.GKE: "An issued certificate cannot be withdrawn: recreate the cluster with "
-        "`--no-issue-client-certificate`; Terraform google_container_cluster master_auth { "
-        "client_certificate_config { issue_client_certificate = false } }. Until then, bind "
-        "nothing to user client."
+        Provider.GKE: Remediation(
+            summary="An issued certificate cannot be withdrawn: recreate the cluster with "
+            "`--no-issue-client-certificate`; until then, bind nothing to user client.",
+            terraform="google_container_cluster master_auth { client_certificate_config { "
+            "issue_client_certificate = false } }",
+        )
     },
     references=[API_SERVER_AUTH, f"{API_REFERENCE}#masterauth", HARDENING],
 )
@@ -424,8 +452,11 @@ def client_certificate(cluster: GkeCluster):
     rationale="Binding RBAC roles to Google Groups keeps who-is-admin in the identity provider, "
     "where joiners and leavers are handled, instead of in per-user bindings in every cluster.",
     remediation={
-        Provider.GKE: _update("--security-group=gke-security-groups@YOUR_DOMAIN")
-        + "; Terraform google_container_cluster authenticator_groups_config.security_group."
+        Provider.GKE: Remediation(
+            summary="Enable Google Groups for RBAC.",
+            cli=_update("--security-group=gke-security-groups@YOUR_DOMAIN"),
+            terraform="google_container_cluster authenticator_groups_config.security_group",
+        )
     },
     references=[f"{DOCS}/how-to/google-groups-rbac", RBAC_BEST_PRACTICES],
 )
@@ -446,10 +477,12 @@ setting_check(
     "groups; its ClientConfig (issuer, claims, prefixes) lives in the cluster, so who it can "
     "make admin depends on a configuration the cluster resource does not show.",
     remediation={
-        Provider.GKE: "Review the ClientConfig `default` in kube-public (user and group prefixes), "
-        "or disable the service: "
-        + _update("--no-enable-identity-service")
-        + "; Terraform google_container_cluster identity_service_config.enabled."
+        Provider.GKE: Remediation(
+            summary="Review the ClientConfig `default` in kube-public (user and group "
+            "prefixes), or disable the service.",
+            cli=_update("--no-enable-identity-service"),
+            terraform="google_container_cluster identity_service_config.enabled",
+        )
     },
     references=[f"{DOCS}/how-to/oidc"],
     field="identityServiceConfig.enabled",
@@ -478,13 +511,17 @@ setting_check(
     "non-default bindings to these groups (existing ones stay until removed), so granting them "
     "power takes two mistakes instead of one.",
     remediation={
-        Provider.GKE: _update(
-            "--no-enable-insecure-binding-system-authenticated "
-            "--no-enable-insecure-binding-system-unauthenticated"
+        Provider.GKE: Remediation(
+            summary="Refuse new bindings to system:authenticated and system:unauthenticated "
+            "(GKE 1.30.1-gke.1283000 or later).",
+            cli=_update(
+                "--no-enable-insecure-binding-system-authenticated "
+                "--no-enable-insecure-binding-system-unauthenticated"
+            ),
+            terraform="google_container_cluster rbac_binding_config { "
+            "enable_insecure_binding_system_authenticated = false "
+            "enable_insecure_binding_system_unauthenticated = false }",
         )
-        + " (GKE 1.30.1-gke.1283000 or later); Terraform google_container_cluster "
-        "rbac_binding_config { enable_insecure_binding_system_authenticated = false "
-        "enable_insecure_binding_system_unauthenticated = false }."
     },
     references=[
         RBAC_BEST_PRACTICES,
@@ -535,8 +572,11 @@ def insecure_bindings_allowed(cluster: GkeCluster):
     rationale="Legacy ABAC grants statically defined permissions beyond RBAC and IAM; Kubernetes "
     "service accounts get full API permissions, so every pod's token is cluster-admin.",
     remediation={
-        Provider.GKE: _update("--no-enable-legacy-authorization")
-        + "; Terraform google_container_cluster enable_legacy_abac = false."
+        Provider.GKE: Remediation(
+            summary="Disable legacy ABAC authorization.",
+            cli=_update("--no-enable-legacy-authorization"),
+            terraform="google_container_cluster enable_legacy_abac = false",
+        )
     },
     references=[f"{HARDENING}#leave_abac_disabled", f"{DOCS}/how-to/role-based-access-control"],
 )
@@ -578,12 +618,14 @@ def _each_pool(cluster: GkeCluster, judge: Callable[[NodePool], Outcome]) -> lis
     "fetch an access token of the node's Google service account from the Compute Engine "
     "metadata server, with all the IAM power that account holds.",
     remediation={
-        Provider.GKE: "Enable Workload Identity ("
-        + _update("--workload-pool=PROJECT_ID.svc.id.goog")
-        + ") and run the GKE metadata server on each pool: `gcloud container node-pools update "
-        "POOL --cluster NAME --location LOCATION --workload-metadata=GKE_METADATA`; Terraform "
-        "google_container_node_pool node_config { workload_metadata_config { mode = "
-        '"GKE_METADATA" } }.'
+        Provider.GKE: Remediation(
+            summary="Enable Workload Identity and run the GKE metadata server on each pool.",
+            cli=_update("--workload-pool=PROJECT_ID.svc.id.goog")
+            + "\ngcloud container node-pools update POOL --cluster NAME --location LOCATION "
+            "--workload-metadata=GKE_METADATA",
+            terraform="google_container_node_pool node_config { workload_metadata_config { mode "
+            '= "GKE_METADATA" } }',
+        )
     },
     references=[WORKLOAD_IDENTITY, HARDENING],
 )
@@ -648,11 +690,13 @@ def _from_pods_on(
     "it. With the cloud-platform scope its token carries all of Editor: container.* "
     "permissions, which GKE honours for Kubernetes requests, and control of every node.",
     remediation={
-        Provider.GKE: "Create pools with a least-privilege service account (roles/"
-        "container.defaultNodeServiceAccount) and move workloads to them: `gcloud container "
-        "node-pools create POOL --cluster NAME --location LOCATION --service-account "
-        "SA_EMAIL`; Terraform google_container_node_pool node_config.service_account (and "
-        "oauth_scopes)."
+        Provider.GKE: Remediation(
+            summary="Create pools with a least-privilege service account "
+            "(roles/container.defaultNodeServiceAccount) and move workloads to them.",
+            cli="gcloud container node-pools create POOL --cluster NAME --location LOCATION "
+            "--service-account SA_EMAIL",
+            terraform="google_container_node_pool node_config.service_account (and oauth_scopes)",
+        )
     },
     references=[NODE_SERVICE_ACCOUNTS, ACCESS_SCOPES, HARDENING],
 )
@@ -698,8 +742,11 @@ def default_service_account(cluster: GkeCluster):
     rationale="Workload Identity gives each Kubernetes service account its own Google identity, "
     "so pods need neither exported keys nor the node's service account to call Google APIs.",
     remediation={
-        Provider.GKE: _update("--workload-pool=PROJECT_ID.svc.id.goog")
-        + "; Terraform google_container_cluster workload_identity_config.workload_pool."
+        Provider.GKE: Remediation(
+            summary="Enable Workload Identity Federation with the project's workload pool.",
+            cli=_update("--workload-pool=PROJECT_ID.svc.id.goog"),
+            terraform="google_container_cluster workload_identity_config.workload_pool",
+        )
     },
     references=[WORKLOAD_IDENTITY],
 )
@@ -722,8 +769,11 @@ def workload_identity(cluster: GkeCluster):
     "kubelet, which GKE's own kubelet-cluster-admin binding gives ClusterRole system:node: every "
     "secret, service-account tokens and pods anywhere.",
     remediation={
-        Provider.GKE: _update("--enable-shielded-nodes")
-        + "; Terraform google_container_cluster enable_shielded_nodes = true."
+        Provider.GKE: Remediation(
+            summary="Enable Shielded GKE nodes.",
+            cli=_update("--enable-shielded-nodes"),
+            terraform="google_container_cluster enable_shielded_nodes = true",
+        )
     },
     references=[SHIELDED_NODES, METADATA_CONCEALMENT],
 )
@@ -789,9 +839,12 @@ def _kubelet_credential_edges(cluster: GkeCluster) -> list[Edge]:
     rationale="Without admission-time image policy, anyone who can create a pod can run any "
     "image, including one built to escape to its node.",
     remediation={
-        Provider.GKE: _update("--binauthz-evaluation-mode=PROJECT_SINGLETON_POLICY_ENFORCE")
-        + "; Terraform google_container_cluster binary_authorization { evaluation_mode = "
-        '"PROJECT_SINGLETON_POLICY_ENFORCE" }.'
+        Provider.GKE: Remediation(
+            summary="Enforce the project's Binary Authorization policy.",
+            cli=_update("--binauthz-evaluation-mode=PROJECT_SINGLETON_POLICY_ENFORCE"),
+            terraform="google_container_cluster binary_authorization { evaluation_mode = "
+            '"PROJECT_SINGLETON_POLICY_ENFORCE" }',
+        )
     },
     references=["https://cloud.google.com/binary-authorization/docs/setting-up"],
 )
@@ -816,8 +869,11 @@ setting_check(
     rationale="The security posture dashboard audits workload configuration (privileged pods, "
     "host access) continuously, between scans like this one.",
     remediation={
-        Provider.GKE: _update("--security-posture=standard")
-        + '; Terraform google_container_cluster security_posture_config { mode = "BASIC" }.'
+        Provider.GKE: Remediation(
+            summary="Enable security posture scanning.",
+            cli=_update("--security-posture=standard"),
+            terraform='google_container_cluster security_posture_config { mode = "BASIC" }',
+        )
     },
     references=[f"{DOCS}/concepts/about-security-posture-dashboard"],
     field="securityPostureConfig.mode",
@@ -840,11 +896,12 @@ setting_check(
     rationale="GKE encrypts etcd at rest with Google-managed keys; application-layer secrets "
     "encryption adds a Cloud KMS key you control, audit and can revoke.",
     remediation={
-        Provider.GKE: _update(
-            "--database-encryption-key=projects/P/locations/L/keyRings/R/cryptoKeys/K"
+        Provider.GKE: Remediation(
+            summary="Encrypt secrets at the application layer with a Cloud KMS key.",
+            cli=_update("--database-encryption-key=projects/P/locations/L/keyRings/R/cryptoKeys/K"),
+            terraform='google_container_cluster database_encryption { state = "ENCRYPTED" '
+            "key_name = ... }",
         )
-        + '; Terraform google_container_cluster database_encryption { state = "ENCRYPTED" '
-        "key_name = ... }."
     },
     references=[f"{DOCS}/how-to/encrypting-secrets"],
 )
@@ -870,8 +927,11 @@ def secrets_kms_encryption(cluster: GkeCluster):
     "versions without anyone having to schedule it; outside one, versions are pinned by hand "
     "and forced upgrades arrive at end of support.",
     remediation={
-        Provider.GKE: _update("--release-channel=regular")
-        + '; Terraform google_container_cluster release_channel { channel = "REGULAR" }.'
+        Provider.GKE: Remediation(
+            summary="Enroll the cluster in a release channel.",
+            cli=_update("--release-channel=regular"),
+            terraform='google_container_cluster release_channel { channel = "REGULAR" }',
+        )
     },
     references=[f"{DOCS}/concepts/release-channels"],
 )
@@ -894,9 +954,12 @@ def release_channel(cluster: GkeCluster):
     rationale="Nodes behind the control plane miss the kubelet and node fixes the control plane "
     "already has, and drift toward the end of the supported version skew.",
     remediation={
-        Provider.GKE: "`gcloud container clusters upgrade NAME --location LOCATION --node-pool "
-        "POOL`, or enable node auto-upgrade; Terraform google_container_node_pool version or "
-        "management { auto_upgrade = true }."
+        Provider.GKE: Remediation(
+            summary="Upgrade the node pool to the control plane's version, or enable node "
+            "auto-upgrade.",
+            cli="gcloud container clusters upgrade NAME --location LOCATION --node-pool POOL",
+            terraform="google_container_node_pool version or management { auto_upgrade = true }",
+        )
     },
     references=[
         f"{DOCS}/how-to/upgrading-a-cluster",
@@ -933,9 +996,12 @@ def node_skew(cluster: GkeCluster):
     rationale="Kubernetes Admin Activity audit logs always reach Cloud Audit Logs; without "
     "system component logs, what the nodes and system pods saw during an incident is lost.",
     remediation={
-        Provider.GKE: _update("--logging=SYSTEM,WORKLOAD")
-        + "; Terraform google_container_cluster logging_config { enable_components = "
-        '["SYSTEM_COMPONENTS", "WORKLOADS"] }.'
+        Provider.GKE: Remediation(
+            summary="Send system component logs to Cloud Logging.",
+            cli=_update("--logging=SYSTEM,WORKLOAD"),
+            terraform="google_container_cluster logging_config { enable_components = "
+            '["SYSTEM_COMPONENTS", "WORKLOADS"] }',
+        )
     },
     references=[f"{DOCS}/concepts/about-logs", f"{DOCS}/how-to/audit-logging"],
 )
@@ -962,9 +1028,12 @@ setting_check(
     rationale="Control-plane logs show the API server's own view (rejected requests, admission "
     "decisions) that audit logs summarise; they are off unless enabled.",
     remediation={
-        Provider.GKE: _update("--logging=SYSTEM,WORKLOAD,API_SERVER")
-        + "; Terraform google_container_cluster logging_config { enable_components = "
-        '["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"] }.'
+        Provider.GKE: Remediation(
+            summary="Send API server logs to Cloud Logging.",
+            cli=_update("--logging=SYSTEM,WORKLOAD,API_SERVER"),
+            terraform="google_container_cluster logging_config { enable_components = "
+            '["SYSTEM_COMPONENTS", "WORKLOADS", "APISERVER"] }',
+        )
     },
     references=[f"{DOCS}/concepts/about-logs"],
     field="loggingConfig.componentConfig.enableComponents",

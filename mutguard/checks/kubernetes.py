@@ -14,7 +14,7 @@ import ipaddress
 
 from mutguard.checks import check, unknown
 from mutguard.checks.common import probed_anonymous
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity
 from mutguard.mut import StartKind
 from mutguard.providers.kubernetes import KubernetesCluster
 from mutguard.sources import PROBE_DOC
@@ -38,12 +38,14 @@ ANONYMOUS_REQUESTS = f"{DOCS}/reference/access-authn-authz/authentication/#anony
     "API server's exposure is set outside Kubernetes (the interfaces it binds, firewalls, load "
     "balancers), where mutguard cannot read it, so this check can only state the assumption.",
     remediation={
-        Provider.KUBERNETES: "Let only admin and node networks reach the secure port "
-        "(kube-apiserver --secure-port, default 6443, served on --bind-address): a firewall or "
-        "security group in front of it, or --bind-address on a private interface. Terraform: "
-        "the rule in front of it, e.g. aws_security_group ingress cidr_blocks, "
-        "google_compute_firewall source_ranges or azurerm_network_security_rule "
-        "source_address_prefix."
+        Provider.KUBERNETES: Remediation(
+            summary="Let only admin and node networks reach the secure port (kube-apiserver "
+            "--secure-port, default 6443, served on --bind-address): a firewall or security "
+            "group in front of it, or --bind-address on a private interface.",
+            terraform="the rule in front of it, e.g. aws_security_group ingress cidr_blocks, "
+            "google_compute_firewall source_ranges or azurerm_network_security_rule "
+            "source_address_prefix",
+        )
     },
     references=[CONTROLLING_ACCESS, APISERVER_FLAGS],
 )
@@ -90,12 +92,15 @@ def _address_note(host: str) -> str:
     "API server acts as system:anonymous: a single RBAC grant to system:unauthenticated then "
     "hands them the cluster.",
     remediation={
-        Provider.KUBERNETES: "Start kube-apiserver with --anonymous-auth=false (kubeadm: "
-        "ClusterConfiguration apiServer.extraArgs anonymous-auth=false), or, where the "
-        "AuthenticationConfiguration file (--authentication-config) is available, keep "
-        "anonymous requests to /healthz, /livez and /readyz with anonymous.conditions. "
-        "Terraform: the kube-apiserver arguments in the kubeadm configuration or cloud-init "
-        "user_data it renders for the control-plane nodes."
+        Provider.KUBERNETES: Remediation(
+            summary="Start kube-apiserver with --anonymous-auth=false (kubeadm: "
+            "ClusterConfiguration apiServer.extraArgs anonymous-auth=false), or, where the "
+            "AuthenticationConfiguration file (--authentication-config) is available, keep "
+            "anonymous requests to /healthz, /livez and /readyz with anonymous.conditions.",
+            terraform="None of the cluster's own: the kube-apiserver arguments are in the "
+            "kubeadm configuration or cloud-init user_data Terraform renders for the "
+            "control-plane nodes",
+        )
     },
     references=[ANONYMOUS_REQUESTS, APISERVER_FLAGS],
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mutguard.checks import Outcome, check, failed, passed, passed_unless_unread, unknown
 from mutguard.cluster import Cluster
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity
 from mutguard.mut import (
     ADMIN,
     ANONYMOUS,
@@ -114,18 +114,22 @@ def _findings(cluster: Cluster, selected: Callable[[Grant], bool], nothing: str)
 
 COLLECT_AGAIN = dict.fromkeys(
     ALL_PROVIDERS,
-    "Collect rbac.json again from the cluster, unedited: `kubectl get clusterroles,"
-    "clusterrolebindings,roles,rolebindings -A -o json`.",
+    Remediation(
+        summary="Collect rbac.json again from the cluster, unedited.",
+        cli="kubectl get clusterroles,clusterrolebindings,roles,rolebindings -A -o json",
+    ),
 )
+# A ClusterRoleBinding, or a RoleBinding in its namespace.
+DELETE_BINDING = "kubectl delete clusterrolebinding NAME\nkubectl -n NS delete rolebinding NAME"
 
 
-def _remove_binding(subjects: str) -> dict[Provider, str]:
-    text = (
-        f"Remove {subjects} from the binding, or delete it: `kubectl delete clusterrolebinding "
-        "NAME` (or `kubectl -n NS delete rolebinding NAME`), and remove it from the manifests or "
-        "chart that created it; grant a narrower role instead."
+def _remove_binding(subjects: str) -> dict[Provider, Remediation]:
+    fix = Remediation(
+        summary=f"Remove {subjects} from the binding, or delete it, and remove it from the "
+        "manifests or chart that created it; grant a narrower role instead.",
+        cli=DELETE_BINDING,
     )
-    return dict.fromkeys(ALL_PROVIDERS, text)
+    return dict.fromkeys(ALL_PROVIDERS, fix)
 
 
 def _public_admin(node: str) -> Callable[[Grant], bool]:
@@ -233,10 +237,12 @@ def public_group_grant(cluster: Cluster):
     "unreviewed.",
     remediation=dict.fromkeys(
         ALL_PROVIDERS,
-        "Delete the binding (`kubectl delete clusterrolebinding NAME`, or `kubectl -n NS delete "
-        "rolebinding NAME`) and remove it from the manifests or chart that created it; if the "
-        "role is meant to come back, recreate the binding together with it, with reviewed "
-        "subjects.",
+        Remediation(
+            summary="Delete the binding and remove it from the manifests or chart that created "
+            "it; if the role is meant to come back, recreate the binding together with it, with "
+            "reviewed subjects.",
+            cli=DELETE_BINDING,
+        ),
     ),
     references=[RBAC_DOCS, GOOD_PRACTICES],
 )

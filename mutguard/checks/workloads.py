@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from mutguard.checks import Outcome, check, failed, passed, passed_unless_unread, unknown
 from mutguard.checks.rbac import none_granted
 from mutguard.cluster import Cluster
-from mutguard.models import Area, Maturity, Provider, Severity, Status
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity, Status
 from mutguard.mut import NODE_ANY, Edge, StartKind
 from mutguard.rbac import Reach
 from mutguard.sources import ADMISSION_DOC, NAMESPACES_DOC, RBAC_DOC, WORKLOADS_DOC
@@ -60,8 +60,18 @@ def _escape_edges(workload: Workload, why: str) -> list[Edge]:
     ]
 
 
-def _remediation(text: str) -> dict[Provider, str]:
-    return dict.fromkeys(ALL_PROVIDERS, text)
+ENFORCE_BASELINE = f"kubectl label ns NS {ENFORCE_LABEL}=baseline"
+# What a workload runs is in the manifests that deploy it, not in the cluster's cloud resource.
+IN_MANIFESTS = (
+    "None on the cluster's resource: the fix goes into the manifests or charts that deploy to "
+    "the cluster"
+)
+
+
+def _remediation(summary: str, cli: str | None = None) -> dict[Provider, Remediation]:
+    """The same fix on every provider, made in the manifests (`cli`: a command that helps)."""
+    fix = Remediation(summary=summary, cli=cli, terraform=IN_MANIFESTS)
+    return dict.fromkeys(ALL_PROVIDERS, fix)
 
 
 @check(
@@ -75,10 +85,14 @@ def _remediation(text: str) -> dict[Provider, str]:
     "field of the wrong type was edited after collection or comes from a broken collector. It "
     "is skipped alone, but what it runs is then unknown: the workload checks cannot pass and the "
     "compromised-pod MUT is only an upper bound until it is read.",
-    remediation=_remediation(
-        "Collect workloads.json again from the cluster, unedited (`mutguard snapshot`, or "
-        "`kubectl get pods,serviceaccounts,deployments,daemonsets,statefulsets,replicasets,"
-        "jobs,cronjobs -A -o json`)."
+    remediation=dict.fromkeys(
+        ALL_PROVIDERS,
+        Remediation(
+            summary="Collect workloads.json again from the cluster, unedited, with "
+            "`mutguard snapshot` or kubectl.",
+            cli="kubectl get pods,serviceaccounts,deployments,daemonsets,statefulsets,"
+            "replicasets,jobs,cronjobs -A -o json",
+        ),
     ),
     references=[POD_SECURITY],
 )
@@ -109,8 +123,8 @@ def unread_objects(cluster: Cluster):
     "pod there. A runtime socket does so even mounted read-only: connecting needs no write access.",
     remediation=_remediation(
         "Drop `privileged: true`, sensitive hostPath volumes and added SYS_ADMIN-like capabilities "
-        "from the pod spec; enforce the baseline Pod Security Standard on the namespace "
-        "(`kubectl label ns NS pod-security.kubernetes.io/enforce=baseline`)."
+        "from the pod spec; enforce the baseline Pod Security Standard on the namespace.",
+        ENFORCE_BASELINE,
     ),
     references=[
         POD_SECURITY,
@@ -152,7 +166,8 @@ def node_escape(cluster: Cluster):
     remediation=_remediation(
         "Remove the hostPath volume, or mount only the subdirectory the app needs (node agents "
         "rarely need more than /var/log/pods read-only); enforce the baseline Pod Security "
-        "Standard on the namespace, which forbids hostPath volumes."
+        "Standard on the namespace, which forbids hostPath volumes.",
+        ENFORCE_BASELINE,
     ),
     references=[POD_SECURITY, HOST_PATH, "https://avd.aquasec.com/misconfig/kubernetes/khv047"],
 )
@@ -231,7 +246,8 @@ BASELINE_CAPABILITIES = frozenset(
     "by workloads.node_escape.",
     remediation=_remediation(
         "Drop the capability from `securityContext.capabilities.add` (and `drop: [ALL]`); "
-        "enforce the baseline Pod Security Standard on the namespace."
+        "enforce the baseline Pod Security Standard on the namespace.",
+        ENFORCE_BASELINE,
     ),
     references=[POD_SECURITY, SECURITY_CONTEXT],
 )
@@ -383,8 +399,9 @@ def secret_env(cluster: Cluster):
     rationale="Without `pod-security.kubernetes.io/enforce` at baseline or restricted, anyone who "
     "can create a pod in the namespace can create a privileged one, and own a node.",
     remediation=_remediation(
-        "`kubectl label ns NS pod-security.kubernetes.io/enforce=baseline` (restricted where the "
-        "workloads allow it), or enforce the same with Gatekeeper or Kyverno policies."
+        "Enforce the baseline Pod Security Standard on the namespace (restricted where the "
+        "workloads allow it), or enforce the same with Gatekeeper or Kyverno policies.",
+        ENFORCE_BASELINE,
     ),
     references=[PSA_LABELS, POD_SECURITY],
 )

@@ -208,9 +208,7 @@ def _pack(
     report: Report, cluster: ClusterReport, change: ClusterChange | None, limit: int
 ) -> list[dict[str, list]]:
     """Divide findings, then blast radius entries, then platform grants, greedily into groups
-    that fit. Each group is sized exactly: compact JSON adds an item's own bytes plus one comma
-    after the first, and a finding whose check is new to the group adds the check's entry to
-    the report's `checks` (plus a comma after the first)."""
+    that fit, each sized exactly (`_Part.cost`)."""
     items: list[tuple[str, Finding | BlastRadius | PlatformGrant]] = [
         (name, item) for name in SPLIT_FIELDS for item in getattr(cluster, name)
     ]
@@ -218,37 +216,84 @@ def _pack(
     most = len(items)
     skeleton = cluster.model_copy(update={name: [] for name in SPLIT_FIELDS})
     budget = limit - _message(report, cluster, change, (most, most), skeleton).size
-    entry_sizes: dict[tuple[str, int], int] = {}
-    groups: list[dict[str, list]] = []
-    used: dict[str, int] = {}
-    checks: set[str] = set()
+    path_steps = skeleton.route_steps
+    check_entries: dict[tuple[str, int], int] = {}
+    parts: list[_Part] = []
     for name, item in items:
-        size = _item_size(cluster, item)
-        entry = _entry_size(item, entry_sizes) if isinstance(item, Finding) else 0
-        alone = size + entry
-        if alone > budget:
+        cost = parts[-1].cost(cluster, name, item, check_entries) if parts else budget + 1
+        if parts and parts[-1].used + cost <= budget:
+            parts[-1].add(name, item, cost)
+            continue
+        fresh = _Part(path_steps)
+        cost = fresh.cost(cluster, name, item, check_entries)
+        if cost > budget:
             raise MessageTooLarge(
-                f"cluster {cluster.name}: one {name} entry is {size} bytes; with the report "
+                f"cluster {cluster.name}: one {name} entry takes {cost} bytes; with the report "
                 f"header it cannot fit the {limit}-byte limit ({_label(item)})"
             )
-        cost = size + (1 if used.get(name) else 0)
-        if entry and item.check_id not in checks:
-            cost += entry + (1 if checks else 0)
-        if not groups or sum(used.values()) + cost > budget:
-            groups.append({name: [] for name in SPLIT_FIELDS})
-            used, checks = {}, set()
-            cost = alone
-        groups[-1][name].append(item)
-        used[name] = used.get(name, 0) + cost
+        fresh.add(name, item, cost)
+        parts.append(fresh)
+    return [part.items for part in parts]
+
+
+class _Part:
+    """What one part holds so far: enough to tell exactly how many bytes an item adds."""
+
+    def __init__(self, path_steps: list[str]) -> None:
+        self.items: dict[str, list] = {name: [] for name in SPLIT_FIELDS}
+        self.used = 0
+        self._checks: set[str] = set()
+        # The part's route_steps: every part has the cluster's paths, then its entries' steps.
+        self._steps = {step: index for index, step in enumerate(path_steps)}
+
+    def cost(
+        self,
+        cluster: ClusterReport,
+        name: str,
+        item: Finding | BlastRadius | PlatformGrant,
+        check_entries: dict[tuple[str, int], int],
+    ) -> int:
+        """Compact JSON adds the item's own bytes plus one comma after the first; a finding
+        whose check is new to the part, the check's entry in `checks`; a blast radius entry, its
+        steps as indexes plus the texts new to `route_steps` (each with a comma after the
+        first)."""
+        cost = 1 if self.items[name] else 0
         if isinstance(item, Finding):
-            checks.add(item.check_id)
-    return groups
+            cost += len(cluster.finding_json(item).encode())
+            if item.check_id not in self._checks:
+                cost += _entry_size(item, check_entries) + (1 if self._checks else 0)
+        elif isinstance(item, BlastRadius):
+            indexes, new = self._indexes(item.steps)
+            written = {**item.model_dump(mode="json", by_alias=True), "steps": indexes}
+            cost += len(json.dumps(written, ensure_ascii=False, separators=(",", ":")).encode())
+            known = len(self._steps)
+            cost += sum(
+                len(json.dumps(step, ensure_ascii=False).encode()) + (1 if known + i else 0)
+                for i, step in enumerate(new)
+            )
+        else:
+            cost += len(item.model_dump_json(by_alias=True).encode())
+        return cost
 
+    def add(self, name: str, item: Finding | BlastRadius | PlatformGrant, cost: int) -> None:
+        self.items[name].append(item)
+        self.used += cost
+        if isinstance(item, Finding):
+            self._checks.add(item.check_id)
+        elif isinstance(item, BlastRadius):
+            for step in self._indexes(item.steps)[1]:
+                self._steps[step] = len(self._steps)
 
-def _item_size(cluster: ClusterReport, item: Finding | BlastRadius | PlatformGrant) -> int:
-    if isinstance(item, Finding):
-        return len(cluster.finding_json(item).encode())
-    return len(item.model_dump_json(by_alias=True).encode())
+    def _indexes(self, steps: list[str]) -> tuple[list[int], list[str]]:
+        """The indexes the steps get in this part's route_steps, and the texts new to it."""
+        new: dict[str, int] = {}
+        indexes = []
+        for step in steps:
+            index = self._steps.get(step)
+            if index is None:
+                index = new.setdefault(step, len(self._steps) + len(new))
+            indexes.append(index)
+        return indexes, list(new)
 
 
 def _entry_size(finding: Finding, known: dict[tuple[str, int], int]) -> int:

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mutguard.models import ClusterReport, Finding, Report, Severity
-from mutguard.render.summary import cheapest_path, headline, severity_counts, top_fixes
+from mutguard.render.summary import (
+    cheapest_path,
+    headline,
+    remediation_text,
+    severity_counts,
+    top_fixes,
+)
 from mutguard.state import MUT_FIELDS, ClusterChange, Mut, ResolvedFinding, SeverityRise
 
 ELLIPSIS = "…"
@@ -69,11 +75,12 @@ def fix_line(finding: Finding, cluster: ClusterReport) -> str:
 
 def remedy_line(finding: Finding, cluster: ClusterReport) -> str:
     """A top fix told by what to do: the check's remediation for the cluster's provider (its
-    commands in `backticks`) rather than what was found."""
+    summary, then its CLI, Terraform and Console lines, the commands in `backticks`) rather
+    than what was found."""
     where = _where(finding, cluster)
     return (
         f"+{finding.mut_gain} MUT · [{finding.severity.value}] {finding.check_id}{where}: "
-        f"{finding.remediation}"
+        f"{remediation_text(finding.remediation, code_spans=True)}"
     )
 
 

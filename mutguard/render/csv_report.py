@@ -36,6 +36,9 @@ COLUMNS = (
     "mut_gain",
     "mut_gain_from",
     "remediation",
+    "remediation_cli",
+    "remediation_terraform",
+    "remediation_console",
     "references",
 )
 # What Excel, LibreOffice and Google Sheets read as the start of a formula (OWASP: = + - @ tab
@@ -77,7 +80,10 @@ def _row(
         finding.detail,
         _number(finding.mut_gain),
         " ".join(finding.mut_gain_from),
-        finding.remediation,
+        finding.remediation.summary,
+        finding.remediation.cli or "",
+        finding.remediation.terraform or "",
+        finding.remediation.console or "",
         " ".join(meta.references) if meta else "",
     ]
 

@@ -30,6 +30,7 @@ from mutguard.models import (
     ClusterReport,
     Finding,
     Grade,
+    Remediation,
     Report,
     Status,
     cluster_key,
@@ -39,6 +40,8 @@ from mutguard.render.summary import (
     cheapest,
     headline,
     mut_value,
+    remediation_fields,
+    remediation_text,
     severity_counts,
     start_phrase,
     status_counts,
@@ -205,6 +208,15 @@ def _e(text: object) -> str:
 def _prose(text: str) -> str:
     """Escaped text with its `code` spans set as code (remediations quote commands that way)."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+
+
+def _remediation(remediation: Remediation) -> str:
+    """The summary, then a line per field set, labelled, its commands set as code."""
+    parts = [_prose(remediation.summary)]
+    for field in remediation_fields(remediation):
+        lines = [f"<code>{_e(line)}</code>" if field.commands else _e(line) for line in field.lines]
+        parts.append(f'<span class="dim">{_e(field.label)}:</span> ' + "<br>".join(lines))
+    return "<br>".join(parts)
 
 
 def _csp(style: str) -> str:
@@ -474,7 +486,7 @@ def _cost_badge(x: float, y: float, cost: str) -> str:
 def _finding_note(finding: Finding) -> str:
     return (
         f"\nopened by {finding.check_id} ({finding.severity.value}): {finding.detail}"
-        f"\nfix (MUT +{finding.mut_gain}): {finding.remediation}"
+        f"\nfix (MUT +{finding.mut_gain}): {remediation_text(finding.remediation)}"
     )
 
 
@@ -631,7 +643,7 @@ def _finding_row(number: int, index: int, finding: Finding, *, gain: bool) -> st
         f'<tr id="c{number}-f{index}">{first}'
         f'<td><code>{_e(finding.check_id)}</code> <span class="sev sev-{severity}">{severity}'
         f'</span><br><span class="dim">{_e(finding.resource)}</span></td>'
-        f"<td>{_e(finding.detail)}</td><td>{_prose(finding.remediation)}</td></tr>"
+        f"<td>{_e(finding.detail)}</td><td>{_remediation(finding.remediation)}</td></tr>"
     )
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC
 
 from mutguard.models import ClusterReport, Finding, Report, Status
+from mutguard.render.summary import remediation_text
 
 # The order in which one check's findings decide its testcase: the worst wins.
 _PRECEDENCE = (Status.FAIL, Status.ERROR, Status.UNKNOWN, Status.PASS)
@@ -49,7 +50,7 @@ def _describe(finding: Finding) -> str:
     if finding.status is Status.FAIL:
         gain = "" if finding.mut_gain is None else f"; MUT gain {finding.mut_gain}"
         lines[0] += f" (severity {finding.severity.value}{gain})"
-        lines.append(f"fix: {finding.remediation}")
+        lines.append(f"fix: {remediation_text(finding.remediation)}")
     return "\n".join(lines)
 
 

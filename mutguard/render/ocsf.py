@@ -16,6 +16,7 @@ from mutguard.checks import catalogue
 from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
 from mutguard.provider_api import Cloud
 from mutguard.providers import labels
+from mutguard.render.summary import remediation_text
 
 OCSF_VERSION = "1.5.0"
 CLASS_UID = 2003  # Compliance Finding
@@ -120,7 +121,7 @@ def _event(
             "status_id": COMPLIANCE_STATUS_ID[finding.status],
         },
         "remediation": {
-            "desc": finding.remediation,
+            "desc": remediation_text(finding.remediation),
             **({"references": meta.references} if meta and meta.references else {}),
         },
         "resources": _resources(cluster, finding),

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from mutguard.checks import catalogue
 from mutguard.models import CheckMetadata, ClusterReport, Finding, Report, Severity, Status
 from mutguard.providers import labels
+from mutguard.render.summary import remediation_fields, remediation_text
 from mutguard.sources import Provider
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -59,10 +60,17 @@ def _project_home() -> str | None:
 
 
 def _help(meta: CheckMetadata) -> dict:
-    remediation = [(labels(p).title, text) for p, text in meta.remediation.items()]
-    text = [meta.rationale, "", *(f"{title}: {fix}" for title, fix in remediation)]
+    remediation = [(labels(p).title, fix) for p, fix in meta.remediation.items()]
+    text = [meta.rationale, ""]
+    text += [
+        f"{title}: " + remediation_text(fix).replace("\n", "\n  ") for title, fix in remediation
+    ]
     markdown = [meta.rationale, "", "**Remediation**", ""]
-    markdown += [f"- **{title}**: {fix}" for title, fix in remediation]
+    for title, fix in remediation:
+        markdown.append(f"- **{title}**: {fix.summary}")
+        for field in remediation_fields(fix):
+            shown = (f"`{line}`" if field.commands else line for line in field.lines)
+            markdown += [f"  - {field.label}: {line}" for line in shown]
     if meta.references:
         text += ["", "References:", *meta.references]
         markdown += ["", "**References**", "", *(f"- <{url}>" for url in meta.references)]

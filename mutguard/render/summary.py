@@ -6,8 +6,17 @@ import math
 import shlex
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
-from mutguard.models import AttackPath, ClusterReport, Finding, Report, Severity, Status
+from mutguard.models import (
+    AttackPath,
+    ClusterReport,
+    Finding,
+    Remediation,
+    Report,
+    Severity,
+    Status,
+)
 from mutguard.providers import live_source
 
 TOP_FIXES = 5
@@ -103,3 +112,35 @@ def severity_counts(cluster: ClusterReport) -> str:
 def status_counts(cluster: ClusterReport) -> str:
     counts = Counter(f.status for f in cluster.findings)
     return " · ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
+
+
+class RemediationField(NamedTuple):
+    """One field of a remediation after its summary, as every format labels it."""
+
+    label: str
+    lines: list[str]  # a CLI's commands, one per line; one line for the others
+    commands: bool  # lines to set as code
+
+
+def remediation_fields(remediation: Remediation) -> list[RemediationField]:
+    """The fields set after the summary: CLI, Terraform, Console."""
+    fields = [
+        ("CLI", remediation.cli, True),
+        ("Terraform", remediation.terraform, False),
+        ("Console", remediation.console, False),
+    ]
+    return [
+        RemediationField(label, text.splitlines(), code) for label, text, code in fields if text
+    ]
+
+
+def remediation_text(remediation: Remediation, code_spans: bool = False) -> str:
+    """The remediation as text: the summary, then a labelled line per field set, a CLI's further
+    commands aligned under its first. With `code_spans`, each command is a `code` span, for the
+    formats that set those as code."""
+    lines = [remediation.summary]
+    for field in remediation_fields(remediation):
+        values = [f"`{line}`" if field.commands and code_spans else line for line in field.lines]
+        indent = " " * (len(field.label) + 2)
+        lines.append(f"{field.label}: " + f"\n{indent}".join(values))
+    return "\n".join(lines)

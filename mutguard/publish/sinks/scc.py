@@ -26,11 +26,12 @@ Finding field: from
   `//container.googleapis.com/projects/P/locations/L/clusters/C`; for other clusters (not
   Google Cloud resources, where SCC takes a string of the source's choosing) the cluster's ARN
   or resource id, else its mutguard key.
-- description: the cluster and the finding's detail; next_steps: the remediation; external_uri:
-  none.
+- description: the cluster and the finding's detail; next_steps: the remediation as text (its
+  summary, then its CLI, Terraform and Console lines); external_uri: none.
 - source_properties (keys start with a letter: letters, digits, underscores): cluster,
   provider, location, account, resource, status, and for a finding in the report also title,
-  area, severity (mutguard's word), mut_gain, mut_gain_from, detail, remediation.
+  area, severity (mutguard's word), mut_gain, mut_gain_from, detail, remediation (an object:
+  summary, and cli, terraform, console when set).
 
 Delivery: UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (and a token that could not be
 fetched) are retried with the run's backoff; any other answer fails the sink, with the status
@@ -67,6 +68,7 @@ from mutguard.publish.base import (
 )
 from mutguard.publish.google_errors import google_failure
 from mutguard.publish.retry import DeliveryError
+from mutguard.render.summary import remediation_text
 from mutguard.state import ClusterChange, ResolvedFinding
 
 SOURCE_PATTERN = r"^organizations/[^/]+/sources/[^/]+(/locations/[^/]+)?$"
@@ -164,7 +166,7 @@ def source_properties(
             "mut_gain": finding.mut_gain,
             "mut_gain_from": list(finding.mut_gain_from),
             "detail": finding.detail,
-            "remediation": finding.remediation,
+            "remediation": finding.remediation.model_dump(mode="json"),
         }
     return {key: value for key, value in properties.items() if value is not None}
 
@@ -194,7 +196,7 @@ class FindingBuilder:
             "finding": {
                 **self._finding(cluster, finding.check_id, finding.resource, finding.severity),
                 "description": description(cluster, finding.detail, finding.resource),
-                "next_steps": finding.remediation,
+                "next_steps": remediation_text(finding.remediation),
                 "source_properties": source_properties(
                     cluster, finding.resource, finding.status.value, finding
                 ),

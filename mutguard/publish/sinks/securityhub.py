@@ -28,7 +28,8 @@ ASFF field: from
   through): critical, high, medium, low, info as CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL;
   INFORMATIONAL once resolved. Severity.Original keeps mutguard's word.
 - Title: the check's title; Description: the cluster and the finding's detail;
-  Remediation.Recommendation.Text: the finding's remediation.
+  Remediation.Recommendation.Text: the finding's remediation as text (its summary, then its
+  CLI, Terraform and Console lines), cut to ASFF's 512 characters.
 - Resources: the cluster, as AwsEksCluster with its ARN when it has one, else Other with its
   id; Details.Other names the cluster and the finding's resource.
 - ProductFields: `mutguard/...` keys: cluster, provider, location, account, resource, area,
@@ -70,6 +71,7 @@ from mutguard.publish.base import Json, Notice, Outgoing, SinkContext, SinkOptio
 from mutguard.publish.messages import MessageTooLarge
 from mutguard.publish.retry import DeliveryError, Pacer, RetryableError
 from mutguard.publish.text import ELLIPSIS
+from mutguard.render.summary import remediation_text
 from mutguard.state import ClusterChange, ResolvedFinding
 
 SCHEMA_VERSION = "2018-10-08"
@@ -240,7 +242,9 @@ class FindingBuilder:
             "Title": fit(finding.title, TITLE_LIMIT),
             "Description": description(cluster, finding.detail, finding.resource),
             "Remediation": {
-                "Recommendation": {"Text": fit(finding.remediation, RECOMMENDATION_LIMIT)}
+                "Recommendation": {
+                    "Text": fit(remediation_text(finding.remediation), RECOMMENDATION_LIMIT)
+                }
             },
             "ProductFields": product_fields(cluster, finding.resource, finding),
             "Compliance": {"Status": "FAILED"},

@@ -101,7 +101,8 @@ def text_body(
             out.append(f"Cheapest attack path: {s.path}")
         out.append(f"Failed checks: {s.counts}")
         for heading, lines in _sections(s, most):
-            out += ["", f"{heading}:", *(f"  - {line}" for line in lines)]
+            # A remedy's further lines (its CLI, Terraform and Console) stay under its item.
+            out += ["", f"{heading}:", *("  - " + line.replace("\n", "\n    ") for line in lines)]
         out.append("")
     if link:
         out.append(f"Full report: {link}")
@@ -139,8 +140,9 @@ def html_body(
 
 
 def _prose(line: str) -> str:
-    """Escaped, with `code` spans set as code (remediations quote their commands that way)."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(line))
+    """Escaped, with `code` spans set as code (remediations quote their commands that way) and
+    its line breaks kept (a remedy's CLI, Terraform and Console lines)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(line)).replace("\n", "<br>")
 
 
 def attached_report(notice: Notice) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mutguard.checks import check, failed, passed
-from mutguard.models import Area, Maturity, Provider, Severity
+from mutguard.models import Area, Maturity, Provider, Remediation, Severity
 from mutguard.mut import API, INTERNET, Edge
 
 LAB = Provider("throwaway")
@@ -17,7 +17,7 @@ LAB = Provider("throwaway")
     maturity=Maturity.CRAWL,
     providers=(LAB,),
     rationale="A public endpoint removes the network barrier.",
-    remediation={LAB: "Make the lab's endpoint private."},
+    remediation={LAB: Remediation(summary="Make the lab's endpoint private.")},
     references=(),
 )
 def endpoint_public(cluster):
