@@ -106,6 +106,19 @@ class _Model(BaseModel):
     # Unknown fields are ignored, so a report written by a newer mutguard still loads.
     model_config = ConfigDict(populate_by_name=True)
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(core_schema)
+        if handler.mode == "serialization":
+            cls._as_written(handler.resolve_ref_schema(json_schema))
+        return json_schema
+
+    @classmethod
+    def _as_written(cls, json_schema: JsonSchemaValue) -> None:
+        """Where the JSON written differs from the model read, its schema says so here."""
+
 
 class _Numerous(_Model):
     """A model a large cluster holds tens of thousands of (findings, blast radius entries)."""
@@ -216,14 +229,9 @@ class Finding(_Numerous):
     provider: Provider = Field(exclude=True, repr=False)
 
     @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def _as_written(cls, json_schema: JsonSchemaValue) -> None:
         # In memory every finding names its resource; the report leaves out the cluster's own.
-        json_schema = handler.resolve_ref_schema(handler(core_schema))
-        if handler.mode == "serialization":
-            json_schema["required"] = [f for f in json_schema["required"] if f != "resource"]
-        return json_schema
+        json_schema["required"] = [f for f in json_schema["required"] if f != "resource"]
 
     @property
     def severity(self) -> Severity:
@@ -246,17 +254,12 @@ class _Routed(_Model):
     """A model whose `steps` the report writes as indexes into its cluster's `route_steps`."""
 
     @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler.resolve_ref_schema(handler(core_schema))
-        if handler.mode == "serialization":
-            json_schema["properties"]["steps"] = {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0},
-                "description": "Indexes into the cluster's route_steps",
-            }
-        return json_schema
+    def _as_written(cls, json_schema: JsonSchemaValue) -> None:
+        json_schema["properties"]["steps"] = {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "description": "Indexes into the cluster's route_steps",
+        }
 
 
 class AttackPath(_Routed):
@@ -491,16 +494,11 @@ class Report(_Model):
         return data
 
     @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def _as_written(cls, json_schema: JsonSchemaValue) -> None:
         # Every report written carries schema_version, and a reader needs it before anything
         # else: required in the schema of what is written, while building a Report (or reading
         # one) may still leave it to its default.
-        json_schema = handler.resolve_ref_schema(handler(core_schema))
-        if handler.mode == "serialization":
-            json_schema["required"] = ["schema_version", *json_schema.get("required", [])]
-        return json_schema
+        json_schema["required"] = ["schema_version", *json_schema.get("required", [])]
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(by_alias=True, indent=indent)
