@@ -16,6 +16,31 @@ from mutguard.errors import MissingDependency
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """What a plug-in imports beyond mutguard's own dependencies: the pyproject extra that
+    installs it, and the modules it imports only when used, with their distributions."""
+
+    extra: str
+    imports_later: Mapping[str, str] = field(default_factory=dict)
+
+
+# The SDKs of the built-in plug-ins, each named once.
+BOTO3 = Requirement("aws", {"boto3": "boto3"})
+SLACK_SDK = Requirement("notify", {"slack_sdk": "slack-sdk"})
+GOOGLE_CLOUD_STORAGE = Requirement("notify-gcp", {"google.cloud.storage": "google-cloud-storage"})
+GOOGLE_PUBSUB = Requirement("notify-gcp", {"google.cloud.pubsub_v1": "google-cloud-pubsub"})
+GOOGLE_SECURITY_CENTER = Requirement(
+    "notify-gcp", {"google.cloud.securitycenter_v2": "google-cloud-securitycenter"}
+)
+GOOGLE_SECRET_MANAGER = Requirement(
+    "notify-gcp", {"google.cloud.secretmanager_v1": "google-cloud-secret-manager"}
+)
+AZURE_QUEUE = Requirement("notify-azure", {"azure.storage.queue": "azure-storage-queue"})
+AZURE_BLOB = Requirement("notify-azure", {"azure.storage.blob": "azure-storage-blob"})
+AZURE_TABLES = Requirement("notify-azure", {"azure.data.tables": "azure-data-tables"})
+
+
+@dataclass(frozen=True)
 class Plugin:
     module: str
     extra: str | None = None  # None: it imports nothing beyond mutguard's own dependencies

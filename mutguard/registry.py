@@ -8,10 +8,13 @@ neither `mutguard --help` nor a function's cold start should pay for. Stdlib onl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mutguard.errors import InputError
+
+if TYPE_CHECKING:
+    from mutguard.plugins import Requirement
 
 T = TypeVar("T")
 
@@ -48,15 +51,14 @@ class Registry(Generic[T]):
         name: str,
         reference: str,
         *,
-        extra: str | None = None,
-        imports_later: Mapping[str, str] | None = None,
+        needs: Requirement | None = None,
         summary: str = "",
     ) -> None:
         """A built-in entry: `reference` is `module` (the entry is the module) or
-        `module:attribute`, imported when first needed. `extra` is the pyproject extra that
-        installs what it imports and `imports_later` the modules it imports only when used, with
-        their distributions (mutguard.plugins.Plugin): a missing one is named before anything
-        runs. `summary` is one line for help texts (`summaries()`), read without loading it."""
+        `module:attribute`, imported when first needed. `needs` is what it imports beyond
+        mutguard's own dependencies (mutguard.plugins.Requirement): a missing one is named before
+        anything runs. `summary` is one line for help texts (`summaries()`), read without loading
+        it."""
         if name in self._loaders:
             raise ValueError(f"{self.what} {name!r} is registered twice")
         module, _, attribute = reference.partition(":")
@@ -64,7 +66,8 @@ class Registry(Generic[T]):
         def load() -> object:
             from mutguard.plugins import Plugin
 
-            found = Plugin(module, extra, imports_later or {}).load(f"the {name} {self.what}")
+            plugin = Plugin(module, needs.extra, needs.imports_later) if needs else Plugin(module)
+            found = plugin.load(f"the {name} {self.what}")
             return _attribute(found, attribute)
 
         self._loaders[name] = load

@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from mutguard.errors import InputError
+from mutguard.plugins import AZURE_BLOB, BOTO3, GOOGLE_CLOUD_STORAGE
 from mutguard.registry import Registry
 
 if TYPE_CHECKING:  # a function reads its settings here before its first cloud call: stay light
@@ -55,21 +56,9 @@ DEFAULT_LINK_SECONDS = 24 * 3600
 
 # Another distribution adds a kind with an entry point in the `mutguard.report_stores` group.
 REPORT_ARCHIVES: Registry[ModuleType] = Registry("report store", "mutguard.report_stores")
-REPORT_ARCHIVES.add(
-    "s3", "mutguard.publish.reports.s3", extra="aws", imports_later={"boto3": "boto3"}
-)
-REPORT_ARCHIVES.add(
-    "gcs",
-    "mutguard.publish.reports.gcs",
-    extra="notify-gcp",
-    imports_later={"google.cloud.storage": "google-cloud-storage"},
-)
-REPORT_ARCHIVES.add(
-    "azure-blob",
-    "mutguard.publish.reports.azure_blob",
-    extra="notify-azure",
-    imports_later={"azure.storage.blob": "azure-storage-blob"},
-)
+REPORT_ARCHIVES.add("s3", "mutguard.publish.reports.s3", needs=BOTO3)
+REPORT_ARCHIVES.add("gcs", "mutguard.publish.reports.gcs", needs=GOOGLE_CLOUD_STORAGE)
+REPORT_ARCHIVES.add("azure-blob", "mutguard.publish.reports.azure_blob", needs=AZURE_BLOB)
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"

@@ -29,22 +29,17 @@ from types import ModuleType
 from typing import Protocol
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
+from mutguard.plugins import BOTO3, GOOGLE_SECRET_MANAGER
 from mutguard.registry import Registry
 
 REDACTED = "***"
 # Another distribution adds a source with an entry point in the `mutguard.secret_sources` group.
 SECRET_SOURCES: Registry[ModuleType] = Registry("secret source", "mutguard.secret_sources")
-SECRET_SOURCES.add(
-    "aws-secretsmanager",
-    "mutguard.publish.secrets.aws_secrets",
-    extra="aws",
-    imports_later={"boto3": "boto3"},
-)
+SECRET_SOURCES.add("aws-secretsmanager", "mutguard.publish.secrets.aws_secrets", needs=BOTO3)
 SECRET_SOURCES.add(
     "gcp-secretmanager",
     "mutguard.publish.secrets.gcp_secrets",
-    extra="notify-gcp",
-    imports_later={"google.cloud.secretmanager_v1": "google-cloud-secret-manager"},
+    needs=GOOGLE_SECRET_MANAGER,
 )
 # Shorter URL paths and queries are not redacted on their own: blanking out "/" or "/api"
 # everywhere would garble messages without hiding anything secret.

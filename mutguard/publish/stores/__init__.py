@@ -18,6 +18,7 @@ from types import ModuleType
 
 from mutguard.errors import InputError, StoreError
 from mutguard.models import Report, cluster_key
+from mutguard.plugins import AZURE_TABLES, BOTO3, GOOGLE_CLOUD_STORAGE
 from mutguard.registry import Registry
 from mutguard.state import MutPoint
 from mutguard.store import StateStore, histories
@@ -27,21 +28,9 @@ log = logging.getLogger("mutguard.publish")
 # Another distribution adds a store kind with an entry point in the `mutguard.state_stores` group.
 STATE_STORES: Registry[ModuleType] = Registry("state store", "mutguard.state_stores")
 STATE_STORES.add("sqlite", "mutguard.publish.stores.sqlite")
-STATE_STORES.add(
-    "dynamodb", "mutguard.publish.stores.dynamodb", extra="aws", imports_later={"boto3": "boto3"}
-)
-STATE_STORES.add(
-    "azure-table",
-    "mutguard.publish.stores.azure_table",
-    extra="notify-azure",
-    imports_later={"azure.data.tables": "azure-data-tables"},
-)
-STATE_STORES.add(
-    "gcs",
-    "mutguard.publish.stores.gcs",
-    extra="notify-gcp",
-    imports_later={"google.cloud.storage": "google-cloud-storage"},
-)
+STATE_STORES.add("dynamodb", "mutguard.publish.stores.dynamodb", needs=BOTO3)
+STATE_STORES.add("azure-table", "mutguard.publish.stores.azure_table", needs=AZURE_TABLES)
+STATE_STORES.add("gcs", "mutguard.publish.stores.gcs", needs=GOOGLE_CLOUD_STORAGE)
 DEFAULT_STORE = "sqlite"
 STORE_ENV = "MUTGUARD_STATE_STORE"
 
