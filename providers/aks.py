@@ -237,9 +237,6 @@ def parse(source: ClusterSource, observed_at: Any) -> AksCluster:
     if ids is None:
         raise InputError(f"{CLUSTER_DOC}: id {doc.id!r} is not a managedCluster resource id")
 
-    access = doc.api_server_access_profile
-    aad = doc.aad_profile
-    security = doc.security_profile or _SecurityProfile()
     ssh = doc.linux_profile.ssh if doc.linux_profile else None
     upgrade = doc.auto_upgrade_profile
     errors = dict(source.errors)
@@ -251,35 +248,15 @@ def parse(source: ClusterSource, observed_at: Any) -> AksCluster:
         arn_or_id=doc.id,
         version=doc.current_kubernetes_version or doc.kubernetes_version,
         observed_at=observed_at,
-        endpoint=_endpoint(access),
         resource_group=ids["group"],
-        private_dns_zone=access.private_dns_zone if access else None,
-        public_fqdn=access.enable_private_cluster_public_fqdn if access else None,
-        vnet_integration=access.enable_vnet_integration if access else None,
+        **_api_server_settings(doc.api_server_access_profile),
         rbac_enabled=doc.enable_rbac,
         local_accounts_disabled=doc.disable_local_accounts,
-        entra_id=aad is not None,
-        entra_id_managed=aad.managed if aad else None,
-        azure_rbac=aad.enable_azure_rbac if aad else None,
-        admin_group_ids=(aad.admin_group_object_ids or []) if aad else [],
+        **_entra_settings(doc.aad_profile),
         oidc_issuer=doc.oidc_issuer_profile.enabled if doc.oidc_issuer_profile else None,
-        workload_identity=security.workload_identity.enabled
-        if security.workload_identity
-        else None,
         network_policy=doc.network_profile.network_policy if doc.network_profile else None,
         azure_policy=_addon_enabled(doc.addon_profiles, AZURE_POLICY_ADDON),
-        defender=bool(
-            security.defender
-            and security.defender.security_monitoring
-            and security.defender.security_monitoring.enabled
-        ),
-        kms=bool(security.azure_key_vault_kms and security.azure_key_vault_kms.enabled),
-        kms_network_access=(
-            security.azure_key_vault_kms.key_vault_network_access
-            if security.azure_key_vault_kms
-            else None
-        ),
-        image_cleaner=bool(security.image_cleaner and security.image_cleaner.enabled),
+        **_security_settings(doc.security_profile or _SecurityProfile()),
         upgrade_channel=upgrade.upgrade_channel if upgrade else None,
         node_os_upgrade_channel=upgrade.node_os_upgrade_channel if upgrade else None,
         identity_type=doc.identity.type if doc.identity else None,
@@ -291,6 +268,38 @@ def parse(source: ClusterSource, observed_at: Any) -> AksCluster:
         support_plan=doc.support_plan,
         **parse_common(source, errors),
     )
+
+
+def _api_server_settings(access: _ApiServerAccess | None) -> dict[str, Any]:
+    return {
+        "endpoint": _endpoint(access),
+        "private_dns_zone": access.private_dns_zone if access else None,
+        "public_fqdn": access.enable_private_cluster_public_fqdn if access else None,
+        "vnet_integration": access.enable_vnet_integration if access else None,
+    }
+
+
+def _entra_settings(aad: _AadProfile | None) -> dict[str, Any]:
+    return {
+        "entra_id": aad is not None,
+        "entra_id_managed": aad.managed if aad else None,
+        "azure_rbac": aad.enable_azure_rbac if aad else None,
+        "admin_group_ids": (aad.admin_group_object_ids or []) if aad else [],
+    }
+
+
+def _security_settings(security: _SecurityProfile) -> dict[str, Any]:
+    kms = security.azure_key_vault_kms
+    monitoring = security.defender.security_monitoring if security.defender else None
+    return {
+        "workload_identity": (
+            security.workload_identity.enabled if security.workload_identity else None
+        ),
+        "defender": bool(monitoring and monitoring.enabled),
+        "kms": bool(kms and kms.enabled),
+        "kms_network_access": kms.key_vault_network_access if kms else None,
+        "image_cleaner": bool(security.image_cleaner and security.image_cleaner.enabled),
+    }
 
 
 def _cluster_doc(source: ClusterSource) -> _AksDoc:

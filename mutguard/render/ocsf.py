@@ -96,25 +96,8 @@ def _event(
         "status_code": finding.status.value,
         "status_detail": finding.detail,
         "message": f"{cluster.name}: {finding.detail}",
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {
-                "uid": report.tool.name,
-                "name": report.tool.name,
-                "vendor_name": report.tool.name,
-                "version": report.tool.version,
-            },
-            "event_code": finding.check_id,
-            "profiles": ["cloud", "datetime"] if cloud else ["datetime"],
-        },
-        "finding_info": {
-            "uid": finding_uid(cluster, finding),
-            "title": finding.title,
-            **({"desc": meta.rationale} if meta else {}),
-            "types": [finding.area.value],
-            "created_time": millis,
-            "created_time_dt": iso,
-        },
+        "metadata": _metadata(report, finding, with_cloud=cloud is not None),
+        "finding_info": _finding_info(cluster, finding, meta, when),
         "compliance": {
             "standards": [report.tool.name],
             "control": finding.check_id,
@@ -130,6 +113,34 @@ def _event(
     if cloud:
         event["cloud"] = _cloud(cluster, cloud)
     return event
+
+
+def _metadata(report: Report, finding: Finding, with_cloud: bool) -> dict:
+    return {
+        "version": OCSF_VERSION,
+        "product": {
+            "uid": report.tool.name,
+            "name": report.tool.name,
+            "vendor_name": report.tool.name,
+            "version": report.tool.version,
+        },
+        "event_code": finding.check_id,
+        "profiles": ["cloud", "datetime"] if with_cloud else ["datetime"],
+    }
+
+
+def _finding_info(
+    cluster: ClusterReport, finding: Finding, meta: CheckMetadata | None, when: tuple[int, str]
+) -> dict:
+    millis, iso = when
+    return {
+        "uid": finding_uid(cluster, finding),
+        "title": finding.title,
+        **({"desc": meta.rationale} if meta else {}),
+        "types": [finding.area.value],
+        "created_time": millis,
+        "created_time_dt": iso,
+    }
 
 
 def _unmapped(cluster: ClusterReport, finding: Finding, meta: CheckMetadata | None) -> dict:
