@@ -22,13 +22,14 @@
   release/package.py when dist/ has none.
 
 A round runs the handler and the floor back to back (which goes first alternates), after one
-warm-up of each, with this venv's interpreter and its cached bytecode. The ratio is the median of
-the rounds' ratios, shown with their interquartile range: the two runs of a round share the
-machine's load of the moment. Wall time (spawn to arrival) is what the target is judged on; the
-programs' CPU time (user and system, to the moment they are stopped) is shown as well, being the
-steadier of the two on a busy machine. Lambda cannot write bytecode next to the function's code,
-so a real cold start there also compiles what it imports. Targets are reported, not enforced:
-the exit status is 0 unless the benchmark itself could not run.
+warm-up of each, with this venv's interpreter and bytecode the warm-up cached (in a directory of
+the bench's own, whatever the tree's `.pyc` files or PYTHONDONTWRITEBYTECODE). The ratio is the
+median of the rounds' ratios, shown with their interquartile range: the two runs of a round
+share the machine's load of the moment. Wall time (spawn to arrival) is what the target is
+judged on; the programs' CPU time (user and system, to the moment they are stopped) is shown as
+well, being the steadier of the two on a busy machine. Lambda cannot write bytecode next to
+the function's code, so a real cold start there also compiles what it imports. Targets are
+reported, not enforced: the exit status is 0 unless the benchmark itself could not run.
 Run with `make bench` or `.venv/bin/python bench/cold_start.py` (--help for options).
 """
 
@@ -549,8 +550,17 @@ CLOUDS = {
 # --- Running the programs ---------------------------------------------------------------------
 
 
-def clean_environment(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(FOREIGN_ENV)}
+def clean_environment(extra: dict[str, str], workdir: Path) -> dict[str, str]:
+    """The machine's environment without what would send a client elsewhere, and with a bytecode
+    cache of the bench's own, which the warm-up fills: the tree's `.pyc` of a module edited since
+    it was compiled is stale, and with PYTHONDONTWRITEBYTECODE set it stays so, so the side that
+    imports that module would compile it on every run."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(FOREIGN_ENV) and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "bytecode")
     return {**env, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **extra}
 
 
@@ -634,12 +644,12 @@ def measure(cloud: Cloud, workdir: Path, repeat: int, import_runs: int) -> tuple
     recorder = Recorder()
     timing = Timing()
     with cloud.serve(recorder, workdir) as extra:
-        env = clean_environment(extra)
+        env = clean_environment(extra, workdir)
         programs = {
             "handler": cloud.program(cloud.handler_code),
             "floor": cloud.program(cloud.floor_code),
         }
-        for code in programs.values():  # warm the OS file cache and write any missing .pyc
+        for code in programs.values():  # warm the OS file cache and compile the bytecode
             first_call(code, env, recorder, workdir)
         for round_ in range(repeat):
             # Alternate which goes first, so neither always follows the other.

@@ -100,17 +100,18 @@ class Settings:
             state_store=value("MUTGUARD_STATE_STORE"),
             gke_endpoint=value("MUTGUARD_GKE_ENDPOINT"),
             arm_endpoint=value("MUTGUARD_ARM_ENDPOINT"),
-            **_report_settings(value),
+            **_report_settings(value("MUTGUARD_REPORT_STORE"), value),
         )
 
 
-def _report_settings(value: Callable[[str], str | None]) -> dict[str, Any]:
-    """The report store's settings, their form checked now (each cloud's SDK loads later)."""
-    from mutguard.publish import reports as archive
-
-    store = value(archive.STORE_ENV)
+def _report_settings(store: str | None, value: Callable[[str], str | None]) -> dict[str, Any]:
+    """The report store's settings, their form checked now (each cloud's SDK loads later). The
+    module that checks them loads only when a store is set: a function without one does not
+    pay for it before its first cloud call."""
     if store is None:
         return {}
+    from mutguard.publish import reports as archive
+
     try:
         archive.check_spec(store)
         link = archive.parse_link_setting(value(archive.LINK_ENV))

@@ -1,5 +1,6 @@
 """No cloud SDK loads before it is needed: a snapshot scan and the CLI start without boto3."""
 
+import json
 import os
 import subprocess
 import sys
@@ -158,3 +159,114 @@ def test_the_publish_package_loads_only_what_is_asked_for():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "mutguard,mutguard.clock,mutguard.publish,mutguard.publish.retry"
+
+
+WORKER_FIRST_CALL = """
+import json, os, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+first_call = {}
+
+
+class Sts(BaseHTTPRequestHandler):
+    # Notes what was loaded when the first AWS request arrived (the worker's thread waits for
+    # the answer meanwhile), then refuses it.
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        first_call.setdefault("modules", sorted(sys.modules))
+        first_call.setdefault("action", body.partition("Action=")[2].partition("&")[0])
+        error = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
+        self.send_response(403)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(error)))
+        self.end_headers()
+        self.wfile.write(error)
+
+    def log_message(self, *args):
+        pass
+
+
+sts = ThreadingHTTPServer(("127.0.0.1", 0), Sts)
+threading.Thread(target=sts.serve_forever, daemon=True).start()
+os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{sts.server_address[1]}"
+
+from mutguard.functions.aws_lambda import worker
+
+message = {"action": "scan", "publish": True,
+           "targets": [{"provider": "eks", "account": "123456789012", "region": "eu-west-1"}]}
+record = {"messageId": "m-1", "body": json.dumps(message), "eventSource": "aws:sqs"}
+context = SimpleNamespace(function_name="mutguard-worker", memory_limit_in_mb=1024,
+                          invoked_function_arn="arn:aws:lambda:us-east-1:1:function:w",
+                          aws_request_id="r-1")
+answer = worker.handler({"Records": [record]}, context)
+heavy = tuple(sys.argv[1].split(","))
+print(json.dumps({
+    "answer": answer,
+    "action": first_call.get("action"),
+    "heavy": [m for m in first_call.get("modules", [])
+              if m in heavy or m.startswith(tuple(name + "." for name in heavy))],
+}))
+"""
+
+# What a scan needs only once the clusters are read: the report models and checks (pydantic),
+# the renderers, publishing and its configuration, Powertools' parser models.
+AFTER_THE_FIRST_CALL = (
+    "pydantic",
+    "rich",
+    "yaml",
+    "mutguard.models",
+    "mutguard.scan",
+    "mutguard.checks",
+    "mutguard.render",
+    "mutguard.publish",
+    "aws_lambda_powertools.utilities.parser",
+)
+
+
+def test_the_aws_worker_makes_its_first_call_before_loading_the_report(tmp_path):
+    # The cold start a queued scan pays (bench/cold_start.py): the SQS batch of one dispatcher
+    # message to the sts:AssumeRole of its target.
+    (tmp_path / "aws-config").write_text("")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MUTGUARD_"))},
+        "AWS_ACCESS_KEY_ID": "imports",
+        "AWS_SECRET_ACCESS_KEY": "imports",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-config"),
+        "MUTGUARD_ROLE_ARN": "arn:aws:iam::{account}:role/mutguard-reader",
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_FIRST_CALL, ",".join(AFTER_THE_FIRST_CALL)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["answer"] == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert probe["action"] == "AssumeRole"
+    assert probe["heavy"] == []
+
+
+WORKER_INIT = """
+import gc
+import boto3
+from mutguard.functions.aws_lambda import worker
+tracked = {id(o) for o in gc.get_objects()}
+print(id(boto3.Session.client) in tracked, id(worker.handler) in tracked)
+"""
+
+
+def test_the_aws_worker_freezes_what_its_init_loaded():
+    # Frozen, what the worker's import loaded (its SDK and its own functions included) is no
+    # longer walked by every full collection, the first of which would come before a cold
+    # start's first AWS call.
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_INIT], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
