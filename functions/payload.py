@@ -15,6 +15,10 @@
 - `run` is set by a dispatcher on the scans it queues, never by a sender:
   `{"id": RUN_ID, "part": i, "parts": n}`, this scan's place in a scheduled run, so that the
   worker finishing the last part sends one fleet digest (mutguard/publish/fleet.py).
+- action `finish_run` is a dispatcher's follow-up for the run before its own, whose digest was
+  not sent (a part never finished): `{"action": "finish_run", "publish": true, "run": {"id":
+  RUN_ID}}`, no targets. The worker sends that run's digest of what finished, unless it was
+  sent already.
 
 Unknown keys and bad values raise PayloadError naming the field (a 400-style error), and nothing
 runs. The same model is the message a dispatcher queues, so a worker validates what it receives.
@@ -36,7 +40,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_TARGETS = 1000
 MAX_PARTS = 100_000  # scans one run may queue: an organization's accounts times its regions
 SHOWN_VALUE_LENGTH = 40
-ACTIONS = ("scan", "dispatch")
+ACTIONS = ("scan", "dispatch", "finish_run")
 REQUIRED = "Field required"
 NOT_A_STRING = "Input should be a valid string"
 NOT_A_LIST = "Input should be a valid list"
@@ -112,17 +116,24 @@ class RunPart:
 
 
 @dataclass(frozen=True)
+class RunToFinish:
+    """The scheduled run a `finish_run` follow-up sends the digest of."""
+
+    id: str
+
+
+@dataclass(frozen=True)
 class InvokePayload:
     """What parse_payload accepts. Checked there and not when made: a dispatcher may replace its
     targets with more than a sender may name (an organization's), which fan_out splits up."""
 
-    action: Literal["scan", "dispatch"] = "scan"
+    action: Literal["scan", "dispatch", "finish_run"] = "scan"
     targets: list[Target] = field(default_factory=list)
     publish: bool = False
     sinks: list[str] | None = None
     include_rbac: bool = True
     digest: bool = False
-    run: RunPart | None = None
+    run: RunPart | RunToFinish | None = None
 
     def to_message(self) -> str:
         """The payload as the JSON a dispatcher queues, leaving out what is at its default."""
@@ -136,7 +147,7 @@ class InvokePayload:
         return message
 
 
-def _without_defaults(instance: Target | RunPart | InvokePayload) -> dict[str, Any]:
+def _without_defaults(instance: Target | RunPart | RunToFinish | InvokePayload) -> dict[str, Any]:
     shown = {}
     for spec in fields(instance):
         value = getattr(instance, spec.name)
@@ -189,7 +200,7 @@ def _payload(raw: dict[Any, Any]) -> InvokePayload:
     if type(action) is str and not _is_unicode(action):
         raise PayloadError("action", NOT_UNICODE)
     if not isinstance(action, str) or action not in ACTIONS:
-        raise PayloadError("action", "Input should be 'scan' or 'dispatch'")
+        raise PayloadError("action", "Input should be 'scan', 'dispatch' or 'finish_run'")
     action = _string(action, "action")
     targets = raw.get("targets", [])
     if not isinstance(targets, list):
@@ -204,6 +215,8 @@ def _payload(raw: dict[Any, Any]) -> InvokePayload:
         raise PayloadError(
             "targets", "a scan names its targets (a dispatch may use the configured ones)"
         )
+    if action == "finish_run" and targets:
+        raise PayloadError("targets", "a finish_run scans nothing: it names no targets")
     publish = _boolean(raw, "publish", False)
     sinks = raw.get("sinks")
     if sinks is not None:
@@ -219,26 +232,33 @@ def _payload(raw: dict[Any, Any]) -> InvokePayload:
         sinks=sinks,
         include_rbac=_boolean(raw, "include_rbac", True),
         digest=_boolean(raw, "digest", False),
-        run=_run_part(raw.get("run"), action, publish),
+        run=_finish(raw, publish) if action == "finish_run" else _run_part(raw, action, publish),
     )
     _only_fields(raw, InvokePayload, "")
     return payload
 
 
-def _run_part(raw: Any, action: str, publish: bool) -> RunPart | None:
+def _finish(payload: dict[Any, Any], publish: bool) -> RunToFinish:
+    """The run a follow-up finishes: `{"id"}` only, with publish: true (its digest goes to the
+    sinks)."""
+    if not publish:
+        raise PayloadError("publish", "a finish_run sends a digest: publish: true")
+    if "run" not in payload:
+        raise PayloadError("run", f"{REQUIRED}: a finish_run names the run it finishes")
+    raw = payload["run"]
+    run = RunToFinish(_run_id(raw))
+    _only_fields(raw, RunToFinish, "run")
+    return run
+
+
+def _run_part(payload: dict[Any, Any], action: str, publish: bool) -> RunPart | None:
     """The scan's place in a scheduled run; PayloadError names its field under `run`."""
+    raw = payload.get("run")
     if raw is None:
         return None
     if action != "scan" or not publish:
         raise PayloadError("run", "only a dispatcher's queued scans with publish: true carry one")
-    if not isinstance(raw, dict):
-        raise PayloadError("run", "Input should be a valid dictionary")
-    _keys_are_unicode(raw, "run")
-    if "id" not in raw:
-        raise PayloadError("run.id", REQUIRED)
-    run_id = _string(raw["id"], "run.id")
-    if not RUN_ID.match(run_id):
-        raise PayloadError("run.id", f"{_shown(run_id)} is not a run id")
+    run_id = _run_id(raw)
     numbers = {}
     for name in ("part", "parts"):
         if name not in raw:
@@ -255,6 +275,19 @@ def _run_part(raw: Any, action: str, publish: bool) -> RunPart | None:
         )
     _only_fields(raw, RunPart, "run")
     return RunPart(run_id, numbers["part"], numbers["parts"])
+
+
+def _run_id(raw: Any) -> str:
+    """The `run` object's id; PayloadError names its field under `run`."""
+    if not isinstance(raw, dict):
+        raise PayloadError("run", "Input should be a valid dictionary")
+    _keys_are_unicode(raw, "run")
+    if "id" not in raw:
+        raise PayloadError("run.id", REQUIRED)
+    run_id = _string(raw["id"], "run.id")
+    if not RUN_ID.match(run_id):
+        raise PayloadError("run.id", f"{_shown(run_id)} is not a run id")
+    return run_id
 
 
 def _target(raw: Any, path: str) -> Target:

@@ -43,6 +43,7 @@ from mutguard.functions.payload import (
     InvokePayload,
     PayloadError,
     RunPart,
+    RunToFinish,
     Target,
     parse_payload,
 )
@@ -137,7 +138,8 @@ def fan_out(
     the configured ones), carrying its publish settings. A publishing dispatch with a `run_id`
     and a state store is recorded there as a scheduled run first, before any scan is queued, and
     each scan carries its part of it (payload.RunPart): the worker that finishes the last part
-    sends the fleet digest (mutguard/publish/fleet.py)."""
+    sends the fleet digest (mutguard/publish/fleet.py). When the run before it has no digest
+    sent (a part never finished), one `finish_run` follow-up for it comes after the scans."""
     targets = payload.targets or list(settings.targets)
     if not targets:
         raise ConfigurationError(
@@ -153,20 +155,29 @@ def fan_out(
         log.info("run %s: no MUTGUARD_STATE_STORE, so no fleet digest", run_id)
         return scans
     parts = len(scans)
-    _begin_run(settings.state_store, run_id, parts)
-    return [
+    follow_up = _begin_run(settings.state_store, run_id, parts)
+    queued = [
         replace(scan, run=RunPart(run_id, part, parts)) for part, scan in enumerate(scans, start=1)
     ]
+    if follow_up is not None:
+        log.info("run %s: the run before it, %s, has no fleet digest yet", run_id, follow_up)
+        queued.append(
+            InvokePayload(
+                action="finish_run", publish=True, sinks=payload.sinks, run=RunToFinish(follow_up)
+            )
+        )
+    return queued
 
 
-def _begin_run(store: str, run_id: str, parts: int) -> None:
-    """Record the run's part count; DispatchError when the store cannot, so that the dispatch
-    is retried rather than queueing parts no one can count."""
+def _begin_run(store: str, run_id: str, parts: int) -> str | None:
+    """Record the run's part count; the run before it that is due a follow-up, if any.
+    DispatchError when the store cannot, so that the dispatch is retried rather than queueing
+    parts no one can count."""
     from mutguard.errors import StoreError
     from mutguard.publish.stores import open_store
 
     try:
-        open_store(store).begin_run(run_id, parts, clock.now())
+        return open_store(store).begin_run(run_id, parts, clock.now())
     except (InputError, StoreError) as exc:
         raise DispatchError(f"run {run_id} not recorded, nothing queued: {exc}") from None
 
@@ -335,6 +346,28 @@ def _finish_part(
         log.error("%s", failed)
         return
     result.fleet_digest = sent or []
+
+
+def finish_run(payload: InvokePayload, settings: Settings) -> str | None:
+    """A `finish_run` follow-up: the digest of the run it names, unless that was sent
+    (fleet.finish_run). Why the message has to be delivered again, in one line, or None."""
+    from mutguard.errors import StoreError
+    from mutguard.publish.fleet import finish_run as send_follow_up
+    from mutguard.publish.stores import open_store
+
+    assert isinstance(payload.run, RunToFinish)
+    run_id = payload.run.id
+    if settings.state_store is None:  # a dispatcher with a store, a worker without one
+        log.warning("run %s: no MUTGUARD_STATE_STORE, so no fleet digest", run_id)
+        return None
+    try:
+        specs = _sink_specs(payload, settings)
+        sent = send_follow_up(open_store(settings.state_store), run_id, specs) or []
+    except (InputError, StoreError) as exc:
+        log.error("fleet digest of run %s: %s", run_id, exc)
+        return f"fleet digest of run {run_id}: {exc}"
+    failed = [f"fleet digest to sink {r.sink} failed: {r.error}" for r in sent if not r.ok]
+    return "; ".join(failed) or None
 
 
 class ForgetfulStore:

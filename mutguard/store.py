@@ -19,6 +19,15 @@ its part's small summary (`finish_part`, replacing its own record, so a redelive
 once), and reads the run back (`run_progress`). Whoever sees every part finished claims the
 run's digest (`claim` of `fleet_claim(run_id)`), so exactly one sends it. Run records are kept
 CLAIM_DAYS, as claims are.
+
+A part that never finishes (its message ends in the dead-letter queue) would hold the digest
+back, so each store keeps a pointer to the run begun last (`LatestRun`): `begin_run` moves it to
+the new run and answers the run before it when that one's digest was not sent (`digest_sent`
+marks it), and the dispatcher queues one `finish_run` follow-up for it. The pointer moves by
+compare-and-set (`advance_latest`; SQLite's inside the transaction that records the run): of
+two dispatches, each learns the run the other did not, and a retried dispatch finds the
+pointer at its own run and learns the same run again. Only writes are needed on the
+dispatcher's side (DynamoDB: a conditional PutItem that fails hands back the item it found).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mutguard import clock
@@ -68,9 +77,16 @@ class StateStore(Protocol):
         """Give up claims this run won but could not deliver, so that a later run sends them."""
         ...
 
-    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         """Record that a scheduled run queued `parts` scans at `started_at`; a record of the run
-        that is already there is kept (a retried dispatch)."""
+        that is already there is kept (a retried dispatch). Returns the run begun before it when
+        that run's fleet digest was not sent (a follow-up is due), else None; a retried
+        dispatch learns the same."""
+        ...
+
+    def digest_sent(self, run_id: str) -> None:
+        """Note that the run's fleet digest went out, so that the next run begun asks for no
+        follow-up (nothing, when a later run has begun already)."""
         ...
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
@@ -78,10 +94,11 @@ class StateStore(Protocol):
         replacing that part's earlier record."""
         ...
 
-    def run_progress(self, run_id: str) -> RunProgress:
+    def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         """What is recorded of the run, read consistently: after this process's finish_part, it
-        sees that part and every part recorded before it. A store may stop reading parts at
-        one that is missing (the run is not complete then)."""
+        sees that part and every part recorded before it. Unless `every_part` (a follow-up's
+        digest of what finished), a store may stop reading parts at one that is missing (the
+        run is not complete then)."""
         ...
 
 
@@ -100,6 +117,71 @@ class RunProgress:
         return self.parts is not None and all(
             part in self.finished for part in range(1, self.parts + 1)
         )
+
+
+@dataclass(frozen=True)
+class LatestRun:
+    """A store's pointer to the run begun last: the run before it (`previous`), the run it asked
+    a follow-up for (`follow_up`: the previous one, when its digest was not sent), and whether
+    its own digest was sent. `version` is the store's token for compare-and-set (a GCS
+    generation, an Azure ETag); DynamoDB compares the values."""
+
+    run: str
+    previous: str | None = None
+    follow_up: str | None = None
+    sent: bool = False
+    version: Any = field(default=None, compare=False)
+
+    def followed_by(self, run_id: str) -> LatestRun:
+        return LatestRun(run_id, self.run, None if self.sent else self.run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "previous": self.previous,
+            "follow_up": self.follow_up,
+            "sent": self.sent,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], version: Any = None) -> LatestRun:
+        return cls(
+            str(data["run"]),
+            data.get("previous"),
+            data.get("follow_up"),
+            bool(data.get("sent")),
+            version,
+        )
+
+
+# Writes `new` if the pointer is `expected` (None: there is none): None when written, else the
+# pointer as it is (not written).
+ReplaceLatest = Callable[[LatestRun | None, LatestRun], LatestRun | None]
+
+
+def advance_latest(run_id: str, replace_latest: ReplaceLatest) -> str | None:
+    """Move the pointer to `run_id` by compare-and-set; the run a follow-up is due for. A
+    pointer at this run already (a retried dispatch) answers what it answered then; one whose
+    run followed this one (a retry after the next run began) is left alone: that run's dispatch
+    asked about this one."""
+    expected: LatestRun | None = None
+    new = LatestRun(run_id)
+    while (current := replace_latest(expected, new)) is not None:
+        if current.run == run_id:
+            return current.follow_up
+        if current.previous == run_id:
+            return None
+        expected, new = current, current.followed_by(run_id)
+    return new.follow_up
+
+
+def mark_sent(
+    run_id: str, latest: Callable[[], LatestRun | None], replace_latest: ReplaceLatest
+) -> None:
+    """Set `sent` on the pointer while it is at `run_id` (StateStore.digest_sent)."""
+    current = latest()
+    while current is not None and current.run == run_id and not current.sent:
+        current = replace_latest(current, replace(current, sent=True, version=None))
 
 
 def fleet_claim(run_id: str) -> ClaimKey:

@@ -1,5 +1,6 @@
 """Shared fixtures: real local servers that real SDK clients talk to over 127.0.0.1."""
 
+import datetime
 import importlib.util
 import os
 import sys
@@ -160,3 +161,19 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
     table = f"store{uuid.uuid4().hex[:12]}"
     secrets = EnvSecrets({AZURE_CONNECTION_ENV: azurite.connection_string()})
     return lambda: AzureTableStateStore(table, secrets=secrets, retry=no_waiting())
+
+
+@pytest.fixture
+def stuck_run(environment: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A run of two parts, an hour old, whose second part never finished, in a SQLite state
+    store the function's environment names; the `finish_run` follow-up message for it. Each
+    function's test module defines the `environment` it runs in."""
+    from mutguard import clock
+    from mutguard.publish.stores.sqlite import SqliteStateStore
+
+    path = tmp_path / "state.sqlite3"
+    monkeypatch.setenv("MUTGUARD_STATE_STORE", f"sqlite:{path}")
+    store = SqliteStateStore(path)
+    store.begin_run("stuck-run", 2, clock.now() - datetime.timedelta(hours=1))
+    store.finish_part("stuck-run", 1, {"clusters": [], "not_scanned": []})
+    return {"action": "finish_run", "publish": True, "run": {"id": "stuck-run"}}

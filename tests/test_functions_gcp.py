@@ -185,7 +185,7 @@ def test_a_dispatch_publishes_one_scan_message_per_project_and_location(serve, p
     run_ids = {p.attributes["run_id"] for p in published}
     assert run_ids == {"17163950028301001"}
     [entry] = logged(capsys)
-    assert (entry["severity"], entry["message"]) == ("INFO", "dispatched 2 scan messages")
+    assert (entry["severity"], entry["message"]) == ("INFO", "dispatched 2 messages")
     assert {entry["run_id"]} == run_ids
     assert gke.requests_seen("*") == 0  # a dispatch scans nothing itself
 
@@ -330,7 +330,7 @@ def test_audit_dispatches_through_the_topic(serve, pubsub, gke):
     [
         ({"targets": [{"provider": "gcp", "account": SHOP}]}, "targets[0].provider", "'eks'"),
         ({"targets": [target(SHOP)], "sinks": ["slack"]}, "sinks", "only used with publish"),
-        ({"action": "rescan"}, "action", "'scan' or 'dispatch'"),
+        ({"action": "rescan"}, "action", "'scan', 'dispatch' or 'finish_run'"),
         ([target(SHOP)], "", "not list"),
     ],
 )

@@ -51,7 +51,7 @@ def target(**changes):
     ("payload", "field", "says"),
     [
         ({**DESIGN_EXAMPLE, "include_rbca": True}, "include_rbca", "unknown field"),
-        ({**DESIGN_EXAMPLE, "action": "delete"}, "action", "'scan' or 'dispatch'"),
+        ({**DESIGN_EXAMPLE, "action": "delete"}, "action", "'scan', 'dispatch' or 'finish_run'"),
         ({**DESIGN_EXAMPLE, "publish": "yes"}, "publish", "valid boolean"),
         ({**DESIGN_EXAMPLE, "targets": [target(provider="ecs")]}, "targets[0].provider", "'eks'"),
         (
@@ -180,7 +180,11 @@ def test_publishing_with_no_sink_configured_is_a_publish_error_not_a_crash():
     ("payload", "field", "says"),
     [
         # The fields in their order, each target's in theirs, then the keys that are none of them.
-        ({"zz": 1, "action": "delete"}, "action", "Input should be 'scan' or 'dispatch'"),
+        (
+            {"zz": 1, "action": "delete"},
+            "action",
+            "Input should be 'scan', 'dispatch' or 'finish_run'",
+        ),
         ({"targets": [{"zone": "a", "provider": "ecs"}]}, "targets[0].provider", "'eks'"),
         ({"targets": [{"account": "123456789012"}]}, "targets[0].provider", "Field required"),
         ({"targets": [target(), {"provider": "eks"}]}, "targets[1].account", "Field required"),

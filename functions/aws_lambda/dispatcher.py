@@ -19,7 +19,8 @@ A retried dispatch queues its messages again (at least once: the worker's state 
 duplicate scan from alerting twice). A malformed payload is answered with a 400 body naming
 the field, and nothing is queued.
 
-Returns {"statusCode": 200, "run_id": ..., "dispatched": n}.
+Returns {"statusCode": 200, "run_id": ..., "dispatched": n}: n messages queued, the scans and,
+when the run before this one never got its fleet digest, one `finish_run` follow-up for it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Two handlers:
 - `mutguard.functions.aws_lambda.worker.handler`, the worker function's (terraform/modules/aws):
   an SQS batch from the event source mapping of MUTGUARD_QUEUE_URL (with
   ReportBatchItemFailures) goes through Powertools' batch processor, each record one `scan`
-  message from the dispatcher. A message whose target could not be scanned, whose publishing
+  message from the dispatcher, or its `finish_run` follow-up for a run whose digest never went
+  out (mutguard/publish/fleet.py). A message whose target could not be scanned, whose publishing
   failed, or that is not a valid scan payload is returned in `batchItemFailures`, so SQS
   redelivers only that message and, after the queue's maxReceiveCount, moves it to the
   dead-letter queue; nothing is dropped unnoticed.
@@ -38,6 +39,7 @@ from mutguard.functions.runtime import (
     ScanIncomplete,
     ScanResult,
     Settings,
+    finish_run,
     result_body,
     retry_reason,
     run_scan,
@@ -115,16 +117,23 @@ def invoke_payload(event: Any) -> InvokePayload:
             "records are no scan payload; only `handler` takes them, as an SQS batch "
             "(eventSource aws:sqs, each with a messageId and a body)",
         )
-    return scan_payload(event)
+    return only_scans(parse_payload(event))
 
 
 def scan_record(record: SQSRecord, settings: Settings) -> None:
-    """Scan (and publish) one queued message; raises when it must be delivered again, which
-    the batch processor reports as the message's failure."""
+    """Scan (and publish) one queued message, or send the digest a `finish_run` follow-up asks
+    for; raises when it must be delivered again, which the batch processor reports as the
+    message's failure."""
     logger.set_correlation_id(run_id(record) or record.message_id)
     logger.append_keys(message_id=record.message_id)
     try:
-        result = scan(scan_payload(record.body), settings)
+        payload = parse_payload(record.body)
+        if payload.action == "finish_run":
+            reason = finish_run(payload, settings)
+            if reason is not None:
+                logger.warning("fleet digest follow-up incomplete", extra={"reason": reason})
+        else:
+            reason = retry_reason(scan(only_scans(payload), settings))
     except PayloadError as exc:
         logger.error(
             "malformed scan message: left for redelivery and the dead-letter queue",
@@ -134,13 +143,11 @@ def scan_record(record: SQSRecord, settings: Settings) -> None:
     except Exception:  # the batch processor records the failure without logging it
         logger.exception("scan message failed")
         raise
-    reason = retry_reason(result)
     if reason is not None:
         raise ScanIncomplete(reason)
 
 
-def scan_payload(raw: Any) -> InvokePayload:
-    payload = parse_payload(raw)
+def only_scans(payload: InvokePayload) -> InvokePayload:
     if payload.action != "scan":
         raise PayloadError(
             "action", "this function only scans; invoke the dispatcher function to fan out"

@@ -7,13 +7,16 @@
   With MUTGUARD_STATE_STORE the run is recorded first and each scan carries its part of it,
   for the one fleet digest (publish/fleet.py).
 - `scan_target` (queue trigger on that queue) scans one message's targets and publishes what it
-  found. It raises when a target could not be read or a sink did not take the findings: the
-  host then makes the message visible again and, after host.json's maxDequeueCount (5 unless
-  set), moves it to the poison queue `<queue>-poison`.
+  found; a `finish_run` message (a dispatch's follow-up for the run before it, whose digest was
+  not sent) sends that run's fleet digest of what finished, unless it was sent. It raises when
+  a target could not be read or a sink did not take the findings or the digest: the host then
+  makes the message visible again and, after host.json's maxDequeueCount (5 unless set), moves
+  it to the poison queue `<queue>-poison`.
 - `audit` (HTTP, route "audit", function key) takes a POSTed payload: a scan answers 200 with
   the report and how publishing went, a dispatch 202 {"run_id", "dispatched"} and queues through
-  the same output binding; a bad payload 400 naming the field, with nothing run; another method
-  405 (every method reaches the function, so that it can say which one it takes).
+  the same output binding; a bad payload (or a `finish_run`, which only a dispatch queues) 400
+  naming the field, with nothing run; another method 405 (every method reaches the function, so
+  that it can say which one it takes).
 
 ARM is called as the app's managed identity (DefaultAzureCredential finds App Service's
 IDENTITY_ENDPOINT); MUTGUARD_ARM_ENDPOINT points at another ARM endpoint (a sovereign cloud).
@@ -34,6 +37,7 @@ from mutguard.functions.runtime import (
     ScanIncomplete,
     Settings,
     fan_out,
+    finish_run,
     result_body,
     retry_reason,
     run_scan,
@@ -66,7 +70,7 @@ def scheduled_dispatch(timer: func.TimerRequest, messages: Messages) -> None:
 def scan_target(message: func.QueueMessage) -> None:
     try:
         payload = parse_payload(message.get_body())
-        if payload.action != "scan":
+        if payload.action == "dispatch":
             raise PayloadError("action", "the scan queue takes scans; POST a dispatch to audit")
     except PayloadError as exc:
         # Raised, not dropped: a malformed message fails every try alike (it is refused before
@@ -74,10 +78,16 @@ def scan_target(message: func.QueueMessage) -> None:
         # failed messages, with its exact body.
         log.error("queue message %s is malformed: %s", message.id, exc)
         raise
-    result = run_scan(payload, Settings.from_env())
-    reason = retry_reason(result)
+    settings = Settings.from_env()
+    if payload.action == "finish_run":
+        reason = finish_run(payload, settings)
+        done = "sent its run's fleet digest, or found it sent"
+    else:
+        result = run_scan(payload, settings)
+        reason = retry_reason(result)
+        done = f"scanned: {len(result.report.clusters)} clusters"
     if reason is None:
-        log.info("queue message %s scanned: %d clusters", message.id, len(result.report.clusters))
+        log.info("queue message %s %s", message.id, done)
         return
     log.error(
         "queue message %s (try %s) incomplete, to be tried again: %s",
@@ -99,6 +109,10 @@ def audit(request: func.HttpRequest, messages: Messages) -> func.HttpResponse:
         return _json({"error": {"status": 405, "message": message}}, 405, ALLOW_POST)
     try:
         payload = parse_payload(request.get_body())
+        if payload.action == "finish_run":
+            raise PayloadError(
+                "action", "finish_run is queued by a dispatch: POST a scan or a dispatch"
+            )
     except PayloadError as exc:
         return _json(exc.body(), 400)
     try:

@@ -8,15 +8,17 @@ The message data is an invoke payload (payload.py):
   provider, project and location back to the topic, each with the attribute run_id (the
   dispatch message's id); with MUTGUARD_STATE_STORE, a publishing dispatch records the run
   first and each scan carries its part of it, for the one fleet digest (publish/fleet.py);
-- a scan reads its targets and publishes what it found.
+- a scan reads its targets and publishes what it found;
+- a `finish_run` (a dispatch's follow-up for the run before it, whose digest was not sent)
+  sends that run's fleet digest of what finished, unless it was sent (runtime.finish_run).
 Returning acknowledges the message. Raising answers 500, and Eventarc delivers the message again
 when the trigger's retry policy is on: that is what a failed publish of scan messages, a target
 that could not be read and findings that did not reach a sink do. A malformed message or a
 setting that is wrong is logged and acknowledged, since delivering it again cannot fix it.
 
 `audit` (IAM-authenticated HTTP) takes a POSTed payload: a scan answers 200 with the report and
-how publishing went, a dispatch 202 {"run_id", "dispatched"}; a bad payload 400 naming the field,
-with nothing run; another method 405.
+how publishing went, a dispatch 202 {"run_id", "dispatched"}; a bad payload (or a `finish_run`,
+which only a dispatcher queues) 400 naming the field, with nothing run; another method 405.
 
 Logs are one JSON object per line on stdout, which Cloud Logging reads as structured entries
 (`severity`, `message`; the other fields land in jsonPayload).
@@ -45,6 +47,7 @@ from mutguard.functions.runtime import (
     ScanIncomplete,
     Settings,
     fan_out,
+    finish_run,
     result_body,
     retry_reason,
     run_scan,
@@ -84,7 +87,7 @@ def on_message(cloud_event: CloudEvent) -> None:
             # The message id: a redelivered dispatch is the same run, with one fleet digest.
             run_id, count = dispatch(payload, settings, context["message_id"])
             # The scan messages' entries then carry the same run_id.
-            log("INFO", f"dispatched {count} scan messages", **{**context, "run_id": run_id})
+            log("INFO", f"dispatched {count} messages", **{**context, "run_id": run_id})
             return
     except PayloadError as exc:
         log("ERROR", f"malformed message acknowledged: {exc}", **context, **exc.body())
@@ -92,7 +95,19 @@ def on_message(cloud_event: CloudEvent) -> None:
     except ConfigurationError as exc:
         log("ERROR", f"message acknowledged, the function is misconfigured: {exc}", **context)
         return
+    if payload.action == "finish_run":
+        _finish_run(payload, settings, context)
+        return
     _scan(payload, settings, context)
+
+
+def _finish_run(payload: InvokePayload, settings: Settings, context: Mapping[str, Any]) -> None:
+    reason = finish_run(payload, settings)
+    if reason is None:
+        log("INFO", "fleet digest follow-up done", **context)
+        return
+    log("ERROR", f"fleet digest follow-up incomplete, to be delivered again: {reason}", **context)
+    raise ScanIncomplete(reason)
 
 
 def _scan(payload: InvokePayload, settings: Settings, context: Mapping[str, Any]) -> None:
@@ -190,14 +205,14 @@ def audit(request: flask.Request) -> Response:
     if request.method != "POST":
         return _error(405, f"{request.method} is not served: POST a payload"), 405, ALLOW_POST
     try:
-        payload = parse_payload(request.get_data())
+        payload = direct_payload(request.get_data())
     except PayloadError as exc:
         return exc.body(), 400
     try:
         settings = Settings.from_env()
         if payload.action == "dispatch":
             run_id, count = dispatch(payload, settings)
-            log("INFO", f"dispatched {count} scan messages", run_id=run_id)
+            log("INFO", f"dispatched {count} messages", run_id=run_id)
             return {"run_id": run_id, "dispatched": count}, 202
     except ConfigurationError as exc:
         log("ERROR", f"the function is misconfigured: {exc}")
@@ -206,6 +221,16 @@ def audit(request: flask.Request) -> Response:
         log("ERROR", str(exc))
         return _error(502, str(exc)), 502
     return result_body(run_scan(payload, settings)), 200
+
+
+def direct_payload(raw: bytes) -> InvokePayload:
+    """A POSTed scan or dispatch: a `finish_run` comes only from a dispatcher, on the topic."""
+    payload = parse_payload(raw)
+    if payload.action == "finish_run":
+        raise PayloadError(
+            "action", "finish_run is queued by a dispatch: POST a scan or a dispatch"
+        )
+    return payload
 
 
 def _error(status: int, message: str) -> dict[str, Any]:

@@ -19,7 +19,18 @@ publish/text.py word a cluster), machine sinks (sqs, sns, pubsub, webhook, azure
 JSON body (`digest_json`) with the attributes `type` (`fleet_digest`), `run_id` and `clusters`.
 Security Hub and Security Command Center take findings, not messages: they have no
 `render_digest` and get no digest. When a sink fails, the claim is given
-back, so that the part delivered again sends the digest then.
+back, so that the part delivered again sends the digest then. A digest sent is noted in the
+store (`digest_sent`), so that the next run's dispatch asks for no follow-up.
+
+A part that never finishes (every delivery timed out or crashed, and the message went to the
+dead-letter queue) would hold the digest back for good. So the next run's dispatcher, learning
+from `begin_run` that the run before it has no digest sent, queues one `finish_run` follow-up,
+and the worker that takes it (`finish_run`) claims the digest as a last finisher does and sends
+what finished, naming the parts that did not (`not_finished`: "2 of 1000 parts did not finish:
+3, 17"; `parts_not_finished` in the JSON body). A digest claimed already (sent by the last
+finisher, or by a follow-up delivered before) means nothing to do; a last finisher arriving
+after the follow-up finds the claim taken. A run started more than CLAIM_DAYS ago gets no
+follow-up digest: its claim may be gone already.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from mutguard.errors import StoreError
 from mutguard.models import Report, cluster_key
 from mutguard.publish.base import SinkContext, SinkResult
 from mutguard.publish.pipeline import SinkSpec, build_sinks, deliver_items
@@ -41,7 +53,14 @@ from mutguard.publish.secrets import Redactor, SecretRefs
 from mutguard.publish.text import MUT_LABELS, SCAN_ERRORS_TITLE, limited, truncate
 from mutguard.render.summary import MUT_STARTS
 from mutguard.state import MUT_FIELDS, ClusterState, Mut, utc
-from mutguard.store import RunProgress, StateStore, fleet_claim, give_back
+from mutguard.store import (
+    CLAIM_DAYS,
+    RunProgress,
+    StateStore,
+    claim_cutoff,
+    fleet_claim,
+    give_back,
+)
 
 log = logging.getLogger("mutguard.publish")
 
@@ -49,6 +68,7 @@ WORST = 5  # clusters named as the worst
 LISTED = 25  # entries per list of the JSON body (its counts give the totals)
 MAX_MESSAGE = 300  # characters of a scan error's message
 DIGEST_TYPE = "fleet_digest"
+NOT_FINISHED_TITLE = "Parts that did not finish"
 
 
 # --- What a part records ----------------------------------------------------------------
@@ -152,6 +172,7 @@ class FleetDigest:
     parts: int
     clusters: tuple[FleetCluster, ...]  # worst first
     not_scanned: tuple[tuple[str, str], ...]  # (scope, message)
+    not_finished: tuple[int, ...] = ()  # parts with no record (a follow-up's digest)
 
     @property
     def distribution(self) -> dict[str, int]:
@@ -175,8 +196,9 @@ class FleetDigest:
 def assemble(
     run_id: str, progress: RunProgress, previous: Mapping[str, ClusterState]
 ) -> FleetDigest:
-    """The digest of a complete run from its parts' summaries; `previous` is the saved state of
-    its clusters, whose history gives each one's last MUT before the run started."""
+    """The digest of a run from its finished parts' summaries (every part read, the missing
+    ones named); `previous` is the saved state of its clusters, whose history gives each one's
+    last MUT before the run started."""
     assert progress.parts is not None and progress.started_at is not None
     started_at = utc(progress.started_at)
     clusters: dict[str, FleetCluster] = {}
@@ -202,6 +224,9 @@ def assemble(
         parts=progress.parts,
         clusters=tuple(sorted(clusters.values(), key=_worst_first)),
         not_scanned=tuple(not_scanned),
+        not_finished=tuple(
+            part for part in range(1, progress.parts + 1) if part not in progress.finished
+        ),
     )
 
 
@@ -230,13 +255,24 @@ def digest_subject(digest: FleetDigest) -> str:
     parts += [f"{len(digest.worse)} worse", f"{len(digest.better)} better"]
     if digest.not_scanned:
         parts.append(f"{len(digest.not_scanned)} not scanned")
+    if digest.not_finished:
+        parts.append(f"{len(digest.not_finished)} of {digest.parts} parts did not finish")
     return "mutguard fleet digest: " + ", ".join(parts)
+
+
+def not_finished_line(digest: FleetDigest) -> str:
+    """E.g. "2 of 1000 parts did not finish: 3, 17" (the first LISTED part numbers)."""
+    numbers = ", ".join(str(part) for part in digest.not_finished[:LISTED])
+    more = ", …" if len(digest.not_finished) > LISTED else ""
+    return f"{len(digest.not_finished)} of {digest.parts} parts did not finish: {numbers}{more}"
 
 
 def digest_sections(digest: FleetDigest) -> list[tuple[str, list[str]]]:
     """(title, lines) in the order people read them; empty lists are left out."""
     spread = " · ".join(f"{value}: {count}" for value, count in digest.distribution.items())
+    finished = [not_finished_line(digest)] if digest.not_finished else []
     sections = [
+        (NOT_FINISHED_TITLE, finished),
         ("Clusters by lowest MUT", [spread] if spread else []),
         ("Worst clusters", [f"{c.title} · {c.headline}" for c in digest.clusters[:WORST]]),
         ("MUT down since the last run", [f"{c.title}: {c.moves()}" for c in digest.worse]),
@@ -273,6 +309,7 @@ def digest_body(digest: FleetDigest) -> dict[str, Any]:
             "worse": len(digest.worse),
             "better": len(digest.better),
             "not_scanned": len(digest.not_scanned),
+            "parts_not_finished": len(digest.not_finished),
         },
         "distribution": digest.distribution,
         "worst": [c.to_dict() for c in digest.clusters[:LISTED]],
@@ -281,6 +318,7 @@ def digest_body(digest: FleetDigest) -> dict[str, Any]:
         "not_scanned": [
             {"scope": scope, "message": message} for scope, message in digest.not_scanned[:LISTED]
         ],
+        "parts_not_finished": list(digest.not_finished[:LISTED]),
     }
 
 
@@ -329,18 +367,53 @@ def finish_part(
     if not progress.complete:
         log.info("run %s: not all of its %d parts have finished", run_id, progress.parts)
         return None
-    claim = fleet_claim(run_id)
-    if not store.claim([claim]):
+    if not store.claim([fleet_claim(run_id)]):
         log.info("run %s: another worker sends the fleet digest", run_id)
         return None
+    return _send_claimed(store, run_id, progress, specs)
+
+
+def finish_run(
+    store: StateStore, run_id: str, specs: Sequence[SinkSpec]
+) -> list[SinkResult] | None:
+    """A dispatcher's follow-up: unless the run's digest is claimed already, claim it and send
+    the digest of what finished, naming the parts that did not. The sinks' results, or None
+    when nothing is sent. StoreError and sink ConfigurationError go on."""
+    progress = store.run_progress(run_id, every_part=True)
+    if progress.parts is None or progress.started_at is None:
+        log.warning("run %s is not recorded in the state store: no fleet digest", run_id)
+        return None
+    if utc(progress.started_at) < claim_cutoff():
+        log.warning("run %s started over %d days ago: no fleet digest", run_id, CLAIM_DAYS)
+        return None
+    if not store.claim([fleet_claim(run_id)]):
+        log.info("run %s: its fleet digest is sent or being sent", run_id)
+        return None
+    log.info("run %s: %d of %d parts finished", run_id, len(progress.finished), progress.parts)
+    return _send_claimed(store, run_id, progress, specs)
+
+
+def _send_claimed(
+    store: StateStore, run_id: str, progress: RunProgress, specs: Sequence[SinkSpec]
+) -> list[SinkResult]:
+    """Send the digest whose claim this worker won; the claim goes back when it is not sent,
+    so that the message delivered again sends it."""
+    claim = fleet_claim(run_id)
     try:
         digest = assemble(run_id, progress, store.load(_keys(progress)))
         results = send(digest, specs)
     except Exception:
-        give_back(store, [claim])  # not sent: the part delivered again sends it
+        give_back(store, [claim])
         raise
     if not all(result.ok for result in results):
         give_back(store, [claim])
+        return results
+    try:
+        store.digest_sent(run_id)
+    except StoreError as exc:  # sent: at worst the next dispatch queues a follow-up for nothing
+        log.warning(
+            "run %s: the fleet digest went out, but the store did not note it: %s", run_id, exc
+        )
     return results
 
 

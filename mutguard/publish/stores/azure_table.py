@@ -28,7 +28,9 @@ A scheduled run (mutguard.state, "Scheduled runs") is entities with PartitionKey
 retried dispatch keeps the first), and `<run id>|part|<part>` per finished part, its summary as
 JSON in `summary` (packed like a state when bigger), upserted by each write of it; all carry
 `recorded_at`, and recording a run deletes those recorded more than CLAIM_DAYS ago. The
-finisher reads them with one query over the run's RowKey range (strongly consistent).
+finisher reads them with one query over the run's RowKey range (strongly consistent). RowKey
+`latest` is the run begun last (mutguard.store.LatestRun), moved by compare-and-set: inserted
+with create_entity, replaced with update_entity If-Match the ETag read.
 A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
 the run's RetryPolicy retries instead. Failures raise stores.StoreError naming the table.
 """
@@ -51,7 +53,15 @@ from mutguard.publish import azure_storage
 from mutguard.publish.retry import DeliveryError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import EnvSecrets, MissingSecret, Redactor, SecretSource
 from mutguard.state import ClusterState, utc
-from mutguard.store import ClaimKey, RunProgress, claim_cutoff, claim_each
+from mutguard.store import (
+    ClaimKey,
+    LatestRun,
+    RunProgress,
+    advance_latest,
+    claim_cutoff,
+    claim_each,
+    mark_sent,
+)
 
 T = TypeVar("T")
 Entity = dict[str, Any]
@@ -60,6 +70,7 @@ PARTITION = "cluster"
 SUPPRESSIONS = {"PartitionKey": "suppressions", "RowKey": "current"}
 CLAIMS = "claim"
 RUNS = "run"
+LATEST_RUN = "latest"  # the pointer's RowKey; a run's own RowKeys hold a `|`
 # Table names: 3-63 letters and digits, starting with a letter.
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 INLINE_LIMIT = 64_000  # bytes of the JSON as UTF-16; a string property holds at most 64 KiB
@@ -199,7 +210,7 @@ class AzureTableStateStore:
             row = claim_row_key(key)
             self._run("release claims in", lambda row=row: self._table().delete_entity(CLAIMS, row))
 
-    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         self._run("record the run in", lambda: self._drop_old(RUNS, "recorded_at"))
         entity = {
             "PartitionKey": RUNS,
@@ -211,6 +222,58 @@ class AzureTableStateStore:
         }
         # False: recorded already (a retried dispatch), and the first record stands.
         self._run("record the run in", lambda: self._create(entity))
+        return advance_latest(run_id, self._replace_latest)
+
+    def digest_sent(self, run_id: str) -> None:
+        mark_sent(run_id, self._latest, self._replace_latest)
+
+    def _latest(self) -> LatestRun | None:
+        def read() -> LatestRun | None:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                entity = self._table().get_entity(RUNS, LATEST_RUN)
+            except ResourceNotFoundError:  # no table, or no pointer in it
+                return None
+            return LatestRun.from_dict(entity, entity.metadata["etag"])
+
+        return self._run("read the run in", read)
+
+    def _replace_latest(self, expected: LatestRun | None, new: LatestRun) -> LatestRun | None:
+        """Insert the pointer (none expected) or replace it If-Match `expected`'s ETag."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+        from azure.data.tables import UpdateMode
+
+        fields = {k: v for k, v in new.to_dict().items() if v is not None}
+        entity = {"PartitionKey": RUNS, "RowKey": LATEST_RUN, **fields}
+
+        def write() -> bool:
+            try:
+                if expected is None:
+                    self._insert(entity)
+                    return True
+                self._table().update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=expected.version,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                return False
+            return True
+
+        if self._run("record the run in", write):
+            return None
+        current = self._latest()
+        if current is None:  # deleted in between: try again as the first pointer
+            return self._replace_latest(None, new)
+        # A retried write whose first try went through finds its own pointer.
+        return None if current == new else current
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         text = json.dumps(summary, separators=(",", ":"))
@@ -224,7 +287,7 @@ class AzureTableStateStore:
         }
         self._run("record the run in", lambda: self._upsert(entity))
 
-    def run_progress(self, run_id: str) -> RunProgress:
+    def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         entities = self._run("read the run in", lambda: self._run_entities(run_id))
         count = next((e for e in entities if e["RowKey"] == run_count_key(run_id)), None)
         finished = {
@@ -249,22 +312,29 @@ class AzureTableStateStore:
         except ResourceNotFoundError:  # no table yet
             return []
 
+    def _insert(self, entity: Entity) -> None:
+        """create_entity, creating the table when there is none; ResourceExistsError when an
+        entity has its RowKey."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        table = self._table()
+        try:
+            table.create_entity(entity)
+        except ResourceNotFoundError:  # no table yet: create it, then insert
+            with contextlib.suppress(ResourceExistsError):  # another run just created it
+                table.create_table()
+            table.create_entity(entity)
+
     def _create(self, entity: Entity) -> bool:
         """Insert the entity (a claim, a run's count) unless its RowKey exists: True when
         inserted. A retry that finds the entity its own first try inserted counts as inserted."""
         from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-        table = self._table()
         try:
-            try:
-                table.create_entity(entity)
-            except ResourceNotFoundError:  # no table yet: create it, then insert
-                with contextlib.suppress(ResourceExistsError):  # another run just created it
-                    table.create_table()
-                table.create_entity(entity)
+            self._insert(entity)
         except ResourceExistsError:
             try:
-                held = table.get_entity(entity["PartitionKey"], entity["RowKey"])
+                held = self._table().get_entity(entity["PartitionKey"], entity["RowKey"])
             except ResourceNotFoundError:  # released in between: still not this run's
                 return False
             return bool(held.get("run") == entity["run"])

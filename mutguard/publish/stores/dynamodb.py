@@ -30,7 +30,14 @@ finished part, `#run|<run id>|<part>`, holding the part's summary as JSON in `su
 `summary_gzip` when over INLINE_LIMIT), replaced by each PutItem of it. All carry `expires_at`,
 CLAIM_DAYS later, for the table's TTL. The finisher reads the run item, then its parts by key
 (BatchGetItem, strongly consistent), so no Query or Scan is needed; it stops at the first
-batch with a part missing, so the workers of a big run do not each read every part.
+batch with a part missing, so the workers of a big run do not each read every part (a
+follow-up's digest reads them all).
+
+The run begun last is the item LATEST_KEY (mutguard.store.LatestRun: `run`, `previous`,
+`follow_up`, `sent`, and `version`, a token each write makes anew). It moves by compare-and-set
+with PutItem alone: created with `attribute_not_exists`, replaced with `version = :read`, and a
+write whose condition fails hands back the item it found (ReturnValuesOnConditionCheckFailure
+ALL_OLD), which is how the dispatcher, whose role may only put, reads it.
 """
 
 from __future__ import annotations
@@ -49,12 +56,21 @@ from mutguard.publish import aws
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.secrets import Redactor
 from mutguard.state import ClusterState, utc
-from mutguard.store import CLAIM_DAYS, ClaimKey, RunProgress, claim_each
+from mutguard.store import (
+    CLAIM_DAYS,
+    ClaimKey,
+    LatestRun,
+    RunProgress,
+    advance_latest,
+    claim_each,
+    mark_sent,
+)
 
 KEY = "cluster_key"
 SUPPRESSIONS_KEY = "#suppressions"
 CLAIM_PREFIX = "#claim|"
 RUN_PREFIX = "#run|"
+LATEST_KEY = "#latest-run"
 EXPIRES = "expires_at"  # the attribute the table's TTL reads
 INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
 GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
@@ -122,7 +138,7 @@ class DynamoDbStateStore:
         for start in range(0, len(deletes), WRITE_BATCH):
             self._write(deletes[start : start + WRITE_BATCH], "release claims in")
 
-    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         from botocore.exceptions import ClientError
 
         item = {
@@ -145,6 +161,58 @@ class DynamoDbStateStore:
                     raise  # recorded already (a retried dispatch): the first record stands
 
         self._run("record the run in", one_round)
+        return advance_latest(run_id, self._replace_latest)
+
+    def digest_sent(self, run_id: str) -> None:
+        mark_sent(run_id, self._latest, self._replace_latest)
+
+    def _latest(self) -> LatestRun | None:
+        found = self._get([LATEST_KEY])
+        return _latest_of_item(found[0]) if found else None
+
+    def _replace_latest(self, expected: LatestRun | None, new: LatestRun) -> LatestRun | None:
+        """PutItem of the pointer if it is still `expected` (by its version token)."""
+        from botocore.exceptions import ClientError
+
+        token = uuid.uuid4().hex
+        item: Item = {KEY: {"S": LATEST_KEY}, "version": {"S": token}, "sent": {"BOOL": new.sent}}
+        for name in ("run", "previous", "follow_up"):
+            if (value := getattr(new, name)) is not None:
+                item[name] = {"S": value}
+        if expected is None:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#key)",
+                "ExpressionAttributeNames": {"#key": KEY},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#version = :version",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":version": {"S": expected.version}},
+            }
+        found: LatestRun | None = None
+        gone = False  # the pointer expected was deleted in between
+
+        def one_round() -> None:
+            nonlocal found, gone
+            try:
+                self._dynamodb().put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **condition,
+                )
+            except ClientError as err:
+                if aws.error_code(err) != "ConditionalCheckFailedException":
+                    raise
+                held = err.response.get("Item")
+                gone = not held
+                # A retried put whose first try was written finds its own token.
+                if held and held.get("version") != item["version"]:
+                    found = _latest_of_item(held)
+
+        self._run("record the run in", one_round)
+        return self._replace_latest(None, new) if gone else found
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         text = json.dumps(summary, separators=(",", ":"))
@@ -162,7 +230,7 @@ class DynamoDbStateStore:
             lambda: self._dynamodb().put_item(TableName=self.table, Item=item),
         )
 
-    def run_progress(self, run_id: str) -> RunProgress:
+    def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         found = self._get([run_item_key(run_id)])
         if not found:
             return RunProgress(None, None)
@@ -173,7 +241,7 @@ class DynamoDbStateStore:
         for start in range(0, len(keys), GET_BATCH):
             batch = self._get(keys[start : start + GET_BATCH])
             items += batch
-            if len(batch) < len(keys[start : start + GET_BATCH]):
+            if len(batch) < len(keys[start : start + GET_BATCH]) and not every_part:
                 break  # a part is missing: the run is not complete, and the rest need no read
         finished = {
             int(item[KEY]["S"].rpartition("|")[2]): _summary_of_item(item) for item in items
@@ -262,6 +330,12 @@ def run_item_key(run_id: str) -> str:
 
 def part_item_key(run_id: str, part: int) -> str:
     return f"{RUN_PREFIX}{run_id}|{part}"
+
+
+def _latest_of_item(item: Item) -> LatestRun:
+    values = {name: item[name]["S"] for name in ("run", "previous", "follow_up") if name in item}
+    values["sent"] = item.get("sent", {}).get("BOOL", False)
+    return LatestRun.from_dict(values, item["version"]["S"])
 
 
 def _summary_of_item(item: Item) -> Any:

@@ -21,8 +21,10 @@ Objects, under PREFIX when one is given:
   runs"), created by the dispatcher with `ifGenerationMatch=0` (a retried dispatch keeps the
   first), and `runs/<run id>/parts/<part>.json`, each finished part's summary, replaced whole by
   each write of it. The finisher reads the run, then each part by name (GCS reads are strongly
-  consistent; no listing is needed), stopping at the first part missing. A lifecycle rule
-  (prefix `runs/`) may drop old runs.
+  consistent; no listing is needed), stopping at the first part missing (a follow-up's digest
+  reads them all). A lifecycle rule (prefix `runs/`) may drop old runs.
+- `latest-run.json`, the run begun last (mutguard.store.LatestRun), moved by compare-and-set:
+  created with `ifGenerationMatch=0`, replaced with `ifGenerationMatch=<the generation read>`.
 
 Each cluster is an object of its own, so runs that save different clusters at the same time
 (function instances per account or project) never overwrite one another. A save replaces the
@@ -62,7 +64,14 @@ from mutguard.publish.google_errors import NO_CREDENTIALS
 from mutguard.publish.retry import DeliveryError, RetryableError, RetryPolicy, call_with_retry
 from mutguard.publish.text import truncate
 from mutguard.state import ClusterState, utc
-from mutguard.store import ClaimKey, RunProgress, give_back
+from mutguard.store import (
+    ClaimKey,
+    LatestRun,
+    RunProgress,
+    advance_latest,
+    give_back,
+    mark_sent,
+)
 
 T = TypeVar("T")
 
@@ -73,6 +82,7 @@ CLUSTERS = "clusters/"
 CLAIMS = "claims/"
 RUNS = "runs/"
 SUPPRESSIONS = "suppressions.yaml"
+LATEST_RUN = "latest-run.json"
 GZIP_OVER = 64 * 1024  # bytes of JSON; smaller documents stay plain, for `gcloud storage cat`
 WORKERS = 8
 TIMEOUT_SECONDS = 30.0
@@ -171,17 +181,61 @@ class GcsStateStore:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
             list(pool.map(self._delete, names))
 
-    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         document = {"run": run_id, "parts": parts, "started_at": utc(started_at).isoformat()}
         data = json.dumps(document, separators=(",", ":")).encode()
         # False: recorded already (a retried dispatch), and the first record stands.
         self._create("record the run in the state", run_name(run_id), data)
+        return advance_latest(run_id, self._replace_latest)
+
+    def digest_sent(self, run_id: str) -> None:
+        mark_sent(run_id, self._latest, self._replace_latest)
+
+    def _latest(self) -> LatestRun | None:
+        def download() -> LatestRun | None:
+            from google.api_core.exceptions import NotFound
+
+            blob = self._blob(LATEST_RUN)
+            try:
+                data = blob.download_as_bytes(retry=None, timeout=TIMEOUT_SECONDS)
+            except NotFound:
+                return None
+            return LatestRun.from_dict(json.loads(data), blob.generation)
+
+        return self._run("read the run in the state", download)
+
+    def _replace_latest(self, expected: LatestRun | None, new: LatestRun) -> LatestRun | None:
+        """Upload the pointer if its generation is still `expected`'s (0: none)."""
+        data = json.dumps(new.to_dict(), separators=(",", ":")).encode()
+
+        def upload() -> bool:
+            from google.api_core.exceptions import PreconditionFailed
+
+            try:
+                self._blob(LATEST_RUN).upload_from_string(
+                    data,
+                    content_type="application/json",
+                    if_generation_match=0 if expected is None else expected.version,
+                    retry=None,
+                    timeout=TIMEOUT_SECONDS,
+                )
+            except PreconditionFailed:
+                return False
+            return True
+
+        if self._run("record the run in the state", upload):
+            return None
+        current = self._latest()
+        if current is None:  # deleted in between: try again as the first pointer
+            return self._replace_latest(None, new)
+        # A retried upload whose first try was written finds its own pointer.
+        return None if current == new else current
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         data = json.dumps(summary, separators=(",", ":")).encode()
         self._write_json(part_name(run_id, part), data, "record the run in the state")
 
-    def run_progress(self, run_id: str) -> RunProgress:
+    def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         data = self._read("read the run in the state", run_name(run_id))
         if data is None:
             return RunProgress(None, None)
@@ -199,7 +253,7 @@ class GcsStateStore:
                 )
                 read = {part: text for part, text in zip(batch, found, strict=True) if text}
                 finished.update({part: json.loads(text) for part, text in read.items()})
-                if len(read) < len(batch):
+                if len(read) < len(batch) and not every_part:
                     break
         started_at = datetime.datetime.fromisoformat(run["started_at"])
         return RunProgress(parts, started_at, finished)

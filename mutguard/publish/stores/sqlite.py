@@ -5,8 +5,10 @@ finding's status, severity and whether it was suppressed), `history` (per cluste
 its last runs, mutguard.state.MutPoint: generated_at in ISO 8601 UTC, the three values and the
 upper-bound fields comma-separated), `documents` (the suppressions), `claims`, and a scheduled
 run's `runs` (its part count) and `run_parts` (each finished part's summary as JSON). Findings and
-history rows go with their cluster's row (ON DELETE CASCADE). Every table is created when
-missing, so a file written before the history was kept gains the table and loads with none.
+history rows go with their cluster's row (ON DELETE CASCADE). `latest_run` is the one row
+pointing at the run begun last (mutguard.store.LatestRun), moved in the transaction that records
+a run. Every table is created when missing, so a file written before the history was kept gains
+the table and loads with none.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from mutguard import clock
 from mutguard.errors import StoreError
 from mutguard.models import Severity, Status
 from mutguard.state import MUT_FIELDS, ClusterState, FindingState, Mut, MutPoint, utc
-from mutguard.store import ClaimKey, RunProgress, claim_cutoff
+from mutguard.store import (
+    ClaimKey,
+    LatestRun,
+    RunProgress,
+    advance_latest,
+    claim_cutoff,
+    mark_sent,
+)
 
 STATE_PATH_ENV = "MUTGUARD_STATE_FILE"
 
@@ -82,6 +92,13 @@ CREATE TABLE IF NOT EXISTS run_parts (
     summary TEXT NOT NULL,
     finished_at TEXT NOT NULL,
     PRIMARY KEY (run_id, part)
+);
+CREATE TABLE IF NOT EXISTS latest_run (
+    pointer INTEGER PRIMARY KEY CHECK (pointer = 1),
+    run_id TEXT NOT NULL,
+    previous TEXT,
+    follow_up TEXT,
+    sent INTEGER NOT NULL
 );
 """
 SUPPRESSIONS_DOCUMENT = "suppressions"
@@ -177,12 +194,14 @@ class SqliteStateStore:
                 "DELETE FROM claims WHERE cluster_key = ? AND report = ?", list(keys)
             )
 
-    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> None:
+    def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         """`INSERT OR IGNORE`: a retried dispatch keeps the first record. Runs (and their parts)
-        recorded more than CLAIM_DAYS ago are deleted first."""
+        recorded more than CLAIM_DAYS ago are deleted first. The pointer to the latest run moves
+        in the same transaction, taken for writing at once (BEGIN IMMEDIATE)."""
         recorded_at = clock.now().isoformat()
         cutoff = claim_cutoff().isoformat()
         with self._connection("record the run in the state") as connection, connection:
+            connection.execute("BEGIN IMMEDIATE")
             connection.execute(
                 "DELETE FROM run_parts WHERE run_id IN"
                 " (SELECT run_id FROM runs WHERE recorded_at < ?)",
@@ -193,6 +212,13 @@ class SqliteStateStore:
                 "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
                 (run_id, parts, utc(started_at).isoformat(), recorded_at),
             )
+            return advance_latest(run_id, partial(_replace_latest, connection))
+
+    def digest_sent(self, run_id: str) -> None:
+        with self._connection("record the run in the state") as connection, connection:
+            connection.execute("BEGIN IMMEDIATE")
+            replace_latest = partial(_replace_latest, connection)
+            mark_sent(run_id, partial(_latest, connection), replace_latest)
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, object]) -> None:
         finished_at = clock.now().isoformat()
@@ -203,7 +229,7 @@ class SqliteStateStore:
                 (run_id, part, text, finished_at),
             )
 
-    def run_progress(self, run_id: str) -> RunProgress:
+    def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         with self._connection("read the run in the state") as connection, connection:
             connection.execute("BEGIN")
             row = connection.execute(
@@ -223,6 +249,27 @@ def open_store(location: str) -> SqliteStateStore:
     """`--state-store sqlite[:PATH]` (mutguard.publish.stores): the file at PATH, else the
     default one."""
     return SqliteStateStore(Path(location) if location else None)
+
+
+def _latest(connection: sqlite3.Connection) -> LatestRun | None:
+    row = connection.execute(
+        "SELECT run_id, previous, follow_up, sent FROM latest_run WHERE pointer = 1"
+    ).fetchone()
+    return None if row is None else LatestRun(row[0], row[1], row[2], bool(row[3]))
+
+
+def _replace_latest(
+    connection: sqlite3.Connection, expected: LatestRun | None, new: LatestRun
+) -> LatestRun | None:
+    """Inside the caller's write transaction, so nothing moves the pointer in between."""
+    current = _latest(connection)
+    if current != expected:
+        return current
+    connection.execute(
+        "INSERT OR REPLACE INTO latest_run VALUES (1, ?, ?, ?, ?)",
+        (new.run, new.previous, new.follow_up, int(new.sent)),
+    )
+    return None
 
 
 def _load_cluster(connection: sqlite3.Connection, key: str) -> ClusterState | None:
