@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -302,14 +303,15 @@ class Workload:
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
 
+    # A workload's graph nodes are named in many edges: interned, each name is one string.
     @property
     def node(self) -> str:
         """Its attack-graph node."""
-        return f"workload:{self.namespace}/{self.name}"
+        return sys.intern(f"workload:{self.namespace}/{self.name}")
 
     @property
     def service_account_node(self) -> str:
-        return f"sa:{self.namespace}/{self.service_account}"
+        return sys.intern(f"sa:{self.namespace}/{self.service_account}")
 
     def host_path_verdicts(self) -> list[HostPathVerdict]:
         return [judge_host_path(mount) for mount in self.host_paths]
