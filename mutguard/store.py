@@ -175,6 +175,24 @@ def advance_latest(run_id: str, replace_latest: ReplaceLatest) -> str | None:
     return new.follow_up
 
 
+def settle_write(
+    written: bool,
+    new: LatestRun,
+    latest: Callable[[], LatestRun | None],
+    replace_latest: ReplaceLatest,
+) -> LatestRun | None:
+    """A ReplaceLatest's answer after its conditional write, for stores whose failed write does
+    not say what it found: None when written, or when a retried write whose first try went
+    through finds its own pointer; else the pointer as it is. One deleted in between is written
+    again as the first."""
+    if written:
+        return None
+    current = latest()
+    if current is None:
+        return replace_latest(None, new)
+    return None if current == new else current
+
+
 def mark_sent(
     run_id: str, latest: Callable[[], LatestRun | None], replace_latest: ReplaceLatest
 ) -> None:

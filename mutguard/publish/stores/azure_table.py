@@ -61,6 +61,7 @@ from mutguard.store import (
     claim_cutoff,
     claim_each,
     mark_sent,
+    settle_write,
 )
 
 T = TypeVar("T")
@@ -267,13 +268,8 @@ class AzureTableStateStore:
                 return False
             return True
 
-        if self._run("record the run in", write):
-            return None
-        current = self._latest()
-        if current is None:  # deleted in between: try again as the first pointer
-            return self._replace_latest(None, new)
-        # A retried write whose first try went through finds its own pointer.
-        return None if current == new else current
+        written = self._run("record the run in", write)
+        return settle_write(written, new, self._latest, self._replace_latest)
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         text = json.dumps(summary, separators=(",", ":"))

@@ -71,6 +71,7 @@ from mutguard.store import (
     advance_latest,
     give_back,
     mark_sent,
+    settle_write,
 )
 
 T = TypeVar("T")
@@ -223,13 +224,8 @@ class GcsStateStore:
                 return False
             return True
 
-        if self._run("record the run in the state", upload):
-            return None
-        current = self._latest()
-        if current is None:  # deleted in between: try again as the first pointer
-            return self._replace_latest(None, new)
-        # A retried upload whose first try was written finds its own pointer.
-        return None if current == new else current
+        written = self._run("record the run in the state", upload)
+        return settle_write(written, new, self._latest, self._replace_latest)
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         data = json.dumps(summary, separators=(",", ":")).encode()
