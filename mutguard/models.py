@@ -372,7 +372,8 @@ class ClusterReport(_Model):
         data = handler(self)
         for finding in data.get("findings", ()):
             self._leave_out_cluster_resource(finding)
-        indexes = self._route_step_indexes()
+        # The table the computed field just wrote, not a second walk over the routes.
+        indexes = {step: index for index, step in enumerate(data["route_steps"])}
         for name in ("paths", "blast_radius"):
             for route in data.get(name, ()):
                 route["steps"] = [indexes[step] for step in route["steps"]]

@@ -220,10 +220,11 @@ def _pack(
     check_entries: dict[tuple[str, int], int] = {}
     parts: list[_Part] = []
     for name, item in items:
-        cost = parts[-1].cost(cluster, name, item, check_entries) if parts else budget + 1
-        if parts and parts[-1].used + cost <= budget:
-            parts[-1].add(name, item, cost)
-            continue
+        if parts:
+            cost = parts[-1].cost(cluster, name, item, check_entries)
+            if parts[-1].used + cost <= budget:
+                parts[-1].add(name, item, cost)
+                continue
         fresh = _Part(path_steps)
         cost = fresh.cost(cluster, name, item, check_entries)
         if cost > budget:
