@@ -1,13 +1,14 @@
-"""The report contract (docs/architecture.md, Report contract; schema_version 2) and the values
+"""The report contract (docs/architecture.md, Report contract; schema_version 3) and the values
 it is built from.
 
 The JSON report, the publishers' messages and schemas/report.schema.json are all this module's
 models serialised with aliases; renaming or removing a field bumps SCHEMA_VERSION.
 
 A report carries what every finding of a check shares once (`checks`: a CheckSummary by check
-id); a finding carries its check_id and what is particular to its resource. In memory a finding
-holds its check's summary and its cluster's provider (`finding.check`, `finding.title`,
-`finding.remediation`...), resolved from the report's `checks` when a report is read.
+id) and why the platform's grants are the platform's (`platform_reasons`); a finding carries
+its check_id and what is particular to its resource. In memory a finding holds its check's
+summary and its cluster's provider (`finding.check`, `finding.title`, `finding.remediation`...),
+and every finding and grant its full text: reading a report resolves what it wrote once.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pydantic_core import CoreSchema
 from mutguard import __version__
 from mutguard.sources import Provider, ScanError
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 
 class Status(StrEnum):
@@ -179,6 +180,11 @@ class CheckMetadata(_Model):
     rationale: str
     remediation: dict[Provider, Remediation]
     references: list[str]
+    pass_detail: str | None = Field(
+        default=None,
+        description="What every PASS of the check says when nothing in scope is wrong, if it "
+        "always says the same",
+    )
 
 
 class CheckSummary(_Model):
@@ -194,6 +200,11 @@ class CheckSummary(_Model):
     remediation: dict[Provider, Remediation] = Field(
         description="For the providers of the clusters the check has findings in"
     )
+    pass_detail: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="The detail of a PASS finding of this check that leaves out its own",
+    )
 
     @classmethod
     def of(cls, meta: CheckMetadata, provider: Provider) -> CheckSummary:
@@ -203,6 +214,7 @@ class CheckSummary(_Model):
             area=meta.area,
             maturity=meta.maturity,
             remediation={provider: meta.remediation[provider]},
+            pass_detail=meta.pass_detail,
         )
 
 
@@ -213,12 +225,15 @@ class Finding(_Numerous):
     check_id: str
     status: Status
     resource: str = Field(description="What the finding is about; omitted when it is the cluster")
-    detail: str
+    detail: str = Field(
+        description="Omitted on a PASS that says its check's pass_detail; `: ...` continues the "
+        "resource (the detail is `<resource>: ...`)"
+    )
     mut_gain: int | None = Field(
         default=None,
-        exclude_if=_is_none,
+        exclude_if=_is_empty,
         description="FAIL only: how much the lowest affected MUT rises when this one finding is "
-        "fixed (0 when another mistake still opens the same path).",
+        "fixed; omitted when 0 (another mistake still opens the same path).",
     )
     mut_gain_from: list[str] = Field(
         default_factory=list,
@@ -230,8 +245,11 @@ class Finding(_Numerous):
 
     @classmethod
     def _as_written(cls, json_schema: JsonSchemaValue) -> None:
-        # In memory every finding names its resource; the report leaves out the cluster's own.
-        json_schema["required"] = [f for f in json_schema["required"] if f != "resource"]
+        # In memory every finding names its resource and says its detail; the report leaves out
+        # the cluster's own resource and a PASS's stock detail.
+        json_schema["required"] = [
+            f for f in json_schema["required"] if f not in ("resource", "detail")
+        ]
 
     @property
     def severity(self) -> Severity:
@@ -288,6 +306,14 @@ class PlatformGrant(_Model):
     subject: str
     power: str = Field(description="what the subject can do, e.g. read every secret")
     why: str = Field(description="the catalogued object it matches and the catalogue's source")
+
+    @classmethod
+    def _as_written(cls, json_schema: JsonSchemaValue) -> None:
+        json_schema["properties"]["why"] = {
+            "type": "integer",
+            "minimum": 0,
+            "description": "An index into the report's platform_reasons",
+        }
 
 
 class MaturityGrades(_Model):
@@ -347,17 +373,15 @@ class ClusterReport(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_compact_form(cls, data: Any) -> Any:
-        """A cluster read from JSON: findings without a resource are about the cluster, and
-        route steps are looked up in `route_steps`."""
+        """A cluster read from JSON: findings without a resource are about the cluster, a
+        detail `: ...` continues its resource, a FAIL without a MUT gain gains 0, and route steps
+        are looked up in `route_steps`."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         if isinstance(data.get("findings"), list):
             cluster_resource = data.get("arn_or_id")
-            data["findings"] = [
-                {"resource": cluster_resource, **f} if isinstance(f, dict) else f
-                for f in data["findings"]
-            ]
+            data["findings"] = [_finding_read(f, cluster_resource) for f in data["findings"]]
         table = data.pop("route_steps", None)
         if table is not None:
             if not isinstance(table, list):
@@ -370,8 +394,8 @@ class ClusterReport(_Model):
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler):
         data = handler(self)
-        for finding in data.get("findings", ()):
-            self._leave_out_cluster_resource(finding)
+        for finding, written in zip(self.findings, data.get("findings", ()), strict=True):
+            self._leave_out_what_is_known(finding, written)
         # The table the computed field just wrote, not a second walk over the routes.
         indexes = {step: index for index, step in enumerate(data["route_steps"])}
         for name in ("paths", "blast_radius"):
@@ -379,15 +403,33 @@ class ClusterReport(_Model):
                 route["steps"] = [indexes[step] for step in route["steps"]]
         return data
 
-    def _leave_out_cluster_resource(self, finding: dict) -> None:
-        if finding.get("resource") == self.arn_or_id:
-            del finding["resource"]
+    def _leave_out_what_is_known(self, finding: Finding, written: dict) -> None:
+        """The cluster's own resource, its check's stock PASS detail, and the resource a detail
+        begins with (`<resource>: ...` is written `: ...`)."""
+        if finding.resource == self.arn_or_id:
+            del written["resource"]
+        if finding.status is Status.PASS and finding.detail == finding.check.pass_detail:
+            del written["detail"]
+        elif finding.detail.startswith(f"{finding.resource}: "):
+            written["detail"] = finding.detail[len(finding.resource) :]
 
     def finding_json(self, finding: Finding) -> str:
         """The finding's compact JSON as this cluster's report writes it."""
         data = finding.model_dump(mode="json", by_alias=True)
-        self._leave_out_cluster_resource(data)
+        self._leave_out_what_is_known(finding, data)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _finding_read(finding: Any, cluster_resource: Any) -> Any:
+    if not isinstance(finding, dict):
+        return finding
+    finding = {"resource": cluster_resource, **finding}
+    resource, detail = finding["resource"], finding.get("detail")
+    if isinstance(resource, str) and isinstance(detail, str) and detail.startswith(": "):
+        finding["detail"] = resource + detail
+    if finding.get("status") == Status.FAIL.value:
+        finding.setdefault("mut_gain", 0)
+    return finding
 
 
 def _steps_looked_up(route: Any, table: list[Any], field: str) -> Any:
@@ -421,8 +463,33 @@ def _with_checks(cluster: Any, checks: dict[str, CheckSummary]) -> Any:
                     f"provider {str(provider)[:20]!r}"
                 )
             finding = {**finding, "check": checks[check_id], "provider": provider}
+            if "detail" not in finding and finding.get("status") == Status.PASS.value:
+                stock = checks[check_id].pass_detail
+                if stock is None:
+                    raise ValueError(
+                        f"finding {check_id[:100]!r}: a PASS without a detail, and its check in "
+                        "the report's checks has no pass_detail"
+                    )
+                finding["detail"] = stock
         findings.append(finding)
     return {**cluster, "findings": findings}
+
+
+def _with_reasons(cluster: Any, reasons: list[Any]) -> Any:
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("platform_grants"), list):
+        return cluster
+    grants = []
+    for grant in cluster["platform_grants"]:
+        if isinstance(grant, dict):
+            why = grant.get("why")
+            if type(why) is not int or not 0 <= why < len(reasons):
+                raise ValueError(
+                    f"platform_grants: why {str(why)[:20]!r} is not an index into "
+                    f"platform_reasons ({len(reasons)} reasons)"
+                )
+            grant = {**grant, "why": reasons[why]}
+        grants.append(grant)
+    return {**cluster, "platform_grants": grants}
 
 
 def _summary(check_id: str, raw: Any) -> CheckSummary:
@@ -470,11 +537,32 @@ class Report(_Model):
                     found[finding.check_id] = known.model_copy(update={"remediation": remediation})
         return dict(sorted(found.items()))
 
+    @computed_field(
+        description="Why each platform grant is the platform's own, in order of first use, "
+        "once per report: a grant's `why` is an index into it"
+    )
+    @property
+    def platform_reasons(self) -> list[str]:
+        return list(
+            dict.fromkeys(g.why for cluster in self.clusters for g in cluster.platform_grants)
+        )
+
+    @model_serializer(mode="wrap")
+    def _reasons_once(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        # The table the computed field just wrote.
+        indexes = {why: index for index, why in enumerate(data["platform_reasons"])}
+        for cluster in data["clusters"]:
+            for grant in cluster["platform_grants"]:
+                grant["why"] = indexes[grant["why"]]
+        return data
+
     @model_validator(mode="before")
     @classmethod
-    def _findings_resolve_their_checks(cls, data: Any) -> Any:
-        """A report read from JSON: each finding gets its check's metadata from `checks`, and
-        its cluster's provider."""
+    def _read_compact_form(cls, data: Any) -> Any:
+        """A report read from JSON: each finding gets its check's metadata from `checks` (and
+        a PASS without a detail its check's pass_detail), and its cluster's provider; each
+        platform grant its `why` from `platform_reasons`."""
         if not isinstance(data, dict):
             return data
         version = data.get("schema_version", SCHEMA_VERSION)
@@ -488,10 +576,15 @@ class Report(_Model):
         if not isinstance(raw_checks, dict):
             raise ValueError("checks: expected an object of check metadata by check id")
         checks = {check_id: _summary(check_id, summary) for check_id, summary in raw_checks.items()}
-        data = {key: value for key, value in data.items() if key != "checks"}
+        reasons = data.get("platform_reasons", [])
+        if not isinstance(reasons, list):
+            raise ValueError("platform_reasons: expected a list of texts")
+        data = {k: v for k, v in data.items() if k not in ("checks", "platform_reasons")}
         clusters = data.get("clusters")
         if isinstance(clusters, list):
-            data["clusters"] = [_with_checks(cluster, checks) for cluster in clusters]
+            data["clusters"] = [
+                _with_reasons(_with_checks(cluster, checks), reasons) for cluster in clusters
+            ]
         return data
 
     @classmethod

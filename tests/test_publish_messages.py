@@ -97,7 +97,11 @@ def test_a_cluster_fits_one_message_that_is_a_valid_report_of_that_cluster_alone
         for validator in validators():
             validator.validate(body)
         assert body["schema_version"] == SCHEMA_VERSION and (body["part"], body["parts"]) == (1, 1)
-        assert body["clusters"] == [json.loads(cluster.model_dump_json(by_alias=True))]
+        alone = report.model_copy(update={"clusters": [cluster]})
+        assert body["clusters"] == json.loads(alone.to_json())["clusters"]
+        assert body["platform_reasons"] == list(
+            dict.fromkeys(g.why for g in cluster.platform_grants)
+        )
         # The checks of this cluster's findings, with this cluster's provider's remediation.
         assert set(body["checks"]) == {f.check_id for f in cluster.findings}
         assert {p for c in body["checks"].values() for p in c["remediation"]} == {
@@ -151,11 +155,12 @@ def test_a_cluster_too_big_for_one_message_is_split_into_valid_parts(limit):
         (i, len(bodies)) for i in range(1, len(bodies) + 1)
     ]
     findings = [f for b in bodies for f in b["clusters"][0]["findings"]]
-    platform = [g for b in bodies for g in b["clusters"][0].get("platform_grants", [])]
-    assert findings == original["findings"] and platform == original["platform_grants"]
-    # Each part numbers the route steps it holds itself: read back, the routes are the same.
+    assert findings == original["findings"]
+    # Each part numbers the route steps and platform reasons it holds itself: read back, the
+    # routes and grants are the same.
     parts = [ClusterMessage.model_validate(body).clusters[0] for body in bodies]
     assert [r for part in parts for r in part.blast_radius] == cluster.blast_radius
+    assert [g for part in parts for g in part.platform_grants] == cluster.platform_grants
 
 
 @pytest.mark.parametrize("limit", [SQS_SNS_LIMIT, STORAGE_QUEUE_LIMIT])

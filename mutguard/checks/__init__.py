@@ -103,7 +103,10 @@ def check(
     rationale: str,
     remediation: dict[Provider, Remediation],
     references: Iterable[str],
+    pass_detail: str | None = None,
 ) -> Callable[[Callable[[Any], CheckResult]], Callable[[Any], CheckResult]]:
+    """`pass_detail`: what the check's PASS says when nothing in scope is wrong, when that is
+    always the same sentence (the JSON report writes it once, in the check's summary)."""
     meta = CheckMetadata(
         id=id,
         title=title,
@@ -114,6 +117,7 @@ def check(
         rationale=rationale,
         remediation=remediation,
         references=list(references),
+        pass_detail=pass_detail,
     )
     missing = set(meta.providers) - set(meta.remediation)
     if missing:

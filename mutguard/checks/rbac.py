@@ -136,6 +136,9 @@ def _public_admin(node: str) -> Callable[[Grant], bool]:
     return lambda g: subject_node(g.subject) == node and g.power.reach is Reach.ADMIN
 
 
+NO_ANONYMOUS_ADMIN = "no binding gives anonymous users admin-equivalent power"
+
+
 @check(
     id="rbac.anonymous_admin",
     title="Anonymous users hold no admin-equivalent power",
@@ -147,13 +150,15 @@ def _public_admin(node: str) -> Callable[[Grant], bool]:
     "who can reach the API server, with no credential at all.",
     remediation=_remove_binding("system:anonymous / system:unauthenticated"),
     references=[RBAC_DOCS],
+    pass_detail=NO_ANONYMOUS_ADMIN,
 )
 def anonymous_admin(cluster: Cluster):
     if cluster.rbac is None:
         return _rbac_unknown(cluster, "anonymous users")
-    return _findings(
-        cluster, _public_admin(ANONYMOUS), "no binding gives anonymous users admin-equivalent power"
-    )
+    return _findings(cluster, _public_admin(ANONYMOUS), NO_ANONYMOUS_ADMIN)
+
+
+NO_AUTHENTICATED_ADMIN = "no binding gives every authenticated user admin-equivalent power"
 
 
 @check(
@@ -167,6 +172,7 @@ def anonymous_admin(cluster: Cluster):
     "accepts: every service account, every node, every user of the identity provider.",
     remediation=_remove_binding("system:authenticated"),
     references=[RBAC_DOCS],
+    pass_detail=NO_AUTHENTICATED_ADMIN,
 )
 def authenticated_admin(cluster: Cluster):
     if cluster.rbac is None:
@@ -174,8 +180,11 @@ def authenticated_admin(cluster: Cluster):
     return _findings(
         cluster,
         _public_admin(AUTHENTICATED),
-        "no binding gives every authenticated user admin-equivalent power",
+        NO_AUTHENTICATED_ADMIN,
     )
+
+
+NO_SERVICEACCOUNTS_ADMIN = "no binding gives every service account admin-equivalent power"
 
 
 @check(
@@ -189,6 +198,7 @@ def authenticated_admin(cluster: Cluster):
     "to the token of every pod: one exploited app anywhere is then cluster-admin.",
     remediation=_remove_binding("system:serviceaccounts"),
     references=[RBAC_DOCS, GOOD_PRACTICES],
+    pass_detail=NO_SERVICEACCOUNTS_ADMIN,
 )
 def serviceaccounts_admin(cluster: Cluster):
     if cluster.rbac is None:
@@ -196,8 +206,11 @@ def serviceaccounts_admin(cluster: Cluster):
     return _findings(
         cluster,
         _public_admin(SERVICE_ACCOUNTS),
-        "no binding gives every service account admin-equivalent power",
+        NO_SERVICEACCOUNTS_ADMIN,
     )
+
+
+ONLY_DISCOVERY_FOR_EVERYONE = "groups everyone is in hold only the default discovery permissions"
 
 
 @check(
@@ -212,6 +225,7 @@ def serviceaccounts_admin(cluster: Cluster):
     "mistake from becoming admin for everyone.",
     remediation=_remove_binding("the public group"),
     references=[RBAC_DOCS, GOOD_PRACTICES],
+    pass_detail=ONLY_DISCOVERY_FOR_EVERYONE,
 )
 def public_group_grant(cluster: Cluster):
     if cluster.rbac is None:
@@ -219,8 +233,11 @@ def public_group_grant(cluster: Cluster):
     return _findings(
         cluster,
         lambda g: is_public(g.subject) and g.power.reach is not Reach.ADMIN,
-        "groups everyone is in hold only the default discovery permissions",
+        ONLY_DISCOVERY_FOR_EVERYONE,
     )
+
+
+NO_DANGLING_BINDING = "every binding names a role that exists"
 
 
 @check(
@@ -245,6 +262,7 @@ def public_group_grant(cluster: Cluster):
         ),
     ),
     references=[RBAC_DOCS, GOOD_PRACTICES],
+    pass_detail=NO_DANGLING_BINDING,
 )
 def dangling_binding(cluster: Cluster):
     # No attack-graph edge: creating the role needs `create` on roles and, by the API server's
@@ -267,7 +285,10 @@ def dangling_binding(cluster: Cluster):
         )
         for binding in cluster.rbac.dangling_bindings()
     ]
-    return outcomes or none_granted(cluster, "every binding names a role that exists")
+    return outcomes or none_granted(cluster, NO_DANGLING_BINDING)
+
+
+NO_DUPLICATE_OBJECTS = "no role or binding is listed twice"
 
 
 @check(
@@ -282,14 +303,18 @@ def dangling_binding(cluster: Cluster):
     "a grant in either is reported and MUT is the worse of the two.",
     remediation=COLLECT_AGAIN,
     references=[RBAC_DOCS],
+    pass_detail=NO_DUPLICATE_OBJECTS,
 )
 def duplicate_objects(cluster: Cluster):
     if cluster.rbac is None:
         return unknown(f"RBAC not read: {cluster.missing(RBAC_DOC)}")
     # UNKNOWN without an assumption: every copy is judged, so MUT is no upper bound.
     return [unknown(duplicate) for duplicate in cluster.rbac.duplicates] or passed(
-        "no role or binding is listed twice"
+        NO_DUPLICATE_OBJECTS
     )
+
+
+EVERY_OBJECT_READ = "every role and binding was read"
 
 
 @check(
@@ -305,6 +330,7 @@ def duplicate_objects(cluster: Cluster):
     "pass and MUT is only an upper bound until it is read.",
     remediation=COLLECT_AGAIN,
     references=[RBAC_DOCS],
+    pass_detail=EVERY_OBJECT_READ,
 )
 def unread_objects(cluster: Cluster):
     if cluster.rbac is None:
@@ -317,7 +343,7 @@ def unread_objects(cluster: Cluster):
             "grant nothing",
         )
         for skipped in cluster.rbac.unread
-    ] or passed("every role and binding was read")
+    ] or passed(EVERY_OBJECT_READ)
 
 
 def _object_name(skipped: UnreadObject) -> str | None:
@@ -337,6 +363,7 @@ class PowerCheck:
 
 # One check per dangerous power held by a named user, group or service account; adding a power
 # means a row here, its rule in mutguard.rbac.powers, and its test.
+ONLY_THE_PLATFORM = "only the platform's own bindings grant it"
 POWER_CHECKS = (
     PowerCheck(
         "rbac.wildcard",
@@ -434,7 +461,7 @@ def _register(power: PowerCheck) -> None:
         return _findings(
             cluster,
             lambda g: g.power.kind == power.kind and not g.platform and not is_public(g.subject),
-            "only the platform's own bindings grant it",
+            ONLY_THE_PLATFORM,
         )
 
     check(
@@ -447,6 +474,7 @@ def _register(power: PowerCheck) -> None:
         rationale=power.rationale,
         remediation=_remove_binding("the subject"),
         references=[RBAC_DOCS, GOOD_PRACTICES],
+        pass_detail=ONLY_THE_PLATFORM,
     )(run)
 
 

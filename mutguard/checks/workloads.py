@@ -74,6 +74,9 @@ def _remediation(summary: str, cli: str | None = None) -> dict[Provider, Remedia
     return dict.fromkeys(ALL_PROVIDERS, fix)
 
 
+EVERY_OBJECT_READ = "every object was read"
+
+
 @check(
     id="workloads.unread_objects",
     title="Every object in workloads.json can be read",
@@ -95,6 +98,7 @@ def _remediation(summary: str, cli: str | None = None) -> dict[Provider, Remedia
         ),
     ),
     references=[POD_SECURITY],
+    pass_detail=EVERY_OBJECT_READ,
 )
 def unread_objects(cluster: Cluster):
     if cluster.workloads is None:
@@ -107,7 +111,10 @@ def unread_objects(cluster: Cluster):
             affects=[StartKind.WORKLOAD],
         )
         for reason in cluster.workloads.unread
-    ] or passed("every object was read")
+    ] or passed(EVERY_OBJECT_READ)
+
+
+NO_NODE_ESCAPE = "no workload runs privileged or mounts the node"
 
 
 @check(
@@ -133,6 +140,7 @@ def unread_objects(cluster: Cluster):
         "https://github.com/Shopify/kubeaudit/blob/main/docs/auditors/mounts.md",
         "https://amf3.github.io/articles/virtualization/docker_socket",
     ],
+    pass_detail=NO_NODE_ESCAPE,
 )
 def node_escape(cluster: Cluster):
     def judge(workload: Workload):
@@ -149,7 +157,10 @@ def node_escape(cluster: Cluster):
             )
         return None
 
-    return _each_workload(cluster, judge, "no workload runs privileged or mounts the node")
+    return _each_workload(cluster, judge, NO_NODE_ESCAPE)
+
+
+NO_NODE_CREDENTIALS_MOUNTED = "no workload mounts its node's credentials"
 
 
 @check(
@@ -170,6 +181,7 @@ def node_escape(cluster: Cluster):
         ENFORCE_BASELINE,
     ),
     references=[POD_SECURITY, HOST_PATH, "https://avd.aquasec.com/misconfig/kubernetes/khv047"],
+    pass_detail=NO_NODE_CREDENTIALS_MOUNTED,
 )
 def host_path_tokens(cluster: Cluster):
     def judge(workload: Workload):
@@ -183,7 +195,10 @@ def host_path_tokens(cluster: Cluster):
         ]
         return failed(f"{workload}: {why}", str(workload), edges=edges)
 
-    return _each_workload(cluster, judge, "no workload mounts its node's credentials")
+    return _each_workload(cluster, judge, NO_NODE_CREDENTIALS_MOUNTED)
+
+
+NO_HOST_NAMESPACES = "no workload shares a node namespace"
 
 
 @check(
@@ -197,6 +212,7 @@ def host_path_tokens(cluster: Cluster):
     "hostNetwork every node-local service and the cloud metadata endpoint.",
     remediation=_remediation("Remove hostPID, hostIPC and hostNetwork from the pod spec."),
     references=[POD_SECURITY],
+    pass_detail=NO_HOST_NAMESPACES,
 )
 def host_namespaces(cluster: Cluster):
     def judge(workload: Workload):
@@ -211,7 +227,7 @@ def host_namespaces(cluster: Cluster):
         ]
         return failed(f"{workload} uses {', '.join(shared)}", str(workload)) if shared else None
 
-    return _each_workload(cluster, judge, "no workload shares a node namespace")
+    return _each_workload(cluster, judge, NO_HOST_NAMESPACES)
 
 
 # Capabilities the baseline Pod Security Standard lets a container add.
@@ -234,6 +250,9 @@ BASELINE_CAPABILITIES = frozenset(
 )
 
 
+NO_ADDED_CAPABILITIES = "no container adds a capability beyond the baseline"
+
+
 @check(
     id="workloads.capabilities",
     title="Containers add no capability beyond the baseline Pod Security Standard",
@@ -250,6 +269,7 @@ BASELINE_CAPABILITIES = frozenset(
         ENFORCE_BASELINE,
     ),
     references=[POD_SECURITY, SECURITY_CONTEXT],
+    pass_detail=NO_ADDED_CAPABILITIES,
 )
 def capabilities(cluster: Cluster):
     def judge(workload: Workload):
@@ -260,7 +280,10 @@ def capabilities(cluster: Cluster):
         ]
         return failed(f"{workload} adds {'; '.join(added)}", str(workload)) if added else None
 
-    return _each_workload(cluster, judge, "no container adds a capability beyond the baseline")
+    return _each_workload(cluster, judge, NO_ADDED_CAPABILITIES)
+
+
+NO_POWERFUL_ACCOUNT_MOUNTED = "no pod mounts the token of a powerful service account"
 
 
 @check(
@@ -278,6 +301,7 @@ def capabilities(cluster: Cluster):
         "app a service account of its own with only what it needs, and remove the broad binding."
     ),
     references=[SA_TOKENS],
+    pass_detail=NO_POWERFUL_ACCOUNT_MOUNTED,
 )
 def token_automount(cluster: Cluster):
     if cluster.rbac is None:
@@ -307,8 +331,11 @@ def token_automount(cluster: Cluster):
     return _each_workload(
         cluster,
         judge,
-        none_granted(cluster, "no pod mounts the token of a powerful service account"),
+        none_granted(cluster, NO_POWERFUL_ACCOUNT_MOUNTED),
     )
+
+
+NO_PRIVILEGE_ESCALATION = "every container sets allowPrivilegeEscalation: false"
 
 
 @check(
@@ -324,6 +351,7 @@ def token_automount(cluster: Cluster):
         "Set `securityContext.allowPrivilegeEscalation: false` on each container."
     ),
     references=[SECURITY_CONTEXT],
+    pass_detail=NO_PRIVILEGE_ESCALATION,
 )
 def privilege_escalation(cluster: Cluster):
     def judge(workload: Workload):
@@ -332,7 +360,10 @@ def privilege_escalation(cluster: Cluster):
             return failed(f"{workload}: {', '.join(open_)} may escalate", str(workload))
         return None
 
-    return _each_workload(cluster, judge, "every container sets allowPrivilegeEscalation: false")
+    return _each_workload(cluster, judge, NO_PRIVILEGE_ESCALATION)
+
+
+NO_ROOT = "every container runs as a non-root user"
 
 
 @check(
@@ -345,6 +376,7 @@ def privilege_escalation(cluster: Cluster):
     rationale="Root in a container is one kernel or runtime bug from root on the node.",
     remediation=_remediation("Set `runAsNonRoot: true` and a non-zero `runAsUser`."),
     references=[SECURITY_CONTEXT],
+    pass_detail=NO_ROOT,
 )
 def run_as_root(cluster: Cluster):
     def judge(workload: Workload):
@@ -355,7 +387,10 @@ def run_as_root(cluster: Cluster):
             else None
         )
 
-    return _each_workload(cluster, judge, "every container runs as a non-root user")
+    return _each_workload(cluster, judge, NO_ROOT)
+
+
+NO_LITERAL_SECRETS = "no env value looks like a literal secret"
 
 
 @check(
@@ -375,6 +410,7 @@ def run_as_root(cluster: Cluster):
         "`valueFrom.secretKeyRef`."
     ),
     references=["https://kubernetes.io/docs/concepts/configuration/secret/"],
+    pass_detail=NO_LITERAL_SECRETS,
 )
 def secret_env(cluster: Cluster):
     def judge(workload: Workload):
@@ -386,7 +422,10 @@ def secret_env(cluster: Cluster):
             return failed(f"{workload} sets literal secrets in {', '.join(names)}", str(workload))
         return None
 
-    return _each_workload(cluster, judge, "no env value looks like a literal secret")
+    return _each_workload(cluster, judge, NO_LITERAL_SECRETS)
+
+
+EVERY_NAMESPACE_ENFORCES = "every namespace enforces baseline or restricted"
 
 
 @check(
@@ -404,6 +443,7 @@ def secret_env(cluster: Cluster):
         ENFORCE_BASELINE,
     ),
     references=[PSA_LABELS, POD_SECURITY],
+    pass_detail=EVERY_NAMESPACE_ENFORCES,
 )
 def pod_security(cluster: Cluster):
     if cluster.namespaces is None:
@@ -420,7 +460,7 @@ def pod_security(cluster: Cluster):
             f"namespace:{name}", NODE_ANY, 0, "escape", f"{why}: a privileged pod takes a node"
         )
         outcomes.append(failed(why, f"namespace {name}", edges=[edge]))
-    return outcomes or passed("every namespace enforces baseline or restricted")
+    return outcomes or passed(EVERY_NAMESPACE_ENFORCES)
 
 
 def _policy_engines(webhooks: Iterable[str]) -> set[str]:

@@ -246,6 +246,8 @@ class _Part:
         self._checks: set[str] = set()
         # The part's route_steps: every part has the cluster's paths, then its entries' steps.
         self._steps = {step: index for index, step in enumerate(path_steps)}
+        # The part's platform_reasons, in the order its grants name them.
+        self._reasons: dict[str, int] = {}
 
     def cost(
         self,
@@ -257,7 +259,8 @@ class _Part:
         """Compact JSON adds the item's own bytes plus one comma after the first; a finding
         whose check is new to the part, the check's entry in `checks`; a blast radius entry, its
         steps as indexes plus the texts new to `route_steps` (each with a comma after the
-        first)."""
+        first); a platform grant, its `why` as an index plus the text when new to
+        `platform_reasons`."""
         cost = 1 if self.items[name] else 0
         if isinstance(item, Finding):
             cost += len(cluster.finding_json(item).encode())
@@ -273,7 +276,11 @@ class _Part:
                 for i, step in enumerate(new)
             )
         else:
-            cost += len(item.model_dump_json(by_alias=True).encode())
+            index = self._reasons.get(item.why, len(self._reasons))
+            written = {**item.model_dump(mode="json", by_alias=True), "why": index}
+            cost += len(json.dumps(written, ensure_ascii=False, separators=(",", ":")).encode())
+            if item.why not in self._reasons:
+                cost += len(json.dumps(item.why, ensure_ascii=False).encode()) + (1 if index else 0)
         return cost
 
     def add(self, name: str, item: Finding | BlastRadius | PlatformGrant, cost: int) -> None:
@@ -284,6 +291,8 @@ class _Part:
         elif isinstance(item, BlastRadius):
             for step in self._indexes(item.steps)[1]:
                 self._steps[step] = len(self._steps)
+        else:
+            self._reasons.setdefault(item.why, len(self._reasons))
 
     def _indexes(self, steps: list[str]) -> tuple[list[int], list[str]]:
         """The indexes the steps get in this part's route_steps, and the texts new to it."""
