@@ -19,8 +19,10 @@ state to a DynamoDB table (MUTGUARD_STATE_STORE), both fresh for every run.
 The run's results: the clusters whose state the run stored (every cluster a worker scanned and
 published, with or without findings; one item per cluster, so a duplicate cannot show there),
 and the alerts on the sink queue (one message per cluster with news; a cluster alerted twice is
-a duplicate the consumer would see). Exactly once: every cluster stored, none lost, no alert
-twice, nothing in the dead-letter queue.
+a duplicate the consumer would see), read and deleted as they arrive, as a consumer does (a
+queue that keeps them all costs moto_server time that grows with its length on every call),
+and the run's fleet digests on the same queue. Exactly once: every cluster stored, none lost,
+no alert twice, nothing in the dead-letter queue, one fleet digest.
 
 One run prints, for W = 1, 2, 4, 8 workers: the wall time from the dispatcher's start until the
 queue is empty, the speed-up over W = 1, and two floors: the API floor (the messages W at a
@@ -44,6 +46,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -77,11 +80,14 @@ from lambda_sqs import (
     Kill,
     Workers,
     WorkerSpec,
+    in_flight,
     invoke,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from mutguard.publish.fleet import DIGEST_TYPE  # noqa: E402
 
 from servers.aws import DEFAULT_ACCOUNT, AwsFakes, aws_env  # noqa: E402
 from servers.aws_clients import AwsClients  # noqa: E402
@@ -270,6 +276,7 @@ class RunResult:
     consumption: Consumption
     stored: set[str]
     alerts: Counter[str]  # sink messages per cluster key
+    digests: int  # fleet digests on the sink queue
     dead_letters: list[dict[str, Any]]  # the scan payloads in the dead-letter queue
 
     @property
@@ -298,7 +305,10 @@ class RunResult:
 
     @property
     def exactly_once(self) -> bool:
-        return not (self.lost or self.duplicates or self.unexpected or self.dead_letters)
+        return (
+            not (self.lost or self.duplicates or self.unexpected or self.dead_letters)
+            and self.digests == 1
+        )
 
     def dead_accounts(self) -> list[str]:
         return sorted(t["account"] for body in self.dead_letters for t in body["targets"])
@@ -410,7 +420,7 @@ class FleetBench:
             for w in range(workers)
         ]
         region, account = self.env["AWS_DEFAULT_REGION"], DEFAULT_ACCOUNT
-        with Workers(specs) as pool:
+        with Workers(specs) as pool, SinkReader(sqs, results) as sink:
             dispatch = invoke(
                 DISPATCHER,
                 SCHEDULE_INPUT,
@@ -428,7 +438,8 @@ class FleetBench:
             dispatched=answer["dispatched"],
             consumption=consumption,
             stored=self.stored_clusters(table),
-            alerts=Counter(alert_key(m) for m in every_message(sqs, results) if is_alert(m)),
+            alerts=sink.alerts,
+            digests=sink.digests,
             dead_letters=[json.loads(m["Body"]) for m in every_message(sqs, dead_letter)],
         )
 
@@ -457,6 +468,57 @@ def queue_arn(sqs: Any, url: str) -> str:
     return arn
 
 
+class SinkReader:
+    """The sink queue's consumer: a thread that receives its messages as they arrive, counts
+    the alerts per cluster and the fleet digests, and deletes them; on leaving, it reads until
+    the queue is empty."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs, self.url = sqs, url
+        self.alerts: Counter[str] = Counter()
+        self.digests = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="sink-reader", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise BenchError(f"reading the sink queue failed: {self._error}")
+
+    def _read(self) -> None:
+        try:
+            while self._receive() or not self._stop.is_set() or in_flight(self.sqs, self.url):
+                pass
+        except (BotoCoreError, ClientError) as err:
+            self._error = err
+
+    def _receive(self) -> bool:
+        """One receive: True when it held messages."""
+        batch = self.sqs.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        for message in batch:
+            if is_alert(message):
+                self.alerts[alert_key(message)] += 1
+            elif is_digest(message):
+                self.digests += 1
+        if batch:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ]
+            self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+        return bool(batch)
+
+
 def every_message(sqs: Any, url: str) -> list[dict[str, Any]]:
     """Every message of a queue, each once: received and kept invisible, not deleted."""
     received: list[dict[str, Any]] = []
@@ -473,6 +535,12 @@ def every_message(sqs: Any, url: str) -> list[dict[str, Any]]:
 def is_alert(message: dict[str, Any]) -> bool:
     """A cluster's message (mutguard.publish.messages), not some other kind the sink sends."""
     return "cluster" in message.get("MessageAttributes", {})
+
+
+def is_digest(message: dict[str, Any]) -> bool:
+    """A scheduled run's fleet digest (mutguard.publish.fleet)."""
+    kind = message.get("MessageAttributes", {}).get("type", {})
+    return kind.get("StringValue") == DIGEST_TYPE
 
 
 def alert_key(message: dict[str, Any]) -> str:
@@ -495,7 +563,7 @@ def describe(result: RunResult) -> str:
         f"{len(result.expected)} expected, {len(result.stored & result.expected)} stored, "
         f"{sum(result.alerts.values())} alerts for {len(result.alerts)} clusters, "
         f"{result.duplicates} duplicate alerts, {len(result.lost)} lost, "
-        f"{len(result.dead_letters)} in the dead-letter queue"
+        f"{len(result.dead_letters)} in the dead-letter queue, {result.digests} fleet digest(s)"
     )
 
 

@@ -13,8 +13,9 @@
   `digest` sends the whole summary instead; `include_rbac` also reads RBAC and workloads
   through each cluster's API server.
 - `run` is set by a dispatcher on the scans it queues, never by a sender:
-  `{"id": RUN_ID, "part": i, "parts": n}`, this scan's place in a scheduled run, so that the
-  worker finishing the last part sends one fleet digest (mutguard/publish/fleet.py).
+  `{"id": RUN_ID, "part": i, "parts": n, "started_at": ISO_8601}`, this scan's place in a
+  scheduled run and when the run started, so that the worker finishing the last part sends one
+  fleet digest (mutguard/publish/fleet.py).
 - action `finish_run` is a dispatcher's follow-up for the run before its own, whose digest was
   not sent (a part never finished): `{"action": "finish_run", "publish": true, "run": {"id":
   RUN_ID}}`, no targets. The worker sends that run's digest of what finished, unless it was
@@ -26,6 +27,7 @@ runs. The same model is the message a dispatcher queues, so a worker validates w
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -108,11 +110,17 @@ class Target:
 
 @dataclass(frozen=True)
 class RunPart:
-    """Which part of which scheduled run a queued scan is: part `part` of `parts`."""
+    """Which part of which scheduled run a queued scan is: part `part` of `parts`, of the run
+    started at `started_at` (ISO 8601 with its UTC offset)."""
 
     id: str
     part: int
     parts: int
+    started_at: str
+
+    @property
+    def started(self) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(self.started_at)
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,23 @@ def _run_part(payload: dict[Any, Any], action: str, publish: bool) -> RunPart | 
             "run.part", f"part {numbers['part']} of {numbers['parts']} is past the last"
         )
     _only_fields(raw, RunPart, "run")
-    return RunPart(run_id, numbers["part"], numbers["parts"])
+    return RunPart(run_id, numbers["part"], numbers["parts"], _started_at(raw))
+
+
+def _started_at(raw: dict[Any, Any]) -> str:
+    """The run's `started_at`: an ISO 8601 time with its UTC offset."""
+    if "started_at" not in raw:
+        raise PayloadError("run.started_at", REQUIRED)
+    text = _string(raw["started_at"], "run.started_at")
+    try:
+        offset = datetime.datetime.fromisoformat(text).utcoffset()
+    except ValueError:
+        offset = None
+    if offset is None:
+        raise PayloadError(
+            "run.started_at", f"{_shown(text)} is not an ISO 8601 time with an offset"
+        )
+    return text
 
 
 def _run_id(raw: Any) -> str:

@@ -154,10 +154,11 @@ def fan_out(
     if settings.state_store is None:
         log.info("run %s: no MUTGUARD_STATE_STORE, so no fleet digest", run_id)
         return scans
-    parts = len(scans)
-    follow_up = _begin_run(settings.state_store, run_id, parts)
+    parts, started_at = len(scans), clock.now()
+    follow_up = _begin_run(settings.state_store, run_id, parts, started_at)
     queued = [
-        replace(scan, run=RunPart(run_id, part, parts)) for part, scan in enumerate(scans, start=1)
+        replace(scan, run=RunPart(run_id, part, parts, started_at.isoformat()))
+        for part, scan in enumerate(scans, start=1)
     ]
     if follow_up is not None:
         log.info("run %s: the run before it, %s, has no fleet digest yet", run_id, follow_up)
@@ -169,7 +170,7 @@ def fan_out(
     return queued
 
 
-def _begin_run(store: str, run_id: str, parts: int) -> str | None:
+def _begin_run(store: str, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
     """Record the run's part count; the run before it that is due a follow-up, if any.
     DispatchError when the store cannot, so that the dispatch is retried rather than queueing
     parts no one can count."""
@@ -177,7 +178,7 @@ def _begin_run(store: str, run_id: str, parts: int) -> str | None:
     from mutguard.publish.stores import open_store
 
     try:
-        return open_store(store).begin_run(run_id, parts, clock.now())
+        return open_store(store).begin_run(run_id, parts, started_at)
     except (InputError, StoreError) as exc:
         raise DispatchError(f"run {run_id} not recorded, nothing queued: {exc}") from None
 
@@ -339,7 +340,8 @@ def _finish_part(
         return
     try:
         specs = _sink_specs(payload, settings)
-        sent = finish_part(open_store(settings.state_store), run.id, run.part, result.report, specs)
+        store = open_store(settings.state_store)
+        sent = finish_part(store, run.id, run.part, run.started, result.report, specs)
     except (InputError, StoreError) as exc:
         failed = f"fleet digest of run {run.id}: {exc}"
         result.add_publish_error(failed)

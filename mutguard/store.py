@@ -97,8 +97,8 @@ class StateStore(Protocol):
     def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         """What is recorded of the run, read consistently: after this process's finish_part, it
         sees that part and every part recorded before it. Unless `every_part` (a follow-up's
-        digest of what finished), a store may stop reading parts at one that is missing (the
-        run is not complete then)."""
+        digest of what finished), a store may leave parts unread once it knows one is missing
+        (the run is not complete then)."""
         ...
 
 

@@ -83,7 +83,7 @@ def digests(chat: ChatServer) -> list[dict]:
 
 def run_all(new_store: MakeStore, run_id: str, reports: list[Report], order: list[int]) -> list:
     new_store().begin_run(run_id, len(reports), START)
-    return [finish_part(new_store(), run_id, i, reports[i - 1], WEBHOOK) for i in order]
+    return [finish_part(new_store(), run_id, i, START, reports[i - 1], WEBHOOK) for i in order]
 
 
 # --- Exactly once ---------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_concurrent_finishers_send_one_digest(new_store: MakeStore, hook: ChatSe
         def finish(part: int, run_id: str = run_id, barrier: threading.Barrier = barrier):
             store = new_store()
             barrier.wait()
-            return finish_part(store, run_id, part, reports[part - 1], WEBHOOK)
+            return finish_part(store, run_id, part, START, reports[part - 1], WEBHOOK)
 
         with ThreadPoolExecutor(len(reports)) as pool:
             sent = list(pool.map(finish, [1, 2, 3]))
@@ -161,14 +161,15 @@ def test_a_redelivered_part_counts_once_and_sends_no_second_digest(
     reports = parts()
     store = new_store()
     store.begin_run("again", 3, START)
-    assert finish_part(new_store(), "again", 1, reports[0], WEBHOOK) is None
-    assert finish_part(new_store(), "again", 1, reports[0], WEBHOOK) is None  # redelivered
-    progress = store.run_progress("again")
+    assert finish_part(new_store(), "again", 1, START, reports[0], WEBHOOK) is None
+    assert finish_part(new_store(), "again", 1, START, reports[0], WEBHOOK) is None  # redelivered
+    progress = store.run_progress("again", every_part=True)
     assert (progress.parts, sorted(progress.finished), progress.complete) == (3, [1], False)
-    assert finish_part(new_store(), "again", 2, reports[1], WEBHOOK) is None
-    assert finish_part(new_store(), "again", 3, reports[2], WEBHOOK) is not None
+    assert not store.run_progress("again").complete
+    assert finish_part(new_store(), "again", 2, START, reports[1], WEBHOOK) is None
+    assert finish_part(new_store(), "again", 3, START, reports[2], WEBHOOK) is not None
     # Delivered again after the digest went out: recorded, counted once, nothing sent.
-    assert finish_part(new_store(), "again", 2, reports[1], WEBHOOK) is None
+    assert finish_part(new_store(), "again", 2, START, reports[1], WEBHOOK) is None
     assert len(store.run_progress("again").finished) == 3
     (body,) = digests(hook)
     assert body["counts"]["clusters"] == 6
@@ -201,9 +202,9 @@ def test_parts_finished_before_the_run_is_recorded_send_nothing(
     """Why dispatchers record the run before queueing a part (runtime.fan_out): a part cannot
     know it completes a run nobody has counted."""
     reports = parts()
-    assert [finish_part(new_store(), "early", i, reports[i - 1], WEBHOOK) for i in (1, 2, 3)] == [
-        None
-    ] * 3
+    assert [
+        finish_part(new_store(), "early", i, START, reports[i - 1], WEBHOOK) for i in (1, 2, 3)
+    ] == [None] * 3
     assert new_store().run_progress("early").parts is None
     assert digests(hook) == []
 
@@ -217,7 +218,7 @@ def test_a_digest_a_sink_did_not_take_is_sent_when_the_part_comes_again(
     assert [(r.ok, r.sent) for r in first] == [(False, 0)]
     assert digests(hook) == []
     # The claim was given back: the failed part, delivered again, sends the digest.
-    again = finish_part(new_store(), "retry", 3, reports[2], WEBHOOK)
+    again = finish_part(new_store(), "retry", 3, START, reports[2], WEBHOOK)
     assert again is not None and [(r.ok, r.sent) for r in again] == [(True, 1)]
     assert [b["run_id"] for b in digests(hook)] == ["retry"]
 
@@ -270,7 +271,7 @@ def test_people_get_the_digest_in_words(
     reports = parts(with_denied=True)
     store.begin_run("words", len(reports), START)
     for part, report in enumerate(reports, start=1):
-        finish_part(store, "words", part, report, [SinkSpec("slack")])
+        finish_part(store, "words", part, START, report, [SinkSpec("slack")])
     (message,) = [r.json() for r in chat.delivered(hook_path)]
     assert message["text"] == (
         "mutguard fleet digest: 6 clusters, worst MUT 0 (payments-legacy), 0 worse, 0 better, "
@@ -287,11 +288,14 @@ def test_people_get_the_digest_in_words(
 
 
 SCAN = {"action": "scan", "targets": [{"provider": "eks", "account": "123456789012"}]}
+PART = {"id": "r", "part": 1, "parts": 1}
 
 
 def test_a_queued_scan_carries_its_part_of_the_run_and_reads_back_the_same():
-    payload = parse_payload({**SCAN, "publish": True, "run": {"id": "r-1", "part": 2, "parts": 3}})
-    assert payload.run == RunPart("r-1", 2, 3)
+    run = {"id": "r-1", "part": 2, "parts": 3, "started_at": "2026-12-01T06:00:00+00:00"}
+    payload = parse_payload({**SCAN, "publish": True, "run": run})
+    assert payload.run == RunPart("r-1", 2, 3, "2026-12-01T06:00:00+00:00")
+    assert payload.run.started == datetime.datetime(2026, 12, 1, 6, tzinfo=datetime.UTC)
     assert parse_payload(payload.to_message()) == payload
     assert parse_payload({**SCAN, "publish": True}).run is None
 
@@ -308,6 +312,11 @@ def test_a_queued_scan_carries_its_part_of_the_run_and_reads_back_the_same():
         ({"id": "r", "part": True, "parts": 1}, True, "run.part", "a whole number from 1 to"),
         ({"id": "r", "part": 3, "parts": 2}, True, "run.part", "part 3 of 2 is past the last"),
         ({"id": "r", "part": 1, "parts": 1, "x": 1}, True, "run.x", "unknown field"),
+        ({"id": "r", "part": 1, "parts": 1}, True, "run.started_at", "Field required"),
+        ({**PART, "started_at": 1}, True, "run.started_at", "Input should be a valid string"),
+        ({**PART, "started_at": "yesterday"}, True, "run.started_at", "not an ISO 8601 time"),
+        # Without an offset it names no one instant.
+        ({**PART, "started_at": "2026-12-01T06:00:00"}, True, "run.started_at", "with an offset"),
     ],
 )
 def test_a_bad_run_is_refused_naming_its_field(run, publish, field, message):
@@ -332,9 +341,14 @@ TWO_REGIONS = {
 def test_fan_out_records_the_run_before_handing_out_its_parts(tmp_path: Path):
     settings = Settings(state_store=f"sqlite:{tmp_path / 'state.sqlite3'}")
     scans = fan_out(parse_payload(TWO_REGIONS), settings, "run-a")
-    assert [scan.run for scan in scans] == [RunPart("run-a", 1, 2), RunPart("run-a", 2, 2)]
     progress = SqliteStateStore(tmp_path / "state.sqlite3").run_progress("run-a")
     assert (progress.parts, progress.finished) == (2, {})
+    assert progress.started_at is not None
+    started_at = progress.started_at.isoformat()
+    assert [scan.run for scan in scans] == [
+        RunPart("run-a", 1, 2, started_at),
+        RunPart("run-a", 2, 2, started_at),
+    ]
 
 
 def test_fan_out_without_a_store_or_without_publishing_starts_no_run(tmp_path: Path):
@@ -371,9 +385,9 @@ def a_digest() -> FleetDigest:
     progress = RunProgress(
         parts=len(store_reports),
         started_at=START,
-        finished={n: part_summary(r) for n, r in enumerate(store_reports, start=1)},
+        finished={n: part_summary(r, {}, START) for n, r in enumerate(store_reports, start=1)},
     )
-    return assemble("shapes", progress, {})
+    return assemble("shapes", progress)
 
 
 @pytest.mark.parametrize("kind", MESSAGE_SINKS)

@@ -104,13 +104,15 @@ def test_a_follow_up_sends_once_naming_the_parts_that_did_not_finish(
     reports = parts(with_denied=True)  # four parts
     new_store().begin_run("stuck", 4, started())
     for part in (1, 3):
-        assert finish_part(new_store(), "stuck", part, reports[part - 1], WEBHOOK) is None
+        assert (
+            finish_part(new_store(), "stuck", part, started(), reports[part - 1], WEBHOOK) is None
+        )
     sent = finish_run(new_store(), "stuck", WEBHOOK)
     assert sent is not None and [(r.ok, r.sent) for r in sent] == [(True, 1)]
     # Delivered again, and the parts that were stuck finishing late: the claim is taken.
     assert finish_run(new_store(), "stuck", WEBHOOK) is None
-    assert finish_part(new_store(), "stuck", 2, reports[1], WEBHOOK) is None
-    assert finish_part(new_store(), "stuck", 4, reports[3], WEBHOOK) is None
+    assert finish_part(new_store(), "stuck", 2, started(), reports[1], WEBHOOK) is None
+    assert finish_part(new_store(), "stuck", 4, started(), reports[3], WEBHOOK) is None
     (body,) = digests(hook)
     assert (body["run_id"], body["parts"]) == ("stuck", 4)
     assert body["counts"]["parts_not_finished"] == 2 and body["parts_not_finished"] == [2, 4]
@@ -125,7 +127,9 @@ def test_a_follow_up_for_a_run_whose_digest_went_out_sends_nothing(
 ):
     reports = parts()
     new_store().begin_run("done", 3, started())
-    sent = [finish_part(new_store(), "done", i, reports[i - 1], WEBHOOK) for i in (1, 2, 3)]
+    sent = [
+        finish_part(new_store(), "done", i, started(), reports[i - 1], WEBHOOK) for i in (1, 2, 3)
+    ]
     assert sent[-1] is not None
     assert finish_run(new_store(), "done", WEBHOOK) is None
     assert [b["run_id"] for b in digests(hook)] == ["done"]
@@ -136,7 +140,7 @@ def test_a_follow_up_a_sink_did_not_take_is_sent_when_delivered_again(
     new_store: MakeStore, hook: ChatServer
 ):
     new_store().begin_run("flaky", 2, started())
-    finish_part(new_store(), "flaky", 1, parts()[0], WEBHOOK)
+    finish_part(new_store(), "flaky", 1, started(), parts()[0], WEBHOOK)
     hook.fail(HOOK, 404, times=1, body="no such hook")
     first = finish_run(new_store(), "flaky", WEBHOOK)
     assert first is not None and [r.ok for r in first] == [False]
@@ -157,8 +161,10 @@ def test_a_follow_up_for_a_run_older_than_its_claims_sends_nothing(
 
 def test_people_read_which_parts_did_not_finish():
     numbers = range(1, 1001)
-    finished = {part: part_summary(parts()[0]) for part in numbers if part not in (3, 17)}
-    digest = assemble("big", RunProgress(1000, started(), finished), {})
+    finished = {
+        part: part_summary(parts()[0], {}, started()) for part in numbers if part not in (3, 17)
+    }
+    digest = assemble("big", RunProgress(1000, started(), finished))
     assert digest_sections(digest)[0] == (
         NOT_FINISHED_TITLE,
         ["2 of 1000 parts did not finish: 3, 17"],

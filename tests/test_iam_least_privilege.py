@@ -69,6 +69,7 @@ SINK_ACTIONS = {
     "dynamodb state store: load": ("dynamodb:BatchGetItem", "table/mutguard-state"),
     "dynamodb state store: save": ("dynamodb:BatchWriteItem", "table/mutguard-state"),
     "dynamodb state store: claim": ("dynamodb:PutItem", "table/mutguard-state"),
+    "dynamodb state store: count a run's part": ("dynamodb:UpdateItem", "table/mutguard-state"),
     "secrets manager secret source": ("secretsmanager:GetSecretValue", "mutguard/slack"),
     "s3 report store": ("s3:PutObject", f":::{NAME}-reports-{SCANNER_ACCOUNT}-us-east-1/reports/"),
 }

@@ -1,10 +1,11 @@
 """One fleet digest per scheduled run: the whole fleet's MUT once every queued scan finished.
 
 A scheduled run is one dispatch fanned out into parts (queued scans, one per provider, account
-and region). The dispatcher records how many parts it queued before queueing any
-(`StateStore.begin_run`); each worker, after publishing its own part's alerts, records its
-part's summary (`part_summary`: each cluster's key, name and MUT, and what could not be read) and
-reads the run back (`finish_part`). A worker that sees every part finished claims the run's
+and region). The dispatcher records how many parts it queued and when the run started before
+queueing any (`StateStore.begin_run`), and tells each part both; each worker, after publishing
+its own part's alerts, records its part's summary (`part_summary`: each cluster's key, name and
+MUT, its last saved MUT before the run started, and what could not be read) and reads the run
+back (`finish_part`). A worker that sees every part finished claims the run's
 digest (`store.fleet_claim`, the same conditional write as alert claims), so of concurrent or
 redelivered finishers exactly one sends it; the others, and every later redelivery, find the
 claim taken. A part that fails and is delivered again replaces its own record, so it counts
@@ -12,7 +13,8 @@ once; the digest says what each part reported when the last of them finished.
 
 The digest (`assemble`): how many clusters have each lowest MUT, the worst clusters, the
 clusters whose MUT went down or up since the last run (each cluster's last saved MUT before the
-run started, from its history in the store), and the accounts and regions not scanned. It goes
+run started, which its part read from the cluster's history in the store, so the digest itself
+reads no cluster's state however large the fleet), and the accounts and regions not scanned. It goes
 to the sinks the worker publishes to, each rendering it with its `render_digest`: people's sinks
 (slack, teams, smtp, ses) in words (`digest_sections`, worded as render/summary.py and
 publish/text.py word a cluster), machine sinks (sqs, sns, pubsub, webhook, azure-queue) as one
@@ -40,7 +42,7 @@ import html
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -74,22 +76,30 @@ NOT_FINISHED_TITLE = "Parts that did not finish"
 # --- What a part records ----------------------------------------------------------------
 
 
-def part_summary(report: Report) -> dict[str, Any]:
-    """A part's small summary: each cluster's key, name, place and MUT, and the scopes that
-    could not be read (its accounts, projects, subscriptions or regions)."""
+def part_summary(
+    report: Report, previous: Mapping[str, ClusterState], started_at: datetime.datetime
+) -> dict[str, Any]:
+    """A part's small summary: each cluster's key, name, place and MUT, its last MUT saved
+    before the run started (`before`, from its state in `previous`; left out when there is
+    none), and the scopes that could not be read (its accounts, projects, subscriptions or
+    regions)."""
+    clusters = []
+    for c in report.clusters:
+        key = cluster_key(c)
+        entry: dict[str, Any] = {
+            "key": key,
+            "name": c.name,
+            "provider": c.provider.value,
+            "account": c.account,
+            "location": c.location,
+            **{name: getattr(c, name) for name in MUT_FIELDS},
+            "upper_bound": [name for name in MUT_FIELDS if name in c.mut_upper_bound],
+        }
+        if (before := _before(previous, key, started_at)) is not None:
+            entry["before"] = {name: before.value(name) for name in MUT_FIELDS}
+        clusters.append(entry)
     return {
-        "clusters": [
-            {
-                "key": cluster_key(c),
-                "name": c.name,
-                "provider": c.provider.value,
-                "account": c.account,
-                "location": c.location,
-                **{name: getattr(c, name) for name in MUT_FIELDS},
-                "upper_bound": [name for name in MUT_FIELDS if name in c.mut_upper_bound],
-            }
-            for c in report.clusters
-        ],
+        "clusters": clusters,
         "not_scanned": [
             {"scope": e.scope, "message": truncate(e.message, MAX_MESSAGE)} for e in report.errors
         ],
@@ -193,12 +203,9 @@ class FleetDigest:
         return [c for c in self.clusters if c.went_up and not c.went_down]
 
 
-def assemble(
-    run_id: str, progress: RunProgress, previous: Mapping[str, ClusterState]
-) -> FleetDigest:
+def assemble(run_id: str, progress: RunProgress) -> FleetDigest:
     """The digest of a run from its finished parts' summaries (every part read, the missing
-    ones named); `previous` is the saved state of its clusters, whose history gives each one's
-    last MUT before the run started."""
+    ones named)."""
     assert progress.parts is not None and progress.started_at is not None
     started_at = utc(progress.started_at)
     clusters: dict[str, FleetCluster] = {}
@@ -215,7 +222,9 @@ def assemble(
                 location=item["location"],
                 mut=Mut(*(item[name] for name in MUT_FIELDS)),
                 upper_bound=tuple(item["upper_bound"]),
-                before=_before(previous.get(key), started_at),
+                before=Mut(*(item["before"][name] for name in MUT_FIELDS))
+                if "before" in item
+                else None,
             )
         not_scanned += [(e["scope"], e["message"]) for e in summary["not_scanned"]]
     return FleetDigest(
@@ -230,9 +239,13 @@ def assemble(
     )
 
 
-def _before(state: ClusterState | None, started_at: datetime.datetime) -> Mut | None:
-    """The cluster's MUT as last saved before the run started (its parts save the run's own)."""
-    earlier = [p for p in state.history if p.generated_at < started_at] if state else []
+def _before(
+    previous: Mapping[str, ClusterState], key: str, started_at: datetime.datetime
+) -> Mut | None:
+    """The cluster's MUT as last saved before the run started (its part, delivered once or
+    more, saves the run's own after it)."""
+    state = previous.get(key)
+    earlier = [p for p in state.history if p.generated_at < utc(started_at)] if state else []
     return earlier[-1].mut if earlier else None
 
 
@@ -353,13 +366,16 @@ def finish_part(
     store: StateStore,
     run_id: str,
     part: int,
+    started_at: datetime.datetime,
     report: Report,
     specs: Sequence[SinkSpec],
 ) -> list[SinkResult] | None:
-    """Record this part, and when it completes the run, claim and send the run's digest: the
-    sinks' results, or None when this worker sends nothing (parts still running, the run not
-    recorded, or another worker's claim). StoreError and sink ConfigurationError go on."""
-    store.finish_part(run_id, part, part_summary(report))
+    """Record this part of the run started at `started_at`, and when it completes the run,
+    claim and send the run's digest: the sinks' results, or None when this worker sends nothing
+    (parts still running, the run not recorded, or another worker's claim). StoreError and sink
+    ConfigurationError go on."""
+    previous = store.load(cluster_key(c) for c in report.clusters)
+    store.finish_part(run_id, part, part_summary(report, previous, started_at))
     progress = store.run_progress(run_id)
     if progress.parts is None:
         log.warning("run %s is not recorded in the state store: no fleet digest", run_id)
@@ -400,7 +416,7 @@ def _send_claimed(
     so that the message delivered again sends it."""
     claim = fleet_claim(run_id)
     try:
-        digest = assemble(run_id, progress, store.load(_keys(progress)))
+        digest = assemble(run_id, progress)
         results = send(digest, specs)
     except Exception:
         give_back(store, [claim])
@@ -415,9 +431,3 @@ def _send_claimed(
             "run %s: the fleet digest went out, but the store did not note it: %s", run_id, exc
         )
     return results
-
-
-def _keys(progress: RunProgress) -> Iterable[str]:
-    return dict.fromkeys(
-        item["key"] for summary in progress.finished.values() for item in summary["clusters"]
-    )

@@ -28,10 +28,12 @@ A scheduled run (mutguard.state, "Scheduled runs") is the item `#run|<run id>` (
 dispatch keeps the first; the dispatcher's role needs only dynamodb:PutItem), and one item per
 finished part, `#run|<run id>|<part>`, holding the part's summary as JSON in `summary` (gzip in
 `summary_gzip` when over INLINE_LIMIT), replaced by each PutItem of it. All carry `expires_at`,
-CLAIM_DAYS later, for the table's TTL. The finisher reads the run item, then its parts by key
-(BatchGetItem, strongly consistent), so no Query or Scan is needed; it stops at the first
-batch with a part missing, so the workers of a big run do not each read every part (a
-follow-up's digest reads them all).
+CLAIM_DAYS later, for the table's TTL. After putting its part, a worker adds the part's number
+to the run item's number set `finished_parts` (UpdateItem ADD, which a redelivered part repeats
+without effect; conditional on the run item existing, so an expired run is not made anew).
+The finisher reads the run item (strongly consistent): its parts are read by key (BatchGetItem)
+only when the set holds every part, so each worker of a big run reads one item, and the run's
+reads grow with its parts, not with their square (a follow-up's digest reads every part).
 
 The run begun last is the item LATEST_KEY (mutguard.store.LatestRun: `run`, `previous`,
 `follow_up`, `sent`, and `version`, a token each write makes anew). It moves by compare-and-set
@@ -74,6 +76,7 @@ LATEST_KEY = "#latest-run"
 EXPIRES = "expires_at"  # the attribute the table's TTL reads
 INLINE_LIMIT = 300_000  # bytes of JSON; DynamoDB's item limit is 400 KB
 GET_BATCH = 100  # BatchGetItem: at most 100 keys per call
+FINISHED_PARTS = "finished_parts"  # the run item's number set of the parts recorded
 WRITE_BATCH = 25  # BatchWriteItem: at most 25 puts per call
 
 Item = dict[str, Any]  # attribute name -> DynamoDB AttributeValue
@@ -229,6 +232,23 @@ class DynamoDbStateStore:
             "record the run in",
             lambda: self._dynamodb().put_item(TableName=self.table, Item=item),
         )
+        self._run("record the run in", lambda: self._count_part(run_id, part))
+
+    def _count_part(self, run_id: str, part: int) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key={KEY: {"S": run_item_key(run_id)}},
+                UpdateExpression="ADD #finished :part",
+                ConditionExpression="attribute_exists(#key)",
+                ExpressionAttributeNames={"#finished": FINISHED_PARTS, "#key": KEY},
+                ExpressionAttributeValues={":part": {"NS": [str(part)]}},
+            )
+        except ClientError as err:
+            if aws.error_code(err) != "ConditionalCheckFailedException":
+                raise  # else the run is not recorded (expired): run_progress says so
 
     def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         found = self._get([run_item_key(run_id)])
@@ -236,17 +256,17 @@ class DynamoDbStateStore:
             return RunProgress(None, None)
         run = found[0]
         parts = int(run["parts"]["N"])
+        started_at = datetime.datetime.fromisoformat(run["started_at"]["S"])
+        counted = {int(part) for part in run.get(FINISHED_PARTS, {}).get("NS", [])}
+        if not every_part and not counted.issuperset(range(1, parts + 1)):
+            return RunProgress(parts, started_at)  # not complete: no part needs reading
         keys = [part_item_key(run_id, part) for part in range(1, parts + 1)]
         items: list[Item] = []
         for start in range(0, len(keys), GET_BATCH):
-            batch = self._get(keys[start : start + GET_BATCH])
-            items += batch
-            if len(batch) < len(keys[start : start + GET_BATCH]) and not every_part:
-                break  # a part is missing: the run is not complete, and the rest need no read
+            items += self._get(keys[start : start + GET_BATCH])
         finished = {
             int(item[KEY]["S"].rpartition("|")[2]): _summary_of_item(item) for item in items
         }
-        started_at = datetime.datetime.fromisoformat(run["started_at"]["S"])
         return RunProgress(parts, started_at, finished)
 
     def _put_new(self, item: Item) -> bool:

@@ -400,8 +400,11 @@ data "aws_iam_policy_document" "worker" {
     for_each = local.state_table_arn == null ? [] : [1]
     content {
       # PutItem: claiming an alert is a conditional put (releasing deletes through BatchWriteItem).
-      sid       = "KeepAlertState"
-      actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+      # UpdateItem: a finished part adds its number to its run's set of finished parts.
+      sid = "KeepAlertState"
+      actions = [
+        "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
+      ]
       resources = [local.state_table_arn]
     }
   }
