@@ -16,7 +16,10 @@
   options, same endpoint, same credential resolution) under the same host library. Each run
   ends at that request; the bench checks both sides made the same call. Target <= 1.15x.
   Under each cloud, the imports its handler makes before the call that the floor does not,
-  heaviest first (`python -X importtime`, the first request held unanswered).
+  heaviest first (`python -X importtime`, the first request held unanswered). A module loaded
+  with importlib.import_module, as a provider's collector is, gets no line of its own there:
+  its body counts in the module that loaded it (the AWS worker's holds eks_plugin's and
+  eks_live's).
 - dist/mutguard-aws-lambda.zip unzipped, without what the Lambda runtime ships (boto3, botocore,
   s3transfer, jmespath; the package leaves them out): target < 15 MB. Built with
   release/package.py when dist/ has none.

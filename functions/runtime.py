@@ -34,8 +34,8 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mutguard import clock
 from mutguard.errors import ConfigurationError, InputError
@@ -50,10 +50,10 @@ from mutguard.functions.payload import (
 from mutguard.sources import ClusterSource, ScanError
 
 if TYPE_CHECKING:
-    from mutguard.models import Report
+    from mutguard.functions.result import ScanResult
     from mutguard.publish.base import ReportLinks
     from mutguard.publish.pipeline import SinkSpec
-    from mutguard.publish.reports import LinkSetting, StoredReport
+    from mutguard.publish.reports import LinkSetting
 
 log = logging.getLogger("mutguard.functions")
 
@@ -68,8 +68,11 @@ class ScanIncomplete(RuntimeError):
     """A scan message has to be delivered again: a target was not read or a sink failed."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """The function's settings. A named tuple, as mutguard.provider_api's objects are: every
+    scan makes one before its first cloud call, and defining one costs a fraction of a
+    dataclass."""
+
     targets: tuple[Target, ...] = ()
     regions: tuple[str, ...] = ()
     role_arn: str | None = None
@@ -190,24 +193,6 @@ def _covering(group: list[Target]) -> list[Target]:
     return [replace(group[0], cluster=None)]
 
 
-@dataclass
-class ScanResult:
-    report: Report
-    failed_targets: list[Target] = field(default_factory=list)
-    published: list[Any] = field(default_factory=list)  # SinkResult per sink
-    publish_error: str | None = None
-    stored_report: StoredReport | None = None
-    fleet_digest: list[Any] = field(default_factory=list)  # SinkResult per sink, when sent here
-
-    def add_publish_error(self, error: str) -> None:
-        """Keep every reason the message must be delivered again, in the order they came."""
-        self.publish_error = f"{self.publish_error}; {error}" if self.publish_error else error
-
-    @property
-    def delivered(self) -> bool:
-        return self.publish_error is None and all(r.ok for r in self.published)
-
-
 def run_scan(
     payload: InvokePayload,
     settings: Settings,
@@ -221,8 +206,9 @@ def run_scan(
         if any(isinstance(item, ScanError) for item in found):
             failed.append(target)
         items.extend(found)
-    # Imported once the clusters are read: the checks and report models are not needed before,
-    # and a cold start reaches the first cloud call sooner without them.
+    # Imported once the clusters are read: the checks, report models and the result are not
+    # needed before, and a cold start reaches the first cloud call sooner without them.
+    from mutguard.functions.result import ScanResult
     from mutguard.scan import build_report
 
     result = ScanResult(report=build_report(items, now()), failed_targets=failed)

@@ -34,8 +34,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from mutguard import __version__
 from mutguard.errors import InputError
-from mutguard.providers import in_cluster
-from mutguard.providers.eks_token import EksTokenSource
 from mutguard.providers.tasks import Abandoned, Deadline, Item, Lane, Task, run_tasks, stopped
 from mutguard.sources import (
     ACCESS_ENTRIES_DOC,
@@ -423,6 +421,11 @@ def read_cluster(eks: Any, account: str, region: str, name: str) -> ClusterSourc
 
 def read_in_cluster(source: ClusterSource, session: boto3.Session) -> None:
     """Add the in-cluster documents, read with a token minted for this cluster from `session`."""
+    # Imported here: a scan reads in-cluster only once its first clusters are described, and its
+    # first AWS call (a cold start's) comes sooner without them.
+    from mutguard.providers import in_cluster
+    from mutguard.providers.eks_token import EksTokenSource
+
     cluster = source.documents[CLUSTER_DOC]["cluster"]
     endpoint = cluster.get("endpoint")
     ca_data = (cluster.get("certificateAuthority") or {}).get("data")
