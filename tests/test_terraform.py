@@ -88,6 +88,7 @@ AWS_NON_READ_ACTIONS = frozenset(
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",  # a publish claim: a conditional write, so one run sends each alert
+        "dynamodb:UpdateItem",  # a finished part adds its number to its run's set of parts
         "s3:PutObject",  # a stored report
         "sts:AssumeRole",
         "kms:Decrypt",
