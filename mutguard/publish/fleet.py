@@ -5,8 +5,8 @@ and region). The dispatcher records how many parts it queued and when the run st
 queueing any (`StateStore.begin_run`), and tells each part both; each worker, after publishing
 its own part's alerts, records its part's summary (`part_summary`: each cluster's key, name and
 MUT, its last saved MUT before the run started, and what could not be read) and reads the run
-back (`finish_part`). A worker that sees every part finished claims the run's
-digest (`store.fleet_claim`, the same conditional write as alert claims), so of concurrent or
+back (`finish_part`). A worker that sees every part finished claims the run's digest
+(`store.fleet_claim`, the same conditional write as alert claims), so of concurrent or
 redelivered finishers exactly one sends it; the others, and every later redelivery, find the
 claim taken. A part that fails and is delivered again replaces its own record, so it counts
 once; the digest says what each part reported when the last of them finished.
@@ -14,14 +14,14 @@ once; the digest says what each part reported when the last of them finished.
 The digest (`assemble`): how many clusters have each lowest MUT, the worst clusters, the
 clusters whose MUT went down or up since the last run (each cluster's last saved MUT before the
 run started, which its part read from the cluster's history in the store, so the digest itself
-reads no cluster's state however large the fleet), and the accounts and regions not scanned. It goes
-to the sinks the worker publishes to, each rendering it with its `render_digest`: people's sinks
-(slack, teams, smtp, ses) in words (`digest_sections`, worded as render/summary.py and
+reads no cluster's state however large the fleet), and the accounts and regions not scanned. It
+goes to the sinks the worker publishes to, each rendering it with its `render_digest`: people's
+sinks (slack, teams, smtp, ses) in words (`digest_sections`, worded as render/summary.py and
 publish/text.py word a cluster), machine sinks (sqs, sns, pubsub, webhook, azure-queue) as one
 JSON body (`digest_json`) with the attributes `type` (`fleet_digest`), `run_id` and `clusters`.
 Security Hub and Security Command Center take findings, not messages: they have no
-`render_digest` and get no digest. When a sink fails, the claim is given
-back, so that the part delivered again sends the digest then. A digest sent is noted in the
+`render_digest` and get no digest. When a sink fails, the claim is given back, so that the part
+delivered again sends the digest then. A digest sent is noted in the
 store (`digest_sent`), so that the next run's dispatch asks for no follow-up.
 
 A part that never finishes (every delivery timed out or crashed, and the message went to the
