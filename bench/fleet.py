@@ -31,6 +31,8 @@ scan) and the CPU floor (the workers' CPU seconds over this machine's cores). Th
 message's duration (p50/p95/max) against Lambda's 15-minute limit, and a run in which one
 worker is SIGKILLed in the middle of a batch: its messages come back after the visibility
 timeout and another worker scans them; clusters expected / stored / alert duplicates / lost.
+`FleetBench.run` can instead kill a worker at its first save of cluster states (`KillAtSave`,
+which tests/test_fleet.py uses): after its alerts went out, before their states were stored.
 
 Targets are reported, not enforced (the exit status is 0 unless the benchmark could not run or
 a run lost a cluster). Run with `make bench` or `.venv/bin/python bench/fleet.py` (--help).
@@ -93,6 +95,7 @@ from servers.aws import DEFAULT_ACCOUNT, AwsFakes, aws_env  # noqa: E402
 from servers.aws_clients import AwsClients  # noqa: E402
 from servers.eks_gap import EksGapServer  # noqa: E402
 from servers.eks_regions import RegionProxy  # noqa: E402
+from servers.holding_proxy import HoldingProxy  # noqa: E402
 from servers.http import LocalHTTPServer, Serving  # noqa: E402
 from servers.moto import MotoServer  # noqa: E402
 
@@ -268,6 +271,15 @@ def create_clusters(
 # --- one run ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KillAtSave:
+    """SIGKILL worker `worker` at its first save of cluster states: its DynamoDB requests go
+    through a HoldingProxy, which holds that BatchWriteItem unanswered, so the worker dies after
+    its batch's alerts went out and before their states were stored."""
+
+    worker: int = 0
+
+
 @dataclass
 class RunResult:
     organization: Organization
@@ -278,6 +290,7 @@ class RunResult:
     alerts: Counter[str]  # sink messages per cluster key
     digests: int  # fleet digests on the sink queue
     dead_letters: list[dict[str, Any]]  # the scan payloads in the dead-letter queue
+    save_held: bool = False  # a KillAtSave's worker reached its first save of cluster states
 
     @property
     def expected(self) -> set[str]:
@@ -371,11 +384,12 @@ class FleetBench:
         batch_size: int = BATCH_SIZE,
         visibility_timeout: int = VISIBILITY_TIMEOUT,
         max_receive_count: int = MAX_RECEIVE_COUNT,
-        kill: Kill | None = None,
+        kill: Kill | KillAtSave | None = None,
         timeout: float = DRAIN_TIMEOUT,
     ) -> RunResult:
         """A scheduled run: fresh queues and state table, W workers polling, the dispatcher
-        invoked, then the queue drained; what the run stored and alerted."""
+        invoked, then the queue drained (killing a worker on the way if `kill` says so); what
+        the run stored and alerted."""
         self._runs += 1
         label = f"run{self._runs}"
         sqs = self.cloud.sqs
@@ -407,20 +421,28 @@ class FleetBench:
         }
         logs = self.workdir / label
         logs.mkdir()
-        specs = [
-            WorkerSpec(
-                queue_url=queue,
-                queue_arn=queue_arn(sqs, queue),
-                handler=WORKER,
-                batch_size=batch_size,
-                environment=function,
-                report=logs / f"worker{w}.jsonl",
-                log=logs / f"worker{w}.log",
-            )
-            for w in range(workers)
-        ]
+        environments = [dict(function) for _ in range(workers)]
         region, account = self.env["AWS_DEFAULT_REGION"], DEFAULT_ACCOUNT
-        with Workers(specs) as pool, SinkReader(sqs, results) as sink:
+        with ExitStack() as stack:
+            holder: HoldingProxy | None = None
+            if isinstance(kill, KillAtSave):
+                holder = stack.enter_context(HoldingProxy(self.fakes.moto.url))
+                environments[kill.worker]["AWS_ENDPOINT_URL_DYNAMODB"] = holder.url
+                kill = Kill(worker=kill.worker, when=holder.held)
+            specs = [
+                WorkerSpec(
+                    queue_url=queue,
+                    queue_arn=queue_arn(sqs, queue),
+                    handler=WORKER,
+                    batch_size=batch_size,
+                    environment=environment,
+                    report=logs / f"worker{w}.jsonl",
+                    log=logs / f"worker{w}.log",
+                )
+                for w, environment in enumerate(environments)
+            ]
+            pool = stack.enter_context(Workers(specs))
+            sink = stack.enter_context(SinkReader(sqs, results))
             dispatch = invoke(
                 DISPATCHER,
                 SCHEDULE_INPUT,
@@ -441,6 +463,7 @@ class FleetBench:
             alerts=sink.alerts,
             digests=sink.digests,
             dead_letters=[json.loads(m["Body"]) for m in every_message(sqs, dead_letter)],
+            save_held=holder is not None and holder.held.is_set(),
         )
 
     def stored_clusters(self, table: str) -> set[str]:

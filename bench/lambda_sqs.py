@@ -16,7 +16,8 @@ Each worker appends JSON lines to its own report file: the batch it received, th
 invocation went (the messages, which failed, their receive counts, wall and CPU seconds). A
 process killed mid-write leaves at most an unfinished last line, which is skipped.
 `Workers.drain` waits until the queue is empty and nothing is in flight, and can SIGKILL a
-worker in the middle of a batch. `invoke` runs a function once in a process of its own (the
+worker in the middle of a batch: a set time into it, or the moment an event is set (say, by a
+server the worker is calling). `invoke` runs a function once in a process of its own (the
 dispatcher, as the scheduler invokes it).
 """
 
@@ -28,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -235,11 +237,17 @@ def in_flight(sqs: Any, queue_url: str) -> int:
 
 @dataclass(frozen=True)
 class Kill:
-    """SIGKILL worker `worker` once it has held a batch for `after` seconds (not at all if the
-    queue drains first)."""
+    """SIGKILL worker `worker` in the middle of a batch (not at all if the queue drains first):
+    once it has held one for `after` seconds or, with `when` given, as soon as `when` is set
+    while it holds one."""
 
     worker: int = 0
     after: float = 0.5
+    when: threading.Event | None = None
+
+    def due(self, held_for: float) -> bool:
+        """Whether to kill the worker now, `held_for` seconds after it was seen holding a batch."""
+        return self.when.is_set() if self.when is not None else held_for >= self.after
 
 
 class Workers:
@@ -294,7 +302,7 @@ class Workers:
                 raise HarnessError(f"the queue was not drained within {timeout:.0f} s")
             if kill is not None and self._holds_batch(kill.worker):
                 batch_seen = batch_seen or time.monotonic()
-                if time.monotonic() - batch_seen >= kill.after:
+                if kill.due(time.monotonic() - batch_seen):
                     self.kill(kill.worker)
                     # Still holding it once dead: those messages were in flight when it died.
                     if self._holds_batch(kill.worker):

@@ -289,6 +289,7 @@ def _publish(
             (lambda: open_store(store)) if store else ForgetfulStore,
             digest=payload.digest or store is None,
             report_links=report_links,
+            run_id=payload.run.id if payload.run else None,
         ).results
     except (InputError, PublishError) as exc:
         result.add_publish_error(str(exc))  # after the report store's failure, if any
@@ -381,6 +382,12 @@ class ForgetfulStore:
 
     def release(self, keys: Iterable[Any]) -> None:
         return None
+
+    def mark_delivered(self, keys: Iterable[Any]) -> None:
+        return None
+
+    def delivered(self, keys: Iterable[Any]) -> set[Any]:
+        return set()
 
 
 def result_body(result: ScanResult) -> dict[str, Any]:

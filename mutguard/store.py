@@ -9,9 +9,17 @@ with none. Suppressions are in mutguard/suppressions.py.
 Claims: two runs publishing the same report at the same time both load the old state before
 either saves, so both would send the same alerts. Before sending, a run claims each alert with a
 conditional write (create only if absent) of a `ClaimKey`: (cluster key, the report's
-generated_at and a fingerprint of the state it goes from and to; see pipeline.claim_keys). Of
-the runs of one report exactly one wins; runs of different reports never meet. Claims are kept
+generated_at and a fingerprint of the state it goes from and to, or for a part of a scheduled
+run the run's id and a fingerprint of the state it goes from; see pipeline.claim_keys). Of the
+runs of one report exactly one wins; runs of different reports never meet. Claims are kept
 CLAIM_DAYS, well past the end of any run that could contend.
+
+Delivered marks: a run that won claims and delivered their alerts marks them delivered
+(`mark_delivered`) before it saves its states. A run that loses a claim saves that cluster's
+state without sending when the claim is marked (its holder sent the alert, then may have died
+before saving: a Lambda worker killed or timed out, its message redelivered), and leaves the
+cluster alone otherwise (its holder is still sending, or died before delivering; then nothing
+was saved, and the next scheduled run alerts). Marks are kept as long as claims.
 
 Scheduled runs (mutguard/publish/fleet.py): the dispatcher records how many parts (queued
 scans) a run has before it queues any (`begin_run`, kept if already there), each worker records
@@ -42,7 +50,8 @@ from mutguard import clock
 from mutguard.errors import StoreError
 from mutguard.state import ClusterState, MutPoint
 
-# (cluster key, or DIGEST_CLAIM for a whole digest; "<the report's generated_at>/<fingerprint>")
+# (cluster key, or DIGEST_CLAIM for a whole digest; "<the report's generated_at, or the
+# scheduled run's id>/<fingerprint>")
 ClaimKey = tuple[str, str]
 DIGEST_CLAIM = "digest"
 FLEET_CLAIM = "fleet-digest"  # a scheduled run's one fleet digest: (FLEET_CLAIM, run id)
@@ -75,6 +84,15 @@ class StateStore(Protocol):
 
     def release(self, keys: Iterable[ClaimKey]) -> None:
         """Give up claims this run won but could not deliver, so that a later run sends them."""
+        ...
+
+    def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
+        """Note that every sink took the alerts of these claims (won by this run), before the
+        run saves its states: a run killed in between leaves that note behind."""
+        ...
+
+    def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        """Of these claims (held by another run), the ones marked delivered."""
         ...
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:

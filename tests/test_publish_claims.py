@@ -220,6 +220,85 @@ def test_a_claim_released_can_be_claimed_again_and_keys_are_independent(
     assert store.claim([]) == set()
 
 
+def test_delivered_marks_are_per_claim_and_seen_by_every_store_object(new_store: MakeStore):
+    store = new_store()
+    one = ("eks:123456789012:eu-west-1:shop/prod #1?", "run-0001/0123456789abcdef")
+    two = ("eks:123456789012:eu-west-1:shop/prod #1?", "run-0002/0123456789abcdef")
+    three = ("aks:sub:westeurope:shop", "run-0001/0123456789abcdef")
+    assert store.claim([one, two, three]) == {one, two, three}
+    assert new_store().delivered([one, two, three]) == set()
+    store.mark_delivered([one, three])
+    store.mark_delivered([one])  # marking again is harmless
+    assert new_store().delivered([one, two, three]) == {one, three}
+    assert new_store().delivered([]) == set()
+
+
+# --- Parts of a scheduled run, delivered again -----------------------------------------------
+# A Lambda worker killed (or timed out) after its sinks took the alerts but before it saved the
+# states: SQS delivers the message again and another worker scans the part anew, into a report
+# with a later generated_at. What the killed worker left in the store is made here with the
+# store's own calls, as it made them: the claims of the part's first scan, and the mark.
+
+RUN_ID = "4b1f0c8e-run"
+
+
+def part_claims(report: Report) -> list[ClaimKey]:
+    """What the first delivery of a part claimed, when the store held no state yet."""
+    states, found = next_state({}, report), changes({}, report)
+    return list(claim_keys(report, {}, states, found, False, RUN_ID))
+
+
+def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
+    new_store: MakeStore, chat: ChatServer
+):
+    first = report_of_round(9)
+    killed = new_store()
+    claims = part_claims(first)
+    assert killed.claim(claims) == set(claims)
+    killed.mark_delivered(claims)  # its sinks took the alert; then it died
+
+    again = first.model_copy(
+        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
+    )
+    key = cluster_key(demo_cluster())
+    hook = Hook(chat, "redelivered")
+    outcome = run(new_store(), hook, again, run_id=RUN_ID)
+    assert outcome.ok and outcome.state_saved and outcome.left_to_another_run == (key,)
+    assert hook.sent(again) == [] and outcome.results[0].sent == 0
+    assert new_store().load([key]) == next_state({}, again)
+
+    # The run after it compares with that state: nothing new, nothing sent.
+    later = again.model_copy(
+        update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
+    )
+    assert run(new_store(), hook, later, run_id="next-run").results[0].sent == 0
+
+
+def test_a_part_delivered_again_while_its_alert_is_unconfirmed_leaves_it_to_the_holder(
+    new_store: MakeStore, chat: ChatServer
+):
+    """The holder is still sending, or died before its sinks took the alert: the state is not
+    saved, so if the holder never saves it, the next run alerts."""
+    first = report_of_round(10)
+    claims = part_claims(first)
+    assert new_store().claim(claims) == set(claims)
+
+    again = first.model_copy(
+        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
+    )
+    key = cluster_key(demo_cluster())
+    hook = Hook(chat, "unconfirmed")
+    outcome = run(new_store(), hook, again, run_id=RUN_ID)
+    assert outcome.ok and outcome.left_to_another_run == (key,)
+    assert hook.sent(again) == [] and new_store().load([key]) == {}
+
+    later = again.model_copy(
+        update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
+    )
+    assert run(new_store(), hook, later, run_id="next-run").left_to_another_run == ()
+    assert hook.sent(later) == [CLUSTER]
+
+
 # --- Digests ------------------------------------------------------------------------------
 
 

@@ -9,9 +9,10 @@ failed. `notify()` is the whole run: load the last state, work out what changed,
 it is about to send, publish, and save the new state only when every sink delivered, so that
 nothing a failed sink should have said is forgotten.
 
-Claims (mutguard.state, "Claims") make two runs of the same report that overlap send each
+Claims (mutguard.store, "Claims") make two runs of the same report that overlap send each
 alert once: a cluster whose alert another run claimed is left to that run, in the notice and
-in the state saved; a run whose sink failed releases its claims, so the next run says it again.
+in the state saved, unless that run marked the alert delivered (then only the notice leaves it
+out); a run whose sink failed releases its claims, so the next run says it again.
 """
 
 from __future__ import annotations
@@ -176,11 +177,13 @@ def run_publishing(
     digest: bool = False,
     dry_run: bool = False,
     report_links: ReportLinks | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
     """The one publishing run of the command line and the functions: build the sinks (a bad
     configuration stops it before the store is touched), open the store, take the suppressions
     given or else the store's, and notify. `report_links`: where the function stored this
-    report, for the alerts to link to; signed ones are blanked out of every error."""
+    report, for the alerts to link to; signed ones are blanked out of every error. `run_id`:
+    the scheduled run this report is a part of (see claim_keys)."""
     redactor = Redactor()
     if report_links is not None and report_links.signed:
         redactor.add(report_links.html)
@@ -197,6 +200,7 @@ def run_publishing(
             suppressions=stored_suppressions(store) if suppressions is None else suppressions,
             digest=digest,
             dry_run=dry_run,
+            run_id=run_id,
         )
     except StoreError as exc:
         raise PublishError(redactor.redact(str(exc)), store=True) from None
@@ -210,9 +214,10 @@ class RunOutcome:
     changes: list[ClusterChange]
     results: list[SinkResult]
     state_saved: bool
-    # Clusters (keys) whose alert another run of the same report claimed: it sends and saves
-    # them, this run did neither (state_saved is about the others). In digest mode, every
-    # cluster when the digest was claimed.
+    # Clusters (keys) whose alert another run of the same report claimed: it sends them, this
+    # run did not, and saved them only when the other run had marked the alert delivered
+    # (state_saved is about the others). In digest mode, every cluster when the digest was
+    # claimed.
     left_to_another_run: tuple[str, ...] = ()
 
     @property
@@ -229,17 +234,20 @@ def notify(
     suppressions: Sequence[Suppression] = (),
     digest: bool = False,
     dry_run: bool = False,
+    run_id: str | None = None,
 ) -> RunOutcome:
     """Alert on what changed since the last run (or send the digest) and remember this run.
 
     What is about to be sent is claimed first (StateStore.claim): when another run of the same
-    report holds a cluster's claim, that cluster is neither told about nor saved here (saving
-    it would forget an alert the other run may yet fail to send). A dry run claims nothing."""
+    report holds a cluster's claim, that cluster is not told about here, and its state is saved
+    only when that run marked the alert delivered (saving before would forget an alert the other
+    run may yet fail to send). What was delivered is marked so before the states are saved. A
+    dry run claims nothing."""
     previous = store.load(cluster_key(c) for c in report.clusters)
     found = changes(previous, report, suppressions)
     states = next_state(previous, report, suppressions)
-    wanted = {} if dry_run else claim_keys(report, previous, states, found, digest)
-    won, lost = _claim(store, wanted)
+    wanted = {} if dry_run else claim_keys(report, previous, states, found, digest, run_id)
+    won, lost, pending = _claim(store, wanted)
     handled = [c for c in found if c.key not in lost]
     if digest and lost:  # another run sends this digest
         results = [SinkResult(sink=sink.name, ok=True) for sink in sinks]
@@ -247,7 +255,9 @@ def notify(
         results = publish(report, handled, sinks, context, digest=digest, dry_run=dry_run)
     save = not dry_run and all(r.ok for r in results)
     if save:
-        if kept := {key: state for key, state in states.items() if key not in lost}:
+        if won:
+            store.mark_delivered(won)
+        if kept := {key: state for key, state in states.items() if key not in pending}:
             store.save(kept)
     elif won:  # not delivered: let the next run claim and send it
         _release(store, won)
@@ -260,6 +270,7 @@ def claim_keys(
     states: Mapping[str, ClusterState],
     cluster_changes: Sequence[ClusterChange],
     digest: bool,
+    run_id: str | None = None,
 ) -> dict[ClaimKey, tuple[str, ...]]:
     """What a run claims before sending, and the clusters each claim stands for: in alert mode
     one claim per cluster with news, in digest mode one for the whole digest.
@@ -268,11 +279,22 @@ def claim_keys(
     generated_at (`--as-of`) but differ do not contend. In alert mode the fingerprint is of the
     cluster's state before (`previous`) and after (`states`): runs that loaded the same state
     contend, and a run that loaded what the winner saved has no news and claims nothing. A
-    digest is sent whatever the state, so its fingerprint is of the report alone."""
+    digest is sent whatever the state, so its fingerprint is of the report alone.
+
+    A part of a scheduled run (`run_id`) is scanned anew when its message is redelivered, into
+    a report with another generated_at and, in the state after, another MUT history point. So
+    its alert claims name the run instead, and the fingerprint is of the state before alone:
+    every delivery of the part that loaded the same state contends for one alert per cluster."""
     stamp = report.generated_at.isoformat()
     if digest:
-        whole = hashlib.sha256(report.to_json().encode()).hexdigest()[:16]
+        whole = _digest_of(report.to_json())
         return {(DIGEST_CLAIM, f"{stamp}/{whole}"): tuple(c.key for c in cluster_changes)}
+    if run_id is not None:
+        return {
+            (c.key, f"{run_id}/{_fingerprint(previous.get(c.key))}"): (c.key,)
+            for c in cluster_changes
+            if c.has_news
+        }
     return {
         (c.key, f"{stamp}/{_fingerprint(previous.get(c.key), states.get(c.key))}"): (c.key,)
         for c in cluster_changes
@@ -280,9 +302,15 @@ def claim_keys(
     }
 
 
-def _fingerprint(before: ClusterState | None, after: ClusterState | None) -> str:
-    """The first 16 hex digits of SHA-256 over both states' JSON."""
-    text = json.dumps([_dict_of(before), _dict_of(after)], sort_keys=True, separators=(",", ":"))
+def _fingerprint(*states: ClusterState | None) -> str:
+    """Of these states' JSON."""
+    return _digest_of(
+        json.dumps([_dict_of(s) for s in states], sort_keys=True, separators=(",", ":"))
+    )
+
+
+def _digest_of(text: str) -> str:
+    """The first 16 hex digits of SHA-256."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -292,15 +320,24 @@ def _dict_of(state: ClusterState | None) -> dict[str, Any] | None:
 
 def _claim(
     store: StateStore, wanted: Mapping[ClaimKey, tuple[str, ...]]
-) -> tuple[tuple[ClaimKey, ...], tuple[str, ...]]:
-    """(the claims this run won, the clusters left to another run)."""
+) -> tuple[tuple[ClaimKey, ...], tuple[str, ...], frozenset[str]]:
+    """(the claims this run won, the clusters left to another run, those of them whose alert
+    that run has not marked delivered: their state is its to save)."""
     if not wanted:
-        return (), ()
+        return (), (), frozenset()
     won: set[ClaimKey] = store.claim(wanted)
-    lost = tuple(key for claim, keys in wanted.items() if claim not in won for key in keys)
-    if lost:
-        log.info("%d cluster(s) left to another run of the same report", len(lost))
-    return tuple(claim for claim in wanted if claim in won), lost
+    held = [claim for claim in wanted if claim not in won]
+    lost = tuple(key for claim in held for key in wanted[claim])
+    if not held:
+        return tuple(wanted), (), frozenset()
+    delivered = store.delivered(held)
+    pending = frozenset(key for claim in held if claim not in delivered for key in wanted[claim])
+    log.info(
+        "%d cluster(s) left to another run of the same report, %d of them delivered already",
+        len(lost),
+        len(lost) - len(pending),
+    )
+    return tuple(claim for claim in wanted if claim in won), lost, pending
 
 
 def _release(store: StateStore, won: Sequence[ClaimKey]) -> None:

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 from .http import LocalHTTPServer, Serving
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
-_NOT_FORWARDED = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -78,7 +78,7 @@ class _Answer:
     body: bytes
 
 
-class _Upstream:
+class Upstream:
     """Keep-alive connections to the upstream, one per request in flight."""
 
     def __init__(self, url: str) -> None:
@@ -161,14 +161,19 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = proxy._answer(self.command, self.path, path, region, self.headers, body)
         finally:
             proxy._leave(region, self.command, path, arrived, throttled)
-        self.send_response_only(answer.status, answer.reason)
-        for name, value in answer.headers:
-            if name.lower() not in _NOT_FORWARDED and name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer.body)
+        send_answer(self, answer)
+
+
+def send_answer(handler: BaseHTTPRequestHandler, answer: _Answer) -> None:
+    """Pass an upstream's answer back to the caller, hop-by-hop headers left out."""
+    handler.send_response_only(answer.status, answer.reason)
+    for name, value in answer.headers:
+        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(answer.body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(answer.body)
 
 
 def _error(status: int, error_type: str, message: str) -> _Answer:
@@ -185,7 +190,7 @@ class RegionProxy(Serving):
     """Forwards EKS requests to `upstream_url` (an EksGapServer), region by region."""
 
     def __init__(self, upstream_url: str) -> None:
-        self._upstream = _Upstream(upstream_url)
+        self._upstream = Upstream(upstream_url)
         self._lock = threading.Lock()
         self._latency: dict[str | None, float] = {None: 0.0}
         self._throttle: dict[str, int] = {}
@@ -309,7 +314,7 @@ class RegionProxy(Serving):
             return _error(400, "InvalidRequestException", CONFIG_MAP_REFUSAL)
         if remembered is not None:
             return remembered
-        forwarded = [(k, v) for k, v in headers.items() if k.lower() not in _NOT_FORWARDED]
+        forwarded = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
         answer = self._upstream.exchange(method, target, forwarded, body)
         if answer.status == 200 and method == "GET" and _DESCRIBE.fullmatch(path) and access:
             document = json.loads(answer.body)

@@ -21,8 +21,9 @@ The suppressions document (`mutguard suppressions push`) is the entity Partition
 Claims (mutguard.state, "Claims": so that overlapping runs of one report alert once) are
 entities with PartitionKey `claim` and RowKey `<report>|<cluster key>` (state.ClaimKey, escaped
 as above), holding `run` and `claimed_at`; each is written with create_entity (insert, never
-replace), so ResourceExistsError (409) means another run holds it. Claiming also deletes
-claims made more than CLAIM_DAYS ago; releasing one deletes it.
+replace), so ResourceExistsError (409) means another run holds it. A claim marked delivered
+has the entity PartitionKey `delivered` with the same RowKey (`delivered_at`). Claiming also
+deletes claims and marks made more than CLAIM_DAYS ago; releasing one deletes it.
 A scheduled run (mutguard.state, "Scheduled runs") is entities with PartitionKey `run`: RowKey
 `<run id>|count` (`parts`, `started_at`), inserted by the dispatcher with create_entity (a
 retried dispatch keeps the first), and `<run id>|part|<part>` per finished part, its summary as
@@ -70,6 +71,7 @@ Entity = dict[str, Any]
 PARTITION = "cluster"
 SUPPRESSIONS = {"PartitionKey": "suppressions", "RowKey": "current"}
 CLAIMS = "claim"
+DELIVERED = "delivered"
 RUNS = "run"
 LATEST_RUN = "latest"  # the pointer's RowKey; a run's own RowKeys hold a `|`
 # Table names: 3-63 letters and digits, starting with a letter.
@@ -192,6 +194,7 @@ class AzureTableStateStore:
         if not wanted:
             return set()
         self._run("claim alerts in", lambda: self._drop_old(CLAIMS, "claimed_at"))
+        self._run("claim alerts in", lambda: self._drop_old(DELIVERED, "delivered_at"))
         run = uuid.uuid4().hex
         claimed_at = clock.now()
 
@@ -210,6 +213,28 @@ class AzureTableStateStore:
         for key in dict.fromkeys(keys):
             row = claim_row_key(key)
             self._run("release claims in", lambda row=row: self._table().delete_entity(CLAIMS, row))
+
+    def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
+        delivered_at = clock.now()
+        for key in dict.fromkeys(keys):
+            entity = {
+                "PartitionKey": DELIVERED,
+                "RowKey": claim_row_key(key),
+                "delivered_at": delivered_at,
+            }
+            self._run("mark alerts delivered in", lambda entity=entity: self._upsert(entity))
+
+    def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def marked(key: ClaimKey) -> bool:
+            try:
+                self._table().get_entity(DELIVERED, claim_row_key(key), select=["RowKey"])
+            except ResourceNotFoundError:
+                return False
+            return True
+
+        return {key for key in dict.fromkeys(keys) if self._run("read", lambda k=key: marked(k))}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         self._run("record the run in", lambda: self._drop_old(RUNS, "recorded_at"))

@@ -20,7 +20,9 @@ too, keyed `#claim|<report>|<cluster key>` (state.ClaimKey), written one by one 
 `attribute_not_exists(cluster_key)`: ConditionalCheckFailedException means another run holds
 it. They carry `claimed_at` and `expires_at` (epoch seconds, CLAIM_DAYS later): enable the
 table's TTL on `expires_at` so DynamoDB drops old claims. Releasing one deletes it through
-BatchWriteItem. The function's role needs dynamodb:BatchGetItem, BatchWriteItem and PutItem.
+BatchWriteItem. A claim marked delivered has the item `#delivered|<report>|<cluster key>`
+(`delivered_at`, `expires_at`), put through BatchWriteItem and read by key. The function's role
+needs dynamodb:BatchGetItem, BatchWriteItem and PutItem.
 The region is boto3's (AWS_REGION in Lambda).
 
 A scheduled run (mutguard.state, "Scheduled runs") is the item `#run|<run id>` (`parts`,
@@ -71,6 +73,7 @@ from mutguard.store import (
 KEY = "cluster_key"
 SUPPRESSIONS_KEY = "#suppressions"
 CLAIM_PREFIX = "#claim|"
+DELIVERED_PREFIX = "#delivered|"
 RUN_PREFIX = "#run|"
 LATEST_KEY = "#latest-run"
 EXPIRES = "expires_at"  # the attribute the table's TTL reads
@@ -92,11 +95,7 @@ class DynamoDbStateStore:
         self._client: Any = None
 
     def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
-        wanted = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
-        items: list[Item] = []
-        for start in range(0, len(wanted), GET_BATCH):
-            items += self._get(wanted[start : start + GET_BATCH])
-        return {item[KEY]["S"]: state_of_item(item) for item in items}
+        return {item[KEY]["S"]: state_of_item(item) for item in self._get_all(keys)}
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
         saved_at = clock.now().isoformat()
@@ -140,6 +139,28 @@ class DynamoDbStateStore:
         ]
         for start in range(0, len(deletes), WRITE_BATCH):
             self._write(deletes[start : start + WRITE_BATCH], "release claims in")
+
+    def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
+        delivered_at = {"S": clock.now().isoformat()}
+        expires = {"N": str(_expiry())}
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        KEY: {"S": delivered_item_key(key)},
+                        "delivered_at": delivered_at,
+                        EXPIRES: expires,
+                    }
+                }
+            }
+            for key in dict.fromkeys(keys)
+        ]
+        for start in range(0, len(puts), WRITE_BATCH):
+            self._write(puts[start : start + WRITE_BATCH], "mark alerts delivered in")
+
+    def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        wanted = {delivered_item_key(key): key for key in keys}
+        return {wanted[item[KEY]["S"]] for item in self._get_all(wanted)}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         from botocore.exceptions import ClientError
@@ -295,6 +316,14 @@ class DynamoDbStateStore:
         self._run("claim alerts in", one_round)
         return written
 
+    def _get_all(self, keys: Iterable[str]) -> list[Item]:
+        """The items of these keys that exist, BatchGetItem's limit of keys per call apart."""
+        wanted = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
+        items: list[Item] = []
+        for start in range(0, len(wanted), GET_BATCH):
+            items += self._get(wanted[start : start + GET_BATCH])
+        return items
+
     def _get(self, keys: list[str]) -> list[Item]:
         found: list[Item] = []
         pending: dict[str, Any] = {
@@ -341,6 +370,11 @@ def claim_item_key(key: ClaimKey) -> str:
     """`#claim|<report>|<cluster key>`: no cluster key starts with `#`."""
     cluster, report = key
     return f"{CLAIM_PREFIX}{report}|{cluster}"
+
+
+def delivered_item_key(key: ClaimKey) -> str:
+    cluster, report = key
+    return f"{DELIVERED_PREFIX}{report}|{cluster}"
 
 
 def run_item_key(run_id: str) -> str:

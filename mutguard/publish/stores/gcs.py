@@ -16,7 +16,9 @@ Objects, under PREFIX when one is given:
   object per claim (mutguard.state, "Claims": so that overlapping runs of one report alert
   once), uploaded with `ifGenerationMatch=0`: GCS writes it only when no live object has that
   name, and 412 Precondition Failed means another run holds it. Releasing a claim deletes its
-  object. A lifecycle rule (age CLAIM_DAYS, prefix `claims/`) may drop old claims.
+  object. A claim marked delivered has the object `claims/<report>/<cluster key>/delivered`
+  too (no claim's name has a third `/`: both parts are escaped). A lifecycle rule (age
+  CLAIM_DAYS, prefix `claims/`) may drop old claims and marks.
 - `runs/<run id>/run.json`, a scheduled run's part count and start (mutguard.state, "Scheduled
   runs"), created by the dispatcher with `ifGenerationMatch=0` (a retried dispatch keeps the
   first), and `runs/<run id>/parts/<part>.json`, each finished part's summary, replaced whole by
@@ -103,6 +105,10 @@ def claim_name(key: ClaimKey) -> str:
     return f"{CLAIMS}{quote(report, safe=':')}/{quote(cluster, safe=':')}"
 
 
+def delivered_name(key: ClaimKey) -> str:
+    return f"{claim_name(key)}/delivered"
+
+
 def run_name(run_id: str) -> str:
     return f"{RUNS}{quote(run_id, safe=':')}/run.json"
 
@@ -181,6 +187,25 @@ class GcsStateStore:
         names = [claim_name(key) for key in dict.fromkeys(keys)]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
             list(pool.map(self._delete, names))
+
+    def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
+        data = json.dumps({"delivered_at": clock.now().isoformat()}).encode()
+        verb = "mark alerts delivered in the state"
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            marks = [
+                pool.submit(self._write, verb, delivered_name(key), data, "application/json", None)
+                for key in dict.fromkeys(keys)
+            ]
+        for mark in marks:
+            mark.result()
+
+    def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        wanted = list(dict.fromkeys(keys))
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            found = list(
+                pool.map(lambda key: self._read("read the state", delivered_name(key)), wanted)
+            )
+        return {key for key, data in zip(wanted, found, strict=True) if data is not None}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         document = {"run": run_id, "parts": parts, "started_at": utc(started_at).isoformat()}

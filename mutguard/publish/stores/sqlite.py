@@ -3,12 +3,12 @@
 Tables: `clusters` (one row per cluster: readable and its MUT), `findings` (per cluster, each
 finding's status, severity and whether it was suppressed), `history` (per cluster, the MUT of
 its last runs, mutguard.state.MutPoint: generated_at in ISO 8601 UTC, the three values and the
-upper-bound fields comma-separated), `documents` (the suppressions), `claims`, and a scheduled
-run's `runs` (its part count) and `run_parts` (each finished part's summary as JSON). Findings and
-history rows go with their cluster's row (ON DELETE CASCADE). `latest_run` is the one row
-pointing at the run begun last (mutguard.store.LatestRun), moved in the transaction that records
-a run. Every table is created when missing, so a file written before the history was kept gains
-the table and loads with none.
+upper-bound fields comma-separated), `documents` (the suppressions), `claims`, `delivered` (the
+claims marked delivered), and a scheduled run's `runs` (its part count) and `run_parts` (each
+finished part's summary as JSON). Findings and history rows go with their cluster's row (ON
+DELETE CASCADE). `latest_run` is the one row pointing at the run begun last
+(mutguard.store.LatestRun), moved in the transaction that records a run. Every table is created
+when missing, so a file written before the history was kept gains the table and loads with none.
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ CREATE TABLE IF NOT EXISTS claims (
     cluster_key TEXT NOT NULL,
     report TEXT NOT NULL,
     claimed_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_key, report)
+);
+CREATE TABLE IF NOT EXISTS delivered (
+    cluster_key TEXT NOT NULL,
+    report TEXT NOT NULL,
+    delivered_at TEXT NOT NULL,
     PRIMARY KEY (cluster_key, report)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -170,8 +176,8 @@ class SqliteStateStore:
             )
 
     def claim(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
-        """`INSERT OR IGNORE` in one transaction: a row inserted is a claim won. Claims older
-        than CLAIM_DAYS are deleted first."""
+        """`INSERT OR IGNORE` in one transaction: a row inserted is a claim won. Claims (and
+        delivered marks) older than CLAIM_DAYS are deleted first."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return set()
@@ -180,6 +186,7 @@ class SqliteStateStore:
         won: set[ClaimKey] = set()
         with self._connection("claim alerts in the state") as connection, connection:
             connection.execute("DELETE FROM claims WHERE claimed_at < ?", (cutoff,))
+            connection.execute("DELETE FROM delivered WHERE delivered_at < ?", (cutoff,))
             for key in wanted:
                 cursor = connection.execute(
                     "INSERT OR IGNORE INTO claims VALUES (?, ?, ?)", (*key, claimed_at)
@@ -193,6 +200,19 @@ class SqliteStateStore:
             connection.executemany(
                 "DELETE FROM claims WHERE cluster_key = ? AND report = ?", list(keys)
             )
+
+    def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
+        delivered_at = clock.now().isoformat(timespec="seconds")
+        with self._connection("mark alerts delivered in the state") as connection, connection:
+            connection.executemany(
+                "INSERT OR IGNORE INTO delivered VALUES (?, ?, ?)",
+                [(*key, delivered_at) for key in dict.fromkeys(keys)],
+            )
+
+    def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
+        query = "SELECT 1 FROM delivered WHERE cluster_key = ? AND report = ?"
+        with self._connection("read the state") as connection:
+            return {key for key in keys if connection.execute(query, key).fetchone()}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
         """`INSERT OR IGNORE`: a retried dispatch keeps the first record. Runs (and their parts)
