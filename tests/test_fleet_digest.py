@@ -121,7 +121,7 @@ def parts_clusters() -> list:
 def test_a_run_of_many_parts_in_a_shuffled_order_sends_once_with_every_part(
     new_store: MakeStore, hook: ChatServer
 ):
-    count = 20  # more than the GCS store reads at a time
+    count = 20  # more than the GCS store reads at a time once every part is there
     reports = [
         build_report(
             [ScanError(scope=f"eks:{100000000000 + i}:eu-west-1", message="denied")],

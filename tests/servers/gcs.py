@@ -6,6 +6,12 @@ Requests as google-cloud-storage 3.x makes them (observed, and per
 cloud.google.com/storage/docs/json_api/v1):
 - GET  /storage/v1/b/{bucket} -> the bucket resource. The client fetches it in a background
   thread the first time it touches a bucket (metadata for its traces).
+- GET  /storage/v1/b/{bucket}/o?prefix=P -> the objects whose names start with P, sorted by
+  name: `{"kind": "storage#objects", "items": [object resource, ...], "nextPageToken": T}`,
+  `items` left out when there are none, `nextPageToken` only when more follow (pass it back as
+  `pageToken`). A page holds `maxResults` objects, at most and by default 1,000. `fields` and
+  `projection` are ignored (the answer is a superset of what they select); `delimiter`,
+  `matchGlob`, `startOffset`, `endOffset`, `versions` and `softDeleted` answer 501.
 - GET  /storage/v1/b/{bucket}/o/{object} -> the object resource (metadata); with `alt=media`
   the content, as does
 - GET  /download/storage/v1/b/{bucket}/o/{object}?alt=media. The object name is one
@@ -54,10 +60,13 @@ Json = dict[str, Any]
 BUCKET = "mutguard-state-test"
 PROJECT_NUMBER = "123456789012"
 FIRST_GENERATION = 1_767_225_600_000_000  # GCS generations are microsecond timestamps
+PAGE_SIZE = 1000  # objects a listing answers at most per page
+UNSERVED_LISTING = ("delimiter", "matchGlob", "startOffset", "endOffset", "versions", "softDeleted")
 CREATED = "2026-01-01T00:00:00.000Z"
 
 _BUCKET = re.compile(r"/storage/v1/b/([^/]+)")
 _OBJECT = re.compile(r"(?:/download)?/storage/v1/b/([^/]+)/o/([^/]+)")
+_OBJECTS = re.compile(r"/storage/v1/b/([^/]+)/o")
 _UPLOAD = re.compile(r"/upload/storage/v1/b/([^/]+)/o")
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
 _ERRORS = {
@@ -148,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "Download requests need alt=media.")
                 else:
                     self._send_json(200, fake._object_resource(bucket, name))
+            elif match := _OBJECTS.fullmatch(target.path):
+                self._send_json(200, fake._list(match.group(1), query))
             elif match := _BUCKET.fullmatch(target.path):
                 self._send_json(200, fake._bucket_resource(match.group(1)))
             else:
@@ -291,6 +302,32 @@ class GcsServer(Serving):
             "updated": CREATED,
             "locationType": "multi-region",
         }
+
+    def _list(self, bucket: str, query: dict[str, str]) -> Json:
+        if unserved := [k for k in UNSERVED_LISTING if k in query]:
+            raise ApiError(501, f"{', '.join(unserved)} is not served by this fake")
+        self._check_bucket(bucket)
+        try:
+            page_size = min(int(query.get("maxResults", PAGE_SIZE)), PAGE_SIZE)
+            after = base64.urlsafe_b64decode(query.get("pageToken", "")).decode()
+        except ValueError:
+            raise ApiError(400, "Invalid maxResults or pageToken.") from None
+        if page_size < 1:
+            raise ApiError(400, "Invalid maxResults.")
+        prefix = query.get("prefix", "")
+        with self._lock:
+            listed = sorted(
+                (name, stored)
+                for (b, name), stored in self._objects.items()
+                if b == bucket and name.startswith(prefix) and name > after
+            )
+        page = listed[:page_size]
+        body: Json = {"kind": "storage#objects"}
+        if page:
+            body["items"] = [self._resource_of(bucket, name, stored) for name, stored in page]
+        if len(listed) > page_size:  # the token is where the next page starts after
+            body["nextPageToken"] = base64.urlsafe_b64encode(page[-1][0].encode()).decode()
+        return body
 
     def _object_resource(self, bucket: str, name: str) -> Json:
         return self._resource_of(bucket, name, self._stored(bucket, name))

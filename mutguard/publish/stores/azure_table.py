@@ -29,7 +29,10 @@ A scheduled run (mutguard.state, "Scheduled runs") is entities with PartitionKey
 retried dispatch keeps the first), and `<run id>|part|<part>` per finished part, its summary as
 JSON in `summary` (packed like a state when bigger), upserted by each write of it; all carry
 `recorded_at`, and recording a run deletes those recorded more than CLAIM_DAYS ago. The
-finisher reads them with one query over the run's RowKey range (strongly consistent). RowKey
+finisher queries the run's RowKey range (strongly consistent) for the RowKeys and the count's
+fields only (`$select`), and queries the range again for the parts' summaries only when every
+part is there: each worker of a big run reads no summary, and a run's reads grow with its
+parts, not with their square (a follow-up's digest reads every summary). RowKey
 `latest` is the run begun last (mutguard.store.LatestRun), moved by compare-and-set: inserted
 with create_entity, replaced with update_entity If-Match the ETag read.
 A save replaces whole entities (runs of one schedule do not overlap); SDK retries are off and
@@ -97,8 +100,22 @@ def run_count_key(run_id: str) -> str:
     return f"{row_key(run_id)}|count"
 
 
+def run_parts_prefix(run_id: str) -> str:
+    return f"{row_key(run_id)}|part|"
+
+
 def run_part_key(run_id: str, part: int) -> str:
-    return f"{row_key(run_id)}|part|{part}"
+    return f"{run_parts_prefix(run_id)}{part}"
+
+
+def run_record(
+    run_id: str, entities: Iterable[Entity]
+) -> tuple[int | None, datetime.datetime | None]:
+    """The run's part count and start from its count entity among these (None, None: none)."""
+    count = next((e for e in entities if e["RowKey"] == run_count_key(run_id)), None)
+    if count is None:
+        return None, None
+    return int(count["parts"]), datetime.datetime.fromisoformat(count["started_at"])
 
 
 def entity_of_state(key: str, state: ClusterState, saved_at: str) -> Entity:
@@ -309,17 +326,30 @@ class AzureTableStateStore:
         self._run("record the run in", lambda: self._upsert(entity))
 
     def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
+        if not every_part:
+            # The RowKeys first: the workers of a big run read no summary until every part is
+            # there.
+            rows = self._run(
+                "read the run in",
+                lambda: self._run_entities(run_id, ["RowKey", "parts", "started_at"]),
+            )
+            parts, started_at = run_record(run_id, rows)
+            prefix = run_parts_prefix(run_id)
+            listed = {
+                int(row["RowKey"].removeprefix(prefix))
+                for row in rows
+                if row["RowKey"].startswith(prefix)
+            }
+            if parts is None or not listed.issuperset(range(1, parts + 1)):
+                return RunProgress(parts, started_at)
         entities = self._run("read the run in", lambda: self._run_entities(run_id))
-        count = next((e for e in entities if e["RowKey"] == run_count_key(run_id)), None)
         finished = {
             int(e["part"]): json.loads(unpacked("summary", e)) for e in entities if "part" in e
         }
-        if count is None:
-            return RunProgress(None, None, finished)
-        started_at = datetime.datetime.fromisoformat(count["started_at"])
-        return RunProgress(int(count["parts"]), started_at, finished)
+        return RunProgress(*run_record(run_id, entities), finished)
 
-    def _run_entities(self, run_id: str) -> list[Entity]:
+    def _run_entities(self, run_id: str, select: list[str] | None = None) -> list[Entity]:
+        """The run's entities, with only the `select` properties when given."""
         from azure.core.exceptions import ResourceNotFoundError
 
         # Every RowKey of the run starts with "<run id>|"; "}" sorts right after "|".
@@ -328,6 +358,7 @@ class AzureTableStateStore:
             query = self._table().query_entities(
                 "PartitionKey eq @partition and RowKey ge @first and RowKey lt @after",
                 parameters={"partition": RUNS, "first": first, "after": f"{row_key(run_id)}}}"},
+                select=select,
             )
             return [dict(entity) for entity in query]
         except ResourceNotFoundError:  # no table yet

@@ -52,7 +52,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from mutguard import clock
 from mutguard.errors import InputError, StoreError
@@ -83,6 +83,11 @@ FINISHED_PARTS = "finished_parts"  # the run item's number set of the parts reco
 WRITE_BATCH = 25  # BatchWriteItem: at most 25 puts per call
 
 Item = dict[str, Any]  # attribute name -> DynamoDB AttributeValue
+T = TypeVar("T")
+NO_ITEM_YET = {  # the condition of a write that creates an item, never replaces one
+    "ConditionExpression": "attribute_not_exists(#key)",
+    "ExpressionAttributeNames": {"#key": KEY},
+}
 
 
 class DynamoDbStateStore:
@@ -163,28 +168,14 @@ class DynamoDbStateStore:
         return {wanted[item[KEY]["S"]] for item in self._get_all(wanted)}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
-        from botocore.exceptions import ClientError
-
         item = {
             KEY: {"S": run_item_key(run_id)},
             "parts": {"N": str(parts)},
             "started_at": {"S": utc(started_at).isoformat()},
             EXPIRES: {"N": str(_expiry())},
         }
-
-        def one_round() -> None:
-            try:
-                self._dynamodb().put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(#key)",
-                    ExpressionAttributeNames={"#key": KEY},
-                )
-            except ClientError as err:
-                if aws.error_code(err) != "ConditionalCheckFailedException":
-                    raise  # recorded already (a retried dispatch): the first record stands
-
-        self._run("record the run in", one_round)
+        # Not written: recorded already (a retried dispatch), and the first record stands.
+        self._run("record the run in", lambda: self._put_if(item, NO_ITEM_YET))
         return advance_latest(run_id, self._replace_latest)
 
     def digest_sent(self, run_id: str) -> None:
@@ -196,47 +187,25 @@ class DynamoDbStateStore:
 
     def _replace_latest(self, expected: LatestRun | None, new: LatestRun) -> LatestRun | None:
         """PutItem of the pointer if it is still `expected` (by its version token)."""
-        from botocore.exceptions import ClientError
-
         token = uuid.uuid4().hex
         item: Item = {KEY: {"S": LATEST_KEY}, "version": {"S": token}, "sent": {"BOOL": new.sent}}
         for name in ("run", "previous", "follow_up"):
             if (value := getattr(new, name)) is not None:
                 item[name] = {"S": value}
-        if expected is None:
-            condition: dict[str, Any] = {
-                "ConditionExpression": "attribute_not_exists(#key)",
-                "ExpressionAttributeNames": {"#key": KEY},
-            }
-        else:
+        condition = NO_ITEM_YET
+        if expected is not None:
             condition = {
                 "ConditionExpression": "#version = :version",
                 "ExpressionAttributeNames": {"#version": "version"},
                 "ExpressionAttributeValues": {":version": {"S": expected.version}},
             }
-        found: LatestRun | None = None
-        gone = False  # the pointer expected was deleted in between
-
-        def one_round() -> None:
-            nonlocal found, gone
-            try:
-                self._dynamodb().put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **condition,
-                )
-            except ClientError as err:
-                if aws.error_code(err) != "ConditionalCheckFailedException":
-                    raise
-                held = err.response.get("Item")
-                gone = not held
-                # A retried put whose first try was written finds its own token.
-                if held and held.get("version") != item["version"]:
-                    found = _latest_of_item(held)
-
-        self._run("record the run in", one_round)
-        return self._replace_latest(None, new) if gone else found
+        held = self._run("record the run in", lambda: self._put_if(item, condition))
+        if held is None:
+            return None
+        if not held:  # the pointer expected was deleted in between
+            return self._replace_latest(None, new)
+        # A retried put whose first try was written finds its own token.
+        return None if held.get("version") == item["version"] else _latest_of_item(held)
 
     def finish_part(self, run_id: str, part: int, summary: Mapping[str, Any]) -> None:
         text = json.dumps(summary, separators=(",", ":"))
@@ -253,23 +222,15 @@ class DynamoDbStateStore:
             "record the run in",
             lambda: self._dynamodb().put_item(TableName=self.table, Item=item),
         )
-        self._run("record the run in", lambda: self._count_part(run_id, part))
-
-    def _count_part(self, run_id: str, part: int) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._dynamodb().update_item(
-                TableName=self.table,
-                Key={KEY: {"S": run_item_key(run_id)}},
-                UpdateExpression="ADD #finished :part",
-                ConditionExpression="attribute_exists(#key)",
-                ExpressionAttributeNames={"#finished": FINISHED_PARTS, "#key": KEY},
-                ExpressionAttributeValues={":part": {"NS": [str(part)]}},
-            )
-        except ClientError as err:
-            if aws.error_code(err) != "ConditionalCheckFailedException":
-                raise  # else the run is not recorded (expired): run_progress says so
+        count = {
+            "Key": {KEY: {"S": run_item_key(run_id)}},
+            "UpdateExpression": "ADD #finished :part",
+            "ConditionExpression": "attribute_exists(#key)",
+            "ExpressionAttributeNames": {"#finished": FINISHED_PARTS, "#key": KEY},
+            "ExpressionAttributeValues": {":part": {"NS": [str(part)]}},
+        }
+        # Not written: the run is not recorded (expired), and run_progress says so.
+        self._run("record the run in", lambda: self._write_if("update_item", count))
 
     def run_progress(self, run_id: str, every_part: bool = False) -> RunProgress:
         found = self._get([run_item_key(run_id)])
@@ -281,40 +242,37 @@ class DynamoDbStateStore:
         counted = {int(part) for part in run.get(FINISHED_PARTS, {}).get("NS", [])}
         if not every_part and not counted.issuperset(range(1, parts + 1)):
             return RunProgress(parts, started_at)  # not complete: no part needs reading
-        keys = [part_item_key(run_id, part) for part in range(1, parts + 1)]
-        items: list[Item] = []
-        for start in range(0, len(keys), GET_BATCH):
-            items += self._get(keys[start : start + GET_BATCH])
+        items = self._get_all(part_item_key(run_id, part) for part in range(1, parts + 1))
         finished = {
             int(item[KEY]["S"].rpartition("|")[2]): _summary_of_item(item) for item in items
         }
         return RunProgress(parts, started_at, finished)
 
     def _put_new(self, item: Item) -> bool:
-        """PutItem only when no item has this key: True when written, False when one had."""
+        """PutItem only when no item has this key: True when written, False when one had (a
+        retried put whose first try was written finds its own `run`)."""
+        held = self._run("claim alerts in", lambda: self._put_if(item, NO_ITEM_YET))
+        return held is None or held.get("run") == item["run"]
+
+    def _put_if(self, item: Item, condition: Mapping[str, Any]) -> Item | None:
+        """PutItem on this condition: None when written, else the item the condition found."""
+        request = {"Item": item, "ReturnValuesOnConditionCheckFailure": "ALL_OLD", **condition}
+        return self._write_if("put_item", request)
+
+    def _write_if(self, operation: str, request: Mapping[str, Any]) -> Item | None:
+        """A conditional write (`operation` of the client, on this table): None when written,
+        else what ConditionalCheckFailedException handed back (the old item when the request
+        asked for it and there was one, else {})."""
         from botocore.exceptions import ClientError
 
-        written = False
-
-        def one_round() -> None:
-            nonlocal written
-            try:
-                self._dynamodb().put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(#key)",
-                    ExpressionAttributeNames={"#key": KEY},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as err:
-                if aws.error_code(err) != "ConditionalCheckFailedException":
-                    raise
-                written = err.response.get("Item", {}).get("run") == item["run"]
-            else:
-                written = True
-
-        self._run("claim alerts in", one_round)
-        return written
+        try:
+            getattr(self._dynamodb(), operation)(TableName=self.table, **request)
+        except ClientError as err:
+            if aws.error_code(err) != "ConditionalCheckFailedException":
+                raise
+            held: Item = err.response.get("Item", {})
+            return held
+        return None
 
     def _get_all(self, keys: Iterable[str]) -> list[Item]:
         """The items of these keys that exist, BatchGetItem's limit of keys per call apart."""
@@ -353,10 +311,10 @@ class DynamoDbStateStore:
 
         self._run(verb, one_round)
 
-    def _run(self, verb: str, one_round: Callable[[], None]) -> None:
+    def _run(self, verb: str, one_round: Callable[[], T]) -> T:
         """`verb` completes "could not ... the state": read, save, claim alerts in, ..."""
         try:
-            call_with_retry(lambda: aws.call(self._what, one_round, Redactor()), self._retry)
+            return call_with_retry(lambda: aws.call(self._what, one_round, Redactor()), self._retry)
         except DeliveryError as err:
             raise StoreError(f"could not {verb} the state: {err}") from None
 

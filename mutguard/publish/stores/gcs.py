@@ -22,9 +22,13 @@ Objects, under PREFIX when one is given:
 - `runs/<run id>/run.json`, a scheduled run's part count and start (mutguard.state, "Scheduled
   runs"), created by the dispatcher with `ifGenerationMatch=0` (a retried dispatch keeps the
   first), and `runs/<run id>/parts/<part>.json`, each finished part's summary, replaced whole by
-  each write of it. The finisher reads the run, then each part by name (GCS reads are strongly
-  consistent; no listing is needed), stopping at the first part missing (a follow-up's digest
-  reads them all). A lifecycle rule (prefix `runs/`) may drop old runs.
+  each write of it. The finisher reads the run, then lists the names under
+  `runs/<run id>/parts/` (names only, `fields=items(name),nextPageToken`; object listing is
+  strongly consistent in GCS, so it shows every part written before) and reads the parts'
+  summaries only when every part is listed: each worker of a big run reads the run's object and
+  its parts' names (a page per 1,000 parts), and a run's reads grow with its parts, not with
+  their square (a follow-up's digest reads every part by name). A lifecycle rule (prefix
+  `runs/`) may drop old runs.
 - `latest-run.json`, the run begun last (mutguard.store.LatestRun), moved by compare-and-set:
   created with `ifGenerationMatch=0`, replaced with `ifGenerationMatch=<the generation read>`.
 
@@ -36,12 +40,12 @@ An object that does not exist is a cluster never saved; so is a bucket that does
 until the first save fails naming it.
 
 Credentials are Application Default Credentials; the service account needs
-storage.objects.get, storage.objects.create and storage.objects.delete (replacing an object
-deletes the old one; releasing a claim deletes it) on the bucket, e.g.
-roles/storage.objectUser. With STORAGE_EMULATOR_HOST set (`http://HOST:PORT`) the client
-library talks to that server instead, with anonymous credentials (an emulator, or a test
-server). The library's own retries are off: the run's
-RetryPolicy retries what GCS's retry strategy calls transient (408, 429, 5xx, broken
+storage.objects.get, storage.objects.list (a finisher lists a run's parts),
+storage.objects.create and storage.objects.delete (replacing an object deletes the old one;
+releasing a claim deletes it) on the bucket, e.g. roles/storage.objectUser. With
+STORAGE_EMULATOR_HOST set (`http://HOST:PORT`) the client library talks to that server instead,
+with anonymous credentials (an emulator, or a test server). The library's own retries are off:
+the run's RetryPolicy retries what GCS's retry strategy calls transient (408, 429, 5xx, broken
 connections, a download whose checksum does not match). Failures raise errors.StoreError naming
 the store.
 """
@@ -113,8 +117,12 @@ def run_name(run_id: str) -> str:
     return f"{RUNS}{quote(run_id, safe=':')}/run.json"
 
 
+def parts_folder(run_id: str) -> str:
+    return f"{RUNS}{quote(run_id, safe=':')}/parts/"
+
+
 def part_name(run_id: str, part: int) -> str:
-    return f"{RUNS}{quote(run_id, safe=':')}/parts/{part}.json"
+    return f"{parts_folder(run_id)}{part}.json"
 
 
 def document_of_state(key: str, state: ClusterState, saved_at: str) -> bytes:
@@ -262,22 +270,40 @@ class GcsStateStore:
             return RunProgress(None, None)
         run = json.loads(data)
         parts = int(run["parts"])
-        finished: dict[int, Any] = {}
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            # WORKERS parts at a time, stopping at the first missing: the run is not complete,
-            # and the workers of a big run need not each read every part.
-            for start in range(1, parts + 1, WORKERS):
-                batch = range(start, min(start + WORKERS, parts + 1))
-                found = pool.map(
-                    lambda part: self._read("read the run in the state", part_name(run_id, part)),
-                    batch,
-                )
-                read = {part: text for part, text in zip(batch, found, strict=True) if text}
-                finished.update({part: json.loads(text) for part, text in read.items()})
-                if len(read) < len(batch) and not every_part:
-                    break
         started_at = datetime.datetime.fromisoformat(run["started_at"])
+        numbers = range(1, parts + 1)
+        # The names first: the workers of a big run read no summary until every part is there.
+        if not every_part and not self._listed_parts(run_id).issuperset(numbers):
+            return RunProgress(parts, started_at)
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            found = pool.map(
+                lambda part: self._read("read the run in the state", part_name(run_id, part)),
+                numbers,
+            )
+            finished = {
+                part: json.loads(text)
+                for part, text in zip(numbers, found, strict=True)
+                if text is not None
+            }
         return RunProgress(parts, started_at, finished)
+
+    def _listed_parts(self, run_id: str) -> set[int]:
+        """The numbers of the run's parts that have an object, from a listing of their names."""
+        folder = self._path(parts_folder(run_id))
+
+        def listing() -> list[str]:
+            blobs = self._storage().list_blobs(
+                self.bucket,
+                prefix=folder,
+                fields="items(name),nextPageToken",
+                retry=None,
+                timeout=TIMEOUT_SECONDS,
+            )
+            return [blob.name for blob in blobs]
+
+        names = self._run("read the run in the state", listing)
+        stems = (name.removeprefix(folder).removesuffix(".json") for name in names)
+        return {int(stem) for stem in stems if stem.isdecimal()}
 
     def _create(self, verb: str, name: str, data: bytes) -> bool:
         """Upload only when no live object has this name (ifGenerationMatch=0): True when
@@ -361,8 +387,10 @@ class GcsStateStore:
             raise failure(self._what, err) from None
 
     def _blob(self, name: str) -> Any:
-        path = f"{self.prefix}/{name}" if self.prefix else name
-        return self._storage().bucket(self.bucket).blob(path)
+        return self._storage().bucket(self.bucket).blob(self._path(name))
+
+    def _path(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
 
     def _storage(self) -> Any:
         # One client for the worker threads, as the library's transfer_manager shares one.
