@@ -53,7 +53,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mutguard.providers.eks import ACCESS_ENTRIES_DOC, IDENTITY_PROVIDERS_DOC
-from mutguard.providers.eks_live import AwsOptions, EksCollector
+from mutguard.providers.eks_live import NODE_ENTRY_TYPES, AwsOptions, EksCollector
 from mutguard.scan import build_report
 from mutguard.sources import ClusterSource, ScanError
 
@@ -447,10 +447,14 @@ def floor_scan(fleet: Fleet, concurrency: int) -> dict[str, float]:
             pages = eks.get_paginator("list_access_entries").paginate(clusterName=name)
             for principal in (arn for page in pages for arn in page["accessEntries"]):
                 entry = eks.describe_access_entry(clusterName=name, principalArn=principal)
-                policy_pages = eks.get_paginator("list_associated_access_policies").paginate(
-                    clusterName=name, principalArn=principal
-                )
-                policies = [p for page in policy_pages for p in page["associatedAccessPolicies"]]
+                policies = []
+                if entry["accessEntry"].get("type") not in NODE_ENTRY_TYPES:
+                    policy_pages = eks.get_paginator("list_associated_access_policies").paginate(
+                        clusterName=name, principalArn=principal
+                    )
+                    policies = [
+                        p for page in policy_pages for p in page["associatedAccessPolicies"]
+                    ]
                 entries.append({"entry": entry["accessEntry"], "policies": policies})
         providers = []
         pages = eks.get_paginator("list_identity_provider_configs").paginate(clusterName=name)

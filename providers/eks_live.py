@@ -54,6 +54,11 @@ AWS_ERRORS = (ClientError, BotoCoreError)
 # What botocore raises parsing a body of a shape its EKS model does not define (a string where
 # a structure is due, a list where a map is, a timestamp that is none).
 MALFORMED_ANSWER = (AttributeError, TypeError, ValueError)
+# Access entries for nodes, which can have no access policy: EKS associates policies with
+# STANDARD entries only and grants these what nodes need itself (EKS User Guide, "Associate access
+# policies with access entries"; CreateAccessEntry's `type`). An entry of another or no type
+# still has its policies listed.
+NODE_ENTRY_TYPES = frozenset({"EC2", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX"})
 
 
 @dataclass(frozen=True)
@@ -465,14 +470,20 @@ def _access_entries(eks: Any, name: str) -> list[dict]:
     pages = eks.get_paginator("list_access_entries").paginate(clusterName=name)
     for principal in (arn for page in pages for arn in page["accessEntries"]):
         entry = jsonable(eks.describe_access_entry(clusterName=name, principalArn=principal))
-        policies = eks.get_paginator("list_associated_access_policies").paginate(
-            clusterName=name, principalArn=principal
+        entry["associatedAccessPolicies"] = (
+            []
+            if (entry.get("accessEntry") or {}).get("type") in NODE_ENTRY_TYPES
+            else _associated_policies(eks, name, principal)
         )
-        entry["associatedAccessPolicies"] = [
-            jsonable(policy) for page in policies for policy in page["associatedAccessPolicies"]
-        ]
         entries.append(entry)
     return entries
+
+
+def _associated_policies(eks: Any, name: str, principal: str) -> list[dict]:
+    pages = eks.get_paginator("list_associated_access_policies").paginate(
+        clusterName=name, principalArn=principal
+    )
+    return [jsonable(policy) for page in pages for policy in page["associatedAccessPolicies"]]
 
 
 def _identity_providers(eks: Any, name: str) -> list[dict]:

@@ -155,6 +155,38 @@ def test_denied_access_entries_make_their_check_unknown(fleet):
     assert "mut_credential" in web.mut_upper_bound
 
 
+def test_node_access_entries_have_no_policies_to_list(fleet):
+    """EKS associates access policies with STANDARD entries only (EKS User Guide, "Associate
+    access policies with access entries"): a node entry's are not asked for; a STANDARD entry's,
+    and those of an entry whose type is not a node type, still are."""
+    for role, entry_type in (("nodes", "EC2_LINUX"), ("windows-nodes", "EC2_WINDOWS")):
+        fleet.eks_gap.add_access_entry(
+            "us-east-1",
+            "web",
+            {
+                "principalArn": f"arn:aws:iam::123456789012:role/{role}",
+                "type": entry_type,
+                "kubernetesGroups": [],
+                "username": "system:node:{{EC2PrivateDNSName}}",
+            },
+        )
+    fleet.eks_gap.add_access_entry(
+        "us-east-1",
+        "web",
+        {"principalArn": "arn:aws:iam::123456789012:role/future", "kubernetesGroups": []},
+        [{"policyArn": ADMIN_POLICY, "accessScope": {"type": "cluster", "namespaces": []}}],
+    )
+    web = scan(regions=("us-east-1",)).clusters[0]
+    listed = r"/clusters/web/access-entries/[^/]+/access-policies"
+    assert fleet.eks_gap.requests_seen("GET", listed) == 2  # admins and future
+    admins = {
+        f.resource.rpartition("/")[2]
+        for f in web.findings
+        if f.check_id == "eks.access.admin_policy" and f.status is Status.FAIL
+    }
+    assert admins == {"admins", "future"}
+
+
 def test_role_arns_are_validated():
     with pytest.raises(InputError, match="no --accounts"):
         role_arns(AwsOptions(role_arns=(ROLE_TEMPLATE,)))
