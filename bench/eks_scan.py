@@ -10,7 +10,10 @@ drops); the other two each have two access entries, and every cluster one OIDC c
 The servers run in a process of their own (this script with --serve), as AWS's servers do not
 run in the scanner's interpreter, and the proxy answers a read it has answered before from
 memory: the timed scans then pay the 50 ms and their own CPU, not moto's (~10 ms of one core per
-DescribeCluster). One run prints:
+DescribeCluster). On a machine of two cores or more the servers also run on cores of their own
+(the first half) and the scanners, Prowler included, on the others: AWS's CPU is not the
+scanner's, and sharing cores would time whichever tool is CPU-bound against the servers' load
+rather than its own work. One run prints:
 
 - mutguard (concurrency 16 per region) against Prowler (`prowler aws --service eks`, timed in
   the same run when `prowler` is on PATH or given with --prowler, else its recorded figure, said
@@ -294,9 +297,22 @@ def remember_the_fleet(proxy: RegionProxy, fleet: Fleet) -> None:
             future.result()
 
 
+def split_cores() -> tuple[set[int], set[int]] | None:
+    """(the servers' cores, the scanners' cores), or None on a machine of one core."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    half = len(cores) // 2
+    return set(cores[:half]), set(cores[half:])
+
+
 def serve(regions: tuple[str, ...], per_region: int) -> int:
     """The servers' process: build the fleet, say where it is, then obey one JSON command per
     line of stdin ({"latency": seconds}, {"requests": true}) until stdin closes."""
+    if cores := split_cores():
+        os.sched_setaffinity(0, cores[0])  # moto_server, started below, inherits it
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
     with (
@@ -649,6 +665,8 @@ def servers(regions: tuple[str, ...], per_region: int, workdir: Path) -> Iterato
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]
     fleet_servers = Servers(regions, per_region)
+    if cores := split_cores():
+        os.sched_setaffinity(0, cores[1])  # the scans, and Prowler's process, which inherits it
     try:
         os.environ.update(aws_env(fleet_servers.moto_url, fleet_servers.eks_url, workdir))
         yield fleet_servers
