@@ -22,7 +22,6 @@ from mutguard.models import (
     GRADED_AREAS,
     AttackPath,
     BlastRadius,
-    CheckSummary,
     ClusterReport,
     Finding,
     Grade,
@@ -97,7 +96,7 @@ def assess(cluster: Cluster) -> ClusterReport:
     """Run the provider's checks, then MUT over what their FAILs open, then the grades."""
     checks = catalogue(cluster.provider)
     results = [(check, outcome) for check in checks for outcome in _run(check, cluster)]
-    findings, contributions = _findings(cluster, checks, results)
+    findings, contributions = _findings(cluster, results)
     barriers, starts = _graph_facts(cluster)
     result = compute(contributions, starts, barriers)
     for index, gains in result.gains.items():
@@ -127,12 +126,10 @@ def assess(cluster: Cluster) -> ClusterReport:
 
 
 def _findings(
-    cluster: Cluster, checks: list[Check], results: list[tuple[Check, Outcome]]
+    cluster: Cluster, results: list[tuple[Check, Outcome]]
 ) -> tuple[list[Finding], list[Contribution]]:
     """A finding per outcome, in the order of `results`, and the graph edges the outcomes
     open, each tagged with its finding's index (for its MUT gain)."""
-    # One summary per check, shared by its findings.
-    summaries = {check.meta.id: CheckSummary.of(check.meta, cluster.provider) for check in checks}
     findings: list[Finding] = []
     contributions: list[Contribution] = []
     for index, (check, outcome) in enumerate(results):
@@ -143,7 +140,7 @@ def _findings(
                 resource=outcome.resource or cluster.arn_or_id,
                 detail=outcome.detail,
                 mut_gain=0 if outcome.status is Status.FAIL else None,
-                check=summaries[check.meta.id],
+                check=check.summary(cluster.provider),
                 provider=cluster.provider,
             )
         )

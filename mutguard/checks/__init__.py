@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mutguard.models import (
     Area,
     CheckMetadata,
+    CheckSummary,
     Maturity,
     Provider,
     Remediation,
@@ -87,6 +88,17 @@ CheckResult = Outcome | Iterable[Outcome] | None
 class Check:
     meta: CheckMetadata
     run: Callable[[Any], CheckResult]
+    # Made once per provider and shared by every finding of every cluster: nothing changes a
+    # summary (a report that needs another provider's remediation merges them into a copy).
+    _summaries: dict[Provider, CheckSummary] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def summary(self, provider: Provider) -> CheckSummary:
+        """What this check's findings in a cluster of `provider` share."""
+        if provider not in self._summaries:
+            self._summaries[provider] = CheckSummary.of(self.meta, provider)
+        return self._summaries[provider]
 
 
 _REGISTRY: dict[str, Check] = {}
