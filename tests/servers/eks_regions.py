@@ -262,15 +262,14 @@ class RegionProxy(Serving):
             self._visits.clear()
 
     @staticmethod
-    def most_in_flight(visits: Sequence[Visit], since: float = float("-inf")) -> int:
-        """How many of `visits` were in the proxy at once, at most, from `since` on."""
+    def most_in_flight(visits: Sequence[Visit]) -> int:
+        """How many of `visits` were in the proxy at once, at most."""
         # At equal moments a leaving request is counted out before an arriving one in.
         events = sorted([(v.arrived, 1) for v in visits] + [(v.left, -1) for v in visits])
         most = current = 0
-        for moment, step in events:
+        for _, step in events:
             current += step
-            if moment >= since:
-                most = max(most, current)
+            most = max(most, current)
         return most
 
     # --- the handler's side --------------------------------------------------------------------
