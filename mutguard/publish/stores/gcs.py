@@ -152,9 +152,8 @@ class GcsStateStore:
 
     def load(self, keys: Iterable[str]) -> dict[str, ClusterState]:
         wanted = list(dict.fromkeys(keys))
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            found = pool.map(lambda key: self._read("read the state", object_name(key)), wanted)
-            documents = dict(zip(wanted, found, strict=True))
+        found = self._read_each("read the state", [object_name(key) for key in wanted])
+        documents = dict(zip(wanted, found, strict=True))
         return {key: state_of_document(data) for key, data in documents.items() if data is not None}
 
     def save(self, states: Mapping[str, ClusterState]) -> None:
@@ -199,20 +198,17 @@ class GcsStateStore:
     def mark_delivered(self, keys: Iterable[ClaimKey]) -> None:
         data = json.dumps({"delivered_at": clock.now().isoformat()}).encode()
         verb = "mark alerts delivered in the state"
+        names = [delivered_name(key) for key in dict.fromkeys(keys)]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            marks = [
-                pool.submit(self._write, verb, delivered_name(key), data, "application/json", None)
-                for key in dict.fromkeys(keys)
-            ]
-        for mark in marks:
-            mark.result()
+            list(
+                pool.map(
+                    lambda name: self._write(verb, name, data, "application/json", None), names
+                )
+            )
 
     def delivered(self, keys: Iterable[ClaimKey]) -> set[ClaimKey]:
         wanted = list(dict.fromkeys(keys))
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            found = list(
-                pool.map(lambda key: self._read("read the state", delivered_name(key)), wanted)
-            )
+        found = self._read_each("read the state", [delivered_name(key) for key in wanted])
         return {key for key, data in zip(wanted, found, strict=True) if data is not None}
 
     def begin_run(self, run_id: str, parts: int, started_at: datetime.datetime) -> str | None:
@@ -275,16 +271,14 @@ class GcsStateStore:
         # The names first: the workers of a big run read no summary until every part is there.
         if not every_part and not self._listed_parts(run_id).issuperset(numbers):
             return RunProgress(parts, started_at)
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
-            found = pool.map(
-                lambda part: self._read("read the run in the state", part_name(run_id, part)),
-                numbers,
-            )
-            finished = {
-                part: json.loads(text)
-                for part, text in zip(numbers, found, strict=True)
-                if text is not None
-            }
+        found = self._read_each(
+            "read the run in the state", [part_name(run_id, part) for part in numbers]
+        )
+        finished = {
+            part: json.loads(text)
+            for part, text in zip(numbers, found, strict=True)
+            if text is not None
+        }
         return RunProgress(parts, started_at, finished)
 
     def _listed_parts(self, run_id: str) -> set[int]:
@@ -339,6 +333,11 @@ class GcsStateStore:
                 self._blob(name).delete(retry=None, timeout=TIMEOUT_SECONDS)
 
         self._run("release claims in the state", delete)
+
+    def _read_each(self, verb: str, names: list[str]) -> list[bytes | None]:
+        """Each object's content (None where there is none), WORKERS read at a time."""
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="mutguard-gcs") as pool:
+            return list(pool.map(lambda name: self._read(verb, name), names))
 
     def _read(self, verb: str, name: str) -> bytes | None:
         """The object's content (decompressed), or None when there is no such object."""
