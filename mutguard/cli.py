@@ -381,8 +381,10 @@ def _usage(message: str) -> Exception:
     return InputError(message)
 
 
-def _live_items(args: argparse.Namespace) -> Iterable:
-    """Clusters from the live cloud, with a progress bar when stderr is a terminal."""
+def _live_items(args: argparse.Namespace) -> Iterator:
+    """Clusters from the live cloud as they are read, with a progress bar when stderr is a
+    terminal: the caller assesses (or writes) each while the next ones are still being read, in
+    the time the scan would otherwise spend waiting on the cloud's answers."""
     if args.concurrency < 1:
         raise _usage("--concurrency must be at least 1")
     if not 0 < args.region_timeout < float("inf"):  # NaN fails this too
@@ -391,15 +393,24 @@ def _live_items(args: argparse.Namespace) -> Iterable:
     collect = plugin.collector_module().collect
     options = plugin.command_line.options(args)
     log.info("reading %s clusters (%d API calls at a time)", plugin.name, args.concurrency)
-    started = time.monotonic()
-    if args.quiet or args.verbose or not sys.stderr.isatty():
-        items = list(collect(options))
-        log.info("read %d item(s) in %.1f s", len(items), time.monotonic() - started)
-        return items
-    from mutguard.render.table import progress_bar
+    show_bar = sys.stderr.isatty() and not (args.quiet or args.verbose)
+    return _reading(lambda update: collect(options, update), show_bar)
 
-    with progress_bar("reading clusters") as update:
-        return list(collect(options, update))
+
+def _reading(
+    collect: Callable[[Callable[[int, int], None] | None], Iterable], show_bar: bool
+) -> Iterator:
+    if show_bar:
+        from mutguard.render.table import progress_bar
+
+        with progress_bar("reading clusters") as update:
+            yield from collect(update)
+        return
+    started, count = time.monotonic(), 0
+    for item in collect(None):
+        count += 1
+        yield item
+    log.info("read %d item(s) in %.1f s", count, time.monotonic() - started)
 
 
 def _earlier_runs(report: Report, args: argparse.Namespace) -> dict[str, tuple] | None:

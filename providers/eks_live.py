@@ -197,6 +197,8 @@ def _refuse_once_stopped(**_: Any) -> None:
         raise Abandoned("the scan was interrupted: no request is sent any more")
 
 
+# The exact types json.loads gives for each shape type of the API model (bool is not an int
+# here: `type(True) is bool`).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "structure": (dict,),
     "map": (dict,),
@@ -216,7 +218,18 @@ _TYPE_NAMES = {
     str: "a string",
     bool: "a boolean",
     int: "a number",
+    float: "a number",
 }
+
+# Where a value first differs from its shape: the path to it (field names, list indexes), the
+# types the shape allows there, and the value found.
+_Wrong = tuple[tuple[str | int, ...], tuple[type, ...], Any]
+# Checks the contents of a value already known to be of its shape's own JSON type.
+_ContentsCheck = Callable[[Any], "_Wrong | None"]
+# Per (service, API version, operation): the check of its output, compiled once, as every
+# answer of a scan is checked and walking botocore's shape objects each time costs more than
+# the answer's own parsing.
+_OUTPUT_CHECKS: dict[tuple[str, str, str], _ContentsCheck | None] = {}
 
 
 def refuse_wrong_json_types(operation_model: Any, response_dict: dict, **_: Any) -> None:
@@ -227,43 +240,87 @@ def refuse_wrong_json_types(operation_model: Any, response_dict: dict, **_: Any)
     if response_dict.get("status_code", 500) >= 300 or not body:
         return
     protocol = operation_model.metadata.get("protocol")
-    if protocol not in ("json", "rest-json") or operation_model.output_shape is None:
+    shape = operation_model.output_shape
+    if protocol not in ("json", "rest-json") or shape is None:
         return
     try:
         document = json.loads(body)
     except ValueError:
         return  # botocore reports a body that is no JSON at all
-    if (wrong := _wrong_json_type(document, operation_model.output_shape, "")) is not None:
-        raise ValueError(wrong)
+    service = operation_model.service_model
+    key = (service.service_name, service.api_version, operation_model.name)
+    if key not in _OUTPUT_CHECKS:
+        _OUTPUT_CHECKS[key] = _contents_check(shape, {})
+    check = _OUTPUT_CHECKS[key]
+    if type(document) is not dict:
+        wrong: _Wrong | None = ((), (dict,), document)
+    else:
+        wrong = check(document) if check else None
+    if wrong:
+        path, allowed, found = wrong
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        found_name = "null" if found is None else _TYPE_NAMES.get(type(found), type(found).__name__)
+        raise ValueError(
+            f"{where or 'the answer'} must be {_TYPE_NAMES[allowed[0]]}, not {found_name}"
+        )
 
 
-def _wrong_json_type(value: Any, shape: Any, path: str) -> str | None:
-    """Where value first differs from shape's JSON type (fields outside the body skipped)."""
-    expected = _JSON_TYPES.get(shape.type_name)
-    if expected is None:
-        return None
-    if not isinstance(value, expected) or (bool not in expected and isinstance(value, bool)):
-        found = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
-        return f"{path or 'the answer'} must be {_TYPE_NAMES[expected[0]]}, not {found}"
+def _contents_check(
+    shape: Any, compiled: dict[str, _ContentsCheck | None]
+) -> _ContentsCheck | None:
+    """The check of what a value of `shape` holds (None when there is nothing inside to check);
+    `compiled` holds the shapes' checks made so far, by name, so a recursive shape ends."""
+    if shape.name in compiled:
+        return compiled[shape.name]
+    compiled[shape.name] = lambda value: check(value)  # a recursive shape refers back here
     if shape.type_name == "structure":
-        for name, member in shape.members.items():
-            field = member.serialization.get("name", name)
-            if member.serialization.get("location") or value.get(field) is None:
-                continue
-            wrong = _wrong_json_type(value[field], member, f"{path}.{field}".lstrip("."))
-            if wrong:
-                return wrong
-    elif shape.type_name == "list":
-        for index, item in enumerate(value):
-            if item is not None and (
-                wrong := _wrong_json_type(item, shape.member, f"{path}[{index}]")
-            ):
-                return wrong
-    elif shape.type_name == "map":
-        for key, item in value.items():
-            if item is not None and (wrong := _wrong_json_type(item, shape.value, f"{path}.{key}")):
-                return wrong
-    return None
+        members = [
+            (member.serialization.get("name", name), *_typed(member, compiled))
+            for name, member in shape.members.items()
+            if not member.serialization.get("location")  # headers and status, not the body
+        ]
+        members = [m for m in members if m[1] is not None]
+
+        def check(value: dict) -> _Wrong | None:
+            for field, allowed, inner in members:
+                item = value.get(field)
+                if item is None:
+                    continue
+                if type(item) not in allowed:
+                    return (field,), allowed, item
+                if inner is not None and (wrong := inner(item)):
+                    return (field, *wrong[0]), wrong[1], wrong[2]
+            return None
+
+    elif shape.type_name in ("list", "map"):
+        allowed, inner = _typed(
+            shape.member if shape.type_name == "list" else shape.value, compiled
+        )
+        if allowed is None:
+            compiled[shape.name] = None
+            return None
+
+        def check(value: list | dict) -> _Wrong | None:
+            for at, item in enumerate(value) if type(value) is list else value.items():
+                if item is None:
+                    continue
+                if type(item) not in allowed:
+                    return (at,), allowed, item
+                if inner is not None and (wrong := inner(item)):
+                    return (at, *wrong[0]), wrong[1], wrong[2]
+            return None
+
+    else:
+        compiled[shape.name] = None
+        return None
+    compiled[shape.name] = check
+    return check
+
+
+def _typed(shape: Any, compiled: dict) -> tuple[tuple[type, ...] | None, _ContentsCheck | None]:
+    """The JSON types a value of `shape` may have (None: any), and the check of its contents."""
+    allowed = _JSON_TYPES.get(shape.type_name)
+    return allowed, _contents_check(shape, compiled) if allowed else None
 
 
 class EksCollector:

@@ -200,6 +200,38 @@ def test_a_describe_cluster_answer_of_the_wrong_shape_names_the_cluster(fleet, b
     assert (clusters["web"].errors, clusters["ledger"].errors) == ([], [])
 
 
+# The types are those of the EKS API model (botocore's data/eks/.../service-2.json):
+# resourcesVpcConfig.subnetIds is a StringList, tags a TagMap of strings, logging.clusterLogging
+# a list of LogSetup objects whose `enabled` is a BoxedBoolean.
+@pytest.mark.parametrize(
+    "cluster, where",
+    [
+        (
+            {"resourcesVpcConfig": {"subnetIds": "subnet-1"}},
+            "cluster.resourcesVpcConfig.subnetIds must be a list, not a string",
+        ),
+        (
+            {"resourcesVpcConfig": {"subnetIds": ["subnet-1", 7]}},
+            "cluster.resourcesVpcConfig.subnetIds[1] must be a string, not a number",
+        ),
+        ({"tags": {"team": "shop", "cost": 5}}, "cluster.tags.cost must be a string, not a number"),
+        (
+            {"logging": {"clusterLogging": [{"types": ["api"], "enabled": "yes"}]}},
+            "cluster.logging.clusterLogging[0].enabled must be a boolean, not a string",
+        ),
+        ({"version": True}, "cluster.version must be a string, not a boolean"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_named_by_its_path(fleet, cluster, where):
+    body = {"cluster": {"name": "payments", **cluster}}
+    fleet.eks_gap.add_malformed_answer("GET", "/clusters/payments", body)
+    payments = by_name(eks_scan())["payments"]
+    assert payments.errors == [
+        f"eks:DescribeCluster payments: the answer is not what the EKS API defines "
+        f"(ValueError: {where})"
+    ]
+
+
 def test_the_cli_names_malformed_eks_answers_without_a_traceback(fleet):
     fleet.eks_gap.add_malformed_answer("GET", "/clusters", {"clusters": 5}, region="eu-west-1")
     fleet.eks_gap.add_malformed_answer("GET", "/clusters/web", {"cluster": "web"})
