@@ -122,6 +122,11 @@ class RunPart:
     def started(self) -> datetime.datetime:
         return datetime.datetime.fromisoformat(self.started_at)
 
+    @property
+    def key(self) -> str:
+        """The same for every delivery of this part's message, and for no other part."""
+        return f"{self.id}/{self.part}"
+
 
 @dataclass(frozen=True)
 class RunToFinish:

@@ -289,7 +289,7 @@ def _publish(
             (lambda: open_store(store)) if store else ForgetfulStore,
             digest=payload.digest or store is None,
             report_links=report_links,
-            run_id=payload.run.id if payload.run else None,
+            run_part=payload.run.key if payload.run else None,
         ).results
     except (InputError, PublishError) as exc:
         result.add_publish_error(str(exc))  # after the report store's failure, if any

@@ -239,13 +239,13 @@ def test_delivered_marks_are_per_claim_and_seen_by_every_store_object(new_store:
 # with a later generated_at. What the killed worker left in the store is made here with the
 # store's own calls, as it made them: the claims of the part's first scan, and the mark.
 
-RUN_ID = "4b1f0c8e-run"
+RUN_PART = "4b1f0c8e-run/3"
 
 
 def part_claims(report: Report) -> list[ClaimKey]:
     """What the first delivery of a part claimed, when the store held no state yet."""
     states, found = next_state({}, report), changes({}, report)
-    return list(claim_keys(report, {}, states, found, False, RUN_ID))
+    return list(claim_keys(report, {}, states, found, False, RUN_PART))
 
 
 def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
@@ -262,7 +262,7 @@ def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
     )
     key = cluster_key(demo_cluster())
     hook = Hook(chat, "redelivered")
-    outcome = run(new_store(), hook, again, run_id=RUN_ID)
+    outcome = run(new_store(), hook, again, run_part=RUN_PART)
     assert outcome.ok and outcome.state_saved and outcome.left_to_another_run == (key,)
     assert hook.sent(again) == [] and outcome.results[0].sent == 0
     assert new_store().load([key]) == next_state({}, again)
@@ -271,7 +271,7 @@ def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
     later = again.model_copy(
         update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
     )
-    assert run(new_store(), hook, later, run_id="next-run").results[0].sent == 0
+    assert run(new_store(), hook, later, run_part="next-run/3").results[0].sent == 0
 
 
 def test_a_part_delivered_again_while_its_alert_is_unconfirmed_leaves_it_to_the_holder(
@@ -288,15 +288,41 @@ def test_a_part_delivered_again_while_its_alert_is_unconfirmed_leaves_it_to_the_
     )
     key = cluster_key(demo_cluster())
     hook = Hook(chat, "unconfirmed")
-    outcome = run(new_store(), hook, again, run_id=RUN_ID)
+    outcome = run(new_store(), hook, again, run_part=RUN_PART)
     assert outcome.ok and outcome.left_to_another_run == (key,)
     assert hook.sent(again) == [] and new_store().load([key]) == {}
 
     later = again.model_copy(
         update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
     )
-    assert run(new_store(), hook, later, run_id="next-run").left_to_another_run == ()
+    assert run(new_store(), hook, later, run_part="next-run/3").left_to_another_run == ()
     assert hook.sent(later) == [CLUSTER]
+
+
+def test_a_digest_part_delivered_again_after_its_digest_went_out_sends_nothing(
+    new_store: MakeStore, chat: ChatServer
+):
+    """A part in digest mode sends one digest of its clusters whatever their state: delivered
+    again, it must not send that digest a second time, and another part still sends its own."""
+    first = report_of_round(11)
+    states, found = next_state({}, first), changes({}, first)
+    claims = list(claim_keys(first, {}, states, found, True, RUN_PART))
+    killed = new_store()
+    assert killed.claim(claims) == set(claims)
+    killed.mark_delivered(claims)  # its sinks took the digest; then it died
+
+    again = first.model_copy(
+        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
+    )
+    key = cluster_key(demo_cluster())
+    hook = Hook(chat, "digest-redelivered")
+    outcome = run(new_store(), hook, again, digest=True, run_part=RUN_PART)
+    assert outcome.ok and outcome.state_saved and outcome.left_to_another_run == (key,)
+    assert hook.sent(again) == [] and outcome.results[0].sent == 0
+    assert new_store().load([key]) == next_state({}, again)
+
+    other_part = run(new_store(), hook, again, digest=True, run_part="4b1f0c8e-run/4")
+    assert other_part.ok and hook.sent(again) == [CLUSTER]
 
 
 # --- Digests ------------------------------------------------------------------------------

@@ -177,13 +177,13 @@ def run_publishing(
     digest: bool = False,
     dry_run: bool = False,
     report_links: ReportLinks | None = None,
-    run_id: str | None = None,
+    run_part: str | None = None,
 ) -> RunOutcome:
     """The one publishing run of the command line and the functions: build the sinks (a bad
     configuration stops it before the store is touched), open the store, take the suppressions
     given or else the store's, and notify. `report_links`: where the function stored this
-    report, for the alerts to link to; signed ones are blanked out of every error. `run_id`:
-    the scheduled run this report is a part of (see claim_keys)."""
+    report, for the alerts to link to; signed ones are blanked out of every error. `run_part`:
+    the part of a scheduled run this report is (see claim_keys)."""
     redactor = Redactor()
     if report_links is not None and report_links.signed:
         redactor.add(report_links.html)
@@ -200,7 +200,7 @@ def run_publishing(
             suppressions=stored_suppressions(store) if suppressions is None else suppressions,
             digest=digest,
             dry_run=dry_run,
-            run_id=run_id,
+            run_part=run_part,
         )
     except StoreError as exc:
         raise PublishError(redactor.redact(str(exc)), store=True) from None
@@ -234,7 +234,7 @@ def notify(
     suppressions: Sequence[Suppression] = (),
     digest: bool = False,
     dry_run: bool = False,
-    run_id: str | None = None,
+    run_part: str | None = None,
 ) -> RunOutcome:
     """Alert on what changed since the last run (or send the digest) and remember this run.
 
@@ -246,7 +246,7 @@ def notify(
     previous = store.load(cluster_key(c) for c in report.clusters)
     found = changes(previous, report, suppressions)
     states = next_state(previous, report, suppressions)
-    wanted = {} if dry_run else claim_keys(report, previous, states, found, digest, run_id)
+    wanted = {} if dry_run else claim_keys(report, previous, states, found, digest, run_part)
     won, lost, pending = _claim(store, wanted)
     handled = [c for c in found if c.key not in lost]
     if digest and lost:  # another run sends this digest
@@ -270,7 +270,7 @@ def claim_keys(
     states: Mapping[str, ClusterState],
     cluster_changes: Sequence[ClusterChange],
     digest: bool,
-    run_id: str | None = None,
+    run_part: str | None = None,
 ) -> dict[ClaimKey, tuple[str, ...]]:
     """What a run claims before sending, and the clusters each claim stands for: in alert mode
     one claim per cluster with news, in digest mode one for the whole digest.
@@ -281,20 +281,23 @@ def claim_keys(
     contend, and a run that loaded what the winner saved has no news and claims nothing. A
     digest is sent whatever the state, so its fingerprint is of the report alone.
 
-    A part of a scheduled run (`run_id`) is scanned anew when its message is redelivered, into
-    a report with another generated_at and, in the state after, another MUT history point. So
-    its alert claims name the run instead, and the fingerprint is of the state before alone:
-    every delivery of the part that loaded the same state contends for one alert per cluster."""
+    A part of a scheduled run (`run_part`, "<run id>/<part>") is scanned anew when its message
+    is redelivered, into a report with another generated_at and, in the state after, another
+    MUT history point. So its claims name the part instead: an alert's with a fingerprint of
+    the state before alone, so that every delivery of the part that loaded the same state
+    contends for one alert per cluster; a digest's with nothing more, one digest per part."""
+    if run_part is not None:
+        if digest:
+            return {(DIGEST_CLAIM, run_part): tuple(c.key for c in cluster_changes)}
+        return {
+            (c.key, f"{run_part}/{_fingerprint(previous.get(c.key))}"): (c.key,)
+            for c in cluster_changes
+            if c.has_news
+        }
     stamp = report.generated_at.isoformat()
     if digest:
         whole = _digest_of(report.to_json())
         return {(DIGEST_CLAIM, f"{stamp}/{whole}"): tuple(c.key for c in cluster_changes)}
-    if run_id is not None:
-        return {
-            (c.key, f"{run_id}/{_fingerprint(previous.get(c.key))}"): (c.key,)
-            for c in cluster_changes
-            if c.has_news
-        }
     return {
         (c.key, f"{stamp}/{_fingerprint(previous.get(c.key), states.get(c.key))}"): (c.key,)
         for c in cluster_changes
