@@ -88,6 +88,36 @@ def test_every_command_runs_the_providers_own_tools():
     assert commands > len(catalogue())
 
 
+# The arguments that say which cluster a cloud command changes, as each CLI requires them:
+# `az aks create/update/...` --resource-group (-g) and --name (-n), `az aks nodepool ...` the
+# cluster as --cluster-name; `aws eks` --name or --cluster-name; `gcloud container clusters`
+# the cluster's name and --location, `node-pools` the cluster as --cluster (without --location
+# gcloud falls back to a configured default, which may be another cluster's).
+CLUSTER_NAMED = {
+    "az aks nodepool": (r"-g RG\b", r"--cluster-name NAME\b", r"-n POOL\b"),
+    "az aks": (r"-g RG\b", r"-n NAME\b"),
+    "aws eks": (r"--(?:cluster-)?name NAME\b",),
+    "gcloud container clusters": (
+        r"^gcloud container clusters \w+ NAME\b",
+        r"--location LOCATION\b",
+    ),
+    "gcloud container node-pools": (r"--cluster NAME\b", r"--location LOCATION\b"),
+}
+
+
+def test_every_cloud_command_names_the_cluster_it_changes():
+    commands = 0
+    for check_id, provider, fix in remediations():
+        for command in (fix.cli or "").splitlines():
+            tool = next((t for t in CLUSTER_NAMED if command.startswith(t + " ")), None)
+            if tool is None:
+                continue
+            commands += 1
+            for argument in CLUSTER_NAMED[tool]:
+                assert re.search(argument, command), f"{check_id} on {provider.value}: {command}"
+    assert commands > 50
+
+
 def test_terraform_names_a_resource_of_the_providers_cloud_or_says_why_none():
     for check_id, provider, fix in remediations():
         if fix.terraform is None:

@@ -87,7 +87,7 @@ def _update(summary: str, flags: str, terraform: str) -> dict[Provider, Remediat
             summary="Authorize only your IP ranges on the API server, or create the cluster "
             "private.",
             cli=_az_update("--api-server-authorized-ip-ranges 203.0.113.0/24")
-            + "\naz aks create --enable-private-cluster",
+            + "\naz aks create -g RG -n NAME --enable-private-cluster",
             terraform=f"{TERRAFORM} api_server_access_profile {{ authorized_ip_ranges = [...] }} "
             "(or private_cluster_enabled = true)",
         )
@@ -150,7 +150,8 @@ setting_check(
         Provider.AKS: Remediation(
             summary="Create the cluster private, or make a cluster with API Server VNet "
             "Integration private in place.",
-            cli="az aks create --enable-private-cluster\naz aks update --enable-private-cluster",
+            cli="az aks create -g RG -n NAME --enable-private-cluster\n"
+            + _az_update("--enable-private-cluster"),
             terraform=f"{TERRAFORM} private_cluster_enabled = true",
         )
     },
@@ -222,7 +223,7 @@ def anonymous_auth(cluster: AksCluster):
     remediation=_update(
         "Enable AKS-managed Microsoft Entra integration, with an admin group.",
         "--enable-aad --aad-admin-group-object-ids GROUP_ID",
-        "azure_active_directory_role_based_access_control { azure_rbac_enabled = true }",
+        "azure_active_directory_role_based_access_control { admin_group_object_ids = [GROUP_ID] }",
     ),
     references=[f"{DOCS}/managed-azure-ad", f"{DOCS}/concepts-identity"],
 )
@@ -389,7 +390,7 @@ def standing_admins(cluster: AksCluster):
     remediation=_update(
         "Authorize Entra identities with Azure RBAC.",
         "--enable-azure-rbac",
-        "azure_active_directory_role_based_access_control { azure_rbac_enabled = true }",
+        "azure_active_directory_role_based_access_control { admin_group_object_ids = [GROUP_ID] }",
     ),
     references=[f"{DOCS}/manage-azure-rbac"],
 )
@@ -414,7 +415,7 @@ def azure_rbac(cluster: AksCluster):
         Provider.AKS: Remediation(
             summary="Disable SSH access on the cluster and on its node pools.",
             cli=_az_update("--ssh-access disabled")
-            + "\naz aks nodepool update --ssh-access disabled",
+            + "\naz aks nodepool update -g RG --cluster-name NAME -n POOL --ssh-access disabled",
             terraform=f"{TERRAFORM} without a linux_profile block",
         )
     },
@@ -577,7 +578,7 @@ setting_check(
     remediation={
         Provider.AKS: Remediation(
             summary="Upgrade to a supported version, or stay longer on long-term support.",
-            cli=f"{UPGRADE}\naz aks update --tier premium --k8s-support-plan AKSLongTermSupport",
+            cli=f"{UPGRADE}\n" + _az_update("--tier premium --k8s-support-plan AKSLongTermSupport"),
             terraform=f"{TERRAFORM} kubernetes_version (support_plan, sku_tier)",
         )
     },

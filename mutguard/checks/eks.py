@@ -290,7 +290,9 @@ def oidc_prefixes(cluster: EksCluster):
             summary="Replace the mapping with an access entry scoped to what the principal "
             "needs, then remove it from the aws-auth ConfigMap and move to authenticationMode "
             "API.",
-            cli="aws eks create-access-entry\naws eks associate-access-policy\n"
+            cli="aws eks create-access-entry --cluster-name NAME --principal-arn ARN\n"
+            "aws eks associate-access-policy --cluster-name NAME --principal-arn ARN "
+            "--policy-arn POLICY --access-scope type=namespace,namespaces=NAMESPACE\n"
             "kubectl -n kube-system edit configmap aws-auth",
             terraform="aws_eks_access_entry / aws_eks_access_policy_association",
         )

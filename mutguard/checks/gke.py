@@ -306,7 +306,7 @@ setting_check(
         Provider.GKE: Remediation(
             summary="Create clusters with Dataplane V2, or enable Calico enforcement: the "
             "NetworkPolicy add-on, then network policy.",
-            cli="gcloud container clusters create NAME --enable-dataplane-v2\n"
+            cli="gcloud container clusters create NAME --location LOCATION --enable-dataplane-v2\n"
             + _update("--update-addons=NetworkPolicy=ENABLED")
             + "\n"
             + _update("--enable-network-policy"),
