@@ -273,48 +273,44 @@ def _contents_check(
     if shape.name in compiled:
         return compiled[shape.name]
     compiled[shape.name] = lambda value: check(value)  # a recursive shape refers back here
+    check: _ContentsCheck | None = None
     if shape.type_name == "structure":
         members = [
             (member.serialization.get("name", name), *_typed(member, compiled))
             for name, member in shape.members.items()
             if not member.serialization.get("location")  # headers and status, not the body
         ]
-        members = [m for m in members if m[1] is not None]
+        typed = [(field, allowed, inner) for field, allowed, inner in members if allowed]
 
         def check(value: dict) -> _Wrong | None:
-            for field, allowed, inner in members:
-                item = value.get(field)
-                if item is None:
-                    continue
-                if type(item) not in allowed:
-                    return (field,), allowed, item
-                if inner is not None and (wrong := inner(item)):
-                    return (field, *wrong[0]), wrong[1], wrong[2]
-            return None
+            return _first_wrong((f, value.get(f), allowed, inner) for f, allowed, inner in typed)
 
     elif shape.type_name in ("list", "map"):
-        allowed, inner = _typed(
-            shape.member if shape.type_name == "list" else shape.value, compiled
-        )
-        if allowed is None:
-            compiled[shape.name] = None
-            return None
+        is_list = shape.type_name == "list"
+        allowed, inner = _typed(shape.member if is_list else shape.value, compiled)
+        if allowed is not None:
 
-        def check(value: list | dict) -> _Wrong | None:
-            for at, item in enumerate(value) if type(value) is list else value.items():
-                if item is None:
-                    continue
-                if type(item) not in allowed:
-                    return (at,), allowed, item
-                if inner is not None and (wrong := inner(item)):
-                    return (at, *wrong[0]), wrong[1], wrong[2]
-            return None
+            def check(value: list | dict) -> _Wrong | None:
+                items = enumerate(value) if is_list else value.items()
+                return _first_wrong((at, item, allowed, inner) for at, item in items)
 
-    else:
-        compiled[shape.name] = None
-        return None
     compiled[shape.name] = check
     return check
+
+
+def _first_wrong(
+    items: Iterable[tuple[str | int, Any, tuple[type, ...], _ContentsCheck | None]],
+) -> _Wrong | None:
+    """The first of (where, value, the types allowed, the check of its contents) that is wrong;
+    a null is never wrong (botocore leaves the field out)."""
+    for at, item, allowed, inner in items:
+        if item is None:
+            continue
+        if type(item) not in allowed:
+            return (at,), allowed, item
+        if inner is not None and (wrong := inner(item)):
+            return (at, *wrong[0]), wrong[1], wrong[2]
+    return None
 
 
 def _typed(shape: Any, compiled: dict) -> tuple[tuple[type, ...] | None, _ContentsCheck | None]:

@@ -242,24 +242,33 @@ def test_delivered_marks_are_per_claim_and_seen_by_every_store_object(new_store:
 RUN_PART = "4b1f0c8e-run/3"
 
 
-def part_claims(report: Report) -> list[ClaimKey]:
+def part_claims(report: Report, digest: bool = False) -> list[ClaimKey]:
     """What the first delivery of a part claimed, when the store held no state yet."""
     states, found = next_state({}, report), changes({}, report)
-    return list(claim_keys(report, {}, states, found, False, RUN_PART))
+    return list(claim_keys(report, {}, states, found, digest, RUN_PART))
+
+
+def killed_after_its_sinks(store: StateStore, report: Report, digest: bool = False) -> None:
+    """What a part's first delivery left when it was killed after its sinks took what it sent
+    and before it saved the states: its claims, marked delivered."""
+    claims = part_claims(report, digest)
+    assert store.claim(claims) == set(claims)
+    store.mark_delivered(claims)
+
+
+def scanned_later(report: Report, **later: float) -> Report:
+    return report.model_copy(
+        update={"generated_at": report.generated_at + datetime.timedelta(**later)}
+    )
 
 
 def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
     new_store: MakeStore, chat: ChatServer
 ):
     first = report_of_round(9)
-    killed = new_store()
-    claims = part_claims(first)
-    assert killed.claim(claims) == set(claims)
-    killed.mark_delivered(claims)  # its sinks took the alert; then it died
+    killed_after_its_sinks(new_store(), first)
 
-    again = first.model_copy(
-        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
-    )
+    again = scanned_later(first, minutes=16)
     key = cluster_key(demo_cluster())
     hook = Hook(chat, "redelivered")
     outcome = run(new_store(), hook, again, run_part=RUN_PART)
@@ -268,9 +277,7 @@ def test_a_part_delivered_again_after_its_alert_went_out_saves_without_sending(
     assert new_store().load([key]) == next_state({}, again)
 
     # The run after it compares with that state: nothing new, nothing sent.
-    later = again.model_copy(
-        update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
-    )
+    later = scanned_later(again, days=1)
     assert run(new_store(), hook, later, run_part="next-run/3").results[0].sent == 0
 
 
@@ -283,18 +290,14 @@ def test_a_part_delivered_again_while_its_alert_is_unconfirmed_leaves_it_to_the_
     claims = part_claims(first)
     assert new_store().claim(claims) == set(claims)
 
-    again = first.model_copy(
-        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
-    )
+    again = scanned_later(first, minutes=16)
     key = cluster_key(demo_cluster())
     hook = Hook(chat, "unconfirmed")
     outcome = run(new_store(), hook, again, run_part=RUN_PART)
     assert outcome.ok and outcome.left_to_another_run == (key,)
     assert hook.sent(again) == [] and new_store().load([key]) == {}
 
-    later = again.model_copy(
-        update={"generated_at": again.generated_at + datetime.timedelta(days=1)}
-    )
+    later = scanned_later(again, days=1)
     assert run(new_store(), hook, later, run_part="next-run/3").left_to_another_run == ()
     assert hook.sent(later) == [CLUSTER]
 
@@ -305,15 +308,9 @@ def test_a_digest_part_delivered_again_after_its_digest_went_out_sends_nothing(
     """A part in digest mode sends one digest of its clusters whatever their state: delivered
     again, it must not send that digest a second time, and another part still sends its own."""
     first = report_of_round(11)
-    states, found = next_state({}, first), changes({}, first)
-    claims = list(claim_keys(first, {}, states, found, True, RUN_PART))
-    killed = new_store()
-    assert killed.claim(claims) == set(claims)
-    killed.mark_delivered(claims)  # its sinks took the digest; then it died
+    killed_after_its_sinks(new_store(), first, digest=True)
 
-    again = first.model_copy(
-        update={"generated_at": first.generated_at + datetime.timedelta(minutes=16)}
-    )
+    again = scanned_later(first, minutes=16)
     key = cluster_key(demo_cluster())
     hook = Hook(chat, "digest-redelivered")
     outcome = run(new_store(), hook, again, digest=True, run_part=RUN_PART)
