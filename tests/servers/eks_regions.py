@@ -71,7 +71,7 @@ class Visit:
 
 
 @dataclass
-class _Answer:
+class Answer:
     status: int
     reason: str
     headers: list[tuple[str, str]]
@@ -91,7 +91,7 @@ class Upstream:
 
     def exchange(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> _Answer:
+    ) -> Answer:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         for attempt in range(2):
@@ -104,7 +104,7 @@ class Upstream:
                     conn.putheader(name, value)
                 conn.endheaders(body or None)
                 raw = conn.getresponse()
-                answer = _Answer(raw.status, raw.reason, raw.getheaders(), raw.read())
+                answer = Answer(raw.status, raw.reason, raw.getheaders(), raw.read())
             except (ConnectionError, http.client.RemoteDisconnected):
                 conn.close()
                 conn = None
@@ -156,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             time.sleep(proxy._latency_of(region))
             if throttled:
-                answer = _error(429, "ThrottlingException", "Rate exceeded")
+                answer = aws_error_answer(429, "ThrottlingException", "Rate exceeded")
             else:
                 answer = proxy._answer(self.command, self.path, path, region, self.headers, body)
         finally:
@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         send_answer(self, answer)
 
 
-def send_answer(handler: BaseHTTPRequestHandler, answer: _Answer) -> None:
+def send_answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
     """Pass an upstream's answer back to the caller, hop-by-hop headers left out."""
     handler.send_response_only(answer.status, answer.reason)
     for name, value in answer.headers:
@@ -176,14 +176,15 @@ def send_answer(handler: BaseHTTPRequestHandler, answer: _Answer) -> None:
         handler.wfile.write(answer.body)
 
 
-def _error(status: int, error_type: str, message: str) -> _Answer:
+def aws_error_answer(status: int, error_type: str, message: str) -> Answer:
+    """An AWS JSON error, as botocore reads one: the code in x-amzn-ErrorType."""
     headers = [
         ("Content-Type", "application/json"),
         ("x-amzn-ErrorType", error_type),
         ("x-amzn-RequestId", str(uuid.uuid4())),
     ]
     reason = http.client.responses.get(status, "Error")
-    return _Answer(status, reason, headers, json.dumps({"message": message}).encode())
+    return Answer(status, reason, headers, json.dumps({"message": message}).encode())
 
 
 class RegionProxy(Serving):
@@ -196,7 +197,7 @@ class RegionProxy(Serving):
         self._throttle: dict[str, int] = {}
         self._access: dict[tuple[str, str], dict[str, Any]] = {}
         self._remember = False
-        self._remembered: dict[tuple[str | None, str], _Answer] = {}
+        self._remembered: dict[tuple[str | None, str], Answer] = {}
         self._in_flight: Counter[str | None] = Counter()
         self._visits: list[Visit] = []
 
@@ -303,14 +304,14 @@ class RegionProxy(Serving):
         region: str | None,
         headers: Mapping[str, str],
         body: bytes,
-    ) -> _Answer:
+    ) -> Answer:
         with self._lock:
             access = self._access_of(region, path)
             key = (region, target)
             remembered = self._remembered.get(key) if method == "GET" else None
         config_map = access is not None and access["authenticationMode"] == "CONFIG_MAP"
         if config_map and _ACCESS_ENTRIES.fullmatch(path):
-            return _error(400, "InvalidRequestException", CONFIG_MAP_REFUSAL)
+            return aws_error_answer(400, "InvalidRequestException", CONFIG_MAP_REFUSAL)
         if remembered is not None:
             return remembered
         forwarded = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
@@ -318,7 +319,7 @@ class RegionProxy(Serving):
         if answer.status == 200 and method == "GET" and _DESCRIBE.fullmatch(path) and access:
             document = json.loads(answer.body)
             document["cluster"]["accessConfig"] = dict(access)
-            answer = _Answer(
+            answer = Answer(
                 answer.status, answer.reason, answer.headers, json.dumps(document).encode()
             )
         with self._lock:

@@ -1,8 +1,10 @@
 """A proxy that forwards every request to one upstream unchanged (method, path, headers but the
-hop-by-hop ones, body) and passes its answer back unchanged, for tests that watch or stop what a
-client sends: a subclass holds a request (`holds`: never forwarded, never answered, until the
-proxy stops) or notes an answer (`noted`). Signatures (SigV4, Shared Key) cover the path, not
-the host, so clients pointed at the proxy are answered as by the upstream.
+hop-by-hop ones, body) and passes its answer back unchanged, for tests that watch, stop or
+change what a client sends: a subclass holds a request (`holds`: never forwarded, never
+answered, until the proxy stops), notes an answer (`noted`), or answers some requests itself
+(`answer`, with `forward` for the upstream's answer to a changed request). Signatures (SigV4,
+Shared Key) cover the path, not the host, so clients pointed at the proxy are answered as by
+the upstream.
 """
 
 import threading
@@ -11,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from .eks_regions import HOP_BY_HOP, Upstream, send_answer
+from .eks_regions import HOP_BY_HOP, Answer, Upstream, send_answer
 from .http import LocalHTTPServer, Serving
 
 
@@ -37,13 +39,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         proxy = self.server.proxy
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if proxy.holds(self.command, self.headers, body):
+        answer = proxy.answer(self.command, self.path, self.headers, body)
+        if answer is None:
             proxy._stopping.wait()
             self.close_connection = True  # the request stays unanswered
             return
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
-        answer = proxy._upstream.exchange(self.command, self.path, headers, body)
-        proxy.noted(self.command, urlsplit(self.path).path, answer.status, answer.body)
         send_answer(self, answer)
 
 
@@ -74,6 +74,25 @@ class ForwardingProxy(Serving):
         self._stopping.set()  # a held request's handler ends, its connection closed unanswered
         self._shut_down()
         self._upstream.close()
+
+    def answer(
+        self, command: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | None:
+        """The answer to pass back to the client; None holds the request unanswered."""
+        if self.holds(command, headers, body):
+            return None
+        answer = self.forward(command, target, headers, body)
+        self.noted(command, urlsplit(target).path, answer.status, answer.body)
+        return answer
+
+    def forward(self, command: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """The upstream's answer to the request with `body` (the client's, or changed)."""
+        sent = [
+            (name, str(len(body)) if name.lower() == "content-length" else value)
+            for name, value in headers.items()
+            if name.lower() not in HOP_BY_HOP
+        ]
+        return self._upstream.exchange(command, target, sent, body)
 
     def holds(self, command: str, headers: Mapping[str, str], body: bytes) -> bool:
         """Whether to hold this request rather than forward it."""

@@ -13,18 +13,17 @@ with `{"Findings": [...]}`, answered `{"FailedCount", "SuccessCount", "FailedFin
 botocore reaches it through AWS_ENDPOINT_URL_SECURITYHUB.
 """
 
-import http.client
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
-from .http import LocalHTTPServer, Serving
+from .eks_regions import Answer, aws_error_answer
+from .forwarding import ForwardingProxy
 
 IMPORT_PATH = "/findings/import"
-_NOT_FORWARDED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
 @dataclass
@@ -34,23 +33,13 @@ class _FindingFault:
     message: str
 
 
-class SecurityHubGapServer(Serving):
+class SecurityHubGapServer(ForwardingProxy):
     def __init__(self, upstream_url: str) -> None:
-        self.upstream_url = upstream_url
+        super().__init__(upstream_url)
         self._lock = threading.Lock()
         self._faults: list[_FindingFault] = []
         self._throttles = 0
         self.import_calls = 0
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("SecurityHubGapServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
-    def start(self) -> Self:
-        self._serve(_HttpServer(self), "securityhub-gap")
-        return self
 
     def fail_findings(self, count: int, code: str, message: str) -> None:
         """Refuse the next `count` imported findings (after earlier armed faults)."""
@@ -61,6 +50,23 @@ class SecurityHubGapServer(Serving):
         """Answer the next `calls` BatchImportFindings calls with 429 LimitExceededException."""
         with self._lock:
             self._throttles += calls
+
+    def answer(
+        self, command: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | None:
+        if command != "POST" or urlsplit(target).path != IMPORT_PATH:
+            return super().answer(command, target, headers, body)
+        if not self._admit():
+            return aws_error_answer(429, "LimitExceededException", "Rate exceeded")
+        request = json.loads(body)
+        request["Findings"], failed = self._split(request["Findings"])
+        answer = self.forward(command, target, headers, json.dumps(request).encode())
+        if failed and answer.status == 200:
+            result = json.loads(answer.body)
+            result["FailedCount"] = result.get("FailedCount", 0) + len(failed)
+            result["FailedFindings"] = (result.get("FailedFindings") or []) + failed
+            answer.body = json.dumps(result).encode()
+        return answer
 
     def _admit(self) -> bool:
         """Count a BatchImportFindings call; False when it is to be throttled."""
@@ -85,66 +91,3 @@ class SecurityHubGapServer(Serving):
                     {"Id": finding["Id"], "ErrorCode": fault.code, "ErrorMessage": fault.message}
                 )
         return kept, failed
-
-
-class _HttpServer(LocalHTTPServer):
-    def __init__(self, gap: SecurityHubGapServer) -> None:
-        super().__init__(_Handler)
-        self.gap = gap
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._relay(b"")
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if urlsplit(self.path).path != IMPORT_PATH:
-            self._relay(body)
-            return
-        if not self.server.gap._admit():
-            error = {"Code": "LimitExceededException", "Message": "Rate exceeded"}
-            headers = [
-                ("Content-Type", "application/json"),
-                ("x-amzn-ErrorType", "LimitExceededException"),
-            ]
-            self._send(429, headers, json.dumps(error).encode())
-            return
-        request = json.loads(body)
-        request["Findings"], failed = self.server.gap._split(request["Findings"])
-        status, headers, answer = self._forward(json.dumps(request).encode())
-        if failed and status == 200:
-            result = json.loads(answer)
-            result["FailedCount"] = result.get("FailedCount", 0) + len(failed)
-            result["FailedFindings"] = (result.get("FailedFindings") or []) + failed
-            answer = json.dumps(result).encode()
-        self._send(status, headers, answer)
-
-    def _relay(self, body: bytes) -> None:
-        self._send(*self._forward(body))
-
-    def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        upstream = urlsplit(self.server.gap.upstream_url)
-        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED}
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
-
-    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.send_response_only(status)
-        for name, value in headers:
-            if name.lower() not in _NOT_FORWARDED:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)

@@ -8,18 +8,16 @@ requests are taken out before forwarding and answered in the response's `Failed`
 botocore reaches it through AWS_ENDPOINT_URL_SQS.
 """
 
-import http.client
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
-from urllib.parse import urlsplit
+from typing import Any
 
-from .http import LocalHTTPServer, Serving
+from .eks_regions import Answer
+from .forwarding import ForwardingProxy
 
 SEND_MESSAGE_BATCH = "AmazonSQS.SendMessageBatch"
-_NOT_FORWARDED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
 @dataclass
@@ -30,22 +28,12 @@ class _EntryFault:
     sender_fault: bool
 
 
-class SqsGapServer(Serving):
+class SqsGapServer(ForwardingProxy):
     def __init__(self, upstream_url: str) -> None:
-        self.upstream_url = upstream_url
+        super().__init__(upstream_url)
         self._lock = threading.Lock()
         self._faults: list[_EntryFault] = []
         self.batch_calls = 0
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("SqsGapServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
-    def start(self) -> Self:
-        self._serve(_HttpServer(self), "sqs-gap")
-        return self
 
     def fail_entries(
         self,
@@ -57,6 +45,24 @@ class SqsGapServer(Serving):
         """Fail the next `count` SendMessageBatch entries (after earlier armed faults)."""
         with self._lock:
             self._faults.append(_EntryFault(count, code, message, sender_fault))
+
+    def answer(
+        self, command: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | None:
+        if headers.get("X-Amz-Target") != SEND_MESSAGE_BATCH:
+            return super().answer(command, target, headers, body)
+        request = json.loads(body)
+        request["Entries"], failed = self._split(request["Entries"])
+        if request["Entries"]:
+            answer = self.forward(command, target, headers, json.dumps(request).encode())
+        else:  # SQS refuses an empty batch: answer for it
+            content_type = ("Content-Type", "application/x-amz-json-1.0")
+            answer = Answer(200, "OK", [content_type], b"{}")
+        if failed and answer.status == 200:
+            result = json.loads(answer.body)
+            result["Failed"] = result.get("Failed", []) + failed
+            answer.body = json.dumps(result).encode()
+        return answer
 
     def _split(self, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any]]:
         """The entries to forward, and the Failed answers for the others."""
@@ -78,56 +84,3 @@ class SqsGapServer(Serving):
                     }
                 )
         return kept, failed
-
-
-class _HttpServer(LocalHTTPServer):
-    def __init__(self, gap: SqsGapServer) -> None:
-        super().__init__(_Handler)
-        self.gap = gap
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        failed: list[Any] = []
-        if self.headers.get("X-Amz-Target") == SEND_MESSAGE_BATCH:
-            request = json.loads(body)
-            request["Entries"], failed = self.server.gap._split(request["Entries"])
-            if not request["Entries"]:  # SQS refuses an empty batch: answer for it
-                self._send(200, [("Content-Type", "application/x-amz-json-1.0")], failed, b"{}")
-                return
-            body = json.dumps(request).encode()
-        status, headers, answer = self._forward(body)
-        self._send(status, headers, failed, answer)
-
-    def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        upstream = urlsplit(self.server.gap.upstream_url)
-        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED}
-            connection.request("POST", self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
-
-    def _send(
-        self, status: int, headers: list[tuple[str, str]], failed: list[Any], body: bytes
-    ) -> None:
-        if failed and status == 200:
-            answer = json.loads(body)
-            answer["Failed"] = answer.get("Failed", []) + failed
-            body = json.dumps(answer).encode()
-        self.send_response_only(status)
-        for name, value in headers:
-            if name.lower() not in _NOT_FORWARDED:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
