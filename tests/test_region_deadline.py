@@ -108,6 +108,37 @@ def test_cli_a_region_that_never_answers_costs_only_its_deadline(fleet, monkeypa
     assert took < DEADLINE + MARGIN, f"the scan took {took:.1f} s"
 
 
+def test_the_cli_hands_on_each_cluster_as_it_is_read(fleet, monkeypatch, tmp_path):
+    """`mutguard snapshot` writes (and `mutguard scan` assesses) a cluster as soon as it is
+    read: a region that keeps the scan waiting does not hold back the clusters already read."""
+    proxy = hanging(fleet, monkeypatch)
+    waiting = 60  # the hung region's deadline: the scan runs at least this long
+    try:
+        scan = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mutguard.cli", "snapshot", "--provider", "aws"),
+                *("--skip-in-cluster", "--regions", ",".join(REGIONS)),
+                *("--region-timeout", str(waiting), "--output", str(tmp_path)),
+            ],
+            env={**os.environ, **fleet.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            until = time.monotonic() + waiting / 2
+            while time.monotonic() < until and len(list(tmp_path.glob("*/cluster.json"))) < 2:
+                time.sleep(0.1)
+            written = sorted(p.parent.name for p in tmp_path.glob("*/cluster.json"))
+            assert scan.poll() is None  # still waiting for the hung region
+        finally:
+            scan.kill()
+            scan.wait(timeout=30)
+    finally:
+        proxy.stop()
+    assert len(written) == 2 and any("web" in name for name in written), written
+    assert any("payments" in name for name in written), written
+
+
 def test_clusters_read_before_the_region_hung_stay_reported(fleet, monkeypatch):
     """ListClusters and `reports` answer; every read of `stuck` hangs."""
     proxy = hanging(fleet, monkeypatch, path="/clusters/stuck(/.*)?")
