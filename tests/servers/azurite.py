@@ -15,8 +15,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
+
+from .lifecycle import Startable
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite"
@@ -32,7 +33,7 @@ _LISTENING = re.compile(
 )
 
 
-class Azurite:
+class Azurite(Startable):
     """Use as a context manager; `queue_url`, `table_url` and `connection_string()`."""
 
     def __init__(self) -> None:
@@ -111,17 +112,6 @@ class Azurite:
         if self._drain is not None:
             self._drain.join(timeout=10)  # the pipe ends with the process
             self._drain = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _url(self, service: str) -> str:
         if service not in self._ports:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 import grpc
+
+from .lifecycle import Startable
 
 
 @dataclass
@@ -22,7 +23,7 @@ class _Fault:
     remaining: int
 
 
-class GrpcServing:
+class GrpcServing(Startable):
     SERVICE = ""
     # gRPC server options, e.g. a larger grpc.max_receive_message_length.
     OPTIONS: tuple[tuple[str, Any], ...] = ()
@@ -78,14 +79,3 @@ class GrpcServing:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)  # the server does not own the threads it was given
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

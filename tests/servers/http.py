@@ -5,8 +5,9 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import SHUT_RDWR, socket
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from .lifecycle import Startable
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -50,8 +51,8 @@ class LocalHTTPServer(ThreadingHTTPServer):
                 sock.shutdown(SHUT_RDWR)
 
 
-class Serving:
-    """start() / stop() / `with` for a fake that serves a LocalHTTPServer from a thread."""
+class Serving(Startable):
+    """A fake that serves a LocalHTTPServer from a thread: its start() calls _serve."""
 
     _httpd: LocalHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -74,19 +75,5 @@ class Serving:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def start(self) -> Self:
-        raise NotImplementedError
-
     def stop(self) -> None:
         self._shut_down()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

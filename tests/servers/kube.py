@@ -46,11 +46,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal, Self, get_args
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 from .aws import DUMMY_KEY
+from .lifecycle import Startable
 from .tls import TestCa
 
 Json = dict[str, Any]
@@ -439,7 +439,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class KubeApiServer:
+class KubeApiServer(Startable):
     """A Kubernetes API server on https://127.0.0.1:PORT with a certificate from `ca`.
 
     `anonymous`, `version`, `sts_url` and `cluster_name` may be changed at any time. EKS tokens
@@ -538,17 +538,6 @@ class KubeApiServer:
                 sock.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join(timeout=JOIN_TIMEOUT_SECONDS)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- objects ---
 

@@ -7,9 +7,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
+from .lifecycle import Startable
 from .ports import free_port
 
 # moto_server is installed next to the interpreter running the tests; relying on PATH could pick
@@ -19,7 +19,7 @@ START_TIMEOUT_SECONDS = 30.0
 STDERR_TAIL_LINES = 50
 
 
-class MotoServer:
+class MotoServer(Startable):
     """One moto_server process for the whole test session; `reset()` wipes its state."""
 
     def __init__(self) -> None:
@@ -79,17 +79,6 @@ class MotoServer:
         if self._drain is not None:
             self._drain.join(timeout=5)
             self._drain = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _wait_ready(self) -> None:
         assert self._proc is not None

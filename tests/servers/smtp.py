@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .lifecycle import Startable
 from servers.ports import free_port
 from servers.tls import TestCa
 
@@ -33,7 +33,7 @@ class _Handler:
         return self._server.receive(envelope)
 
 
-class SmtpServer:
+class SmtpServer(Startable):
     """Use as a context manager; `port`, `ca_pem` and the accepted `messages` for assertions."""
 
     def __init__(
@@ -111,14 +111,3 @@ class SmtpServer:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
