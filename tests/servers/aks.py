@@ -31,12 +31,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import yaml
 
+from .lifecycle import Startable
 from .tls import TestCa
 
 Json = dict[str, Any]
@@ -72,7 +72,7 @@ class _HttpsServer(ThreadingHTTPServer):
         self.arm = arm
 
 
-class ArmServer:
+class ArmServer(Startable):
     """The ARM fake; `url` is its base URL. A context manager: leaving it stops the server."""
 
     def __init__(self, ca: TestCa, token: str) -> None:
@@ -90,16 +90,11 @@ class ArmServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=10)
