@@ -41,7 +41,6 @@ a run lost a cluster). Run with `make bench` or `.venv/bin/python bench/fleet.py
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
@@ -52,11 +51,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs
@@ -94,9 +92,9 @@ from mutguard.publish.fleet import DIGEST_TYPE  # noqa: E402
 from servers.aws import DEFAULT_ACCOUNT, AwsFakes, aws_env  # noqa: E402
 from servers.aws_clients import AwsClients  # noqa: E402
 from servers.eks_gap import EksGapServer  # noqa: E402
-from servers.eks_regions import RegionProxy  # noqa: E402
+from servers.eks_regions import Answer, RegionProxy  # noqa: E402
+from servers.forwarding import ForwardingProxy  # noqa: E402
 from servers.holding_proxy import HoldingProxy  # noqa: E402
-from servers.http import LocalHTTPServer, Serving  # noqa: E402
 from servers.moto import MotoServer  # noqa: E402
 
 ACCOUNTS = 100
@@ -127,52 +125,23 @@ ACCESS_DENIED = (
 # --- a role that cannot be assumed -----------------------------------------------------------
 
 
-class RoleGate(Serving):
+class RoleGate(ForwardingProxy):
     """STS in front of moto that refuses AssumeRole of the roles given, as STS does when a
     role's trust policy does not let the caller in; every other request goes to moto."""
 
     def __init__(self, moto_url: str, denied: set[str]) -> None:
-        self.upstream = moto_url.removeprefix("http://")
+        super().__init__(moto_url)
         self.denied = denied
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("RoleGate is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
-    def start(self) -> Self:
-        gate = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                query = parse_qs(body.decode())
-                role = query.get("RoleArn", [""])[0]
-                if query.get("Action") == ["AssumeRole"] and role in gate.denied:
-                    status, headers = 403, [("Content-Type", "text/xml")]
-                    answer = ACCESS_DENIED.format(role=role, request=uuid.uuid4()).encode()
-                else:
-                    connection = http.client.HTTPConnection(gate.upstream, timeout=60)
-                    connection.request("POST", self.path, body, dict(self.headers))
-                    response = connection.getresponse()
-                    status, answer = response.status, response.read()
-                    headers = [("Content-Type", response.getheader("Content-Type", "text/xml"))]
-                    connection.close()
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self._serve(LocalHTTPServer(Handler), "role-gate")
-        return self
+    def answer(
+        self, command: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | None:
+        query = parse_qs(body.decode(errors="replace"))
+        role = query.get("RoleArn", [""])[0]
+        if query.get("Action") == ["AssumeRole"] and role in self.denied:
+            refusal = ACCESS_DENIED.format(role=role, request=uuid.uuid4()).encode()
+            return Answer(403, "Forbidden", [("Content-Type", "text/xml")], refusal)
+        return super().answer(command, target, headers, body)
 
 
 # --- the organization and its clusters -------------------------------------------------------

@@ -131,12 +131,6 @@ class AwsRecorder(Serving):
         self._bucket_policies: dict[str, bytes] = {}  # bucket -> its policy as written
         self._eks = _Eks()
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("AwsRecorder is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
     def start(self) -> Self:
         httpd = LocalHTTPServer(_Handler)
         httpd.recorder = self  # type: ignore[attr-defined]

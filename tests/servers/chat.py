@@ -153,12 +153,6 @@ class ChatServer(Serving):
         self._log: list[tuple[Request, bool]] = []  # every request, and whether it delivered
         self._faults: list[_Fault] = []
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("ChatServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
     def fail(
         self,
         route: str,

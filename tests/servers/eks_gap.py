@@ -480,12 +480,6 @@ class EksGapServer(Serving):
         self._seen: Counter[tuple[str, str]] = Counter()
         self._arrivals: list[float] = []  # time.monotonic() of every request, as it comes in
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("EksGapServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
     def start(self) -> Self:
         if self._httpd is not None:
             raise RuntimeError("EksGapServer is already started")

@@ -201,12 +201,6 @@ class RegionProxy(Serving):
         self._in_flight: Counter[str | None] = Counter()
         self._visits: list[Visit] = []
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("RegionProxy is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
     def start(self) -> Self:
         if self._httpd is not None:
             raise RuntimeError("RegionProxy is already started")

@@ -59,9 +59,7 @@ class ForwardingProxy(Serving):
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        return f"http://127.0.0.1:{self._httpd.port}{self._base_path}"
+        return super().url + self._base_path
 
     def start(self) -> Self:
         if self._httpd is not None:

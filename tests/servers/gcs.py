@@ -229,12 +229,6 @@ class GcsServer(Serving):
         self._faults: list[_Fault] = []
         self._seen: Counter[tuple[str, str]] = Counter()
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("GcsServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
     def start(self) -> Self:
         self._serve(_HttpServer(self), "gcs-fake")
         return self

@@ -221,12 +221,6 @@ class GkeServer(Serving):
         self.certificate = _Certificate(Path(self._tmp.name))
 
     @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("GkeServer is not started")
-        return f"http://127.0.0.1:{self._httpd.port}"
-
-    @property
     def ca_file(self) -> Path:
         return self.certificate.ca_file
 

@@ -75,5 +75,12 @@ class Serving(Startable):
             self._thread.join(timeout=5)
             self._thread = None
 
+    @property
+    def url(self) -> str:
+        """Where the fake serves, once started."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://127.0.0.1:{self._httpd.port}"
+
     def stop(self) -> None:
         self._shut_down()
