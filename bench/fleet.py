@@ -92,10 +92,11 @@ from mutguard.publish.fleet import DIGEST_TYPE  # noqa: E402
 from servers.aws import DEFAULT_ACCOUNT, AwsFakes, aws_env  # noqa: E402
 from servers.aws_clients import AwsClients  # noqa: E402
 from servers.eks_gap import EksGapServer  # noqa: E402
-from servers.eks_regions import Answer, RegionProxy  # noqa: E402
+from servers.eks_regions import RegionProxy  # noqa: E402
 from servers.forwarding import ForwardingProxy  # noqa: E402
 from servers.holding_proxy import HoldingProxy  # noqa: E402
 from servers.moto import MotoServer  # noqa: E402
+from servers.relay import Answer  # noqa: E402
 
 ACCOUNTS = 100
 CLUSTERS_PER_REGION = 10

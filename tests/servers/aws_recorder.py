@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import http.client
 import json
 import re
 import threading
@@ -37,16 +36,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .aws import DEFAULT_ACCOUNT
 from .http import LocalHTTPServer, Serving
+from .relay import HOP_BY_HOP, Upstream, send_answer
 
 Json = dict[str, Any]
 
 # "Credential=AKID/20240101/us-east-1/eks/aws4_request"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/")
-_NOT_FORWARDED = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
-)
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
-UPSTREAM_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -121,9 +117,7 @@ def _without_transport_conditions(policy: bytes) -> bytes:
 
 class AwsRecorder(Serving):
     def __init__(self, upstream_url: str) -> None:
-        parts = urlsplit(upstream_url)
-        assert parts.hostname == "127.0.0.1" and parts.port is not None, upstream_url
-        self._upstream = (parts.hostname, parts.port)
+        self._upstream = Upstream(upstream_url)
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._roles: dict[str, str] = {}  # access key -> assumed role ARN
@@ -190,21 +184,6 @@ class AwsRecorder(Serving):
         if key is not None and key.text:
             with self._lock:
                 self._roles[key.text] = role_arn
-
-    def _exchange(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(*self._upstream, timeout=UPSTREAM_TIMEOUT_SECONDS)
-        try:
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            response = conn.getresponse()
-            return response.status, response.reason, response.getheaders(), response.read()
-        finally:
-            conn.close()
 
     # SQS (AWS JSON 1.0): the RedriveAllowPolicy moto does not return.
     def _sqs_request(self, operation: str, params: Json) -> Json | None:
@@ -348,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         operation, params = self._operation(service, target.path, target.query, body)
         merge: Json | None = None
         # Checksums of a body rewritten here would no longer match it.
-        dropped = {*_NOT_FORWARDED, "content-length"}
+        dropped = {*HOP_BY_HOP, "content-length"}
         if service == "s3" and "policy" in parse_qs(target.query, keep_blank_values=True):
             bucket = unquote(target.path).strip("/")
             if self.command == "GET" and bucket in recorder._bucket_policies:
@@ -381,28 +360,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(answer).encode())
             return
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in dropped]
-        status, reason, upstream_headers, data = recorder._exchange(
-            self.command, self.path, headers, body
-        )
+        answer = recorder._upstream.exchange(self.command, self.path, headers, body)
+        status = answer.status
         if merge is not None and status == 200:
-            document = json.loads(data)
+            document = json.loads(answer.body)
             attributes = {**document.get("Attributes", {}), **merge}
             if "RedrivePolicy" in attributes:
                 attributes["RedrivePolicy"] = json.dumps(
                     json.loads(attributes["RedrivePolicy"]), separators=(",", ":")
                 )
-            data = json.dumps({**document, "Attributes": attributes}).encode()
+            answer.body = json.dumps({**document, "Attributes": attributes}).encode()
         if (service, operation, status) == ("sts", "AssumeRole", 200):
-            recorder._note_assumed(str(params.get("RoleArn")), data)
+            recorder._note_assumed(str(params.get("RoleArn")), answer.body)
         self._record(recorder, access_key, region, service, operation, params, status)
-        self.send_response_only(status, reason)
-        for name, value in upstream_headers:
-            if name.lower() not in {*_NOT_FORWARDED, "content-length"}:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        send_answer(self, answer)
 
     def _operation(self, service: str, path: str, query: str, body: bytes) -> tuple[str, Json]:
         amz_target = self.headers.get("X-Amz-Target")

@@ -12,7 +12,6 @@ the account behind an access key is known only to moto.
 import base64
 import copy
 import dataclasses
-import http.client
 import json
 import re
 import threading
@@ -27,30 +26,16 @@ from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .http import LocalHTTPServer, Serving
+from .relay import HOP_BY_HOP, Answer, Upstream, send_answer
 
 Json = dict[str, Any]
 
 # The server-side page size cap: small, so that a handful of registered items already forces
 # botocore's paginator through several pages.
 DEFAULT_PAGE_SIZE = 2
-UPSTREAM_TIMEOUT_SECONDS = 60.0
 
 # SigV4: "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/eks/aws4_request, ..."
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
-
-# Hop-by-hop headers describe one TCP connection, not the message, so they are never forwarded.
-# (A response's Content-Length is also set afresh: the body is re-sent whole, never chunked.)
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 
 
 class ApiError(Exception):
@@ -255,98 +240,6 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-@dataclass
-class _UpstreamResponse:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class _UpstreamPool:
-    """Keep-alive connections to the upstream, one per request in flight, reused when allowed.
-
-    werkzeug (moto) answers "Connection: close", so today each request opens a connection;
-    the pool still avoids serialising concurrent clients on one shared connection.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname is None:
-            raise ValueError(f"upstream must be an http:// URL, got {url!r}")
-        self._host = parts.hostname
-        self._port = parts.port or 80
-        self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
-        self._closed = False
-
-    def exchange(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> _UpstreamResponse:
-        conn, reused = self._checkout()
-        try:
-            try:
-                response, keep = self._send(conn, method, target, headers, body)
-            except ConnectionError:
-                if not reused:
-                    raise
-                # The upstream closed an idle keep-alive connection before reading the request,
-                # so it is safe to send it once more on a fresh connection.
-                conn.close()
-                conn = self._connect()
-                response, keep = self._send(conn, method, target, headers, body)
-        except BaseException:
-            conn.close()
-            raise
-        if keep:
-            self._checkin(conn)
-        else:
-            conn.close()
-        return response
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def _connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self._host, self._port, timeout=UPSTREAM_TIMEOUT_SECONDS)
-
-    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return self._connect(), False
-
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    @staticmethod
-    def _send(
-        conn: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-    ) -> tuple[_UpstreamResponse, bool]:
-        # putrequest/putheader rather than request(): request() would add its own Host and
-        # Accept-Encoding headers, while the upstream must see the client's (SigV4 signs Host).
-        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders(body or None)
-        raw = conn.getresponse()
-        data = raw.read()
-        response = _UpstreamResponse(raw.status, raw.reason, raw.getheaders(), data)
-        return response, not raw.will_close
-
-
 class _HttpServer(LocalHTTPServer):
     def __init__(self, gap: "EksGapServer") -> None:
         super().__init__(_Handler)
@@ -434,26 +327,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _forward(self, body: bytes, region: str | None) -> None:
         gap = self.server.gap
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED]
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
         try:
             upstream = gap._upstream.exchange(self.command, self.path, headers, body)
         except OSError as err:
             self._send_error(ApiError(502, "BadGateway", f"upstream {gap.upstream_url}: {err}"))
             return
-        upstream = gap._with_endpoint(self.command, urlsplit(self.path).path, region, upstream)
-        # send_response_only: upstream's own Server and Date headers are forwarded as they are.
-        self.send_response_only(upstream.status, upstream.reason)
-        length = str(len(upstream.body))
-        for name, value in upstream.headers:
-            lowered = name.lower()
-            if lowered == "content-length" and self.command == "HEAD":
-                length = value  # a HEAD answer has no body but announces the GET's length
-            elif lowered != "content-length" and lowered not in _NOT_FORWARDED:
-                self.send_header(name, value)
-        self.send_header("Content-Length", length)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(upstream.body)
+        send_answer(
+            self, gap._with_endpoint(self.command, urlsplit(self.path).path, region, upstream)
+        )
 
 
 class EksGapServer(Serving):
@@ -473,7 +355,7 @@ class EksGapServer(Serving):
         self.upstream_url = upstream_url
         self.latency_seconds = latency_seconds
         self._registry = _Registry(page_size)
-        self._upstream = _UpstreamPool(upstream_url)
+        self._upstream = Upstream(upstream_url)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._endpoints: dict[tuple[str, str], tuple[str, str]] = {}
@@ -565,8 +447,8 @@ class EksGapServer(Serving):
             self._endpoints[region, cluster] = (url, base64.b64encode(ca_pem).decode())
 
     def _with_endpoint(
-        self, method: str, path: str, region: str | None, upstream: _UpstreamResponse
-    ) -> _UpstreamResponse:
+        self, method: str, path: str, region: str | None, upstream: Answer
+    ) -> Answer:
         match = re.fullmatch(r"/clusters/([^/]+)", path)
         with self._lock:
             endpoint = self._endpoints.get((region, unquote(match.group(1)))) if match else None

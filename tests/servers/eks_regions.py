@@ -35,19 +35,9 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from .http import LocalHTTPServer, Serving
+from .relay import HOP_BY_HOP, Answer, Upstream, send_answer
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 _DESCRIBE = re.compile(r"/clusters/([^/]+)")
 _ACCESS_ENTRIES = re.compile(r"/clusters/([^/]+)/access-entries(/.*)?")
 AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP", "CONFIG_MAP")
@@ -68,62 +58,6 @@ class Visit:
     arrived: float  # time.monotonic()
     left: float
     throttled: bool
-
-
-@dataclass
-class Answer:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class Upstream:
-    """Keep-alive connections to the upstream, one per request in flight."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname is None:
-            raise ValueError(f"upstream must be an http:// URL, got {url!r}")
-        self._host, self._port = parts.hostname, parts.port or 80
-        self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
-
-    def exchange(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> Answer:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        for attempt in range(2):
-            if conn is None:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
-            try:
-                # skip_host: SigV4 signs the client's Host header, which must reach the upstream.
-                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    conn.putheader(name, value)
-                conn.endheaders(body or None)
-                raw = conn.getresponse()
-                answer = Answer(raw.status, raw.reason, raw.getheaders(), raw.read())
-            except (ConnectionError, http.client.RemoteDisconnected):
-                conn.close()
-                conn = None
-                if attempt:
-                    raise
-                continue  # an idle connection the upstream had closed: once more, afresh
-            if raw.will_close:
-                conn.close()
-            else:
-                with self._lock:
-                    self._idle.append(conn)
-            return answer
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
 
 
 class _HttpServer(LocalHTTPServer):
@@ -162,18 +96,6 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             proxy._leave(region, self.command, path, arrived, throttled)
         send_answer(self, answer)
-
-
-def send_answer(handler: BaseHTTPRequestHandler, answer: Answer) -> None:
-    """Pass an upstream's answer back to the caller, hop-by-hop headers left out."""
-    handler.send_response_only(answer.status, answer.reason)
-    for name, value in answer.headers:
-        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
-            handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(answer.body)))
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(answer.body)
 
 
 def aws_error_answer(status: int, error_type: str, message: str) -> Answer:

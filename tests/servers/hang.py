@@ -9,7 +9,6 @@ forwarded unchanged to the upstream and its answer relayed. With `tls`, the prox
 with that test CA's certificate and reaches an https:// upstream trusting that CA alone.
 """
 
-import http.client
 import re
 import threading
 from collections import Counter
@@ -18,12 +17,10 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from .http import LocalHTTPServer, Serving
+from .relay import HOP_BY_HOP, Upstream, send_answer
 from .tls import TestCa
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
-_NOT_FORWARDED = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
-)
 MODES = ("silent", "trickle")
 TRICKLE_INTERVAL_SECONDS = 0.2
 
@@ -75,32 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             sent += 1
 
     def _forward(self, proxy: "HangingProxy", body: bytes) -> None:
-        upstream = (
-            http.client.HTTPSConnection(
-                proxy._host, proxy._port, timeout=60, context=proxy.tls.client_context()
-            )
-            if proxy.tls is not None
-            else http.client.HTTPConnection(proxy._host, proxy._port, timeout=60)
-        )
-        try:
-            # skip_host: SigV4 signs the client's Host header, which must reach the upstream.
-            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in self.headers.items():
-                if name.lower() not in _NOT_FORWARDED:
-                    upstream.putheader(name, value)
-            upstream.endheaders(body or None)
-            answer = upstream.getresponse()
-            data = answer.read()
-        finally:
-            upstream.close()
-        self.send_response_only(answer.status, answer.reason)
-        for name, value in answer.getheaders():
-            if name.lower() not in _NOT_FORWARDED and name.lower() != "content-length":
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+        send_answer(self, proxy._upstream.exchange(self.command, self.path, headers, body))
 
 
 class HangingProxy(Serving):
@@ -119,11 +92,7 @@ class HangingProxy(Serving):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        parts = urlsplit(upstream_url)
-        scheme = "https" if tls is not None else "http"
-        if parts.scheme != scheme or parts.hostname is None:
-            raise ValueError(f"upstream must be an {scheme}:// URL, got {upstream_url!r}")
-        self._host, self._port = parts.hostname, parts.port or (443 if tls else 80)
+        self._upstream = Upstream(upstream_url, tls.client_context() if tls else None)
         self.tls = tls
         self.regions = regions
         self.mode = mode
@@ -148,6 +117,7 @@ class HangingProxy(Serving):
     def stop(self) -> None:
         self._stopped.set()  # ends the handlers holding hung requests
         self._shut_down()
+        self._upstream.close()
 
     def requests_seen(self, region: str | None = None) -> int:
         """Requests signed for `region` (None: unsigned ones, e.g. a bearer token's)."""

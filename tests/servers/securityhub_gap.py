@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .eks_regions import Answer, aws_error_answer
+from .eks_regions import aws_error_answer
 from .forwarding import ForwardingProxy
+from .relay import Answer
 
 IMPORT_PATH = "/findings/import"
 

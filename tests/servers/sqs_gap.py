@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .eks_regions import Answer
 from .forwarding import ForwardingProxy
+from .relay import Answer
 
 SEND_MESSAGE_BATCH = "AmazonSQS.SendMessageBatch"
 
