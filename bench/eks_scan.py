@@ -890,7 +890,7 @@ def parse_args() -> argparse.Namespace:
         help="scan only this many regions one call at a time, and compare with a parallel scan "
         "of the same subset (default: every region; the full sequential scan takes ~2 min)",
     )
-    parser.add_argument("--repeat", type=int, default=7, help="mutguard and floor scans")
+    parser.add_argument("--repeat", type=int, default=15, help="mutguard and floor scans")
     parser.add_argument("--startup", type=int, default=7, help="runs of each start-up program")
     parser.add_argument(
         "--prowler",

@@ -20,6 +20,7 @@ from mutguard.cluster import Cluster
 from mutguard.errors import InputError
 from mutguard.models import (
     GRADED_AREAS,
+    Area,
     AttackPath,
     BlastRadius,
     ClusterReport,
@@ -263,29 +264,28 @@ def _paths(result: MutResult) -> list[AttackPath]:
     ]
 
 
-def _check_status(outcomes: Iterable[Outcome]) -> Status:
-    return min((o.status for o in outcomes), key=_STATUS_ORDER.__getitem__)
-
-
 def _grades(results: list[tuple[Check, Outcome]]) -> MaturityGrades:
-    by_check: dict[str, tuple[Check, list[Outcome]]] = {}
+    """Per area, the highest level whose checks all PASS, every level below it too (a check
+    counts with its worst outcome); NONE when a crawl check FAILs."""
+    worst: dict[str, tuple[Check, Status]] = {}
     for check, outcome in results:
-        by_check.setdefault(check.meta.id, (check, []))[1].append(outcome)
+        seen = worst.get(check.meta.id)
+        if seen is None or _STATUS_ORDER[outcome.status] < _STATUS_ORDER[seen[1]]:
+            worst[check.meta.id] = (check, outcome.status)
+    statuses: dict[tuple[Area, Maturity], set[Status]] = {}
+    for check, status in worst.values():
+        statuses.setdefault((check.meta.area, check.meta.maturity), set()).add(status)
     grades = {}
     for area in GRADED_AREAS:
         grade = Grade.UNKNOWN
         for level in _LEVELS:
-            statuses = [
-                _check_status(outcomes)
-                for check, outcomes in by_check.values()
-                if check.meta.area is area and check.meta.maturity is level
-            ]
-            if not statuses:
+            found = statuses.get((area, level))
+            if not found:
                 break
-            if Status.FAIL in statuses:
+            if Status.FAIL in found:
                 grade = Grade.NONE if level is Maturity.CRAWL else grade
                 break
-            if any(status is not Status.PASS for status in statuses):
+            if found != {Status.PASS}:
                 break
             grade = Grade(level.value)
         grades[area.value] = grade
