@@ -390,7 +390,7 @@ def standing_admins(cluster: AksCluster):
     remediation=_update(
         "Authorize Entra identities with Azure RBAC.",
         "--enable-azure-rbac",
-        "azure_active_directory_role_based_access_control { admin_group_object_ids = [GROUP_ID] }",
+        "azure_active_directory_role_based_access_control { azure_rbac_enabled = true }",
     ),
     references=[f"{DOCS}/manage-azure-rbac"],
 )
