@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .aws import DEFAULT_ACCOUNT
 from .http import LocalHTTPServer, Serving
-from .relay import HOP_BY_HOP, Upstream, send_answer
+from .relay import Upstream, send_answer
 
 Json = dict[str, Any]
 
@@ -327,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         operation, params = self._operation(service, target.path, target.query, body)
         merge: Json | None = None
         # Checksums of a body rewritten here would no longer match it.
-        dropped = {*HOP_BY_HOP, "content-length"}
+        dropped: set[str] = set()
         if service == "s3" and "policy" in parse_qs(target.query, keep_blank_values=True):
             bucket = unquote(target.path).strip("/")
             if self.command == "GET" and bucket in recorder._bucket_policies:

@@ -26,7 +26,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .http import LocalHTTPServer, Serving
-from .relay import HOP_BY_HOP, Answer, Upstream, send_answer
+from .relay import Answer, Upstream, send_answer
 
 Json = dict[str, Any]
 
@@ -327,9 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _forward(self, body: bytes, region: str | None) -> None:
         gap = self.server.gap
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
         try:
-            upstream = gap._upstream.exchange(self.command, self.path, headers, body)
+            upstream = gap._upstream.exchange(self.command, self.path, self.headers.items(), body)
         except OSError as err:
             self._send_error(ApiError(502, "BadGateway", f"upstream {gap.upstream_url}: {err}"))
             return

@@ -35,7 +35,7 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 from .http import LocalHTTPServer, Serving
-from .relay import HOP_BY_HOP, Answer, Upstream, send_answer
+from .relay import Answer, Upstream, send_answer
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 _DESCRIBE = re.compile(r"/clusters/([^/]+)")
@@ -230,8 +230,7 @@ class RegionProxy(Serving):
             return aws_error_answer(400, "InvalidRequestException", CONFIG_MAP_REFUSAL)
         if remembered is not None:
             return remembered
-        forwarded = [(k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP]
-        answer = self._upstream.exchange(method, target, forwarded, body)
+        answer = self._upstream.exchange(method, target, headers.items(), body)
         if answer.status == 200 and method == "GET" and _DESCRIBE.fullmatch(path) and access:
             document = json.loads(answer.body)
             document["cluster"]["accessConfig"] = dict(access)

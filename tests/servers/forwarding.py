@@ -14,7 +14,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from .http import LocalHTTPServer, Serving
-from .relay import HOP_BY_HOP, Answer, Upstream, send_answer
+from .relay import Answer, Upstream, send_answer
 
 
 class _HttpServer(LocalHTTPServer):
@@ -85,8 +85,7 @@ class ForwardingProxy(Serving):
 
     def forward(self, command: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """The upstream's answer to the request with `body` (the client's, or changed)."""
-        sent = [(name, value) for name, value in headers.items() if name.lower() not in HOP_BY_HOP]
-        return self._upstream.exchange(command, target, sent, body)
+        return self._upstream.exchange(command, target, headers.items(), body)
 
     def holds(self, command: str, headers: Mapping[str, str], body: bytes) -> bool:
         """Whether to hold this request rather than forward it."""

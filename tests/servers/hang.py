@@ -17,7 +17,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from .http import LocalHTTPServer, Serving
-from .relay import HOP_BY_HOP, Upstream, send_answer
+from .relay import Upstream, send_answer
 from .tls import TestCa
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
@@ -72,8 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             sent += 1
 
     def _forward(self, proxy: "HangingProxy", body: bytes) -> None:
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
-        send_answer(self, proxy._upstream.exchange(self.command, self.path, headers, body))
+        answer = proxy._upstream.exchange(self.command, self.path, self.headers.items(), body)
+        send_answer(self, answer)
 
 
 class HangingProxy(Serving):

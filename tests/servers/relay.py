@@ -6,7 +6,7 @@ sends the client's own headers, and the answer relayed with the hop-by-hop heade
 import http.client
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -52,8 +52,11 @@ class Upstream:
         self._closed = False
 
     def exchange(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
+        self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
     ) -> Answer:
+        """The upstream's answer to the request, sent with the client's headers but the
+        hop-by-hop ones, and a Content-Length of `body` (which a relay may have changed)."""
+        headers = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
         conn, reused = self._checkout()
         try:
             try:
@@ -116,7 +119,7 @@ class Upstream:
         length_given = False
         for name, value in headers:
             if name.lower() == "content-length":
-                length_given = True  # said afresh below: a relay may have changed the body
+                length_given = True  # said afresh below
             else:
                 conn.putheader(name, value)
         if body or length_given:
